@@ -1,0 +1,49 @@
+# losscli: `make demo` and `make test` work on a fresh machine with only Python 3.10+.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+LOSSCLI := $(BIN)/losscli
+
+.PHONY: demo test lint bench install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps re-install only when pyproject.toml changes.
+$(VENV)/.stamp-install: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	touch $@
+
+install: $(VENV)/.stamp-install
+
+demo: $(VENV)/.stamp-install
+	@echo '$$ losscli mse sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv'
+	@$(LOSSCLI) mse sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv --format table
+	@echo '$$ losscli ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv'
+	@$(LOSSCLI) ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv --format table
+	@echo '$$ losscli perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy'
+	@$(LOSSCLI) perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy --format table
+	@echo '$$ losscli mse sample_data/houses.parquet --pred-col predicted_price --target-col price'
+	@$(LOSSCLI) mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format table
+	@echo '$$ losscli bce sample_data/spam.csv --pred-col prob --target-col label'
+	@$(LOSSCLI) bce sample_data/spam.csv --pred-col prob --target-col label --format table
+	@echo '$$ losscli ce sample_data/digits_logits.npy sample_data/digits_labels.npy --top 5'
+	@$(LOSSCLI) ce sample_data/digits_logits.npy sample_data/digits_labels.npy --top 5 --format table
+	@echo '$$ losscli mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json'
+	@$(LOSSCLI) mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json
+
+test: $(VENV)/.stamp-test
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

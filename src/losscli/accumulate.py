@@ -1,0 +1,188 @@
+"""Mergeable float64 state: compensated sums, counts and the worst examples.
+
+The state is a monoid. ``merge`` is associative and commutative (up to the last bits of the
+compensation term, far below 1e-12 relative), so chunks can be reduced in any grouping: by one
+thread in order, by several threads, or later by a distributed engine. The result does not
+depend on how the input was cut into chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+
+
+def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
+    """Knuth's error-free transformation: a + b == s + e exactly, elementwise."""
+    s = a + b
+    bp = s - a
+    e = (a - (s - bp)) + (b - bp)
+    return s, e
+
+
+def accurate_sum(values: NDArray[Any]) -> tuple[float, float]:
+    """Sum with mixed signs as (hi, lo), accurate to about one ulp of the true sum.
+
+    A pairwise cascade of two-sums: every rounding error of every level is kept and summed
+    separately, so cancellations like [1e16, 1, -1e16] come out exact. Used where terms can be
+    negative; non-negative losses take numpy's pairwise sum, which is already within
+    log2(n) ulps relative.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        return 0.0, 0.0
+    errors: list[float] = []
+    while x.size > 1:
+        if x.size % 2:
+            x = np.append(x, 0.0)
+        s, e = two_sum(x[0::2], x[1::2])
+        errors.append(float(np.sum(e)))
+        x = s
+    return float(x[0]), math.fsum(errors)
+
+
+@dataclass
+class CompensatedVector:
+    """A vector of running sums, each carried as hi + lo (Neumaier-style two-sum)."""
+
+    hi: F64
+    lo: F64
+
+    @classmethod
+    def zeros(cls, k: int) -> CompensatedVector:
+        return cls(np.zeros(k), np.zeros(k))
+
+    def add(self, values: F64) -> None:
+        self.hi, err = two_sum(self.hi, np.asarray(values, dtype=np.float64))
+        self.lo = self.lo + err
+
+    def merge(self, other: CompensatedVector) -> CompensatedVector:
+        hi, err = two_sum(self.hi, other.hi)
+        return CompensatedVector(hi, self.lo + other.lo + err)
+
+    def total(self) -> F64:
+        return self.hi + self.lo
+
+
+@dataclass(frozen=True)
+class Example:
+    """One scored row kept for the breakdown table."""
+
+    row: int
+    loss: float
+    detail: tuple[Any, ...]
+
+
+@dataclass
+class WorstExamples:
+    """The ``capacity`` highest-loss rows; ties go to the earlier row, so the set is unique.
+
+    Uniqueness makes merge exactly associative and the breakdown independent of chunking.
+    """
+
+    capacity: int
+    rows: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    losses: F64 = field(default_factory=lambda: np.empty(0))
+    details: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def threshold(self) -> float:
+        """Losses at or below this cannot enter (ties lose to earlier rows)."""
+        if len(self.rows) < self.capacity:
+            return -math.inf
+        return float(self.losses.min())
+
+    def candidates(self, losses: F64) -> NDArray[np.intp]:
+        """Positions in ``losses`` (in row order) that would enter the set, at most capacity."""
+        if self.capacity == 0:
+            return np.empty(0, dtype=np.intp)
+        thr = self.threshold()
+        idx = np.arange(len(losses)) if thr == -math.inf else np.flatnonzero(losses > thr)
+        if len(idx) > self.capacity:
+            vals = losses[idx]
+            kth = np.partition(vals, len(vals) - self.capacity)[len(vals) - self.capacity]
+            above = idx[vals > kth]
+            ties = idx[vals == kth][: self.capacity - len(above)]
+            idx = np.sort(np.concatenate([above, ties]))
+        return idx
+
+    def offer(self, rows: NDArray[np.int64], losses: F64, details: Sequence[tuple[Any, ...]]) -> None:
+        """Merge new (row, loss, detail) triples in, keeping the unique top ``capacity``."""
+        all_rows = np.concatenate([self.rows, np.asarray(rows, dtype=np.int64)])
+        all_losses = np.concatenate([self.losses, np.asarray(losses, dtype=np.float64)])
+        all_details = [*self.details, *details]
+        order = np.lexsort((all_rows, -all_losses))[: self.capacity]
+        self.rows = all_rows[order]
+        self.losses = all_losses[order]
+        self.details = [all_details[i] for i in order]
+
+    def merge(self, other: WorstExamples) -> WorstExamples:
+        out = WorstExamples(max(self.capacity, other.capacity), self.rows, self.losses, self.details)
+        out.offer(other.rows, other.losses, other.details)
+        return out
+
+    def examples(self) -> list[Example]:
+        """Worst first."""
+        return [
+            Example(int(r), float(v), d)
+            for r, v, d in zip(self.rows, self.losses, self.details, strict=True)
+        ]
+
+
+@dataclass
+class LossState:
+    """Sufficient statistics of a weighted mean loss over k outputs.
+
+    ``output_sums[j]`` is sum_i w_i * loss_ij and ``weight_sum`` is sum_i w_i (the example
+    count when unweighted). The metric value is mean_j(output_sums[j] / weight_sum), which
+    is scikit-learn's uniform average over outputs with sample_weight.
+    """
+
+    outputs: int
+    worst_capacity: int = 20
+    output_sums: CompensatedVector = field(init=False)
+    weight_sum: CompensatedVector = field(init=False)
+    n: int = 0
+    ignored: int = 0
+    skipped: int = 0
+    clamped: int = 0
+    correct: int = 0
+    counts_correct: bool = False
+    worst: WorstExamples = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output_sums = CompensatedVector.zeros(self.outputs)
+        self.weight_sum = CompensatedVector.zeros(1)
+        self.worst = WorstExamples(self.worst_capacity)
+
+    def merge(self, other: LossState) -> LossState:
+        if other.outputs != self.outputs:
+            raise ValueError("cannot merge states with different numbers of outputs")
+        out = LossState(self.outputs, max(self.worst_capacity, other.worst_capacity))
+        out.output_sums = self.output_sums.merge(other.output_sums)
+        out.weight_sum = self.weight_sum.merge(other.weight_sum)
+        out.n = self.n + other.n
+        out.ignored = self.ignored + other.ignored
+        out.skipped = self.skipped + other.skipped
+        out.clamped = self.clamped + other.clamped
+        out.correct = self.correct + other.correct
+        out.counts_correct = self.counts_correct or other.counts_correct
+        out.worst = self.worst.merge(other.worst)
+        return out
+
+    def per_output(self) -> F64:
+        """The weighted mean loss of each output (NaN before any example is counted)."""
+        w = float(self.weight_sum.total()[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.output_sums.total() / w
+
+    def mean(self) -> float:
+        """Headline value: the uniform average over outputs of the weighted mean loss."""
+        per = self.per_output()
+        return float(np.mean(per)) if per.size else math.nan

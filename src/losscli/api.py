@@ -1,0 +1,236 @@
+"""What a Python user calls: paths or arrays in, a ``Report`` (or a float) out.
+
+    >>> import losscli
+    >>> losscli.mse([2.5, 3.0, 4.5], [2.0, 3.5, 4.0])
+    0.25
+    >>> report = losscli.evaluate("ce", "scores.npy", "labels.npy")   # doctest: +SKIP
+    >>> report.value, report.figure("perplexity")                     # doctest: +SKIP
+
+The CLI is a thin layer over ``evaluate``; both run the same streaming engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, run
+from .errors import InputError, UsageError
+from .metrics import PREDS, TARGETS, make_metric
+from .readers.base import Group, Reader
+from .report import Report, figures_for, safe_exp
+
+METRICS = ("mse", "mae", "bce", "ce", "perplexity")
+BREAKDOWN_ALL_AT_MOST = 20
+
+PRED_NAMES = ("pred", "preds", "prediction", "predictions", "y_pred", "yhat", "y_hat", "output",
+              "score", "scores", "prob", "probs", "probability", "logit", "logits")
+TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth", "actual", "class", "ids")
+
+Source = Any  # a path (str or os.PathLike) or an array-like
+
+
+@dataclass
+class Progress:
+    """Hooks the CLI passes to show a progress bar; the library itself never prints."""
+
+    start: Callable[[int | None], None]
+    advance: Callable[[int], None]
+    stop: Callable[[], None]
+
+
+def _open(source: Source, name: str, fmt: str | None) -> Reader:
+    if isinstance(source, (str, os.PathLike)):
+        from .readers.open import open_reader
+
+        return open_reader(os.fspath(source), fmt)
+    from .readers.memory import ArrayReader
+
+    return ArrayReader(source, name)
+
+
+def _guess(reader: Reader, names: tuple[str, ...]) -> int | None:
+    lowered = [c.lower() for c in reader.column_names]
+    for candidate in names:
+        if candidate in lowered:
+            return lowered.index(candidate)
+    return None
+
+
+def _pick(reader: Reader, spec: str | None) -> Group:
+    return None if spec is None else reader.resolve_many(spec)
+
+
+def resolve_roles(
+    metric: str,
+    preds: Reader,
+    targets: Reader | None,
+    pred_col: str | None,
+    target_col: str | None,
+    exclude: tuple[int, ...] = (),
+) -> tuple[Role, Role]:
+    """Which columns are predictions and which are targets.
+
+    Two files: each takes the named column, or everything it holds. One file: the named
+    columns; a target column alone means "every other column is a prediction" (a wide CSV of
+    class scores plus a label); with neither, well-known names (pred/target, y_pred/y_true,
+    ...) are recognised.
+    """
+    if targets is not None:
+        return (
+            Role(preds, _pick(preds, pred_col), preds.display),
+            Role(targets, _pick(targets, target_col), targets.display),
+        )
+    t_idx = preds.resolve_many(target_col) if target_col else None
+    p_idx = preds.resolve_many(pred_col) if pred_col else None
+    if t_idx is None:
+        guess = _guess(preds, TARGET_NAMES)
+        t_idx = [guess] if guess is not None else None
+    if p_idx is None and t_idx is not None:
+        taken = set(t_idx) | set(exclude)
+        others = [j for j in range(len(preds.column_names)) if j not in taken]
+        guess = None if metric in ("ce", "perplexity") else _guess(preds, PRED_NAMES)
+        p_idx = [guess] if guess is not None and guess not in taken else others
+    if t_idx is None or not p_idx:
+        raise UsageError(
+            f"{preds.display}: one file was given, so say which columns hold what with "
+            f"--pred-col and --target-col (columns: {', '.join(preds.column_names[:20])}), "
+            "or pass the targets as a second file"
+        )
+    return Role(preds, p_idx, preds.display), Role(preds, t_idx, preds.display)
+
+
+def evaluate(
+    metric: str,
+    preds: Source,
+    targets: Source | None = None,
+    *,
+    weights: Source | None = None,
+    pred_col: str | None = None,
+    target_col: str | None = None,
+    weight_col: str | None = None,
+    input: str = "auto",  # noqa: A002 - mirrors the CLI option --input
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    nan: str = "error",
+    top: int = 10,
+    per_example: str | None = None,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
+
+    Sources are paths (CSV/TSV, Parquet, .npy, .npz; ``-`` for CSV on stdin) or arrays.
+    ``per_example`` names a .csv/.parquet/.npy file that receives every example's loss.
+    """
+    if metric not in METRICS:
+        raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if top < 0:
+        raise UsageError("--top must be 0 or more")
+    with ExitStack() as stack:
+        p_reader = stack.enter_context(_open(preds, "preds", fmt))
+        t_reader = stack.enter_context(_open(targets, "targets", fmt)) if targets is not None else None
+        exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
+        p_role, t_role = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
+        roles = {PREDS: p_role, TARGETS: t_role}
+        if weights is not None or weight_col is not None:
+            w_reader = p_reader if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            roles[WEIGHTS] = Role(w_reader, _pick(w_reader, weight_col), w_reader.display)
+        readers = list(dict.fromkeys(r.reader for r in roles.values()))
+        chunk_rows = choose_chunk_rows(readers, chunk_size)
+        m = make_metric(metric, input, ignore_index)
+        sink = None
+        if per_example is not None:
+            from .per_example import open_writer
+
+            sink = open_writer(per_example)
+            stack.callback(sink.abort)  # no-op after commit
+        evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
+        total = next((r.n_rows for r in readers if r.n_rows is not None), None)
+        if progress is not None:
+            progress.start(total)
+            stack.callback(progress.stop)
+        state = run(evaluator, roles, chunk_rows, progress.advance if progress else None)
+        if state.n == 0:
+            why = f"all {state.ignored} rows have the ignore index {ignore_index}" if state.ignored else (
+                f"all {state.skipped} rows held NaN or inf and were skipped" if state.skipped else "no rows")
+            raise InputError(f"nothing was scored: {why}", path=p_role.label)
+        if sink is not None:
+            sink.commit()
+    mean = state.mean()
+    value = safe_exp(mean) if metric == "perplexity" else mean
+    per_output: list[tuple[str, dict[str, float]]] = []
+    if state.outputs > 1:
+        for name, v in zip(m.output_names(), state.per_output(), strict=True):
+            vals = {"value": float(v)}
+            if metric == "mse":
+                vals["rmse"] = float(v) ** 0.5
+            per_output.append((name, vals))
+    examples = state.worst.examples()
+    breakdown = "worst"
+    if state.n <= BREAKDOWN_ALL_AT_MOST:
+        examples.sort(key=lambda e: e.row)
+        breakdown = "all"
+    else:
+        examples = examples[:top]
+    warnings: list[str] = []
+    if evaluator.overflow:
+        warnings.append("some losses overflowed float64 to inf; the mean is inf")
+    if state.clamped:
+        warnings.append(
+            f"{state.clamped} example(s) had a probability of 0 (or 1) where the target needs "
+            "the opposite; their log was clamped at -100, as torch does"
+        )
+    return Report(
+        metric=metric,
+        value=value,
+        n=state.n,
+        figures=figures_for(metric, state, mean),
+        per_output=per_output,
+        examples=examples,
+        breakdown=breakdown,
+        detail_columns=m.detail_columns,
+        input_kind=m.input_kind,
+        input_detected=m.input_detected,
+        weighted=WEIGHTS in roles,
+        ignored=state.ignored,
+        skipped=state.skipped,
+        clamped=state.clamped,
+        files={name: role.label for name, role in roles.items()},
+        chunk_rows=chunk_rows,
+        warnings=warnings,
+    )
+
+
+def _value(metric: str, y_pred: Any, y_true: Any, sample_weight: Any = None, **kw: Any) -> float:
+    return evaluate(metric, y_pred, y_true, weights=sample_weight, top=0, **kw).value
+
+
+def mse(y_pred: Any, y_true: Any, sample_weight: Any = None) -> float:
+    """Mean squared error (uniform average over outputs, like scikit-learn)."""
+    return _value("mse", y_pred, y_true, sample_weight)
+
+
+def mae(y_pred: Any, y_true: Any, sample_weight: Any = None) -> float:
+    """Mean absolute error."""
+    return _value("mae", y_pred, y_true, sample_weight)
+
+
+def bce(y_pred: Any, y_true: Any, sample_weight: Any = None, input: str = "auto") -> float:  # noqa: A002
+    """Binary cross-entropy in nats; ``input`` is probs, logits or auto."""
+    return _value("bce", y_pred, y_true, sample_weight, input=input)
+
+
+def cross_entropy(
+    scores: Any, targets: Any, sample_weight: Any = None, input: str = "auto", ignore_index: int = -100  # noqa: A002
+) -> float:
+    """Categorical cross-entropy in nats over (N, C) scores."""
+    return _value("ce", scores, targets, sample_weight, input=input, ignore_index=ignore_index)
+
+
+def perplexity(logits: Any, targets: Any, ignore_index: int = -100) -> float:
+    """exp(mean token cross-entropy) from (N, V) logits and token ids."""
+    return _value("perplexity", logits, targets, None, ignore_index=ignore_index)

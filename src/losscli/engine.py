@@ -1,0 +1,250 @@
+"""The streaming loop: read -> align -> compute -> accumulate. It never prints.
+
+``Evaluator`` is the stateful, torchmetrics-style object: ``update`` takes one aligned chunk,
+``state`` is a mergeable ``LossState``. ``run`` drives it over readers. Errors from the pure
+math (``DataProblem``, chunk-local) become ``InputError`` here, with the file and global row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .accumulate import LossState
+from .align import align, length_mismatch
+from .errors import DataProblem, InputError, UsageError
+from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row
+from .readers.base import Group, Reader
+
+WEIGHTS = "weights"
+DEFAULT_CHUNK_BYTES = 8 << 20
+MAX_CHUNK_ROWS = 1 << 16
+NAN_POLICIES = ("error", "skip")
+
+
+class ExampleSink(Protocol):
+    """Receives every counted example's loss, in input order (see ``per_example``)."""
+
+    def write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None: ...
+
+
+@dataclass
+class Role:
+    """Where one role's values come from: a reader, a group of its columns, a label."""
+
+    reader: Reader
+    group: Group
+    label: str
+
+
+@dataclass
+class Evaluator:
+    """Accumulates one metric over chunks; ``update`` may be called with any chunking."""
+
+    metric: Metric
+    nan: str = "error"
+    worst_capacity: int = 20
+    sink: ExampleSink | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, Callable[[int | None], str | None]] = field(default_factory=dict)
+    state: LossState | None = None
+    offset: int = 0
+    overflow: bool = False
+    scratch: Scratch = field(default_factory=Scratch)
+
+    def __post_init__(self) -> None:
+        if self.nan not in NAN_POLICIES:
+            raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {self.nan}")
+
+    def update(self, preds: NDArray[Any], targets: NDArray[Any], weights: NDArray[Any] | None = None) -> None:
+        rows = len(preds)
+        if rows == 0:
+            return
+        if self.state is None:
+            self.metric.bind(preds, targets)
+            self.state = LossState(self.metric.outputs, self.worst_capacity)
+        row_map: NDArray[np.intp] | None = None
+        try:
+            if weights is not None:
+                weights = self._check_weights(weights)
+            if self.nan == "skip":
+                preds, targets, weights, row_map = self._drop_nonfinite(preds, targets, weights)
+                if len(preds) == 0:
+                    self.offset += rows
+                    return
+            self._score(preds, targets, weights, row_map)
+        except DataProblem as problem:
+            raise self._located(problem, row_map) from None
+        self.offset += rows
+
+    def _check_weights(self, w: NDArray[Any]) -> NDArray[Any]:
+        if w.ndim == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        if w.ndim != 1:
+            raise UsageError(f"weights must be one number per example, not {w.shape[1:]} per row")
+        if self.nan == "error":
+            check_finite(w, WEIGHTS)
+        if (w < 0).any():
+            r = first_bad_row(~(w < 0))
+            raise DataProblem(WEIGHTS, r, f"weight {w[r]} is negative; weights must be >= 0")
+        return w
+
+    def _drop_nonfinite(
+        self, p: NDArray[Any], t: NDArray[Any], w: NDArray[Any] | None
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None, NDArray[np.intp] | None]:
+        ok = np.ones(len(p), dtype=bool)
+        for arr in (p, t, w):
+            if arr is not None and arr.dtype.kind == "f":
+                fin = np.isfinite(arr)
+                ok &= fin if fin.ndim == 1 else fin.reshape(len(arr), -1).all(axis=1)
+        if ok.all():
+            return p, t, w, None
+        assert self.state is not None
+        self.state.skipped += int(len(ok) - np.count_nonzero(ok))
+        keep = np.flatnonzero(ok)
+        return p[keep], t[keep], (w[keep] if w is not None else None), keep
+
+    def _score(
+        self, p: NDArray[Any], t: NDArray[Any], w: NDArray[Any] | None, row_map: NDArray[np.intp] | None
+    ) -> None:
+        state = self.state
+        assert state is not None
+        mc = self.metric.compute(p, t)
+        losses, elements, correct = mc.losses, mc.elements, mc.correct
+        local = None  # positions in p/t of the counted examples, when not all are counted
+        if mc.keep is not None:
+            local = np.flatnonzero(mc.keep)
+            state.ignored += len(p) - len(local)
+            losses = losses[local]
+            elements = elements[local] if elements is not None else None
+            correct = correct[local] if correct is not None else None
+            w = w[local] if w is not None else None
+        n = len(losses)
+        if n == 0:
+            return
+        if w is None:
+            total = float(np.sum(losses))
+            weight_total = float(n)
+        else:
+            weighted = self.scratch.get("weighted", (n,), np.float64)
+            np.multiply(losses, w, out=weighted)
+            total = float(np.sum(weighted))
+            weight_total = float(np.sum(w, dtype=np.float64))
+        if not math.isfinite(total):
+            self.metric.locate_nonfinite(p, t)  # raises when an input is NaN/inf
+            self.overflow = True
+        if elements is None:
+            state.output_sums.add(np.array([total]))
+        else:
+            state.output_sums.add(_column_sums(elements, w))
+        state.weight_sum.add(np.array([weight_total]))
+        state.n += n
+        state.clamped += mc.clamped
+        if correct is not None:
+            state.counts_correct = True
+            state.correct += int(np.count_nonzero(correct))
+        global_rows = self._global_rows(local, row_map, n)
+        picked = state.worst.candidates(losses)
+        if len(picked):
+            src = picked if local is None else local[picked]
+            details = self.metric.describe(p, t, src, losses[picked])
+            state.worst.offer(global_rows[picked], losses[picked], details)
+        if self.sink is not None:
+            self.sink.write(global_rows, losses)
+
+    def _global_rows(
+        self, local: NDArray[np.intp] | None, row_map: NDArray[np.intp] | None, n: int
+    ) -> NDArray[np.int64]:
+        idx: NDArray[Any] = np.arange(n, dtype=np.int64) if local is None else local.astype(np.int64)
+        if row_map is not None:
+            idx = row_map[idx].astype(np.int64)
+        return idx + self.offset
+
+    def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
+        row = None
+        if problem.local_row is not None:
+            local = problem.local_row if row_map is None else int(row_map[problem.local_row])
+            row = self.offset + local
+        column = None
+        if problem.role in self.columns:
+            column = self.columns[problem.role](problem.column)
+        elif problem.column is not None:
+            column = str(problem.column)
+        return InputError(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
+
+
+def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
+    """Per-output (weighted) sums; pairwise per column, as accurate as the 1-D path."""
+    data = elements if w is None else elements * w[:, None]
+    return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+
+
+def column_namer(reader: Reader, group: Group) -> Callable[[int | None], str | None]:
+    """Map a column position inside a role's array back to the file's column name."""
+
+    def name(col: int | None) -> str | None:
+        if group is not None and len(group) == 1:
+            return repr(reader.column_names[group[0]])
+        if col is None:
+            return None
+        if group is None:
+            names = reader.column_names
+            return repr(names[col]) if col < len(names) and len(names) > 1 else str(col)
+        return repr(reader.column_names[group[col]]) if col < len(group) else str(col)
+
+    return name
+
+
+def choose_chunk_rows(readers: Sequence[Reader], requested: int | None) -> int:
+    """--chunk-size when given; else as many rows as fit DEFAULT_CHUNK_BYTES of the widest input."""
+    if requested is not None:
+        if requested < 1:
+            raise UsageError("--chunk-size must be at least 1 row")
+        return requested
+    widest = 8
+    for r in readers:
+        if r.row_shape is not None:
+            width = int(np.prod(r.row_shape, dtype=np.int64)) if r.row_shape else 1
+            widest = max(widest, width * 8)
+    return int(max(1, min(MAX_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // widest)))
+
+
+def run(
+    evaluator: Evaluator,
+    roles: dict[str, Role],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None = None,
+) -> LossState:
+    """Stream every role's reader through ``evaluator``; returns the final state."""
+    readers: list[Reader] = []
+    groups: list[list[Group]] = []
+    where: dict[str, tuple[int, int]] = {}
+    for name, role in roles.items():
+        if role.reader not in readers:
+            readers.append(role.reader)
+            groups.append([])
+        ri = readers.index(role.reader)
+        groups[ri].append(role.group)
+        where[name] = (ri, len(groups[ri]) - 1)
+        evaluator.labels[name] = role.label
+        evaluator.columns[name] = column_namer(role.reader, role.group)
+    labels = [r.display for r in readers]
+    known = [r.n_rows for r in readers]
+    if all(k is not None for k in known) and len(set(known)) > 1:
+        raise length_mismatch(labels, [int(k or 0) for k in known])
+    streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
+    for pieces in align(streams, labels):
+        p = pieces[where[PREDS][0]][where[PREDS][1]]
+        t = pieces[where[TARGETS][0]][where[TARGETS][1]]
+        w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
+        evaluator.update(p, t, w)
+        if progress is not None:
+            progress(len(p))
+    if evaluator.state is None:
+        raise InputError("no rows to score", path=" and ".join(dict.fromkeys(labels)))
+    return evaluator.state

@@ -1,0 +1,88 @@
+"""One exception hierarchy, so the CLI can map every failure to a documented exit code.
+
+Library code raises these and never calls sys.exit: a Python user catches ``LossCliError``;
+the CLI prints ``str(error)`` as the single stderr line and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_THRESHOLD = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_OUTPUT = 4
+EXIT_INTERNAL = 70
+EXIT_SIGINT = 130
+EXIT_SIGPIPE = 141
+EXIT_SIGTERM = 143
+
+
+class LossCliError(Exception):
+    """Base of every error losscli raises on purpose."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class UsageError(LossCliError):
+    """The options contradict each other or do not fit the data's shape."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(LossCliError):
+    """An input file is missing, unreadable, corrupt, or holds values the metric cannot score.
+
+    The message always starts with the file, then the place (row, column) where it applies,
+    so a user can open the file at the right line.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        path: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.detail = detail
+        self.path = path
+        self.row = row
+        self.column = column
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where: list[str] = []
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column}")
+        place = ", ".join(where)
+        head = self.path or ""
+        if head and place:
+            head = f"{head}: {place}"
+        elif place:
+            head = place
+        return f"{head}: {self.detail}" if head else self.detail
+
+
+class OutputError(LossCliError):
+    """An output file (--per-example) could not be written; nothing partial is left behind."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class DataProblem(Exception):
+    """Raised by the pure per-chunk math, which knows rows only relative to its chunk.
+
+    The engine catches it and re-raises an ``InputError`` naming the file and the global row:
+    losses never learn file names, and readers never learn loss math.
+    """
+
+    def __init__(self, role: str, local_row: int | None, detail: str, column: int | None = None):
+        super().__init__(detail)
+        self.role = role
+        self.local_row = local_row
+        self.detail = detail
+        self.column = column

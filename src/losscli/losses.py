@@ -1,0 +1,185 @@
+"""Per-chunk loss math: arrays in, per-example losses out. No I/O, no state, no file names.
+
+Every function writes into caller-owned buffers (``out=``, ``work=``) so the streaming loop can
+reuse the same memory for every chunk: on these machines fresh pages cost far more than the math.
+
+Definitions follow the lesson (shared/seed/loss-functions-lesson.txt), in natural-log units:
+
+* squared error  (p - y)^2           absolute error  |p - y|
+* binary CE      -[y log p + (1 - y) log(1 - p)]
+* categorical CE -sum_c y_c log p_c  (with class ids: -log p[target])
+
+Probabilities are never clipped silently. As in ``torch.nn.functional.binary_cross_entropy``,
+each log term is clamped at ``LOG_CLAMP`` (-100) so that p = 0 scores a large finite loss
+instead of inf or NaN; callers count the clamped entries and report them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+LOG_CLAMP = -100.0
+
+FloatArray = NDArray[np.floating]
+IntArray = NDArray[np.integer]
+
+
+def squared_error(pred: FloatArray, target: FloatArray, out: FloatArray) -> FloatArray:
+    """Elementwise (pred - target)^2, computed in ``out``'s precision."""
+    np.subtract(pred, target, out=out)
+    np.multiply(out, out, out=out)
+    return out
+
+
+def absolute_error(pred: FloatArray, target: FloatArray, out: FloatArray) -> FloatArray:
+    """Elementwise |pred - target|."""
+    np.subtract(pred, target, out=out)
+    np.abs(out, out=out)
+    return out
+
+
+def _log_clamped(x: FloatArray, out: FloatArray) -> bool:
+    """log(x) clamped at LOG_CLAMP; returns whether any entry needed the clamp."""
+    with np.errstate(divide="ignore"):
+        np.log(x, out=out)
+    if float(out.min(initial=0.0)) < LOG_CLAMP:
+        np.maximum(out, LOG_CLAMP, out=out)
+        return True
+    return False
+
+
+def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
+    """log(1 - x) via log1p (accurate near 0), clamped like ``_log_clamped``."""
+    np.negative(x, out=out)
+    with np.errstate(divide="ignore"):
+        np.log1p(out, out=out)
+    if float(out.min(initial=0.0)) < LOG_CLAMP:
+        np.maximum(out, LOG_CLAMP, out=out)
+        return True
+    return False
+
+
+def bce_from_probs(p: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> int:
+    """-[y log p + (1 - y) log(1 - p)] into ``out``; returns how many examples were clamped.
+
+    An example counts as clamped only when a clamped log term carries weight (y > 0 for
+    log p, y < 1 for log(1 - p)): p = 1 with y = 1 is a perfect prediction, not a clamp.
+    Written as -(log(1-p) + y (log p - log(1-p))) so no 0 * -inf is ever formed.
+    """
+    clamped = 0
+    if _log_clamped(p, out):  # out = log p
+        clamped += int(np.count_nonzero((out <= LOG_CLAMP) & (y > 0)))
+    if _log1m_clamped(p, work):  # work = log(1 - p)
+        clamped += int(np.count_nonzero((work <= LOG_CLAMP) & (y < 1)))
+    np.subtract(out, work, out=out)
+    np.multiply(out, y, out=out)
+    np.add(out, work, out=out)
+    np.negative(out, out=out)
+    return clamped
+
+
+def bce_from_logits(x: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> FloatArray:
+    """max(x, 0) - x y + log1p(exp(-|x|)): finite for any finite logit, exact in the tails."""
+    np.abs(x, out=work)
+    np.negative(work, out=work)
+    np.exp(work, out=work)
+    np.log1p(work, out=work)
+    np.maximum(x, 0.0, out=out)
+    np.add(out, work, out=out)
+    np.multiply(x, y, out=work)
+    np.subtract(out, work, out=out)
+    return out
+
+
+def row_max_and_argmax(z: FloatArray, argmax_out: IntArray, max_out: FloatArray) -> None:
+    """Row-wise argmax and the max it points at, in one pass over the scores."""
+    np.argmax(z, axis=1, out=argmax_out)
+    max_out[...] = np.take_along_axis(z, argmax_out[:, None], axis=1)[:, 0]
+
+
+def logsumexp_rows(z: FloatArray, row_max: FloatArray, out: FloatArray, work: FloatArray) -> None:
+    """log(sum(exp(z), axis=1)) into ``out``, shifted by the row max so nothing overflows.
+
+    ``work`` has z's shape and precision; z is left unchanged. Rows whose max is -inf are
+    not expected: the engine rejects non-finite scores before the math runs.
+    """
+    np.subtract(z, row_max[:, None], out=work)
+    np.exp(work, out=work)
+    np.sum(work, axis=1, out=out)
+    np.log(out, out=out)
+    np.add(out, row_max, out=out)
+
+
+def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
+    """z[i, ids[i]] for every row, without a (rows, C) temporary."""
+    out[...] = np.take_along_axis(z, ids[:, None], axis=1)[:, 0]
+    return out
+
+
+def ce_from_logits_ids(
+    z: FloatArray, ids: IntArray, lse: FloatArray, out: FloatArray
+) -> FloatArray:
+    """Cross-entropy of class ids given logits and their row log-sum-exp: lse - z[id]."""
+    gather(z, ids, out)
+    np.subtract(lse, out, out=out)
+    return out
+
+
+def soft_dot(y: FloatArray, s: FloatArray, work: FloatArray, out: FloatArray) -> FloatArray:
+    """sum_c y_c s_c per row, treating y_c = 0 as contributing exactly 0 (never 0 * -inf)."""
+    np.multiply(y, s, out=work)
+    work[y == 0] = 0.0
+    np.sum(work, axis=1, out=out)
+    return out
+
+
+def ce_from_logits_soft(
+    z: FloatArray, y: FloatArray, lse: FloatArray, out: FloatArray, work: FloatArray, ysum: FloatArray
+) -> FloatArray:
+    """-sum_c y_c (z_c - lse) = lse * sum(y) - y . z  for soft or one-hot targets."""
+    soft_dot(y, z, work, out)
+    np.sum(y, axis=1, out=ysum)
+    np.multiply(ysum, lse, out=ysum)
+    np.subtract(ysum, out, out=out)
+    return out
+
+
+def ce_from_probs_ids(p: FloatArray, ids: IntArray, out: FloatArray) -> int:
+    """-log p[id] with the log clamp; returns the number of clamped examples."""
+    gather(p, ids, out)
+    clamped = 0
+    if _log_clamped(out, out):
+        clamped = int(np.count_nonzero(out <= LOG_CLAMP))
+    np.negative(out, out=out)
+    return clamped
+
+
+def ce_from_probs_soft(p: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> int:
+    """-sum_c y_c log p_c with the log clamp; entries with y_c = 0 contribute exactly 0.
+
+    Returns the number of examples with a clamped term that carries target mass.
+    """
+    clamped = 0
+    if _log_clamped(p, work):
+        hit = (work <= LOG_CLAMP) & (y > 0)
+        clamped = int(np.count_nonzero(hit.any(axis=1)))
+    soft_dot(y, work, work, out)
+    np.negative(out, out=out)
+    return clamped
+
+
+def ce_from_logprobs_ids(lp: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
+    """-logprob[id]."""
+    gather(lp, ids, out)
+    np.negative(out, out=out)
+    return out
+
+
+def ce_from_logprobs_soft(
+    lp: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray
+) -> FloatArray:
+    """-sum_c y_c logprob_c; entries with y_c = 0 contribute 0."""
+    soft_dot(y, lp, work, out)
+    np.negative(out, out=out)
+    return out

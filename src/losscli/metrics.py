@@ -1,0 +1,408 @@
+"""What each metric needs from an aligned chunk: validation, the loss call, and row details.
+
+A metric object turns (preds, targets) of one chunk into per-example losses with the pure
+functions in ``losses``. It owns the metric's rules (what shapes fit, what values are legal,
+how ``--input auto`` decides) and reports problems as ``DataProblem`` with chunk-local rows;
+the engine adds file names and global row numbers. Scratch buffers live on the metric and are
+reused for every chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import losses as L
+from .errors import DataProblem, UsageError
+
+PREDS = "preds"
+TARGETS = "targets"
+
+INPUT_KINDS = ("auto", "probs", "logits", "logprobs")
+
+
+@dataclass
+class MetricChunk:
+    """Per-example losses of one chunk, before weights and masks are applied by the engine."""
+
+    losses: NDArray[np.float64]
+    elements: NDArray[np.float64] | None = None  # (rows, k) per-output losses when k > 1
+    keep: NDArray[np.bool_] | None = None  # False for ignored rows (ignore_index)
+    clamped: int = 0
+    correct: NDArray[np.bool_] | None = None  # per-row top-1 hit, when the metric has one
+
+
+class Scratch:
+    """Named buffers that grow to the largest chunk seen and are then reused as views."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, NDArray[Any]] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+        dt = np.dtype(dtype)
+        buf = self._buffers.get(name)
+        rows = shape[0]
+        if buf is None or buf.dtype != dt or buf.shape[1:] != shape[1:] or buf.shape[0] < rows:
+            buf = np.empty((max(rows, 1), *shape[1:]), dtype=dt)
+            self._buffers[name] = buf
+        return buf[:rows]
+
+
+def first_bad_row(mask_ok: NDArray[np.bool_]) -> int:
+    """Index of the first row where ``mask_ok`` (rows, or rows x cols) is False."""
+    ok = mask_ok if mask_ok.ndim == 1 else mask_ok.all(axis=1)
+    return int(np.argmin(ok))
+
+
+def first_bad_cell(mask_ok: NDArray[np.bool_]) -> tuple[int, int | None]:
+    row = first_bad_row(mask_ok)
+    if mask_ok.ndim == 1:
+        return row, None
+    return row, int(np.argmin(mask_ok[row]))
+
+
+def check_finite(arr: NDArray[Any], role: str) -> None:
+    """Raise a DataProblem at the first NaN or inf in ``arr``."""
+    if arr.dtype.kind not in "fc":
+        return
+    ok = np.isfinite(arr)
+    if not ok.all():
+        row, col = first_bad_cell(ok)
+        value = arr[row] if col is None else arr[row, col]
+        raise DataProblem(role, row, f"{value} is not a finite number (use --nan skip to drop such rows)", col)
+
+
+def check_range(arr: NDArray[Any], role: str, what: str, low: float = 0.0, high: float = 1.0) -> None:
+    """Raise at the first value outside [low, high] (NaN included: it is not in range)."""
+    if arr.size == 0:
+        return
+    lo = arr.min()
+    hi = arr.max()
+    if lo >= low and hi <= high:  # False for NaN, which then gets its own message below
+        return
+    check_finite(arr, role)
+    ok = (arr >= low) & (arr <= high)
+    row, col = first_bad_cell(ok)
+    value = arr[row] if col is None else arr[row, col]
+    raise DataProblem(role, row, f"{what} {value} is outside [{low:g}, {high:g}]", col)
+
+
+def as_matrix(arr: NDArray[Any]) -> NDArray[Any]:
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+def squeeze_single(arr: NDArray[Any]) -> NDArray[Any]:
+    """(n, 1) and (n,) mean the same thing for per-example values."""
+    return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
+
+
+class Metric(ABC):
+    """Base class: one instance per evaluation, bound to the shapes of the first chunk."""
+
+    name: ClassVar[str]
+    detail_columns: ClassVar[tuple[str, ...]] = ("prediction", "target")
+
+    def __init__(self) -> None:
+        self.scratch = Scratch()
+        self.input_kind: str | None = None
+        self.input_detected = False
+        self.outputs = 1
+
+    @abstractmethod
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        """Check shapes on the first chunk and settle anything auto-detected."""
+
+    @abstractmethod
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+        """Validate one chunk and return its per-example losses."""
+
+    @abstractmethod
+    def describe(
+        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+    ) -> list[tuple[Any, ...]]:
+        """Breakdown cells (``detail_columns``) for a few chunk-local rows."""
+
+    def output_names(self) -> list[str]:
+        return [str(j) for j in range(self.outputs)]
+
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        """Called when a chunk's loss sum is not finite: raise if an input is the cause."""
+        check_finite(preds, PREDS)
+        check_finite(targets, TARGETS)
+
+
+class RegressionMetric(Metric):
+    """MSE and MAE over 1-D values or (N, k) multi-output arrays."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name  # type: ignore[misc]
+        self._fn = L.squared_error if name == "mse" else L.absolute_error
+
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        if p.ndim != t.ndim or (p.ndim == 2 and p.shape[1] != t.shape[1]):
+            raise UsageError(
+                f"predictions have {_width(p)} value(s) per row but targets have {_width(t)}; "
+                "pick matching columns with --pred-col/--target-col"
+            )
+        if p.ndim > 2:
+            raise UsageError(f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+        self.outputs = 1 if p.ndim == 1 else p.shape[1]
+
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        rows = p.shape[0]
+        if self.outputs == 1:
+            out = self.scratch.get("loss", (rows,), np.float64)
+            self._fn(p, t, out)
+            return MetricChunk(out)
+        elements = self.scratch.get("elements", (rows, self.outputs), np.float64)
+        self._fn(p, t, elements)
+        out = self.scratch.get("loss", (rows,), np.float64)
+        np.mean(elements, axis=1, out=out)
+        return MetricChunk(out, elements=elements)
+
+    def describe(
+        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+    ) -> list[tuple[Any, ...]]:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        return [(_cell(p[r]), _cell(t[r])) for r in rows]
+
+
+class BCEMetric(Metric):
+    """Binary cross-entropy from probabilities or logits, with hard or soft labels."""
+
+    name = "bce"
+
+    def __init__(self, input_kind: str = "auto") -> None:
+        super().__init__()
+        if input_kind not in ("auto", "probs", "logits"):
+            raise UsageError(f"bce takes --input probs, logits or auto, not {input_kind}")
+        self.requested = input_kind
+
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        if p.shape[1:] != t.shape[1:]:
+            raise UsageError(
+                f"predictions have {_width(p)} value(s) per row but targets have {_width(t)}"
+            )
+        if p.ndim > 2:
+            raise UsageError(f"bce takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+        self.outputs = 1 if p.ndim == 1 else p.shape[1]
+        if self.requested == "auto":
+            finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
+            in_unit = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
+            self.input_kind = "probs" if in_unit else "logits"
+            self.input_detected = True
+        else:
+            self.input_kind = self.requested
+
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        check_range(t, TARGETS, "target")
+        shape = p.shape
+        elements = self.scratch.get("elements", shape, np.float64)
+        work = self.scratch.get("work", shape, np.float64)
+        clamped = 0
+        if self.input_kind == "probs":
+            what = "probability" if not self.input_detected else "probability (auto-detected from the first chunk; pass --input logits if these are logits)"
+            check_range(p, PREDS, what)
+            clamped = L.bce_from_probs(p, t, elements, work)
+        else:
+            L.bce_from_logits(p, t, elements, work)
+        if self.outputs == 1:
+            return MetricChunk(elements, clamped=clamped)
+        out = self.scratch.get("loss", (shape[0],), np.float64)
+        np.mean(elements, axis=1, out=out)
+        return MetricChunk(out, elements=elements, clamped=clamped)
+
+    def describe(
+        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+    ) -> list[tuple[Any, ...]]:
+        p, t = squeeze_single(preds), squeeze_single(targets)
+        return [(_cell(p[r]), _cell(t[r])) for r in rows]
+
+
+class CEMetric(Metric):
+    """Categorical cross-entropy over (N, C) scores; perplexity is the same math on logits."""
+
+    name = "ce"
+    detail_columns = ("predicted", "p(target)", "target")
+
+    def __init__(self, input_kind: str = "auto", ignore_index: int = -100) -> None:
+        super().__init__()
+        if input_kind not in INPUT_KINDS:
+            raise UsageError(f"--input must be one of {', '.join(INPUT_KINDS)}, not {input_kind}")
+        self.requested = input_kind
+        self.ignore_index = ignore_index
+        self.classes = 0
+        self.soft = False
+
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        z = preds
+        if z.ndim != 2:
+            raise UsageError(
+                f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
+            )
+        self.classes = z.shape[1]
+        if self.classes < 2:
+            raise UsageError(f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)")
+        t = squeeze_single(targets)
+        if t.ndim == 2:
+            if t.shape[1] != self.classes:
+                raise UsageError(
+                    f"targets have {t.shape[1]} columns but the scores have {self.classes} classes; "
+                    "targets must be class ids (one column) or one row of C probabilities"
+                )
+            self.soft = True
+        elif t.ndim != 1:
+            raise UsageError("targets must be class ids (N,) or soft/one-hot rows (N, C)")
+        if self.requested == "auto":
+            self.input_kind = _detect_scores(z)
+            self.input_detected = True
+        else:
+            self.input_kind = self.requested
+
+    def _work_dtype(self, z: NDArray[Any]) -> Any:
+        return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
+
+    def _ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None]:
+        """Class ids as intp, with ignored rows mapped to class 0 and a keep mask."""
+        rows = t.shape[0]
+        ids = self.scratch.get("ids", (rows,), np.intp)
+        if t.dtype.kind == "f":
+            check_finite(t, TARGETS)
+            integral = np.equal(np.floor(t), t)
+            if not integral.all():
+                r = first_bad_row(integral)
+                raise DataProblem(TARGETS, r, f"class id {t[r]} is not a whole number")
+        elif t.dtype.kind not in "iub":
+            raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
+        np.copyto(ids, t, casting="unsafe")
+        keep: NDArray[np.bool_] | None = None
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.classes:
+            ignored = ids == self.ignore_index
+            valid = ((ids >= 0) & (ids < self.classes)) | ignored
+            if not valid.all():
+                r = first_bad_row(valid)
+                raise DataProblem(
+                    TARGETS, r,
+                    f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
+                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
+                )
+            if ignored.any():
+                keep = ~ignored
+                ids[ignored] = 0
+        return ids, keep
+
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+        z = preds
+        t = squeeze_single(targets)
+        rows = z.shape[0]
+        out = self.scratch.get("loss", (rows,), np.float64)
+        argmax = self.scratch.get("argmax", (rows,), np.intp)
+        keep: NDArray[np.bool_] | None = None
+        clamped = 0
+        kind = self.input_kind
+        if self.soft:
+            check_range(t, TARGETS, "target probability")
+            target_class = np.argmax(t, axis=1)
+        else:
+            target_class, keep = self._ids(t)
+        if kind == "probs":
+            check_range(z, PREDS, "probability" if not self.input_detected else
+                        "probability (auto-detected from the first chunk; pass --input logits)")
+            np.argmax(z, axis=1, out=argmax)
+            if self.soft:
+                work = self.scratch.get("work", z.shape, np.float64)
+                clamped = L.ce_from_probs_soft(z, t, out, work)
+            else:
+                clamped = L.ce_from_probs_ids(z, target_class, out)
+        elif kind == "logprobs":
+            np.argmax(z, axis=1, out=argmax)
+            if self.soft:
+                work = self.scratch.get("work", z.shape, np.float64)
+                L.ce_from_logprobs_soft(z, t, out, work)
+            else:
+                L.ce_from_logprobs_ids(z, target_class, out)
+        else:
+            wdt = self._work_dtype(z)
+            row_max = self.scratch.get("row_max", (rows,), wdt)
+            lse = self.scratch.get("lse", (rows,), np.float64)
+            work = self.scratch.get("work", z.shape, wdt)
+            L.row_max_and_argmax(z, argmax, row_max)
+            with np.errstate(over="ignore", invalid="ignore"):
+                L.logsumexp_rows(z, row_max, lse, work)
+                if self.soft:
+                    ysum = self.scratch.get("ysum", (rows,), np.float64)
+                    L.ce_from_logits_soft(z, t, lse, out, work, ysum)
+                else:
+                    L.ce_from_logits_ids(z, target_class, lse, out)
+        correct = argmax == target_class
+        return MetricChunk(out, keep=keep, clamped=clamped, correct=correct)
+
+    def describe(
+        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+    ) -> list[tuple[Any, ...]]:
+        t = squeeze_single(targets)
+        cells: list[tuple[Any, ...]] = []
+        for r, loss in zip(rows, losses, strict=True):
+            predicted = int(np.argmax(preds[r]))
+            if self.soft:
+                target: Any = int(np.argmax(t[r]))
+                p_target = math.nan
+            else:
+                target = int(t[r])
+                p_target = math.exp(-float(loss))
+            cells.append((predicted, p_target, target))
+        return cells
+
+
+def _detect_scores(z: NDArray[Any]) -> str:
+    """Decide probs / logprobs / logits from a chunk, the way a person would eyeball it."""
+    zf = z.astype(np.float64)
+    if not np.isfinite(zf).all():
+        zf = np.where(np.isfinite(zf), zf, 0.0)
+    sums = zf.sum(axis=1)
+    if zf.min() >= 0 and zf.max() <= 1 and np.allclose(sums, 1.0, atol=1e-3):
+        return "probs"
+    if zf.max() <= 0:
+        m = zf.max(axis=1)
+        lse = np.log(np.exp(zf - m[:, None]).sum(axis=1)) + m
+        if np.allclose(lse, 0.0, atol=1e-3):
+            return "logprobs"
+    return "logits"
+
+
+def _width(a: NDArray[Any]) -> int:
+    return 1 if a.ndim == 1 else int(np.prod(a.shape[1:]))
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return tuple(float(x) for x in v.ravel())
+    if isinstance(v, np.integer):
+        return int(v)
+    return float(v)
+
+
+def make_metric(name: str, input_kind: str = "auto", ignore_index: int = -100) -> Metric:
+    """The metric object for a command name."""
+    if name in ("mse", "mae"):
+        return RegressionMetric(name)
+    if name == "bce":
+        return BCEMetric(input_kind)
+    if name == "ce":
+        return CEMetric(input_kind, ignore_index)
+    if name == "perplexity":
+        m = CEMetric("logits" if input_kind == "auto" else input_kind, ignore_index)
+        m.name = "perplexity"  # type: ignore[misc]
+        return m
+    raise UsageError(f"unknown metric {name!r}")

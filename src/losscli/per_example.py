@@ -1,0 +1,173 @@
+"""--per-example: every counted example's loss, streamed to a file in input order.
+
+Writers never hold all losses in memory. They write to a temporary file beside the target and
+rename it into place only when the run succeeds, so a failed or interrupted run leaves neither
+a partial file nor a clobbered old one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import OutputError
+
+NPY_HEADER_BYTES = 128  # fixed, so the real row count can be written over the placeholder
+PARQUET_ROWS_PER_GROUP = 1 << 20
+
+
+def _kind(path: str) -> str:
+    low = path.lower()
+    if path == "-" or low.endswith(".csv"):
+        return "csv"
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith(".npy"):
+        return "npy"
+    raise OutputError(f"{path}: --per-example writes .csv, .parquet or .npy (or - for CSV on stdout)")
+
+
+class PerExampleWriter:
+    """Base: a temporary file beside ``path``; ``commit`` renames it, ``abort`` removes it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows_written = 0
+        self.tmp_path: str | None = None
+        self.fp: IO[bytes]
+        if path == "-":
+            self.fp = sys.stdout.buffer
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, self.tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
+        self.fp = os.fdopen(fd, "wb")
+
+    def write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+        try:
+            self._write(rows, losses)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+        self.rows_written += len(rows)
+
+    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Format-specific closing bytes, before the file is closed."""
+
+    def commit(self) -> None:
+        try:
+            self._finish()
+            self.fp.flush()
+            if self.tmp_path is not None:
+                os.fsync(self.fp.fileno())
+                self.fp.close()
+                os.replace(self.tmp_path, self.path)
+                self.tmp_path = None
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: could not be finished ({exc.strerror or exc})") from None
+
+    def abort(self) -> None:
+        if self.tmp_path is None:
+            return
+        try:
+            self.fp.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp_path)
+        except OSError:
+            pass
+        self.tmp_path = None
+
+
+class CsvWriter(PerExampleWriter):
+    """``row,loss``; losses in Python's shortest round-trip repr, so every float64 survives."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.fp.write(b"row,loss\n")
+
+    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+        lines = [f"{r},{v!r}\n" for r, v in zip(rows.tolist(), losses.tolist(), strict=True)]
+        self.fp.write("".join(lines).encode("ascii"))
+
+
+class NpyWriter(PerExampleWriter):
+    """A structured .npy with fields ``row`` (int64) and ``loss`` (float64)."""
+
+    dtype = np.dtype([("row", "<i8"), ("loss", "<f8")])
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.fp.write(self._header(0))
+
+    def _header(self, rows: int) -> bytes:
+        text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (self.dtype.descr, rows)
+        magic = b"\x93NUMPY\x01\x00"
+        body_len = NPY_HEADER_BYTES - len(magic) - 2
+        body = text.ljust(body_len - 1) + "\n"
+        return magic + len(body).to_bytes(2, "little") + body.encode("latin1")
+
+    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+        rec = np.empty(len(rows), dtype=self.dtype)
+        rec["row"] = rows
+        rec["loss"] = losses
+        self.fp.write(rec.tobytes())
+
+    def _finish(self) -> None:
+        self.fp.flush()
+        self.fp.seek(0)
+        self.fp.write(self._header(self.rows_written))
+        self.fp.seek(0, os.SEEK_END)
+
+
+class ParquetWriter(PerExampleWriter):
+    """Columns ``row`` and ``loss``; rows are buffered into row groups of about a million."""
+
+    def __init__(self, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        super().__init__(path)
+        self._pa = pa
+        self.schema = pa.schema([("row", pa.int64()), ("loss", pa.float64())])
+        self.writer: Any = pq.ParquetWriter(self.fp, self.schema)
+        self.pending: list[Any] = []
+        self.pending_rows = 0
+
+    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+        pa = self._pa
+        self.pending.append(pa.record_batch([pa.array(rows.copy()), pa.array(losses.copy())], schema=self.schema))
+        self.pending_rows += len(rows)
+        if self.pending_rows >= PARQUET_ROWS_PER_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(self._pa.Table.from_batches(self.pending, schema=self.schema))
+            self.pending, self.pending_rows = [], 0
+
+    def _finish(self) -> None:
+        self._flush()
+        self.writer.close()
+
+
+def open_writer(path: str) -> PerExampleWriter:
+    kind = _kind(path)
+    if kind == "parquet":
+        return ParquetWriter(path)
+    if kind == "npy":
+        return NpyWriter(path)
+    return CsvWriter(path)

@@ -1,0 +1,81 @@
+"""What every reader offers: named columns and a stream of numpy chunks. No loss math here.
+
+A *group* is what one role (predictions, targets, weights) takes from a file: ``None`` for
+"everything numeric in the file", or a list of column positions. A group with one scalar
+column arrives as a 1-D array; several columns, a list column, or a whole 2-D array arrive as
+2-D (rows, width). Chunks may be views into buffers the reader reuses: a chunk is valid only
+until the next one is requested.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import UsageError
+
+Group = Sequence[int] | None
+Chunk = list[NDArray[Any]]
+
+
+class Reader(ABC):
+    """A file opened for streaming. Subclasses know one format each."""
+
+    #: what messages call the file
+    display: str
+    #: column names in file order (for .npy: "0".."k-1"; for .npz with several arrays: the keys)
+    column_names: list[str]
+    #: rows, when the format tells them before reading (NumPy, Parquet); None for CSV
+    n_rows: int | None = None
+    #: the file's natural shape beyond rows (for example (V,) for logits), when known
+    row_shape: tuple[int, ...] | None = None
+
+    def resolve(self, spec: str) -> int:
+        """A column by name first, then by 0-based position, as ``--pred-col`` promises."""
+        if spec in self.column_names:
+            return self.column_names.index(spec)
+        try:
+            index = int(spec)
+        except ValueError:
+            index = None
+        if index is not None and 0 <= index < len(self.column_names):
+            return index
+        shown = ", ".join(repr(c) for c in self.column_names[:20])
+        more = ", ..." if len(self.column_names) > 20 else ""
+        raise UsageError(f"{self.display}: no column {spec!r}; columns are {shown}{more}")
+
+    def resolve_many(self, spec: str) -> list[int]:
+        """A comma-separated list of columns (names or positions)."""
+        return [self.resolve(part.strip()) for part in spec.split(",") if part.strip()]
+
+    @abstractmethod
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        """Yield one list of arrays per chunk, one array per group, all with the same rows."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing open
+        """Release file handles; safe to call twice."""
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stack_columns(
+    columns: Sequence[NDArray[Any]], out: NDArray[Any] | None
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Place 1-D columns side by side in a reused (rows, k) buffer: returns (view, buffer)."""
+    rows = len(columns[0]) if columns else 0
+    k = len(columns)
+    dtype = np.result_type(*[c.dtype for c in columns]) if columns else np.float64
+    if out is None or out.shape[0] < rows or out.shape[1] != k or out.dtype != dtype:
+        out = np.empty((max(rows, 1), k), dtype=dtype)
+    view = out[:rows]
+    for j, col in enumerate(columns):
+        view[:, j] = col
+    return view, out

@@ -1,0 +1,258 @@
+"""CSV and TSV (also compressed, also on stdin), streamed with pyarrow's incremental reader.
+
+The first non-blank line decides whether there is a header: if every field parses as a
+number it is data, otherwise it names the columns. Only the selected columns are converted,
+always to float64. pyarrow's conversion errors do not say where the bad cell is, so on error
+we re-scan the file with the standard csv module to name the row and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InputError
+from .base import Chunk, Group, Reader, stack_columns
+
+BLOCK_SIZE = 4 << 20
+PEEK_LIMIT = 64 << 20
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
+
+
+def _compression(path: str) -> str | None:
+    for ext, name in COMPRESSED.items():
+        if path.lower().endswith(ext):
+            return name
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+class _Replay(io.RawIOBase):
+    """A stream that first returns bytes already read (the peeked line), then the rest."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        mv = memoryview(b).cast("B")
+        if self._prefix:
+            n = min(len(mv), len(self._prefix))
+            mv[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(mv))
+        mv[: len(data)] = data
+        return len(data)
+
+
+class CsvReader(Reader):
+    """A delimited text file, or ``-`` for stdin."""
+
+    def __init__(self, path: str, delimiter: str | None = None) -> None:
+        self.path = path
+        self.display = "<stdin>" if path == "-" else path
+        self.stdin = path == "-"
+        self.compression = None if self.stdin else _compression(path)
+        stem = path.lower()
+        for ext in COMPRESSED:
+            stem = stem.removesuffix(ext)
+        if delimiter is None and stem.endswith((".tsv", ".tab")):
+            delimiter = "\t"
+        first, raw = self._peek()
+        if delimiter is None:
+            delimiter = "\t" if ("\t" in first and "," not in first) else ","
+        self.delimiter = delimiter
+        self._stdin_prefix = raw
+        fields = next(csv.reader([first], delimiter=delimiter)) if first else []
+        if not fields:
+            raise InputError("is empty: there are no rows to score", path=self.display)
+        self.has_header = not all(_is_number(f) for f in fields)
+        if self.has_header:
+            names = [f.strip() or f"column{j}" for j, f in enumerate(fields)]
+            seen: dict[str, int] = {}
+            for j, name in enumerate(names):
+                if name in seen:
+                    names[j] = f"{name}.{j}"
+                seen[name] = j
+            self.column_names = names
+        else:
+            self.column_names = [str(j) for j in range(len(fields))]
+        self.n_rows = None
+        self._buffers: dict[int, NDArray[Any]] = {}
+
+    def _open_binary(self) -> Any:
+        import pyarrow as pa
+
+        try:
+            if self.compression:
+                return pa.input_stream(self.path, compression=self.compression)
+            return open(self.path, "rb")  # noqa: SIM115 - returned to the caller
+        except FileNotFoundError:
+            raise InputError("no such file", path=self.display) from None
+        except PermissionError:
+            raise InputError("permission denied", path=self.display) from None
+        except IsADirectoryError:
+            raise InputError("is a directory, not a file", path=self.display) from None
+        except OSError as exc:
+            raise InputError(f"cannot be opened ({exc})", path=self.display) from None
+
+    def _peek(self) -> tuple[str, bytes]:
+        """The first non-blank line as text, and (for stdin) every byte consumed to get it."""
+        src = sys.stdin.buffer if self.stdin else self._open_binary()
+        consumed = b""
+        try:
+            while True:
+                piece = src.read(1 << 16)
+                if not piece:
+                    break
+                consumed += piece
+                text = consumed.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n")
+                if b"\n" in text or len(consumed) > PEEK_LIMIT:
+                    break
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc})", path=self.display) from None
+        finally:
+            if not self.stdin:
+                src.close()
+        text = consumed.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n")
+        line = text.split(b"\n", 1)[0].rstrip(b"\r")
+        try:
+            first = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"is not UTF-8 text (bad byte at offset {exc.start} of the first line)",
+                path=self.display,
+            ) from None
+        if "\x00" in first:
+            raise InputError("contains NUL bytes: it is not a text file", path=self.display)
+        return first, consumed
+
+    def _source(self) -> Any:
+        if self.stdin:
+            import pyarrow as pa
+
+            return pa.PythonFile(io.BufferedReader(_Replay(self._stdin_prefix, sys.stdin.buffer)), mode="r")
+        if self.compression:
+            return self._open_binary()
+        return self.path
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        wanted = sorted({j for g in groups if g is not None for j in g})
+        if any(g is None for g in groups):
+            wanted = list(range(len(self.column_names)))
+        names = [self.column_names[j] for j in wanted]
+        read_opts = pacsv.ReadOptions(
+            column_names=self.column_names,
+            skip_rows=1 if self.has_header else 0,
+            block_size=BLOCK_SIZE,
+        )
+        parse_opts = pacsv.ParseOptions(delimiter=self.delimiter)
+        convert_opts = pacsv.ConvertOptions(
+            column_types={n: pa.float64() for n in names},
+            include_columns=names,
+            quoted_strings_can_be_null=False,
+        )
+        row = 0
+        try:
+            reader = pacsv.open_csv(
+                self._source(), read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+            )
+            for batch in reader:
+                cols: dict[int, NDArray[Any]] = {}
+                for pos, j in enumerate(wanted):
+                    arr = batch.column(pos)
+                    if arr.null_count:
+                        nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
+                        bad = int(np.argmax(nulls))
+                        raise InputError(
+                            "empty cell: every selected cell must hold a number",
+                            path=self.display, row=row + bad, column=repr(self.column_names[j]),
+                        )
+                    cols[j] = arr.to_numpy(zero_copy_only=False)
+                rows = batch.num_rows
+                out: Chunk = []
+                for gi, g in enumerate(groups):
+                    sel = wanted if g is None else list(g)
+                    if len(sel) == 1 and g is not None:
+                        out.append(cols[sel[0]])
+                    else:
+                        view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
+                        out.append(view)
+                for start in range(0, rows, max_rows):
+                    yield [a[start : start + max_rows] for a in out]
+                row += rows
+        except InputError:
+            raise
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError, pa.ArrowException) as exc:
+            raise self._diagnose(exc, row, set(wanted)) from None
+
+    def _diagnose(self, exc: BaseException, row: int, wanted: set[int]) -> InputError:
+        """Find the first bad cell with the csv module, which knows its line numbers."""
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self.stdin:
+            return InputError(f"{_friendly(message)} (somewhere after row {row})", path=self.display)
+        raw: Any = None
+        data_row = -1
+        try:
+            raw = self._open_binary()
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, delimiter=self.delimiter)
+            width = len(self.column_names)
+            for fields in reader:
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    continue
+                data_row += 1
+                if self.has_header and data_row == 0:
+                    continue
+                r = data_row - (1 if self.has_header else 0)
+                line = reader.line_num
+                if any("\x00" in f for f in fields):
+                    return InputError(f"contains a NUL byte (line {line})", path=self.display, row=r)
+                if len(fields) != width:
+                    return InputError(
+                        f"line {line} has {len(fields)} field(s) but the first row has {width}",
+                        path=self.display, row=r,
+                    )
+                for j in sorted(wanted):
+                    if not _is_number(fields[j]):
+                        shown = fields[j] if len(fields[j]) <= 40 else fields[j][:40] + "..."
+                        what = "empty cell" if not fields[j].strip() else f"{shown!r} is not a number"
+                        return InputError(
+                            f"{what} (line {line})", path=self.display, row=r,
+                            column=repr(self.column_names[j]),
+                        )
+        except UnicodeDecodeError:
+            near = max(data_row - (1 if self.has_header else 0), 0)
+            return InputError(f"is not valid UTF-8 text (near row {near})", path=self.display)
+        except (csv.Error, OSError) as err:
+            return InputError(f"{_friendly(message)} ({err})", path=self.display)
+        finally:
+            if raw is not None:
+                raw.close()
+        return InputError(_friendly(message), path=self.display)
+
+
+def _friendly(message: str) -> str:
+    return message.replace("CSV parse error: ", "cannot be parsed: ").replace(
+        "CSV conversion error to double: ", "not a number: "
+    )

@@ -1,0 +1,41 @@
+"""In-memory arrays behind the same interface as files, for the Python API and for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import UsageError
+from .base import Chunk, Group, Reader
+
+
+class ArrayReader(Reader):
+    """Slices of an array the caller already holds; columns are those of a 2-D array."""
+
+    def __init__(self, array: Any, name: str) -> None:
+        arr = np.asarray(array)
+        if arr.dtype.hasobject or arr.dtype.kind not in "biuf":
+            raise UsageError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+        if arr.ndim == 0:
+            raise UsageError(f"{name}: expected an array of examples, got a scalar")
+        self.array: NDArray[Any] = arr
+        self.display = name
+        self.n_rows = arr.shape[0]
+        self.row_shape = arr.shape[1:]
+        self.column_names = [str(j) for j in range(arr.shape[1] if arr.ndim == 2 else 1)]
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        for start in range(0, self.array.shape[0], max_rows):
+            block = self.array[start : start + max_rows]
+            out: Chunk = []
+            for g in groups:
+                if g is None or block.ndim == 1:
+                    out.append(block)
+                elif len(g) == 1:
+                    out.append(block[:, g[0]])
+                else:
+                    out.append(block[:, list(g)])
+            yield out

@@ -1,0 +1,291 @@
+"""NumPy .npy and .npz files, read a chunk at a time into reused buffers.
+
+We parse the header ourselves (numpy's literal-eval parser, never pickle) and ``readinto`` a
+buffer of at most ``max_rows`` rows. Unlike ``np.load(mmap_mode='r')``, whose touched pages
+count as resident until the mapping goes away, this keeps peak RSS at one buffer per file
+whatever the file's size. Byte order is fixed in place; Fortran-ordered 2-D arrays are read
+column by column with ``os.pread``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InputError, UsageError
+from .base import Chunk, Group, Reader
+
+MAX_HEADER_SIZE = 1 << 20
+
+
+class ArrayHeader:
+    """What a .npy header declares, checked against the bytes actually present."""
+
+    def __init__(self, dtype: np.dtype[Any], shape: tuple[int, ...], fortran: bool, offset: int):
+        self.dtype = dtype
+        self.shape = shape
+        self.fortran = fortran
+        self.offset = offset
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        return self.shape[1:]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+
+
+def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHeader:
+    """Parse and vet a .npy header; ``available`` is the byte size of the whole array file."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp, max_header_size=MAX_HEADER_SIZE)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_HEADER_SIZE)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, OSError, SyntaxError, TypeError, EOFError) as exc:
+        raise InputError(f"not a valid .npy array ({_short(exc)})", path=display) from None
+    offset = fp.tell()
+    if dtype.hasobject:
+        raise InputError(
+            "holds Python objects (dtype=object); losscli never unpickles files. "
+            "Save a numeric array instead (for example arr.astype(float))",
+            path=display,
+        )
+    if dtype.names is not None or dtype.subdtype is not None:
+        raise InputError(
+            f"has a structured dtype {dtype}; save a plain numeric array instead", path=display
+        )
+    if dtype.kind not in "biuf":
+        raise InputError(f"has dtype {dtype}, which is not a number type losscli can score", path=display)
+    if len(shape) == 0:
+        raise InputError("holds a single scalar, not an array of examples", path=display)
+    header = ArrayHeader(dtype, tuple(int(s) for s in shape), bool(fortran), offset)
+    if available is not None and header.nbytes > available - offset:
+        raise InputError(
+            f"is truncated: its header declares shape {header.shape} of {dtype} "
+            f"({header.nbytes} bytes) but only {max(available - offset, 0)} bytes of data follow",
+            path=display,
+        )
+    return header
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+class ArrayStream:
+    """Sequential row chunks of one array from a readable binary stream."""
+
+    def __init__(self, fp: IO[bytes], header: ArrayHeader, display: str, fd: int | None):
+        self.fp = fp
+        self.header = header
+        self.display = display
+        self.fd = fd  # for pread when Fortran-ordered
+        self.row = 0
+        self._buffer: NDArray[Any] | None = None
+        self.native = header.dtype.newbyteorder("=")
+        if header.fortran and len(header.shape) > 2:
+            raise InputError("is a Fortran-ordered array of more than 2 dimensions; save it in C order", path=display)
+        if header.fortran and len(header.shape) == 2 and fd is None:
+            raise InputError(
+                "holds a Fortran-ordered 2-D array inside .npz, which cannot be streamed; "
+                "save it with np.ascontiguousarray",
+                path=display,
+            )
+
+    def _buf(self, rows: int) -> NDArray[Any]:
+        shape = (rows, *self.header.row_shape)
+        if self._buffer is None or self._buffer.shape[0] < rows:
+            self._buffer = np.empty(shape, dtype=self.native)
+        return self._buffer[:rows]
+
+    def read(self, rows: int) -> NDArray[Any]:
+        """The next ``rows`` rows (fewer at the end); a view into a reused buffer."""
+        rows = min(rows, self.header.rows - self.row)
+        view = self._buf(rows)
+        if rows == 0:
+            return view
+        if self.header.fortran and view.ndim == 2:
+            self._read_fortran(view)
+        else:
+            self._read_into(memoryview(view).cast("B"))
+        if not self.header.dtype.isnative:
+            view.byteswap(inplace=True)
+        self.row += rows
+        return view
+
+    def _read_into(self, mv: memoryview) -> None:
+        filled = 0
+        total = len(mv)
+        while filled < total:
+            try:
+                got = self.fp.readinto(mv[filled:])  # type: ignore[attr-defined]
+            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+                raise InputError(f"could not be read at row {self.row} ({_short(exc)})", path=self.display) from None
+            if not got:
+                raise InputError(
+                    f"ended early at row {self.row}: the file is shorter than its header declares "
+                    "(truncated, or changed while being read)",
+                    path=self.display,
+                )
+            filled += got
+
+    def _read_fortran(self, view: NDArray[Any]) -> None:
+        assert self.fd is not None
+        n, k = self.header.shape
+        item = self.header.dtype.itemsize
+        rows = view.shape[0]
+        for j in range(k):
+            start = self.header.offset + (j * n + self.row) * item
+            data = os.pread(self.fd, rows * item, start)
+            if len(data) < rows * item:
+                raise InputError(f"ended early at row {self.row}, column {j}", path=self.display)
+            view[:, j] = np.frombuffer(data, dtype=self.native)
+
+
+def _select(block: NDArray[Any], group: Group) -> NDArray[Any]:
+    if group is None:
+        return block
+    if block.ndim == 1:
+        return block
+    if len(group) == 1:
+        return block[:, group[0]]
+    return block[:, list(group)]
+
+
+class NpyReader(Reader):
+    """One .npy file: its columns are the columns of a 2-D array (a 1-D array is column 0)."""
+
+    def __init__(self, path: str) -> None:
+        self.display = path
+        try:
+            self._fp = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise InputError(f"cannot be opened ({exc.strerror})", path=path) from None
+        size = os.fstat(self._fp.fileno()).st_size
+        header = read_header(self._fp, path, size)  # type: ignore[arg-type]
+        self.stream = ArrayStream(self._fp, header, path, self._fp.fileno())  # type: ignore[arg-type]
+        self.n_rows = header.rows
+        self.row_shape = header.row_shape
+        self.dtype = self.stream.native
+        width = header.shape[1] if len(header.shape) == 2 else 1
+        self.column_names = [str(j) for j in range(width)]
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        while self.stream.row < self.stream.header.rows:
+            block = self.stream.read(max_rows)
+            yield [_select(block, g) for g in groups]
+
+    def close(self) -> None:
+        self._fp.close()
+
+
+class NpzReader(Reader):
+    """A .npz archive. With one array it reads like that array's .npy; with several, each
+    array is a "column" picked by its key (``--pred-col logits --target-col labels``)."""
+
+    def __init__(self, path: str) -> None:
+        self.display = path
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(f"is not a valid .npz archive ({_short(exc)})", path=path) from None
+        self._infos = {
+            info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")
+        }
+        if not self._infos:
+            raise InputError("is a .npz archive with no arrays in it", path=path)
+        self.keys = list(self._infos)
+        self._headers = {k: self._peek_header(k) for k in self.keys}
+        self.single = len(self.keys) == 1
+        if self.single:
+            h = self._headers[self.keys[0]]
+            self.column_names = [str(j) for j in range(h.shape[1] if len(h.shape) == 2 else 1)]
+            self.row_shape = h.row_shape
+        else:
+            self.column_names = list(self.keys)
+        rows = {h.rows for h in self._headers.values()}
+        self.n_rows = rows.pop() if len(rows) == 1 else None
+        self._open: list[IO[bytes]] = []
+
+    def _peek_header(self, key: str) -> ArrayHeader:
+        info = self._infos[key]
+        display = f"{self.display}[{key}]"
+        try:
+            with self._zip.open(info) as fp:
+                header = read_header(fp, display, info.file_size)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
+        return header
+
+    def describe_keys(self) -> str:
+        return ", ".join(
+            f"{k} {self._headers[k].shape}" for k in self.keys
+        )
+
+    def _stream(self, key: str) -> ArrayStream:
+        header = self._headers[key]
+        display = f"{self.display}[{key}]"
+        try:
+            fp = self._zip.open(self._infos[key])
+        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+            raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
+        self._open.append(fp)
+        read_header(fp, display, None)  # skip past the header of this fresh handle
+        return ArrayStream(fp, header, display, None)
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        if self.single:
+            stream = self._stream(self.keys[0])
+            while stream.row < stream.header.rows:
+                block = stream.read(max_rows)
+                yield [_select(block, g) for g in groups]
+            return
+        for g in groups:
+            if g is None:
+                raise UsageError(
+                    f"{self.display} holds several arrays ({self.describe_keys()}); "
+                    "name the one to use with --pred-col / --target-col"
+                )
+        wanted = sorted({j for g in groups if g is not None for j in g})
+        streams = {j: self._stream(self.keys[j]) for j in wanted}
+        lengths = {self.keys[j]: s.header.rows for j, s in streams.items()}
+        if len(set(lengths.values())) > 1:
+            raise InputError(f"arrays have different lengths: {lengths}", path=self.display)
+        total = next(iter(streams.values())).header.rows
+        done = 0
+        while done < total:
+            blocks = {j: s.read(max_rows) for j, s in streams.items()}
+            done += len(next(iter(blocks.values())))
+            yield [_group_from_arrays(blocks, g) for g in groups]
+
+    def close(self) -> None:
+        for fp in self._open:
+            fp.close()
+        self._open.clear()
+        self._zip.close()
+
+
+def _group_from_arrays(blocks: dict[int, NDArray[Any]], group: Group) -> NDArray[Any]:
+    assert group is not None
+    if len(group) == 1:
+        return blocks[group[0]]
+    cols = [blocks[j] for j in group]
+    if any(c.ndim != 1 for c in cols):
+        raise UsageError("only 1-D arrays can be combined into columns of one input")
+    return np.stack(cols, axis=1)

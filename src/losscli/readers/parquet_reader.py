@@ -1,0 +1,117 @@
+"""Parquet files, streamed a record batch at a time.
+
+Numeric columns arrive as 1-D arrays; a list (or fixed-size list) column of numbers arrives as a
+2-D (rows, width) array, which is how class scores and per-sequence values are usually stored.
+Only the selected columns are decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InputError, UsageError
+from .base import Chunk, Group, Reader, stack_columns
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+class ParquetReader(Reader):
+    def __init__(self, path: str) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.display = path
+        try:
+            self._file = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InputError(f"is not a valid Parquet file ({_short(exc)})", path=path) from None
+        schema = self._file.schema_arrow
+        self.column_names = list(schema.names)
+        self._types = [schema.field(j).type for j in range(len(schema.names))]
+        self.n_rows = self._file.metadata.num_rows
+        self._buffers: dict[int, NDArray[Any]] = {}
+
+    def _check_type(self, j: int) -> None:
+        import pyarrow.types as pt
+
+        t = self._types[j]
+        value_type = t.value_type if (pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t)) else t
+        if not (pt.is_integer(value_type) or pt.is_floating(value_type) or pt.is_boolean(value_type)):
+            raise UsageError(
+                f"{self.display}: column {self.column_names[j]!r} has type {t}, not numbers; "
+                "pick numeric columns with --pred-col/--target-col"
+            )
+
+    def _to_numpy(self, arr: Any, j: int, row: int) -> NDArray[Any]:
+        import pyarrow as pa
+        import pyarrow.types as pt
+
+        name = repr(self.column_names[j])
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.null_count:
+            bad = int(np.argmax(np.asarray(arr.is_null().to_numpy(zero_copy_only=False))))
+            raise InputError("null value: every selected cell must hold a number", path=self.display, row=row + bad, column=name)
+        t = arr.type
+        if pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t):
+            rows = len(arr)
+            if pt.is_fixed_size_list(t):
+                width = t.list_size
+            else:
+                offsets = np.asarray(arr.offsets.to_numpy(zero_copy_only=False))
+                lengths = np.diff(offsets)
+                width = int(lengths[0]) if rows else 0
+                if rows and not (lengths == width).all():
+                    bad = int(np.argmax(lengths != width))
+                    raise InputError(
+                        f"list has {int(lengths[bad])} values but earlier rows have {width}",
+                        path=self.display, row=row + bad, column=name,
+                    )
+            values = arr.flatten()
+            if values.null_count:
+                raise InputError("a list holds a null value", path=self.display, row=row, column=name)
+            flat = np.asarray(values.to_numpy(zero_copy_only=False))
+            return flat.reshape(rows, width)
+        out = arr.to_numpy(zero_copy_only=False)
+        return np.asarray(out, dtype=np.uint8) if out.dtype == np.bool_ else np.asarray(out)
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        import pyarrow as pa
+
+        wanted = sorted({j for g in groups if g is not None for j in g})
+        if any(g is None for g in groups):
+            wanted = list(range(len(self.column_names)))
+        for j in wanted:
+            self._check_type(j)
+        names = [self.column_names[j] for j in wanted]
+        row = 0
+        try:
+            for batch in self._file.iter_batches(batch_size=max_rows, columns=names, use_threads=True):
+                cols = {j: self._to_numpy(batch.column(pos), j, row) for pos, j in enumerate(wanted)}
+                out: Chunk = []
+                for gi, g in enumerate(groups):
+                    sel = wanted if g is None else list(g)
+                    if len(sel) == 1 and (g is not None or cols[sel[0]].ndim == 2):
+                        out.append(cols[sel[0]])
+                    else:
+                        if any(cols[j].ndim != 1 for j in sel):
+                            raise UsageError(
+                                f"{self.display}: a list column cannot be combined with other columns; "
+                                "select it alone with --pred-col"
+                            )
+                        view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
+                        out.append(view)
+                yield out
+                row += batch.num_rows
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InputError(f"is corrupt near row {row} ({_short(exc)})", path=self.display) from None
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,1 @@
+"""Render a Report: rich tables for people (table.py), stable text for machines (machine.py)."""

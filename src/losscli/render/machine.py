@@ -1,0 +1,81 @@
+"""Machine-readable output: json, csv, tsv and the bare value. One place writes them all.
+
+These formats are a contract with shell scripts and CI jobs: keys and columns only ever grow.
+
+* ``value``: the headline number alone, ``repr(float)``, which round-trips exactly
+  (``inf`` when it overflowed).
+* ``json``: one object, ``Report.to_dict()``; non-finite numbers are null and ``status`` says
+  ``overflow``.
+* ``csv`` / ``tsv``: a header line, then one row for the whole input (``output`` = ``all``)
+  and, for multi-output regression, one row per output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from ..report import Report
+
+FORMATS = ("table", "json", "csv", "tsv", "value")
+
+
+def number_text(v: float | int | None) -> str:
+    """Full precision: repr for floats (shortest round-trip), plain for ints, empty for None."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return repr(v)
+    return str(v)
+
+
+def render_value(report: Report) -> str:
+    return number_text(report.value) + "\n"
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), allow_nan=False) + "\n"
+
+
+def render_delimited(report: Report, delimiter: str) -> str:
+    keys = [f.key for f in report.figures if f.key not in ("value", "n")]
+    header = ["metric", "output", "value", "n", *keys, "ignored", "skipped", "clamped", "status"]
+    rows = [
+        [
+            report.metric,
+            "all",
+            number_text(report.value),
+            str(report.n),
+            *[number_text(report.figure(k)) for k in keys],
+            str(report.ignored),
+            str(report.skipped),
+            str(report.clamped),
+            report.status,
+        ]
+    ]
+    for name, vals in report.per_output:
+        v = vals["value"]
+        extra = [number_text(vals.get(k)) for k in keys]
+        status = "ok" if math.isfinite(v) else "overflow"
+        rows.append([report.metric, name, number_text(v), str(report.n), *extra, "", "", "", status])
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def render_machine(report: Report, fmt: str) -> str:
+    if fmt == "value":
+        return render_value(report)
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "csv":
+        return render_delimited(report, ",")
+    if fmt == "tsv":
+        return render_delimited(report, "\t")
+    raise ValueError(f"not a machine format: {fmt}")

@@ -1,0 +1,166 @@
+"""Plain results: what was computed, named so it cannot be mistaken, and its JSON form.
+
+Figures are derived from the final ``LossState`` only, never from per-chunk values, so every
+figure inherits the accumulator's chunk-size independence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .accumulate import Example, LossState
+
+LN2 = math.log(2.0)
+EXP_LIMIT = math.log(1.7976931348623157e308)  # 709.78...: exp() of more overflows float64
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number in the summary: a stable JSON key, a label for people, and what it means."""
+
+    key: str
+    label: str
+    value: float | int | None
+    meaning: str = ""
+
+
+@dataclass
+class Report:
+    metric: str
+    value: float
+    n: int
+    figures: list[Figure]
+    per_output: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    breakdown: str = "worst"  # "all" when every example is listed, in row order
+    detail_columns: tuple[str, ...] = ()
+    input_kind: str | None = None
+    input_detected: bool = False
+    weighted: bool = False
+    ignored: int = 0
+    skipped: int = 0
+    clamped: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+    chunk_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "ok" if math.isfinite(self.value) else "overflow"
+
+    def figure(self, key: str) -> float | int | None:
+        for f in self.figures:
+            if f.key == key:
+                return f.value
+        raise KeyError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: non-finite numbers become null and ``status`` says why."""
+        out: dict[str, Any] = {"metric": self.metric, "value": _json_number(self.value), "n": self.n}
+        for f in self.figures:
+            if f.key not in out:
+                out[f.key] = _json_number(f.value)
+        out["status"] = self.status
+        if self.input_kind is not None:
+            out["input"] = self.input_kind
+            out["input_detected"] = self.input_detected
+        out["weighted"] = self.weighted
+        out["ignored"] = self.ignored
+        out["skipped"] = self.skipped
+        out["clamped"] = self.clamped
+        if self.per_output:
+            out["outputs"] = [
+                {"output": name, **{k: _json_number(v) for k, v in vals.items()}} for name, vals in self.per_output
+            ]
+        out["breakdown"] = self.breakdown
+        out["examples"] = [
+            {
+                "row": e.row,
+                "loss": _json_number(e.loss),
+                **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
+            }
+            for e in self.examples
+        ]
+        out["files"] = self.files
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def _json_number(v: float | int | None) -> float | int | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_json_number(x) for x in v]
+    if isinstance(v, float):
+        return _json_number(v)
+    return v
+
+
+def safe_exp(x: float) -> float:
+    """exp that says inf instead of raising OverflowError."""
+    return math.exp(x) if x <= EXP_LIMIT else math.inf
+
+
+HEADLINE = {
+    "mse": ("mse", "MSE", "mean of (prediction - target)^2"),
+    "mae": ("mae", "MAE", "mean of |prediction - target|"),
+    "bce": ("bce", "BCE", "binary cross-entropy, nats per example"),
+    "ce": ("cross_entropy", "cross-entropy", "-log p(target), nats per example"),
+    "perplexity": ("perplexity", "perplexity", "exp(cross-entropy): effective number of equally likely choices"),
+}
+
+
+def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
+    """The headline and its companions, in the order the table shows them."""
+    n = state.n
+    key, label, meaning = HEADLINE[metric]
+    figs: list[Figure] = []
+    if metric == "perplexity":
+        ce = value
+        figs.append(Figure("value", label, safe_exp(ce), meaning))
+        figs.append(Figure("cross_entropy", "cross-entropy", ce, "nats per token"))
+        figs.append(Figure("bits_per_token", "bits per token", ce / LN2, "cross-entropy / ln 2"))
+        figs.append(Figure("n", "tokens scored", n, "ignored tokens are not counted"))
+    else:
+        figs.append(Figure("value", label, value, meaning))
+        figs.append(Figure("n", "examples", n, "rows scored"))
+    if metric == "mse":
+        figs.append(Figure("rmse", "RMSE", math.sqrt(value) if value >= 0 else math.nan, "sqrt(MSE), in the targets' units"))
+    if metric == "bce":
+        figs.append(Figure("bits", "bits per example", value / LN2, "BCE / ln 2"))
+    if metric == "ce":
+        figs.append(Figure("perplexity", "perplexity", safe_exp(value), "exp(cross-entropy)"))
+        figs.append(Figure("bits", "bits per example", value / LN2, "cross-entropy / ln 2"))
+    if state.counts_correct and n:
+        figs.append(Figure("accuracy", "top-1 accuracy", state.correct / n, "argmax of the scores equals the target"))
+    return figs
+
+
+def interpret_perplexity(ppl: float, unit: str = "tokens") -> str:
+    """One line in the lesson's words; for tokens, placed against its table of typical values."""
+    if not math.isfinite(ppl):
+        return "Perplexity overflowed: the model puts almost no probability on the targets."
+    choices = f"{ppl:,.0f}" if ppl >= 10 else f"{ppl:.2g}"
+    if unit != "tokens":
+        return f"As uncertain as a uniform choice among {choices} {unit}."
+    table = [
+        (8.0, "human-level (~5-8)"),
+        (15.0, "GPT-3 (~10)"),
+        (40.0, "GPT-2 (~20)"),
+        (200.0, "an LSTM (~60)"),
+        (5000.0, "a simple n-gram model (~500)"),
+    ]
+    near = next((name for bound, name in table if ppl < bound), "random guessing over a large vocabulary (~50,000)")
+    return (
+        f"As uncertain as a uniform choice among {choices} tokens; "
+        f"on the lesson's scale that is closest to {near}."
+    )
