@@ -65,11 +65,11 @@ class Evaluator:
         rows = len(preds)
         if rows == 0:
             return
-        if self.state is None:
-            self.metric.bind(preds, targets)
-            self.state = LossState(self.metric.outputs, self.worst_capacity)
         row_map: NDArray[np.intp] | None = None
         try:
+            if self.state is None:
+                self.metric.bind(preds, targets)
+                self.state = LossState(self.metric.outputs, self.worst_capacity)
             if weights is not None:
                 weights = self._check_weights(weights)
             if self.nan == "skip":

@@ -147,12 +147,13 @@ class RegressionMetric(Metric):
     def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
         p, t = squeeze_single(preds), squeeze_single(targets)
         if p.ndim != t.ndim or (p.ndim == 2 and p.shape[1] != t.shape[1]):
-            raise UsageError(
-                f"predictions have {_width(p)} value(s) per row but targets have {_width(t)}; "
-                "pick matching columns with --pred-col/--target-col"
+            raise DataProblem(
+                TARGETS, None,
+                f"targets have {_width(t)} value(s) per row but predictions have {_width(p)}; "
+                "pick matching columns with --pred-col/--target-col",
             )
         if p.ndim > 2:
-            raise UsageError(f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+            raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
 
     def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
@@ -189,11 +190,11 @@ class BCEMetric(Metric):
     def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
         p, t = squeeze_single(preds), squeeze_single(targets)
         if p.shape[1:] != t.shape[1:]:
-            raise UsageError(
-                f"predictions have {_width(p)} value(s) per row but targets have {_width(t)}"
+            raise DataProblem(
+                TARGETS, None, f"targets have {_width(t)} value(s) per row but predictions have {_width(p)}"
             )
         if p.ndim > 2:
-            raise UsageError(f"bce takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+            raise DataProblem(PREDS, None, f"bce takes 1-D values or (N, k) arrays, not {p.ndim}-D")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
         if self.requested == "auto":
             finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
@@ -247,22 +248,23 @@ class CEMetric(Metric):
     def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
         z = preds
         if z.ndim != 2:
-            raise UsageError(
-                f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
+            raise DataProblem(
+                PREDS, None, f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
             )
         self.classes = z.shape[1]
         if self.classes < 2:
-            raise UsageError(f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)")
+            raise DataProblem(PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)")
         t = squeeze_single(targets)
         if t.ndim == 2:
             if t.shape[1] != self.classes:
-                raise UsageError(
+                raise DataProblem(
+                    TARGETS, None,
                     f"targets have {t.shape[1]} columns but the scores have {self.classes} classes; "
-                    "targets must be class ids (one column) or one row of C probabilities"
+                    "targets must be class ids (one column) or one row of C probabilities",
                 )
             self.soft = True
         elif t.ndim != 1:
-            raise UsageError("targets must be class ids (N,) or soft/one-hot rows (N, C)")
+            raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
         if self.requested == "auto":
             self.input_kind = _detect_scores(z)
             self.input_detected = True

@@ -170,6 +170,8 @@ class CsvReader(Reader):
         convert_opts = pacsv.ConvertOptions(
             column_types={n: pa.float64() for n in names},
             include_columns=names,
+            null_values=[],  # "nan", "NA" and "" are not silently missing: nan is a value, "" an error
+            strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
         row = 0
