@@ -19,7 +19,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    lines = [",".join(header)] + [",".join(repr(v) if isinstance(v, float) else str(v) for v in r) for r in rows]
+    lines = [",".join(header)] + [
+        ",".join(repr(v) if isinstance(v, float) else str(v) for v in r) for r in rows
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -44,7 +46,10 @@ def main() -> None:
     # Exercise 3: token cross-entropies averaging 2.3 nats; perplexity = exp(2.3).
     ces = [1.3, 2.3, 3.3, 2.3]
     targets = [3, 14, 15, 92]
-    np.save(HERE / "exercise3_logits.npy", logits_with_target_probability([math.exp(-c) for c in ces], 100, targets))
+    np.save(
+        HERE / "exercise3_logits.npy",
+        logits_with_target_probability([math.exp(-c) for c in ces], 100, targets),
+    )
     np.save(HERE / "exercise3_targets.npy", np.array(targets, dtype=np.int64))
 
     # "The capital of France is" -> " Paris" (id 15496) over 50,000 tokens, at p = 0.15, 0.9, 0.01.
@@ -61,8 +66,14 @@ def main() -> None:
     predicted = 45 + 2.0 * size + rng.normal(0, 10, n)
     predicted[rng.choice(n, 5, replace=False)] += rng.normal(0, 150, 5)  # a few bad misses
     pq.write_table(
-        pa.table({"house_id": np.arange(n), "size_m2": size.round(1), "price": price.round(2),
-                  "predicted_price": predicted.round(2)}),
+        pa.table(
+            {
+                "house_id": np.arange(n),
+                "size_m2": size.round(1),
+                "price": price.round(2),
+                "predicted_price": predicted.round(2),
+            }
+        ),
         HERE / "houses.parquet",
     )
 
@@ -71,8 +82,11 @@ def main() -> None:
     label = (rng.random(n) < 0.3).astype(int)
     logit = np.where(label == 1, 1.8, -1.8) + rng.normal(0, 1.4, n)
     prob = 1 / (1 + np.exp(-logit))
-    write_csv(HERE / "spam.csv", ["message_id", "prob", "label"],
-              [[i, round(float(p), 6), int(y)] for i, (p, y) in enumerate(zip(prob, label, strict=True))])
+    write_csv(
+        HERE / "spam.csv",
+        ["message_id", "prob", "label"],
+        [[i, round(float(p), 6), int(y)] for i, (p, y) in enumerate(zip(prob, label, strict=True))],
+    )
 
     # Multi-class: digit logits (N, 10) as float32, labels as int64.
     n = 1000

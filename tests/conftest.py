@@ -29,7 +29,9 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: Any, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+def run_cli(
+    *args: Any, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Result:
     """Run ``python -m losscli`` with stdout piped (so not a terminal), like a script would."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("LOSSCLI_DEBUG", None)

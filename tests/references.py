@@ -22,14 +22,18 @@ def mse(p: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
     p, y = np.asarray(p, np.float64), np.asarray(y, np.float64)
     if p.ndim == 2:  # uniform average over outputs
         return math.fsum(mse(p[:, j], y[:, j], w) for j in range(p.shape[1])) / p.shape[1]
-    return _mean([(a - b) ** 2 for a, b in zip(p.tolist(), y.tolist(), strict=True)], None if w is None else w.tolist())
+    return _mean(
+        [(a - b) ** 2 for a, b in zip(p.tolist(), y.tolist(), strict=True)], None if w is None else w.tolist()
+    )
 
 
 def mae(p: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
     p, y = np.asarray(p, np.float64), np.asarray(y, np.float64)
     if p.ndim == 2:
         return math.fsum(mae(p[:, j], y[:, j], w) for j in range(p.shape[1])) / p.shape[1]
-    return _mean([abs(a - b) for a, b in zip(p.tolist(), y.tolist(), strict=True)], None if w is None else w.tolist())
+    return _mean(
+        [abs(a - b) for a, b in zip(p.tolist(), y.tolist(), strict=True)], None if w is None else w.tolist()
+    )
 
 
 def bce_probs(p: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -68,7 +72,9 @@ def ce_logits(z: np.ndarray, t: np.ndarray, w: np.ndarray | None = None, ignore:
         if np.ndim(ti) == 0:
             terms.append(-ls[int(ti)])
         else:
-            terms.append(-math.fsum(q * v for q, v in zip(np.asarray(ti, np.float64).tolist(), ls, strict=True) if q))
+            terms.append(
+                -math.fsum(q * v for q, v in zip(np.asarray(ti, np.float64).tolist(), ls, strict=True) if q)
+            )
         ws.append(1.0 if w is None else float(w[i]))
     return _mean(terms, ws)
 

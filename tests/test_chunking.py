@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
-from conftest import run_cli, single_file, write_csv, write_parquet
 
 import losscli
+from conftest import run_cli, single_file, write_csv, write_parquet
 from losscli.accumulate import LossState
 from losscli.engine import Evaluator
 from losscli.metrics import make_metric
@@ -89,7 +90,7 @@ def _state(metric: str, p: np.ndarray, t: np.ndarray, offset: int = 0) -> LossSt
 def test_merge_is_associative_and_commutative(data, metric: str) -> None:
     p, t = (data["p"], data["y"]) if metric == "mse" else (data["z"], data["t"])
     cuts = [0, 500, 501, 1700, len(t)]
-    parts = [_state(metric, p[a:b], t[a:b], a) for a, b in zip(cuts, cuts[1:], strict=False)]
+    parts = [_state(metric, p[a:b], t[a:b], a) for a, b in itertools.pairwise(cuts)]
     whole = _state(metric, p, t)
     left = parts[0].merge(parts[1]).merge(parts[2]).merge(parts[3])
     right = parts[0].merge(parts[1].merge(parts[2].merge(parts[3])))

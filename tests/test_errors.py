@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+
 from conftest import run_cli, write_parquet
 
 
@@ -77,7 +78,11 @@ def test_empty_cell(files) -> None:
 def test_empty_input(files, content: str) -> None:
     path = files / "empty.csv"
     path.write_text(content)
-    assert_bad(run_cli("mse", path, "--pred-col", "p", "--target-col", "y") if content else run_cli("mse", path), 3, "empty.csv")
+    assert_bad(
+        run_cli("mse", path, "--pred-col", "p", "--target-col", "y") if content else run_cli("mse", path),
+        3,
+        "empty.csv",
+    )
 
 
 def test_wrong_shape(files) -> None:
@@ -86,7 +91,9 @@ def test_wrong_shape(files) -> None:
 
 
 def test_length_mismatch_known_up_front(files) -> None:
-    assert_bad(run_cli("mse", files / "a3.npy", files / "a4.npy"), 3, "a3.npy has 3 rows", "a4.npy has 4 rows")
+    assert_bad(
+        run_cli("mse", files / "a3.npy", files / "a4.npy"), 3, "a3.npy has 3 rows", "a4.npy has 4 rows"
+    )
 
 
 def test_length_mismatch_found_at_end_of_stream(files) -> None:
@@ -94,8 +101,15 @@ def test_length_mismatch_found_at_end_of_stream(files) -> None:
     big = files / "long.csv"
     big.write_text("p\n" + "".join(f"{i}\n" for i in range(100_003)))
     np.save(files / "short.npy", np.zeros(100_000))
-    assert_bad(run_cli("mse", big, files / "short.npy", "--chunk-size", "777"), 3, "long.csv has 100003 rows", "short.npy has 100000 rows")
-    assert_bad(run_cli("mse", files / "short.npy", big), 3, "short.npy has 100000 rows", "long.csv has 100003 rows")
+    assert_bad(
+        run_cli("mse", big, files / "short.npy", "--chunk-size", "777"),
+        3,
+        "long.csv has 100003 rows",
+        "short.npy has 100000 rows",
+    )
+    assert_bad(
+        run_cli("mse", files / "short.npy", big), 3, "short.npy has 100000 rows", "long.csv has 100003 rows"
+    )
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e400"])
@@ -113,7 +127,14 @@ def test_nan_and_inf_are_errors_unless_skipped(files, bad: str) -> None:
 def test_probability_outside_unit_interval(files) -> None:
     np.save(files / "p.npy", np.array([0.2, 1.5, 0.1]))
     np.save(files / "y.npy", np.array([0.0, 1.0, 1.0]))
-    assert_bad(run_cli("bce", files / "p.npy", files / "y.npy", "--input", "probs"), 3, "p.npy", "row 1", "1.5", "outside [0, 1]")
+    assert_bad(
+        run_cli("bce", files / "p.npy", files / "y.npy", "--input", "probs"),
+        3,
+        "p.npy",
+        "row 1",
+        "1.5",
+        "outside [0, 1]",
+    )
 
 
 def test_bce_target_outside_unit_interval(files) -> None:
@@ -123,12 +144,16 @@ def test_bce_target_outside_unit_interval(files) -> None:
 
 def test_class_id_out_of_range(files) -> None:
     np.save(files / "ids.npy", np.array([0, 5, 1]))
-    assert_bad(run_cli("ce", files / "z.npy", files / "ids.npy"), 3, "ids.npy", "row 1", "class id 5", "4 classes")
+    assert_bad(
+        run_cli("ce", files / "z.npy", files / "ids.npy"), 3, "ids.npy", "row 1", "class id 5", "4 classes"
+    )
 
 
 def test_token_id_out_of_range(files) -> None:
     np.save(files / "ids.npy", np.array([0, 1, -3]))
-    assert_bad(run_cli("perplexity", "--logits", files / "z.npy", "--targets", files / "ids.npy"), 3, "row 2", "-3")
+    assert_bad(
+        run_cli("perplexity", "--logits", files / "z.npy", "--targets", files / "ids.npy"), 3, "row 2", "-3"
+    )
 
 
 def test_fractional_class_id(files) -> None:
@@ -163,7 +188,12 @@ def test_malformed_npy_header(files) -> None:
 def test_npz_needs_a_key_and_lists_keys(files) -> None:
     np.savez(files / "multi.npz", logits=np.zeros((3, 2)), labels=np.zeros(3))
     assert_bad(run_cli("mse", files / "multi.npz", files / "a3.npy"), 2, "logits (3, 2)", "labels (3,)")
-    assert_bad(run_cli("mse", files / "multi.npz", "--pred-col", "x", "--target-col", "labels"), 2, "no column 'x'", "'logits'")
+    assert_bad(
+        run_cli("mse", files / "multi.npz", "--pred-col", "x", "--target-col", "labels"),
+        2,
+        "no column 'x'",
+        "'logits'",
+    )
 
 
 def test_content_does_not_match_extension(files) -> None:
@@ -202,11 +232,21 @@ def test_invalid_utf8_and_nul(files) -> None:
 
 def test_negative_weight(files) -> None:
     np.save(files / "w.npy", np.array([1.0, -1.0, 1.0]))
-    assert_bad(run_cli("mse", files / "a3.npy", files / "a3.npy", "--weights", files / "w.npy"), 3, "w.npy", "row 1", "negative")
+    assert_bad(
+        run_cli("mse", files / "a3.npy", files / "a3.npy", "--weights", files / "w.npy"),
+        3,
+        "w.npy",
+        "row 1",
+        "negative",
+    )
 
 
 def test_weight_count_mismatch(files) -> None:
-    assert_bad(run_cli("mse", files / "a3.npy", files / "a3.npy", "--weights", files / "a4.npy"), 3, "a4.npy has 4 rows")
+    assert_bad(
+        run_cli("mse", files / "a3.npy", files / "a3.npy", "--weights", files / "a4.npy"),
+        3,
+        "a4.npy has 4 rows",
+    )
 
 
 def test_all_rows_ignored(files) -> None:

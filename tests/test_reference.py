@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-import references as ref
-from conftest import run_cli, single_file, write_csv, write_parquet
 
 import losscli
+import references as ref
+from conftest import run_cli, single_file, write_csv, write_parquet
 
 FORMATS = ["csv", "tsv", "parquet", "npy", "npz"]
 REL = 1e-12
@@ -36,7 +36,9 @@ def test_regression_each_format(tmp_path, rng, fmt: str, metric: str) -> None:
     assert got == pytest.approx(want, rel=REL)
 
 
-@pytest.mark.parametrize(("pfmt", "tfmt"), [("csv", "npy"), ("parquet", "csv"), ("npz", "parquet"), ("tsv", "npy")])
+@pytest.mark.parametrize(
+    ("pfmt", "tfmt"), [("csv", "npy"), ("parquet", "csv"), ("npz", "parquet"), ("tsv", "npy")]
+)
 def test_regression_mixed_formats(tmp_path, rng, pfmt: str, tfmt: str) -> None:
     p, y = regression_data(rng, 1000)
     pf, tf = single_file(tmp_path, pfmt, "preds", p), single_file(tmp_path, tfmt, "targets", y)
@@ -94,7 +96,9 @@ def test_bce_logits_and_soft_labels(tmp_path, rng) -> None:
     n = 200
     x = rng.normal(0, 4, n)
     y = rng.random(n)  # soft labels
-    report = losscli.evaluate("bce", single_file(tmp_path, "npy", "x", x), single_file(tmp_path, "csv", "y", y))
+    report = losscli.evaluate(
+        "bce", single_file(tmp_path, "npy", "x", x), single_file(tmp_path, "csv", "y", y)
+    )
     assert report.input_kind == "logits" and report.input_detected
     assert report.value == pytest.approx(ref.bce_logits(x, y), rel=REL)
 
@@ -192,13 +196,23 @@ def test_weights_weighted_mean(tmp_path, rng, metric: str) -> None:
     wf = single_file(tmp_path, "csv", "w", w)
     if metric == "ce":
         z, t = rng.normal(0, 2, (n, 3)), rng.integers(0, 3, n)
-        got = losscli.evaluate("ce", single_file(tmp_path, "npy", "z", z), single_file(tmp_path, "parquet", "t", t),
-                               weights=wf, chunk_size=17)
+        got = losscli.evaluate(
+            "ce",
+            single_file(tmp_path, "npy", "z", z),
+            single_file(tmp_path, "parquet", "t", t),
+            weights=wf,
+            chunk_size=17,
+        )
         assert got.value == pytest.approx(ref.ce_logits(z, t, w), rel=REL)
     else:
         p, y = regression_data(rng, n)
-        got = losscli.evaluate(metric, single_file(tmp_path, "npy", "p", p), single_file(tmp_path, "npy", "y", y),
-                               weights=wf, chunk_size=17)
+        got = losscli.evaluate(
+            metric,
+            single_file(tmp_path, "npy", "p", p),
+            single_file(tmp_path, "npy", "y", y),
+            weights=wf,
+            chunk_size=17,
+        )
         want = ref.mse(p, y, w) if metric == "mse" else ref.mae(p, y, w)
         assert got.value == pytest.approx(want, rel=REL)
     assert got.weighted

@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 import pytest
+
 from conftest import SAMPLES, run_cli
 
 
 def test_exercise_1_mse_is_a_quarter() -> None:
     # (2.5-2)^2 = (3-3.5)^2 = (4.5-4)^2 = 0.25, so the mean is exactly 0.25.
-    r = run_cli("mse", SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv", "--format", "value")
+    r = run_cli(
+        "mse", SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv", "--format", "value"
+    )
     assert r.code == 0, r.stderr
     assert float(r.stdout) == 0.25
     assert r.stdout == "0.25\n"
@@ -25,7 +28,9 @@ def test_exercise_1_rmse_companion() -> None:
 
 
 def test_exercise_1_mae() -> None:
-    r = run_cli("mae", SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv", "--format", "value")
+    r = run_cli(
+        "mae", SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv", "--format", "value"
+    )
     assert float(r.stdout) == 0.5
 
 
@@ -42,8 +47,13 @@ def test_exercise_2_cross_entropy_at_07_and_01() -> None:
 
 def test_exercise_3_perplexity_of_cross_entropy_2_3() -> None:
     r = run_cli(
-        "perplexity", "--logits", SAMPLES / "exercise3_logits.npy", "--targets", SAMPLES / "exercise3_targets.npy",
-        "--format", "json",
+        "perplexity",
+        "--logits",
+        SAMPLES / "exercise3_logits.npy",
+        "--targets",
+        SAMPLES / "exercise3_targets.npy",
+        "--format",
+        "json",
     )
     assert r.code == 0, r.stderr
     data = r.json()
@@ -55,8 +65,13 @@ def test_exercise_3_perplexity_of_cross_entropy_2_3() -> None:
 
 def test_paris_example() -> None:
     r = run_cli(
-        "perplexity", "--logits", SAMPLES / "paris_logits.npy", "--targets", SAMPLES / "paris_targets.npy",
-        "--format", "json",
+        "perplexity",
+        "--logits",
+        SAMPLES / "paris_logits.npy",
+        "--targets",
+        SAMPLES / "paris_targets.npy",
+        "--format",
+        "json",
     )
     data = r.json()
     losses = [e["loss"] for e in sorted(data["examples"], key=lambda e: e["row"])]
@@ -71,6 +86,8 @@ def test_uniform_logits_give_perplexity_v(tmp_path, vocab: int) -> None:
     logits = np.full((7, vocab), 3.25, dtype=np.float32)
     np.save(tmp_path / "logits.npy", logits)
     np.save(tmp_path / "ids.npy", np.arange(7) % vocab)
-    r = run_cli("perplexity", "--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.npy", "-f", "value")
+    r = run_cli(
+        "perplexity", "--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.npy", "-f", "value"
+    )
     assert r.code == 0, r.stderr
     assert float(r.stdout) == pytest.approx(vocab, rel=1e-6)

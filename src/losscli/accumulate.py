@@ -20,10 +20,17 @@ F64 = NDArray[np.float64]
 
 
 def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
-    """Knuth's error-free transformation: a + b == s + e exactly, elementwise."""
-    s = a + b
-    bp = s - a
-    e = (a - (s - bp)) + (b - bp)
+    """Knuth's error-free transformation: a + b == s + e exactly, elementwise.
+
+    Where the sum overflows to inf there is no finite error term; it is 0, not inf - inf = NaN,
+    so an overflowing mean stays inf.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        bp = s - a
+        e = (a - (s - bp)) + (b - bp)
+    if not np.isfinite(s).all():
+        e = np.where(np.isfinite(s), e, 0.0)
     return s, e
 
 
@@ -130,8 +137,7 @@ class WorstExamples:
     def examples(self) -> list[Example]:
         """Worst first."""
         return [
-            Example(int(r), float(v), d)
-            for r, v, d in zip(self.rows, self.losses, self.details, strict=True)
+            Example(int(r), float(v), d) for r, v, d in zip(self.rows, self.losses, self.details, strict=True)
         ]
 
 

@@ -26,8 +26,23 @@ from .report import Report, figures_for, safe_exp
 METRICS = ("mse", "mae", "bce", "ce", "perplexity")
 BREAKDOWN_ALL_AT_MOST = 20
 
-PRED_NAMES = ("pred", "preds", "prediction", "predictions", "y_pred", "yhat", "y_hat", "output",
-              "score", "scores", "prob", "probs", "probability", "logit", "logits")
+PRED_NAMES = (
+    "pred",
+    "preds",
+    "prediction",
+    "predictions",
+    "y_pred",
+    "yhat",
+    "y_hat",
+    "output",
+    "score",
+    "scores",
+    "prob",
+    "probs",
+    "probability",
+    "logit",
+    "logits",
+)
 TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth", "actual", "class", "ids")
 
 Source = Any  # a path (str or os.PathLike) or an array-like
@@ -112,7 +127,7 @@ def evaluate(
     pred_col: str | None = None,
     target_col: str | None = None,
     weight_col: str | None = None,
-    input: str = "auto",  # noqa: A002 - mirrors the CLI option --input
+    input: str = "auto",
     ignore_index: int = -100,
     chunk_size: int | None = None,
     nan: str = "error",
@@ -155,8 +170,15 @@ def evaluate(
             stack.callback(progress.stop)
         state = run(evaluator, roles, chunk_rows, progress.advance if progress else None)
         if state.n == 0:
-            why = f"all {state.ignored} rows have the ignore index {ignore_index}" if state.ignored else (
-                f"all {state.skipped} rows held NaN or inf and were skipped" if state.skipped else "no rows")
+            why = (
+                f"all {state.ignored} rows have the ignore index {ignore_index}"
+                if state.ignored
+                else (
+                    f"all {state.skipped} rows held NaN or inf and were skipped"
+                    if state.skipped
+                    else "no rows"
+                )
+            )
             raise InputError(f"nothing was scored: {why}", path=p_role.label)
         if sink is not None:
             sink.commit()
@@ -219,13 +241,17 @@ def mae(y_pred: Any, y_true: Any, sample_weight: Any = None) -> float:
     return _value("mae", y_pred, y_true, sample_weight)
 
 
-def bce(y_pred: Any, y_true: Any, sample_weight: Any = None, input: str = "auto") -> float:  # noqa: A002
+def bce(y_pred: Any, y_true: Any, sample_weight: Any = None, input: str = "auto") -> float:
     """Binary cross-entropy in nats; ``input`` is probs, logits or auto."""
     return _value("bce", y_pred, y_true, sample_weight, input=input)
 
 
 def cross_entropy(
-    scores: Any, targets: Any, sample_weight: Any = None, input: str = "auto", ignore_index: int = -100  # noqa: A002
+    scores: Any,
+    targets: Any,
+    sample_weight: Any = None,
+    input: str = "auto",
+    ignore_index: int = -100,
 ) -> float:
     """Categorical cross-entropy in nats over (N, C) scores."""
     return _value("ce", scores, targets, sample_weight, input=input, ignore_index=ignore_index)

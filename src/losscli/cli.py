@@ -62,18 +62,73 @@ def cli() -> None:
 def _common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
     options = [
-        click.option("--pred-col", metavar="COL", help="Prediction column(s): a name or 0-based index; commas for several."),
+        click.option(
+            "--pred-col",
+            metavar="COL",
+            help="Prediction column(s): a name or 0-based index; commas for several.",
+        ),
         click.option("--target-col", metavar="COL", help="Target column(s), as --pred-col."),
-        click.option("--weights", "weights", metavar="FILE", help="Per-example weights (weighted mean, like scikit-learn's sample_weight)."),
-        click.option("--weight-col", metavar="COL", help="Weights column (in --weights FILE, or in PREDS when --weights is not given)."),
-        click.option("--chunk-size", type=int, metavar="ROWS", help="Rows per chunk (default: fits about 8 MB of the widest input)."),
-        click.option("--nan", type=click.Choice(["error", "skip"]), default="error", show_default=True, help="NaN/inf in the inputs: an error, or skip those rows (counted)."),
-        click.option("--format", "-f", "fmt", type=click.Choice(OUTPUT_FORMATS), help="Output format. Default: table on a terminal, tsv when piped."),
-        click.option("--top", type=int, default=10, show_default=True, metavar="K", help="Worst examples to show when there are more than 20."),
-        click.option("--per-example", metavar="PATH", help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout."),
-        click.option("--fail-above", type=float, metavar="X", help="Exit 1 if the headline value is above X (after printing)."),
-        click.option("--fail-below", type=float, metavar="X", help="Exit 1 if the headline value is below X (after printing)."),
-        click.option("--input-format", type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]), help="Read every file as this format, whatever its extension."),
+        click.option(
+            "--weights",
+            "weights",
+            metavar="FILE",
+            help="Per-example weights (weighted mean, like scikit-learn's sample_weight).",
+        ),
+        click.option(
+            "--weight-col",
+            metavar="COL",
+            help="Weights column (in --weights FILE, or in PREDS when --weights is not given).",
+        ),
+        click.option(
+            "--chunk-size",
+            type=int,
+            metavar="ROWS",
+            help="Rows per chunk (default: fits about 8 MB of the widest input).",
+        ),
+        click.option(
+            "--nan",
+            type=click.Choice(["error", "skip"]),
+            default="error",
+            show_default=True,
+            help="NaN/inf in the inputs: an error, or skip those rows (counted).",
+        ),
+        click.option(
+            "--format",
+            "-f",
+            "fmt",
+            type=click.Choice(OUTPUT_FORMATS),
+            help="Output format. Default: table on a terminal, tsv when piped.",
+        ),
+        click.option(
+            "--top",
+            type=int,
+            default=10,
+            show_default=True,
+            metavar="K",
+            help="Worst examples to show when there are more than 20.",
+        ),
+        click.option(
+            "--per-example",
+            metavar="PATH",
+            help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout.",
+        ),
+        click.option(
+            "--fail-above",
+            type=float,
+            metavar="X",
+            help="Exit 1 if the headline value is above X (after printing).",
+        ),
+        click.option(
+            "--fail-below",
+            type=float,
+            metavar="X",
+            help="Exit 1 if the headline value is below X (after printing).",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
+            help="Read every file as this format, whatever its extension.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -81,11 +136,19 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _input_option(choices: tuple[str, ...], help_text: str) -> Callable[..., Any]:
-    return click.option("--input", "input_kind", type=click.Choice(choices), default="auto", show_default=True, help=help_text)
+    return click.option(
+        "--input", "input_kind", type=click.Choice(choices), default="auto", show_default=True, help=help_text
+    )
 
 
 def _ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--ignore-index", type=int, default=-100, show_default=True, help="Target value that marks rows to skip (as in torch).")(f)
+    return click.option(
+        "--ignore-index",
+        type=int,
+        default=-100,
+        show_default=True,
+        help="Target value that marks rows to skip (as in torch).",
+    )(f)
 
 
 def _run(metric: str, preds: str, targets: str | None, opts: dict[str, Any]) -> int:
@@ -184,7 +247,10 @@ def mae(preds: str, targets: str | None, **opts: Any) -> int:
 @cli.command(context_settings=CONTEXT)
 @click.argument("preds")
 @click.argument("targets", required=False)
-@_input_option(("auto", "probs", "logits"), "Predictions are probabilities or logits; auto decides from the first chunk and says which.")
+@_input_option(
+    ("auto", "probs", "logits"),
+    "Predictions are probabilities or logits; auto decides from the first chunk and says which.",
+)
 @_common
 def bce(preds: str, targets: str | None, **opts: Any) -> int:
     """Binary cross-entropy, -[y log p + (1 - y) log(1 - p)], in nats.
@@ -204,7 +270,10 @@ def bce(preds: str, targets: str | None, **opts: Any) -> int:
 @cli.command(context_settings=CONTEXT)
 @click.argument("preds")
 @click.argument("targets", required=False)
-@_input_option(("auto", "probs", "logits", "logprobs"), "Scores are probabilities, logits or log-probabilities; auto decides from the first chunk.")
+@_input_option(
+    ("auto", "probs", "logits", "logprobs"),
+    "Scores are probabilities, logits or log-probabilities; auto decides from the first chunk.",
+)
 @_ignore_option
 @_common
 def ce(preds: str, targets: str | None, **opts: Any) -> int:
@@ -222,8 +291,15 @@ def ce(preds: str, targets: str | None, **opts: Any) -> int:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--logits", "logits", required=True, metavar="FILE", help="Logits of shape (N, V), float16/32/64.")
-@click.option("--targets", "targets", metavar="FILE", help="Token ids (N,). Omit when --target-col names a column of the logits file.")
+@click.option(
+    "--logits", "logits", required=True, metavar="FILE", help="Logits of shape (N, V), float16/32/64."
+)
+@click.option(
+    "--targets",
+    "targets",
+    metavar="FILE",
+    help="Token ids (N,). Omit when --target-col names a column of the logits file.",
+)
 @_ignore_option
 @_common
 def perplexity(logits: str, targets: str | None, **opts: Any) -> int:
@@ -264,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_SIGTERM
     except BrokenPipeError:
         code = EXIT_SIGPIPE
-    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as exc:
         if os.environ.get("LOSSCLI_DEBUG"):
             raise
         _error_line(f"internal error: {type(exc).__name__}: {exc} (set LOSSCLI_DEBUG=1 for a traceback)")

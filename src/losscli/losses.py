@@ -117,9 +117,7 @@ def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
     return out
 
 
-def ce_from_logits_ids(
-    z: FloatArray, ids: IntArray, lse: FloatArray, out: FloatArray
-) -> FloatArray:
+def ce_from_logits_ids(z: FloatArray, ids: IntArray, lse: FloatArray, out: FloatArray) -> FloatArray:
     """Cross-entropy of class ids given logits and their row log-sum-exp: lse - z[id]."""
     gather(z, ids, out)
     np.subtract(lse, out, out=out)
@@ -176,9 +174,7 @@ def ce_from_logprobs_ids(lp: FloatArray, ids: IntArray, out: FloatArray) -> Floa
     return out
 
 
-def ce_from_logprobs_soft(
-    lp: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray
-) -> FloatArray:
+def ce_from_logprobs_soft(lp: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> FloatArray:
     """-sum_c y_c logprob_c; entries with y_c = 0 contribute 0."""
     soft_dot(y, lp, work, out)
     np.negative(out, out=out)

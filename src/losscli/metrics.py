@@ -74,7 +74,9 @@ def check_finite(arr: NDArray[Any], role: str) -> None:
     if not ok.all():
         row, col = first_bad_cell(ok)
         value = arr[row] if col is None else arr[row, col]
-        raise DataProblem(role, row, f"{value} is not a finite number (use --nan skip to drop such rows)", col)
+        raise DataProblem(
+            role, row, f"{value} is not a finite number (use --nan skip to drop such rows)", col
+        )
 
 
 def check_range(arr: NDArray[Any], role: str, what: str, low: float = 0.0, high: float = 1.0) -> None:
@@ -148,7 +150,8 @@ class RegressionMetric(Metric):
         p, t = squeeze_single(preds), squeeze_single(targets)
         if p.ndim != t.ndim or (p.ndim == 2 and p.shape[1] != t.shape[1]):
             raise DataProblem(
-                TARGETS, None,
+                TARGETS,
+                None,
                 f"targets have {_width(t)} value(s) per row but predictions have {_width(p)}; "
                 "pick matching columns with --pred-col/--target-col",
             )
@@ -212,7 +215,9 @@ class BCEMetric(Metric):
         work = self.scratch.get("work", shape, np.float64)
         clamped = 0
         if self.input_kind == "probs":
-            what = "probability" if not self.input_detected else "probability (auto-detected from the first chunk; pass --input logits if these are logits)"
+            what = "probability"
+            if self.input_detected:
+                what += " (auto-detected from the first chunk; pass --input logits if these are logits)"
             check_range(p, PREDS, what)
             clamped = L.bce_from_probs(p, t, elements, work)
         else:
@@ -253,12 +258,15 @@ class CEMetric(Metric):
             )
         self.classes = z.shape[1]
         if self.classes < 2:
-            raise DataProblem(PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)")
+            raise DataProblem(
+                PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)"
+            )
         t = squeeze_single(targets)
         if t.ndim == 2:
             if t.shape[1] != self.classes:
                 raise DataProblem(
-                    TARGETS, None,
+                    TARGETS,
+                    None,
                     f"targets have {t.shape[1]} columns but the scores have {self.classes} classes; "
                     "targets must be class ids (one column) or one row of C probabilities",
                 )
@@ -295,7 +303,8 @@ class CEMetric(Metric):
             if not valid.all():
                 r = first_bad_row(valid)
                 raise DataProblem(
-                    TARGETS, r,
+                    TARGETS,
+                    r,
                     f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
                     f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
                 )
@@ -319,8 +328,13 @@ class CEMetric(Metric):
         else:
             target_class, keep = self._ids(t)
         if kind == "probs":
-            check_range(z, PREDS, "probability" if not self.input_detected else
-                        "probability (auto-detected from the first chunk; pass --input logits)")
+            check_range(
+                z,
+                PREDS,
+                "probability"
+                if not self.input_detected
+                else "probability (auto-detected from the first chunk; pass --input logits)",
+            )
             np.argmax(z, axis=1, out=argmax)
             if self.soft:
                 work = self.scratch.get("work", z.shape, np.float64)

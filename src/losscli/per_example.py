@@ -7,6 +7,7 @@ a partial file nor a clobbered old one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -45,7 +46,9 @@ class PerExampleWriter:
             return
         directory = os.path.dirname(os.path.abspath(path))
         try:
-            fd, self.tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+            fd, self.tmp_path = tempfile.mkstemp(
+                prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+            )
         except OSError as exc:
             raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
         self.fp = os.fdopen(fd, "wb")
@@ -81,14 +84,10 @@ class PerExampleWriter:
     def abort(self) -> None:
         if self.tmp_path is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self.fp.close()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.tmp_path)
-        except OSError:
-            pass
         self.tmp_path = None
 
 
@@ -114,7 +113,7 @@ class NpyWriter(PerExampleWriter):
         self.fp.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
-        text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (self.dtype.descr, rows)
+        text = f"{{'descr': {self.dtype.descr!r}, 'fortran_order': False, 'shape': ({rows},), }}"
         magic = b"\x93NUMPY\x01\x00"
         body_len = NPY_HEADER_BYTES - len(magic) - 2
         body = text.ljust(body_len - 1) + "\n"
@@ -149,7 +148,9 @@ class ParquetWriter(PerExampleWriter):
 
     def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
         pa = self._pa
-        self.pending.append(pa.record_batch([pa.array(rows.copy()), pa.array(losses.copy())], schema=self.schema))
+        self.pending.append(
+            pa.record_batch([pa.array(rows.copy()), pa.array(losses.copy())], schema=self.schema)
+        )
         self.pending_rows += len(rows)
         if self.pending_rows >= PARQUET_ROWS_PER_GROUP:
             self._flush()

@@ -72,7 +72,8 @@ class Report:
         out["clamped"] = self.clamped
         if self.per_output:
             out["outputs"] = [
-                {"output": name, **{k: _json_number(v) for k, v in vals.items()}} for name, vals in self.per_output
+                {"output": name, **{k: _json_number(v) for k, v in vals.items()}}
+                for name, vals in self.per_output
             ]
         out["breakdown"] = self.breakdown
         out["examples"] = [
@@ -115,14 +116,18 @@ HEADLINE = {
     "mae": ("mae", "MAE", "mean of |prediction - target|"),
     "bce": ("bce", "BCE", "binary cross-entropy, nats per example"),
     "ce": ("cross_entropy", "cross-entropy", "-log p(target), nats per example"),
-    "perplexity": ("perplexity", "perplexity", "exp(cross-entropy): effective number of equally likely choices"),
+    "perplexity": (
+        "perplexity",
+        "perplexity",
+        "exp(cross-entropy): effective number of equally likely choices",
+    ),
 }
 
 
 def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
     """The headline and its companions, in the order the table shows them."""
     n = state.n
-    key, label, meaning = HEADLINE[metric]
+    _, label, meaning = HEADLINE[metric]
     figs: list[Figure] = []
     if metric == "perplexity":
         ce = value
@@ -134,14 +139,23 @@ def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
         figs.append(Figure("value", label, value, meaning))
         figs.append(Figure("n", "examples", n, "rows scored"))
     if metric == "mse":
-        figs.append(Figure("rmse", "RMSE", math.sqrt(value) if value >= 0 else math.nan, "sqrt(MSE), in the targets' units"))
+        figs.append(
+            Figure(
+                "rmse",
+                "RMSE",
+                math.sqrt(value) if value >= 0 else math.nan,
+                "sqrt(MSE), in the targets' units",
+            )
+        )
     if metric == "bce":
         figs.append(Figure("bits", "bits per example", value / LN2, "BCE / ln 2"))
     if metric == "ce":
         figs.append(Figure("perplexity", "perplexity", safe_exp(value), "exp(cross-entropy)"))
         figs.append(Figure("bits", "bits per example", value / LN2, "cross-entropy / ln 2"))
     if state.counts_correct and n:
-        figs.append(Figure("accuracy", "top-1 accuracy", state.correct / n, "argmax of the scores equals the target"))
+        figs.append(
+            Figure("accuracy", "top-1 accuracy", state.correct / n, "argmax of the scores equals the target")
+        )
     return figs
 
 
@@ -159,7 +173,9 @@ def interpret_perplexity(ppl: float, unit: str = "tokens") -> str:
         (200.0, "an LSTM (~60)"),
         (5000.0, "a simple n-gram model (~500)"),
     ]
-    near = next((name for bound, name in table if ppl < bound), "random guessing over a large vocabulary (~50,000)")
+    near = next(
+        (name for bound, name in table if ppl < bound), "random guessing over a large vocabulary (~50,000)"
+    )
     return (
         f"As uncertain as a uniform choice among {choices} tokens; "
         f"on the lesson's scale that is closest to {near}."

@@ -103,7 +103,7 @@ class CsvReader(Reader):
         try:
             if self.compression:
                 return pa.input_stream(self.path, compression=self.compression)
-            return open(self.path, "rb")  # noqa: SIM115 - returned to the caller
+            return open(self.path, "rb")
         except FileNotFoundError:
             raise InputError("no such file", path=self.display) from None
         except PermissionError:
@@ -188,7 +188,9 @@ class CsvReader(Reader):
                         bad = int(np.argmax(nulls))
                         raise InputError(
                             "empty cell: every selected cell must hold a number",
-                            path=self.display, row=row + bad, column=repr(self.column_names[j]),
+                            path=self.display,
+                            row=row + bad,
+                            column=repr(self.column_names[j]),
                         )
                     cols[j] = arr.to_numpy(zero_copy_only=False)
                 rows = batch.num_rows
@@ -217,8 +219,9 @@ class CsvReader(Reader):
         data_row = -1
         try:
             raw = self._open_binary()
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text, delimiter=self.delimiter)
+            bad_utf8: list[int] = []
+            lines = io.BufferedReader(_Replay(b"", raw))  # pyarrow's streams cannot iterate lines
+            reader = csv.reader(_decoded_lines(lines, bad_utf8), delimiter=self.delimiter)
             width = len(self.column_names)
             for fields in reader:
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
@@ -233,25 +236,43 @@ class CsvReader(Reader):
                 if len(fields) != width:
                     return InputError(
                         f"line {line} has {len(fields)} field(s) but the first row has {width}",
-                        path=self.display, row=r,
+                        path=self.display,
+                        row=r,
                     )
                 for j in sorted(wanted):
                     if not _is_number(fields[j]):
                         shown = fields[j] if len(fields[j]) <= 40 else fields[j][:40] + "..."
                         what = "empty cell" if not fields[j].strip() else f"{shown!r} is not a number"
                         return InputError(
-                            f"{what} (line {line})", path=self.display, row=r,
+                            f"{what} (line {line})",
+                            path=self.display,
+                            row=r,
                             column=repr(self.column_names[j]),
                         )
-        except UnicodeDecodeError:
-            near = max(data_row - (1 if self.has_header else 0), 0)
-            return InputError(f"is not valid UTF-8 text (near row {near})", path=self.display)
+        except UnicodeDecodeError as exc:
+            row = max(data_row + 1 - (1 if self.has_header else 0), 0)
+            return InputError(
+                f"is not valid UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {bad_utf8[0]}",
+                path=self.display,
+                row=row,
+            )
         except (csv.Error, OSError) as err:
             return InputError(f"{_friendly(message)} ({err})", path=self.display)
         finally:
             if raw is not None:
                 raw.close()
         return InputError(_friendly(message), path=self.display)
+
+
+def _decoded_lines(raw: Any, bad: list[int]) -> Iterator[str]:
+    """Text lines of a binary stream; on invalid UTF-8, records the line number and raises."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            bad.append(number)
+            raise
+        yield text
 
 
 def _friendly(message: str) -> str:

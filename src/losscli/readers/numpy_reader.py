@@ -66,9 +66,7 @@ def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHead
             path=display,
         )
     if dtype.names is not None or dtype.subdtype is not None:
-        raise InputError(
-            f"has a structured dtype {dtype}; save a plain numeric array instead", path=display
-        )
+        raise InputError(f"has a structured dtype {dtype}; save a plain numeric array instead", path=display)
     if dtype.kind not in "biuf":
         raise InputError(f"has dtype {dtype}, which is not a number type losscli can score", path=display)
     if len(shape) == 0:
@@ -100,7 +98,9 @@ class ArrayStream:
         self._buffer: NDArray[Any] | None = None
         self.native = header.dtype.newbyteorder("=")
         if header.fortran and len(header.shape) > 2:
-            raise InputError("is a Fortran-ordered array of more than 2 dimensions; save it in C order", path=display)
+            raise InputError(
+                "is a Fortran-ordered array of more than 2 dimensions; save it in C order", path=display
+            )
         if header.fortran and len(header.shape) == 2 and fd is None:
             raise InputError(
                 "holds a Fortran-ordered 2-D array inside .npz, which cannot be streamed; "
@@ -123,7 +123,7 @@ class ArrayStream:
         if self.header.fortran and view.ndim == 2:
             self._read_fortran(view)
         else:
-            self._read_into(memoryview(view).cast("B"))
+            self._read_into(memoryview(view).cast("B"))  # type: ignore[arg-type]
         if not self.header.dtype.isnative:
             view.byteswap(inplace=True)
         self.row += rows
@@ -136,7 +136,9 @@ class ArrayStream:
             try:
                 got = self.fp.readinto(mv[filled:])  # type: ignore[attr-defined]
             except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-                raise InputError(f"could not be read at row {self.row} ({_short(exc)})", path=self.display) from None
+                raise InputError(
+                    f"could not be read at row {self.row} ({_short(exc)})", path=self.display
+                ) from None
             if not got:
                 raise InputError(
                     f"ended early at row {self.row}: the file is shorter than its header declares "
@@ -178,8 +180,8 @@ class NpyReader(Reader):
         except OSError as exc:
             raise InputError(f"cannot be opened ({exc.strerror})", path=path) from None
         size = os.fstat(self._fp.fileno()).st_size
-        header = read_header(self._fp, path, size)  # type: ignore[arg-type]
-        self.stream = ArrayStream(self._fp, header, path, self._fp.fileno())  # type: ignore[arg-type]
+        header = read_header(self._fp, path, size)
+        self.stream = ArrayStream(self._fp, header, path, self._fp.fileno())
         self.n_rows = header.rows
         self.row_shape = header.row_shape
         self.dtype = self.stream.native
@@ -234,9 +236,7 @@ class NpzReader(Reader):
         return header
 
     def describe_keys(self) -> str:
-        return ", ".join(
-            f"{k} {self._headers[k].shape}" for k in self.keys
-        )
+        return ", ".join(f"{k} {self._headers[k].shape}" for k in self.keys)
 
     def _stream(self, key: str) -> ArrayStream:
         header = self._headers[key]

@@ -75,7 +75,11 @@ def open_reader(path: str, fmt: str | None = None) -> Reader:
                 path=path,
             )
         elif named in _EXT and actual != named:
-            what = f"a {actual} file" if actual else ("gzip-compressed data" if head.startswith(GZIP_MAGIC) else "not one")
+            what = (
+                f"a {actual} file"
+                if actual
+                else ("gzip-compressed data" if head.startswith(GZIP_MAGIC) else "not one")
+            )
             raise InputError(
                 f"has the {_EXT[named]} extension but is {what}"
                 + (f"; rename it to {_EXT[actual]}" if actual else "")

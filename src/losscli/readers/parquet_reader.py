@@ -58,7 +58,12 @@ class ParquetReader(Reader):
             arr = arr.combine_chunks()
         if arr.null_count:
             bad = int(np.argmax(np.asarray(arr.is_null().to_numpy(zero_copy_only=False))))
-            raise InputError("null value: every selected cell must hold a number", path=self.display, row=row + bad, column=name)
+            raise InputError(
+                "null value: every selected cell must hold a number",
+                path=self.display,
+                row=row + bad,
+                column=name,
+            )
         t = arr.type
         if pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t):
             rows = len(arr)
@@ -72,7 +77,9 @@ class ParquetReader(Reader):
                     bad = int(np.argmax(lengths != width))
                     raise InputError(
                         f"list has {int(lengths[bad])} values but earlier rows have {width}",
-                        path=self.display, row=row + bad, column=name,
+                        path=self.display,
+                        row=row + bad,
+                        column=name,
                     )
             values = arr.flatten()
             if values.null_count:

@@ -59,11 +59,17 @@ def summary_table(report: Report) -> Table:
     if report.weighted:
         table.add_row("weighted", "yes", "weighted mean (sample_weight semantics)")
     if report.ignored:
-        table.add_row("ignored", fmt_number(report.ignored, counts=True), "rows with the ignore index, not counted")
+        table.add_row(
+            "ignored", fmt_number(report.ignored, counts=True), "rows with the ignore index, not counted"
+        )
     if report.skipped:
-        table.add_row("skipped", fmt_number(report.skipped, counts=True), "rows with NaN/inf, dropped by --nan skip")
+        table.add_row(
+            "skipped", fmt_number(report.skipped, counts=True), "rows with NaN/inf, dropped by --nan skip"
+        )
     if report.clamped:
-        table.add_row("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
+        table.add_row(
+            "clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does"
+        )
     return table
 
 
