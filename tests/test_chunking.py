@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import losscli
-from conftest import run_cli, single_file, write_csv, write_parquet
 from losscli.accumulate import LossState
 from losscli.engine import Evaluator
 from losscli.metrics import make_metric
+
+from conftest import run_cli, single_file, write_csv, write_parquet
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,29 @@ def test_directory_as_file(files) -> None:
     assert_bad(run_cli("mse", files, files / "a3.npy"), 3, "is a directory")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(files) -> None:
+def test_unreadable_file(files, monkeypatch) -> None:
+    import builtins
+
+    import losscli
+    from losscli.errors import InputError
+
     path = files / "secret.csv"
     path.write_text("1\n")
-    path.chmod(0)
-    assert_bad(run_cli("mse", path, files / "a3.npy"), 3, "permission denied")
+    if os.geteuid() != 0:
+        path.chmod(0)
+        assert_bad(run_cli("mse", path, files / "a3.npy"), 3, "permission denied")
+        return
+    real_open = builtins.open
+
+    def deny(file, *args, **kwargs):  # root reads any file, so simulate EACCES
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    with pytest.raises(InputError, match=r"secret\.csv: permission denied") as err:
+        losscli.evaluate("mse", path, files / "a3.npy")
+    assert err.value.exit_code == 3
 
 
 def test_non_numeric_cell_names_row_and_column(files) -> None:

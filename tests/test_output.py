@@ -214,3 +214,38 @@ def test_signals_mid_stream(tmp_path, sig: int, code: int) -> None:
     assert rc == code
     assert "Traceback" not in err
     assert os.listdir(tmp_path) == []
+
+
+def _stderr_of(args: list[str], tty: bool) -> str:
+    import pty
+
+    env = {**os.environ, "LOSSCLI_PROGRESS_AFTER": "0", "TERM": "xterm"}
+    if not tty:
+        out = subprocess.run(
+            [sys.executable, "-m", "losscli", *args], capture_output=True, env=env, timeout=60
+        )
+        return out.stderr.decode()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "losscli", *args], stdout=subprocess.PIPE, stderr=follower, env=env
+    )
+    os.close(follower)
+    proc.communicate(timeout=60)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path) -> None:
+    np.save(tmp_path / "p.npy", np.zeros(5000))
+    args = ["mse", str(tmp_path / "p.npy"), str(tmp_path / "p.npy"), "--chunk-size", "10", "-f", "value"]
+    assert "scoring" in _stderr_of(args, tty=True)
+    assert _stderr_of(args, tty=False) == ""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import losscli
+
 import references as ref
 from conftest import run_cli, single_file, write_csv, write_parquet
 

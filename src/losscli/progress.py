@@ -1,10 +1,12 @@
 """A progress bar on stderr, shown only on a terminal and only once a run lasts a moment.
 
 Short runs never flash a bar; piped or redirected stderr never gets escape codes.
+``LOSSCLI_PROGRESS_AFTER`` (seconds, default 0.5) sets the moment.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -14,6 +16,13 @@ from .api import Progress
 SHOW_AFTER_SECONDS = 0.5
 
 
+def _show_after() -> float:
+    try:
+        return float(os.environ.get("LOSSCLI_PROGRESS_AFTER", SHOW_AFTER_SECONDS))
+    except ValueError:
+        return SHOW_AFTER_SECONDS
+
+
 class _Bar:
     def __init__(self) -> None:
         self.total: int | None = None
@@ -21,6 +30,7 @@ class _Bar:
         self.started = time.monotonic()
         self.progress: Any = None
         self.task: Any = None
+        self.after = _show_after()
 
     def start(self, total: int | None) -> None:
         self.total = total
@@ -29,7 +39,7 @@ class _Bar:
     def advance(self, rows: int) -> None:
         self.done += rows
         if self.progress is None:
-            if time.monotonic() - self.started < SHOW_AFTER_SECONDS:
+            if time.monotonic() - self.started < self.after:
                 return
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
