@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOSSCLI := $(BIN)/losscli
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-quick install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,20 @@ test: $(VENV)/.stamp-test
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.stamp-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks sample_data
 	$(BIN)/mypy
+
+$(VENV)/.stamp-bench: pyproject.toml $(VENV)/.stamp-install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# Full scale (several GB of data under benchmarks/data, about 10 minutes); rewrites BENCHMARKS.md.
+bench: $(VENV)/.stamp-bench
+	$(PY) benchmarks/bench.py --write BENCHMARKS.md
+
+# A tenth of the data, one round: under two minutes.
+bench-quick: $(VENV)/.stamp-bench
+	$(PY) benchmarks/bench.py --quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

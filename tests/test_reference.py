@@ -32,9 +32,13 @@ def regression_data(rng: np.random.Generator, n: int = 257) -> tuple[np.ndarray,
 def test_regression_each_format(tmp_path, rng, fmt: str, metric: str) -> None:
     p, y = regression_data(rng)
     pf, tf = single_file(tmp_path, fmt, "preds", p), single_file(tmp_path, fmt, "targets", y)
-    got = losscli.evaluate(metric, pf, tf, chunk_size=50).value
+    report = losscli.evaluate(metric, pf, tf, chunk_size=50)
     want = ref.mse(p, y) if metric == "mse" else ref.mae(p, y)
-    assert got == pytest.approx(want, rel=REL)
+    assert report.value == pytest.approx(want, rel=REL)
+    # the other regression metric is reported beside the headline, from the same pass
+    other = "mae" if metric == "mse" else "mse"
+    assert report.figure(other) == pytest.approx(ref.mae(p, y) if other == "mae" else ref.mse(p, y), rel=REL)
+    assert report.figure("rmse") == pytest.approx(np.sqrt(ref.mse(p, y)), rel=REL)
 
 
 @pytest.mark.parametrize(
@@ -216,6 +220,8 @@ def test_weights_weighted_mean(tmp_path, rng, metric: str) -> None:
         )
         want = ref.mse(p, y, w) if metric == "mse" else ref.mae(p, y, w)
         assert got.value == pytest.approx(want, rel=REL)
+        other = ref.mae(p, y, w) if metric == "mse" else ref.mse(p, y, w)
+        assert got.figure("mae" if metric == "mse" else "mse") == pytest.approx(other, rel=REL)
     assert got.weighted
 
 

@@ -161,6 +161,17 @@ class LossState:
     correct: int = 0
     counts_correct: bool = False
     worst: WorstExamples = field(init=False)
+    companion_sums: dict[str, CompensatedVector] = field(default_factory=dict)
+
+    def companion(self, name: str) -> CompensatedVector:
+        """The running weighted sum of a per-example companion (MAE beside MSE, ...)."""
+        if name not in self.companion_sums:
+            self.companion_sums[name] = CompensatedVector.zeros(1)
+        return self.companion_sums[name]
+
+    def companion_mean(self, name: str) -> float:
+        w = float(self.weight_sum.total()[0])
+        return float(self.companion_sums[name].total()[0]) / w if w else math.nan
 
     def __post_init__(self) -> None:
         self.output_sums = CompensatedVector.zeros(self.outputs)
@@ -180,6 +191,11 @@ class LossState:
         out.correct = self.correct + other.correct
         out.counts_correct = self.counts_correct or other.counts_correct
         out.worst = self.worst.merge(other.worst)
+        for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
+            zero = CompensatedVector.zeros(1)
+            out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
+                other.companion_sums.get(name, zero)
+            )
         return out
 
     def per_output(self) -> F64:

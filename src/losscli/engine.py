@@ -116,6 +116,7 @@ class Evaluator:
         assert state is not None
         mc = self.metric.compute(p, t)
         losses, elements, correct = mc.losses, mc.elements, mc.correct
+        companions = mc.companions or {}
         local = None  # positions in p/t of the counted examples, when not all are counted
         if mc.keep is not None:
             local = np.flatnonzero(mc.keep)
@@ -123,18 +124,15 @@ class Evaluator:
             losses = losses[local]
             elements = elements[local] if elements is not None else None
             correct = correct[local] if correct is not None else None
+            companions = {k: v[local] for k, v in companions.items()}
             w = w[local] if w is not None else None
         n = len(losses)
         if n == 0:
             return
-        if w is None:
-            total = float(np.sum(losses))
-            weight_total = float(n)
-        else:
-            weighted = self.scratch.get("weighted", (n,), np.float64)
-            np.multiply(losses, w, out=weighted)
-            total = float(np.sum(weighted))
-            weight_total = float(np.sum(w, dtype=np.float64))
+        total = self._weighted_sum(losses, w)
+        weight_total = float(n) if w is None else float(np.sum(w, dtype=np.float64))
+        for name, values in companions.items():
+            state.companion(name).add(np.array([self._weighted_sum(values, w)]))
         if not math.isfinite(total):
             self.metric.locate_nonfinite(p, t)  # raises when an input is NaN/inf
             self.overflow = True
@@ -156,6 +154,14 @@ class Evaluator:
             state.worst.offer(global_rows[picked], losses[picked], details)
         if self.sink is not None:
             self.sink.write(global_rows, losses)
+
+    def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
+        """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
+        if w is None:
+            return float(np.sum(values))
+        weighted = self.scratch.get("weighted", (len(values),), np.float64)
+        np.multiply(values, w, out=weighted)
+        return float(np.sum(weighted))
 
     def _global_rows(
         self, local: NDArray[np.intp] | None, row_map: NDArray[np.intp] | None, n: int

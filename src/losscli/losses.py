@@ -60,6 +60,15 @@ def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
     return False
 
 
+def regression_errors(
+    pred: FloatArray, target: FloatArray, diff: FloatArray, sq_out: FloatArray, abs_out: FloatArray
+) -> None:
+    """Squared and absolute errors from a single subtraction."""
+    np.subtract(pred, target, out=diff)
+    np.multiply(diff, diff, out=sq_out)
+    np.abs(diff, out=abs_out)
+
+
 def bce_from_probs(p: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> int:
     """-[y log p + (1 - y) log(1 - p)] into ``out``; returns how many examples were clamped.
 

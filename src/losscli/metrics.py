@@ -32,6 +32,7 @@ class MetricChunk:
 
     losses: NDArray[np.float64]
     elements: NDArray[np.float64] | None = None  # (rows, k) per-output losses when k > 1
+    companions: dict[str, NDArray[np.float64]] | None = None  # other per-example means, by name
     keep: NDArray[np.bool_] | None = None  # False for ignored rows (ignore_index)
     clamped: int = 0
     correct: NDArray[np.bool_] | None = None  # per-row top-1 hit, when the metric has one
@@ -144,7 +145,7 @@ class RegressionMetric(Metric):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name  # type: ignore[misc]
-        self._fn = L.squared_error if name == "mse" else L.absolute_error
+        self.companion = "mae" if name == "mse" else "mse"
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
         p, t = squeeze_single(preds), squeeze_single(targets)
@@ -161,16 +162,20 @@ class RegressionMetric(Metric):
 
     def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(targets)
-        rows = p.shape[0]
+        shape = p.shape
+        # One subtraction serves both MSE and MAE: the other is reported beside the headline.
+        diff = self.scratch.get("diff", shape, np.float64)
+        sq = self.scratch.get("sq", shape, np.float64)
+        ab = self.scratch.get("abs", shape, np.float64)
+        L.regression_errors(p, t, diff, sq, ab)
+        head, other = (sq, ab) if self.name == "mse" else (ab, sq)
         if self.outputs == 1:
-            out = self.scratch.get("loss", (rows,), np.float64)
-            self._fn(p, t, out)
-            return MetricChunk(out)
-        elements = self.scratch.get("elements", (rows, self.outputs), np.float64)
-        self._fn(p, t, elements)
-        out = self.scratch.get("loss", (rows,), np.float64)
-        np.mean(elements, axis=1, out=out)
-        return MetricChunk(out, elements=elements)
+            return MetricChunk(head, companions={self.companion: other})
+        out = self.scratch.get("loss", (shape[0],), np.float64)
+        comp = self.scratch.get("companion", (shape[0],), np.float64)
+        np.mean(head, axis=1, out=out)
+        np.mean(other, axis=1, out=comp)
+        return MetricChunk(out, elements=head, companions={self.companion: comp})
 
     def describe(
         self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]

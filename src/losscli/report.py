@@ -106,6 +106,10 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def _sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0 else math.nan
+
+
 def safe_exp(x: float) -> float:
     """exp that says inf instead of raising OverflowError."""
     return math.exp(x) if x <= EXP_LIMIT else math.inf
@@ -139,14 +143,15 @@ def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
         figs.append(Figure("value", label, value, meaning))
         figs.append(Figure("n", "examples", n, "rows scored"))
     if metric == "mse":
-        figs.append(
-            Figure(
-                "rmse",
-                "RMSE",
-                math.sqrt(value) if value >= 0 else math.nan,
-                "sqrt(MSE), in the targets' units",
+        figs.append(Figure("rmse", "RMSE", _sqrt(value), "sqrt(MSE), in the targets' units"))
+        if "mae" in state.companion_sums:
+            figs.append(
+                Figure("mae", "MAE", state.companion_mean("mae"), "mean |error|: less swayed by outliers")
             )
-        )
+    if metric == "mae" and "mse" in state.companion_sums:
+        mse = state.companion_mean("mse")
+        figs.append(Figure("mse", "MSE", mse, "mean squared error: punishes large errors"))
+        figs.append(Figure("rmse", "RMSE", _sqrt(mse), "sqrt(MSE), in the targets' units"))
     if metric == "bce":
         figs.append(Figure("bits", "bits per example", value / LN2, "BCE / ln 2"))
     if metric == "ce":

@@ -1,0 +1,434 @@
+"""losscli against the tools people would otherwise use: whole-process wall time and peak RSS.
+
+    python benchmarks/bench.py                 # full scale (the table in BENCHMARKS.md)
+    python benchmarks/bench.py --quick         # a tenth of the data, one round: under two minutes
+    python benchmarks/bench.py --write BENCHMARKS.md
+
+Every tool runs as a fresh process, tools alternate within each round, the data is read once
+beforehand so it sits in the page cache, and the median of the rounds is reported. Peak RSS is
+the child's ru_maxrss from wait4. Ratios are losscli's time over the anchor's, measured in the
+same session, so they hold on any machine of the same kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOSSCLI = [sys.executable, "-m", "losscli"]
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "2",
+    "MKL_NUM_THREADS": "2",
+    "POLARS_MAX_THREADS": "2",
+    "OPENBLAS_NUM_THREADS": "2",
+}
+
+# workload -> (anchor the target is measured against, max ratio, max peak RSS in MB)
+TARGETS = {
+    "W1": ("numpy-chunked", 1.5, 256),
+    "W2": ("polars", 1.0, 400),
+    "W3": ("polars", 1.2, 300),
+    "W4": ("numpy-chunked", 1.5, 256),
+    "W5": ("torch", 0.2, 256),
+}
+ANCHOR_TOOLS = {
+    "W1": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
+    "W2": ["polars", "duckdb", "pandas", "pyarrow-read", "pyarrow-stream"],
+    "W3": ["polars", "duckdb", "pyarrow-read"],
+    "W4": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
+    "W5": ["torch", "numpy-chunked", "numpy-whole"],
+}
+TITLES = {
+    "W1": "MSE+MAE, two .npy of {n} float64",
+    "W2": "MSE+MAE, one CSV pred,target, {n} rows",
+    "W3": "MSE+MAE, Parquet {n} rows",
+    "W4": "BCE, {n} float32 probs + labels .npy",
+    "W5": "perplexity, logits {n} x {v} float32 .npy",
+}
+
+
+@dataclass
+class Sizes:
+    w1: int
+    w2: int
+    w3: int
+    w4: int
+    w5: int
+    vocab: int = 50257
+
+
+def sizes(scale: float) -> Sizes:
+    return Sizes(
+        int(50e6 * scale), int(10e6 * scale), int(10e6 * scale), int(20e6 * scale), max(64, int(8192 * scale))
+    )
+
+
+def _write_npy_blocks(path: Path, shape: tuple[int, ...], dtype: str, fill) -> None:
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    step = max(1, (1 << 24) // max(1, int(np.prod(shape[1:], dtype=np.int64))))
+    for i in range(0, shape[0], step):
+        arr[i : i + step] = fill(i, min(shape[0], i + step))
+    arr.flush()
+    del arr
+
+
+def generate(data: Path, s: Sizes) -> None:
+    """Write every workload's files (skipped when already there at this size)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    data.mkdir(parents=True, exist_ok=True)
+    stamp = data / "sizes.txt"
+    if stamp.exists() and stamp.read_text() == repr(s):
+        return
+    rng = np.random.default_rng(0)
+    print(f"generating data in {data} ...", file=sys.stderr)
+    _write_npy_blocks(data / "w1_target.npy", (s.w1,), "f8", lambda a, b: rng.normal(0, 10, b - a))
+    _write_npy_blocks(data / "w1_pred.npy", (s.w1,), "f8", lambda a, b: rng.normal(0, 10, b - a))
+    y = rng.normal(0, 10, s.w2)
+    table = pa.table({"pred": y + rng.normal(0, 1, s.w2), "target": y})
+    pacsv.write_csv(table, data / "w2.csv")
+    y = rng.normal(0, 10, s.w3)
+    pq.write_table(pa.table({"pred": y + rng.normal(0, 1, s.w3), "target": y}), data / "w3.parquet")
+    _write_npy_blocks(
+        data / "w4_prob.npy", (s.w4,), "f4", lambda a, b: rng.uniform(1e-4, 1 - 1e-4, b - a).astype("f4")
+    )
+    _write_npy_blocks(
+        data / "w4_label.npy", (s.w4,), "f4", lambda a, b: (rng.random(b - a) < 0.5).astype("f4")
+    )
+    _write_npy_blocks(
+        data / "w5_logits.npy",
+        (s.w5, s.vocab),
+        "f4",
+        lambda a, b: rng.standard_normal((b - a, s.vocab), dtype=np.float32) * 3,
+    )
+    np.save(data / "w5_ids.npy", rng.integers(0, s.vocab, s.w5))
+    stamp.write_text(repr(s))
+
+
+def warm(paths: list[Path]) -> None:
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+    output: str
+
+
+def run_measured(cmd: list[str]) -> Run:
+    """Spawn, then wait4 for the exact child so ru_maxrss is that process's own peak."""
+    env = {**os.environ, **THREAD_ENV, "PYTHONPATH": str(ROOT / "src")}
+    out_path = HERE / ".bench_stdout"
+    err_path = HERE / ".bench_stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err_path.read_text()[-500:]}")
+    return Run(seconds, usage.ru_maxrss / 1024.0, out_path.read_text())
+
+
+def losscli_cmd(workload: str, d: Path) -> list[str]:
+    if workload == "W1":
+        return [*LOSSCLI, "mse", str(d / "w1_pred.npy"), str(d / "w1_target.npy"), "-f", "json"]
+    if workload == "W2":
+        return [
+            *LOSSCLI,
+            "mse",
+            str(d / "w2.csv"),
+            "--pred-col",
+            "pred",
+            "--target-col",
+            "target",
+            "-f",
+            "json",
+        ]
+    if workload == "W3":
+        return [
+            *LOSSCLI,
+            "mse",
+            str(d / "w3.parquet"),
+            "--pred-col",
+            "pred",
+            "--target-col",
+            "target",
+            "-f",
+            "json",
+        ]
+    if workload == "W4":
+        return [
+            *LOSSCLI,
+            "bce",
+            str(d / "w4_prob.npy"),
+            str(d / "w4_label.npy"),
+            "--input",
+            "probs",
+            "-f",
+            "json",
+        ]
+    return [
+        *LOSSCLI,
+        "perplexity",
+        "--logits",
+        str(d / "w5_logits.npy"),
+        "--targets",
+        str(d / "w5_ids.npy"),
+        "-f",
+        "json",
+    ]
+
+
+def files_of(workload: str, d: Path) -> list[Path]:
+    return {
+        "W1": [d / "w1_pred.npy", d / "w1_target.npy"],
+        "W2": [d / "w2.csv"],
+        "W3": [d / "w3.parquet"],
+        "W4": [d / "w4_prob.npy", d / "w4_label.npy"],
+        "W5": [d / "w5_logits.npy", d / "w5_ids.npy"],
+    }[workload]
+
+
+def available(tool: str) -> bool:
+    module = {
+        "torch": "torch",
+        "sklearn": "sklearn",
+        "duckdb": "duckdb",
+        "polars": "polars",
+        "pandas": "pandas",
+    }.get(tool)
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def fmt_row(cells: list[str], widths: list[int]) -> str:
+    return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the full data sizes")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
+    ap.add_argument("--data", type=Path, default=HERE / "data")
+    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W5, startup, flat)")
+    ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
+    args = ap.parse_args()
+    if args.quick:
+        args.scale, args.rounds = 0.1, 1
+    s = sizes(args.scale)
+    generate(args.data, s)
+    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "startup", "flat"]
+    lines: list[str] = []
+    verdicts: list[str] = []
+    headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
+    rows: list[list[str]] = []
+    for w in [c for c in chosen if c.startswith("W")]:
+        files = files_of(w, args.data)
+        warm(files)
+        size_mb = sum(f.stat().st_size for f in files) / 1e6
+        tools = ["losscli"] + [t for t in ANCHOR_TOOLS[w] if available(t)]
+        times: dict[str, list[float]] = {t: [] for t in tools}
+        rss: dict[str, list[float]] = {t: [] for t in tools}
+        outputs: dict[str, str] = {}
+        for _ in range(args.rounds):
+            for t in tools:
+                cmd = (
+                    losscli_cmd(w, args.data)
+                    if t == "losscli"
+                    else [sys.executable, str(HERE / "anchors.py"), w, t, str(args.data)]
+                )
+                r = run_measured(cmd)
+                times[t].append(r.seconds)
+                rss[t].append(r.rss_mb)
+                outputs[t] = r.output
+        med = {t: statistics.median(v) for t, v in times.items()}
+        anchor, max_ratio, max_rss = TARGETS[w]
+        n = {"W1": s.w1, "W2": s.w2, "W3": s.w3, "W4": s.w4, "W5": s.w5}[w]
+        title = f"{w} {TITLES[w].format(n=f'{n:,}', v=s.vocab)}"
+        for t in tools:
+            ratio = med["losscli"] / med[t]
+            target = ""
+            if t == "losscli":
+                rss_ok = max(rss[t]) <= max_rss
+                target = f"RSS <= {max_rss} MB: {'met' if rss_ok else 'MISSED'}"
+            elif t == anchor:
+                ok = ratio <= max_ratio
+                target = f"<= {max_ratio}: {'met' if ok else 'MISSED'}"
+                verdicts.append(
+                    f"{w}: {ratio:.2f}x {anchor} (target <= {max_ratio}) {'met' if ok else 'MISSED'}; "
+                    f"peak RSS {max(rss['losscli']):.0f} MB (target <= {max_rss}) "
+                    f"{'met' if max(rss['losscli']) <= max_rss else 'MISSED'}"
+                )
+            rows.append(
+                [
+                    title if t == "losscli" else "",
+                    t,
+                    f"{med[t]:.3f}",
+                    f"{size_mb / med[t]:,.0f}",
+                    f"{max(rss[t]):.0f}",
+                    "" if t == "losscli" else f"{ratio:.2f}",
+                    target,
+                ]
+            )
+        _agree(w, outputs)
+        print(f"{w} done: losscli {med['losscli']:.3f}s", file=sys.stderr)
+    if "startup" in chosen:
+        rows.extend(_startup(args.rounds, verdicts))
+    if "flat" in chosen:
+        rows.extend(_flat_rss(args.data, verdicts, args.scale))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines.append(fmt_row(headers, widths))
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines.extend(fmt_row(r, widths) for r in rows)
+    report = "\n".join(lines) + "\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
+    print(report)
+    if args.write:
+        _write_md(args.write, report, args)
+    return 0 if all("MISSED" not in v for v in verdicts) else 1
+
+
+def _agree(w: str, outputs: dict[str, str]) -> None:
+    """losscli's figures must match the anchors' (to 1e-6: anchors use plain float sums)."""
+    import json
+
+    data = json.loads(outputs["losscli"])
+    if w in ("W1", "W2", "W3"):
+        mine = [data["value"], data["mae"]]
+    elif w == "W4":
+        mine = [data["value"]]
+    else:
+        mine = [data["value"], data["cross_entropy"]]
+    for tool, out in outputs.items():
+        if tool == "losscli":
+            continue
+        theirs = [float(x) for x in out.split()]
+        for a, b in zip(mine, theirs, strict=False):
+            if not np.isclose(a, b, rtol=1e-5):
+                print(f"warning: {w} {tool} gives {b!r}, losscli {a!r}", file=sys.stderr)
+
+
+def _startup(rounds: int, verdicts: list[str]) -> list[list[str]]:
+    ex = ROOT / "sample_data"
+    cases = [
+        ("losscli --version", [*LOSSCLI, "--version"], 0.080),
+        (
+            "three-row CSV mse",
+            [
+                *LOSSCLI,
+                "mse",
+                str(ex / "exercise1_preds.csv"),
+                str(ex / "exercise1_targets.csv"),
+                "-f",
+                "value",
+            ],
+            0.250,
+        ),
+    ]
+    script = shutil.which("losscli") or str(Path(sys.executable).parent / "losscli")
+    rows = []
+    for name, cmd, limit in cases:
+        if os.path.exists(script):
+            cmd = [script, *cmd[len(LOSSCLI) :]]
+        times = sorted(run_measured(cmd).seconds for _ in range(max(5, rounds)))
+        med = statistics.median(times)
+        ok = med <= limit
+        verdict = "met" if ok else "MISSED"
+        verdicts.append(f"start-up, {name}: {med * 1000:.0f} ms (target <= {limit * 1000:.0f} ms) {verdict}")
+        rows.append(
+            [
+                f"start-up: {name}",
+                "losscli",
+                f"{med:.3f}",
+                "",
+                "",
+                "",
+                f"<= {limit * 1000:.0f} ms: {'met' if ok else 'MISSED'}",
+            ]
+        )
+    return rows
+
+
+def _flat_rss(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
+    """Peak RSS of W1 at 10M and 50M rows (scaled): flat within 10%."""
+    small = data / "flat"
+    small.mkdir(exist_ok=True)
+    rows = []
+    n_small = int(10e6 * scale)
+    rng = np.random.default_rng(1)
+    for name in ("w1_pred.npy", "w1_target.npy"):
+        path = small / name
+        if not path.exists() or np.load(path, mmap_mode="r").shape[0] != n_small:
+            _write_npy_blocks(path, (n_small,), "f8", lambda a, b: rng.normal(0, 10, b - a))
+    peaks = {}
+    for label, d in (("10M", small), ("50M", data)):
+        warm(files_of("W1", d))
+        peaks[label] = max(run_measured(losscli_cmd("W1", d)).rss_mb for _ in range(2))
+    spread = abs(peaks["50M"] - peaks["10M"]) / peaks["10M"]
+    ok = spread <= 0.10
+    verdict = "met" if ok else "MISSED"
+    verdicts.append(
+        f"flat RSS: W1 peak {peaks['10M']:.0f} MB at 10M rows, {peaks['50M']:.0f} MB at 50M "
+        f"({spread:.0%} apart, target <= 10%) {verdict}"
+    )
+    rows.append(
+        [
+            "flat RSS: W1 10M vs 50M rows",
+            "losscli",
+            "",
+            "",
+            f"{peaks['10M']:.0f} / {peaks['50M']:.0f}",
+            "",
+            f"<= 10% apart: {'met' if ok else 'MISSED'}",
+        ]
+    )
+    return rows
+
+
+def _write_md(path: Path, table: str, args: argparse.Namespace) -> None:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    head = (
+        "# Benchmarks\n\n"
+        f"Machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, numpy {np.__version__}.\n"
+        f"Run: {time.strftime('%Y-%m-%d')}, "
+        f"`python benchmarks/bench.py --scale {args.scale} --rounds {args.rounds}` (`make bench`).\n\n"
+        "Whole-process wall time, median of the rounds, each tool a fresh process, files in the page cache; "
+        "peak RSS from wait4. Ratios are losscli's time over the tool's in the same session.\n\n"
+    )
+    path.write_text(head + table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
