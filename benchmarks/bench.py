@@ -133,20 +133,29 @@ class Run:
     output: str
 
 
+TIME = "/usr/bin/time"
+
+
 def run_measured(cmd: list[str]) -> Run:
-    """Spawn, then wait4 for the exact child so ru_maxrss is that process's own peak."""
+    """Wall time around the child; peak RSS from GNU time (or wait4 when it is missing).
+
+    ru_maxrss of a forked child starts at its parent's RSS, so wait4 alone would report this
+    harness's own footprint for small children; /usr/bin/time forks from a tiny process.
+    """
     env = {**os.environ, **THREAD_ENV, "PYTHONPATH": str(ROOT / "src")}
-    out_path = HERE / ".bench_stdout"
-    err_path = HERE / ".bench_stderr"
+    out_path, err_path, rss_path = HERE / ".bench_stdout", HERE / ".bench_stderr", HERE / ".bench_rss"
+    use_time = os.path.exists(TIME)
+    full = [TIME, "-f", "%M", "-o", str(rss_path), *cmd] if use_time else cmd
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(full, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err_path.read_text()[-500:]}")
-    return Run(seconds, usage.ru_maxrss / 1024.0, out_path.read_text())
+    kb = float(rss_path.read_text().split()[-1]) if use_time else usage.ru_maxrss
+    return Run(seconds, kb / 1024.0, out_path.read_text())
 
 
 def losscli_cmd(workload: str, d: Path) -> list[str]:

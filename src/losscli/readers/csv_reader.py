@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,9 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Chunk, Group, Reader, stack_columns
+from .base import Chunk, Group, Reader, arrow_to_numpy, stack_columns
 
 BLOCK_SIZE = 4 << 20
+SMALL_FILE_BYTES = 256 << 10
 PEEK_LIMIT = 64 << 20
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
 
@@ -98,10 +100,10 @@ class CsvReader(Reader):
         self._buffers: dict[int, NDArray[Any]] = {}
 
     def _open_binary(self) -> Any:
-        import pyarrow as pa
-
         try:
             if self.compression:
+                import pyarrow as pa
+
                 return pa.input_stream(self.path, compression=self.compression)
             return open(self.path, "rb")
         except FileNotFoundError:
@@ -153,13 +155,50 @@ class CsvReader(Reader):
             return self._open_binary()
         return self.path
 
+    def _wanted(self, groups: Sequence[Group]) -> list[int]:
+        if any(g is None for g in groups):
+            return list(range(len(self.column_names)))
+        return sorted({j for g in groups if g is not None for j in g})
+
+    def _assemble(self, groups: Sequence[Group], wanted: list[int], cols: dict[int, NDArray[Any]]) -> Chunk:
+        out: Chunk = []
+        for gi, g in enumerate(groups):
+            sel = wanted if g is None else list(g)
+            if len(sel) == 1 and g is not None:
+                out.append(cols[sel[0]])
+            else:
+                view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
+                out.append(view)
+        return out
+
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        wanted = self._wanted(groups)
+        if self._small():
+            yield from self._small_chunks(groups, wanted, max_rows)
+        else:
+            yield from self._arrow_chunks(groups, wanted, max_rows)
+
+    def _small(self) -> bool:
+        """Small plain files are parsed in Python: importing pyarrow costs more than parsing."""
+        if self.stdin or self.compression:
+            return False
+        try:
+            return os.path.getsize(self.path) <= SMALL_FILE_BYTES
+        except OSError:
+            return False
+
+    def _small_chunks(self, groups: Sequence[Group], wanted: list[int], max_rows: int) -> Iterator[Chunk]:
+        values = np.array(list(self._parse_python(wanted)), dtype=np.float64).reshape(-1, len(wanted))
+        cols = {j: values[:, pos] for pos, j in enumerate(wanted)}
+        rows = len(values)
+        whole = self._assemble(groups, wanted, cols)
+        for start in range(0, rows, max_rows):
+            yield [a[start : start + max_rows] for a in whole]
+
+    def _arrow_chunks(self, groups: Sequence[Group], wanted: list[int], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        wanted = sorted({j for g in groups if g is not None for j in g})
-        if any(g is None for g in groups):
-            wanted = list(range(len(self.column_names)))
         names = [self.column_names[j] for j in wanted]
         read_opts = pacsv.ReadOptions(
             column_names=self.column_names,
@@ -184,84 +223,102 @@ class CsvReader(Reader):
                 for pos, j in enumerate(wanted):
                     arr = batch.column(pos)
                     if arr.null_count:
-                        nulls = np.asarray(arr.is_null().to_numpy(zero_copy_only=False))
-                        bad = int(np.argmax(nulls))
+                        bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
                         raise InputError(
                             "empty cell: every selected cell must hold a number",
                             path=self.display,
                             row=row + bad,
                             column=repr(self.column_names[j]),
                         )
-                    cols[j] = arr.to_numpy(zero_copy_only=False)
-                rows = batch.num_rows
-                out: Chunk = []
-                for gi, g in enumerate(groups):
-                    sel = wanted if g is None else list(g)
-                    if len(sel) == 1 and g is not None:
-                        out.append(cols[sel[0]])
-                    else:
-                        view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
-                        out.append(view)
-                for start in range(0, rows, max_rows):
-                    yield [a[start : start + max_rows] for a in out]
-                row += rows
+                    cols[j] = arrow_to_numpy(arr)
+                whole = self._assemble(groups, wanted, cols)
+                for start in range(0, batch.num_rows, max_rows):
+                    yield [a[start : start + max_rows] for a in whole]
+                row += batch.num_rows
         except InputError:
             raise
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, OSError, pa.ArrowException) as exc:
-            raise self._diagnose(exc, row, set(wanted)) from None
+        except (pa.ArrowException, UnicodeDecodeError, OSError) as exc:
+            raise self._diagnose(exc, row, wanted) from None
 
-    def _diagnose(self, exc: BaseException, row: int, wanted: set[int]) -> InputError:
-        """Find the first bad cell with the csv module, which knows its line numbers."""
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if self.stdin:
-            return InputError(f"{_friendly(message)} (somewhere after row {row})", path=self.display)
-        raw: Any = None
+    def _parse_python(self, wanted: list[int]) -> Iterator[list[float]]:
+        """Row values of the wanted columns via the csv module; raises InputError at the first
+        problem with its row, line and column. Serves small files and error diagnosis."""
+        raw = self._open_binary()
+        bad_utf8: list[int] = []
         data_row = -1
+        width = len(self.column_names)
+        skip_header = self.has_header
         try:
-            raw = self._open_binary()
-            bad_utf8: list[int] = []
             lines = io.BufferedReader(_Replay(b"", raw))  # pyarrow's streams cannot iterate lines
             reader = csv.reader(_decoded_lines(lines, bad_utf8), delimiter=self.delimiter)
-            width = len(self.column_names)
             for fields in reader:
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     continue
-                data_row += 1
-                if self.has_header and data_row == 0:
+                if skip_header:
+                    skip_header = False
                     continue
-                r = data_row - (1 if self.has_header else 0)
+                data_row += 1
                 line = reader.line_num
-                if any("\x00" in f for f in fields):
-                    return InputError(f"contains a NUL byte (line {line})", path=self.display, row=r)
                 if len(fields) != width:
-                    return InputError(
+                    raise InputError(
                         f"line {line} has {len(fields)} field(s) but the first row has {width}",
                         path=self.display,
-                        row=r,
+                        row=data_row,
                     )
-                for j in sorted(wanted):
-                    if not _is_number(fields[j]):
-                        shown = fields[j] if len(fields[j]) <= 40 else fields[j][:40] + "..."
-                        what = "empty cell" if not fields[j].strip() else f"{shown!r} is not a number"
-                        return InputError(
+                values = []
+                for j in wanted:
+                    value = _to_float(fields[j])
+                    if value is None:
+                        text = fields[j]
+                        shown = text if len(text) <= 40 else text[:40] + "..."
+                        if "\x00" in text:
+                            what = "contains a NUL byte"
+                        elif not text.strip():
+                            what = "empty cell"
+                        else:
+                            what = f"{shown!r} is not a number"
+                        raise InputError(
                             f"{what} (line {line})",
                             path=self.display,
-                            row=r,
+                            row=data_row,
                             column=repr(self.column_names[j]),
                         )
+                    values.append(value)
+                yield values
         except UnicodeDecodeError as exc:
-            row = max(data_row + 1 - (1 if self.has_header else 0), 0)
-            return InputError(
+            raise InputError(
                 f"is not valid UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {bad_utf8[0]}",
                 path=self.display,
-                row=row,
-            )
-        except (csv.Error, OSError) as err:
-            return InputError(f"{_friendly(message)} ({err})", path=self.display)
+                row=data_row + 1,
+            ) from None
+        except csv.Error as exc:
+            raise InputError(f"cannot be parsed near row {data_row + 1} ({exc})", path=self.display) from None
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc})", path=self.display) from None
         finally:
-            if raw is not None:
-                raw.close()
+            raw.close()
+
+    def _diagnose(self, exc: BaseException, row: int, wanted: list[int]) -> InputError:
+        """pyarrow's errors do not say where; the Python parser finds the first bad cell."""
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self.stdin:
+            return InputError(f"{_friendly(message)} (somewhere after row {row})", path=self.display)
+        try:
+            for _ in self._parse_python(wanted):
+                pass
+        except InputError as located:
+            return located
         return InputError(_friendly(message), path=self.display)
+
+
+def _to_float(text: str) -> float | None:
+    """float() as pyarrow reads numbers: no digit separators, surrounding spaces allowed."""
+    if "_" in text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _decoded_lines(raw: Any, bad: list[int]) -> Iterator[str]:

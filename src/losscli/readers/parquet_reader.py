@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
-from .base import Chunk, Group, Reader, stack_columns
+from .base import Chunk, Group, Reader, arrow_to_numpy, stack_columns
 
 
 def _short(exc: BaseException) -> str:
@@ -57,7 +57,7 @@ class ParquetReader(Reader):
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if arr.null_count:
-            bad = int(np.argmax(np.asarray(arr.is_null().to_numpy(zero_copy_only=False))))
+            bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
             raise InputError(
                 "null value: every selected cell must hold a number",
                 path=self.display,
@@ -70,7 +70,7 @@ class ParquetReader(Reader):
             if pt.is_fixed_size_list(t):
                 width = t.list_size
             else:
-                offsets = np.asarray(arr.offsets.to_numpy(zero_copy_only=False))
+                offsets = arrow_to_numpy(arr.offsets)
                 lengths = np.diff(offsets)
                 width = int(lengths[0]) if rows else 0
                 if rows and not (lengths == width).all():
@@ -84,10 +84,9 @@ class ParquetReader(Reader):
             values = arr.flatten()
             if values.null_count:
                 raise InputError("a list holds a null value", path=self.display, row=row, column=name)
-            flat = np.asarray(values.to_numpy(zero_copy_only=False))
+            flat = arrow_to_numpy(values)
             return flat.reshape(rows, width)
-        out = arr.to_numpy(zero_copy_only=False)
-        return np.asarray(out, dtype=np.uint8) if out.dtype == np.bool_ else np.asarray(out)
+        return arrow_to_numpy(arr)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
