@@ -55,27 +55,47 @@ def accurate_sum(values: NDArray[Any]) -> tuple[float, float]:
     return float(x[0]), math.fsum(errors)
 
 
+def _two_sum(a: float, b: float) -> tuple[float, float]:
+    """Scalar two-sum in plain floats (no numpy call overhead: it runs per chunk)."""
+    s = a + b
+    if s - s != 0.0:  # inf or nan: there is no finite error term
+        return s, 0.0
+    bp = s - a
+    return s, (a - (s - bp)) + (b - bp)
+
+
 @dataclass
 class CompensatedVector:
-    """A vector of running sums, each carried as hi + lo (Neumaier-style two-sum)."""
+    """A few running sums (one per output), each carried as hi + lo with two-sum.
 
-    hi: F64
-    lo: F64
+    Plain Python floats: k is small and ``add`` runs once per chunk, where numpy's per-call
+    overhead would cost more than the arithmetic.
+    """
+
+    hi: list[float]
+    lo: list[float]
 
     @classmethod
     def zeros(cls, k: int) -> CompensatedVector:
-        return cls(np.zeros(k), np.zeros(k))
+        return cls([0.0] * k, [0.0] * k)
 
-    def add(self, values: F64) -> None:
-        self.hi, err = two_sum(self.hi, np.asarray(values, dtype=np.float64))
-        self.lo = self.lo + err
+    def add(self, values: Sequence[float] | NDArray[Any]) -> None:
+        for j, v in enumerate(values):
+            self.hi[j], err = _two_sum(self.hi[j], float(v))
+            self.lo[j] += err
+
+    def add1(self, value: float) -> None:
+        """``add([value])`` for the common single-output case."""
+        self.hi[0], err = _two_sum(self.hi[0], value)
+        self.lo[0] += err
 
     def merge(self, other: CompensatedVector) -> CompensatedVector:
-        hi, err = two_sum(self.hi, other.hi)
-        return CompensatedVector(hi, self.lo + other.lo + err)
+        out = CompensatedVector(list(self.hi), [a + b for a, b in zip(self.lo, other.lo, strict=True)])
+        out.add(other.hi)
+        return out
 
     def total(self) -> F64:
-        return self.hi + self.lo
+        return np.array([h + lo for h, lo in zip(self.hi, self.lo, strict=True)], dtype=np.float64)
 
 
 @dataclass(frozen=True)

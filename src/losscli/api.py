@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, run
+from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
 from .errors import InputError, UsageError
 from .metrics import PREDS, TARGETS, make_metric
 from .readers.base import Group, Reader
@@ -135,6 +135,7 @@ def evaluate(
     per_example: str | None = None,
     fmt: str | None = None,
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> Report:
     """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
 
@@ -168,7 +169,15 @@ def evaluate(
         if progress is not None:
             progress.start(total)
             stack.callback(progress.stop)
-        state = run(evaluator, roles, chunk_rows, progress.advance if progress else None)
+        if threads is not None and threads < 1:
+            raise UsageError("--threads must be at least 1")
+        state = run(
+            evaluator,
+            roles,
+            chunk_rows,
+            progress.advance if progress else None,
+            threads=default_threads() if threads is None else threads,
+        )
         if state.n == 0:
             why = (
                 f"all {state.ignored} rows have the ignore index {ignore_index}"

@@ -125,6 +125,12 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Exit 1 if the headline value is below X (after printing).",
         ),
         click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
+        ),
+        click.option(
             "--input-format",
             type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
             help="Read every file as this format, whatever its extension.",
@@ -175,6 +181,7 @@ def _run(metric: str, preds: str, targets: str | None, opts: dict[str, Any]) -> 
         per_example=per_example,
         fmt=opts["input_format"],
         progress=terminal_progress(),
+        threads=opts["threads"],
     )
     to_stderr = per_example == "-"
     for warning in report.warnings:

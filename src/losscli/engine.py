@@ -7,7 +7,10 @@ math (``DataProblem``, chunk-local) become ``InputError`` here, with the file an
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,10 +22,10 @@ from .accumulate import LossState
 from .align import align, length_mismatch
 from .errors import DataProblem, InputError, UsageError
 from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row
-from .readers.base import Group, Reader
+from .readers.base import Group, RangeReader, Reader
 
 WEIGHTS = "weights"
-DEFAULT_CHUNK_BYTES = 8 << 20
+DEFAULT_CHUNK_BYTES = 4 << 20
 MAX_CHUNK_ROWS = 1 << 16
 NAN_POLICIES = ("error", "skip")
 
@@ -61,7 +64,14 @@ class Evaluator:
         if self.nan not in NAN_POLICIES:
             raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {self.nan}")
 
-    def update(self, preds: NDArray[Any], targets: NDArray[Any], weights: NDArray[Any] | None = None) -> None:
+    def update(
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any],
+        weights: NDArray[Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """Score one aligned chunk. ``overwrite``: preds is scratch the math may reuse."""
         rows = len(preds)
         if rows == 0:
             return
@@ -77,7 +87,7 @@ class Evaluator:
                 if len(preds) == 0:
                     self.offset += rows
                     return
-            self._score(preds, targets, weights, row_map)
+            self._score(preds, targets, weights, row_map, overwrite)
         except DataProblem as problem:
             raise self._located(problem, row_map) from None
         self.offset += rows
@@ -110,11 +120,16 @@ class Evaluator:
         return p[keep], t[keep], (w[keep] if w is not None else None), keep
 
     def _score(
-        self, p: NDArray[Any], t: NDArray[Any], w: NDArray[Any] | None, row_map: NDArray[np.intp] | None
+        self,
+        p: NDArray[Any],
+        t: NDArray[Any],
+        w: NDArray[Any] | None,
+        row_map: NDArray[np.intp] | None,
+        overwrite: bool,
     ) -> None:
         state = self.state
         assert state is not None
-        mc = self.metric.compute(p, t)
+        mc = self.metric.compute(p, t, overwrite or row_map is not None)
         losses, elements, correct = mc.losses, mc.elements, mc.correct
         companions = mc.companions or {}
         local = None  # positions in p/t of the counted examples, when not all are counted
@@ -132,44 +147,48 @@ class Evaluator:
         total = self._weighted_sum(losses, w)
         weight_total = float(n) if w is None else float(np.sum(w, dtype=np.float64))
         for name, values in companions.items():
-            state.companion(name).add(np.array([self._weighted_sum(values, w)]))
+            state.companion(name).add1(self._weighted_sum(values, w))
         if not math.isfinite(total):
             self.metric.locate_nonfinite(p, t)  # raises when an input is NaN/inf
             self.overflow = True
         if elements is None:
-            state.output_sums.add(np.array([total]))
+            state.output_sums.add1(total)
         else:
             state.output_sums.add(_column_sums(elements, w))
-        state.weight_sum.add(np.array([weight_total]))
+        state.weight_sum.add1(weight_total)
         state.n += n
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
             state.correct += int(np.count_nonzero(correct))
-        global_rows = self._global_rows(local, row_map, n)
         picked = state.worst.candidates(losses)
         if len(picked):
             src = picked if local is None else local[picked]
             details = self.metric.describe(p, t, src, losses[picked])
-            state.worst.offer(global_rows[picked], losses[picked], details)
+            state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
         if self.sink is not None:
-            self.sink.write(global_rows, losses)
+            positions = np.arange(n) if local is None else local
+            self.sink.write(self._global_rows(positions, row_map), losses)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
         """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
         if w is None:
-            return float(np.sum(values))
+            return float(np.sum(values, dtype=np.float64))
         weighted = self.scratch.get("weighted", (len(values),), np.float64)
         np.multiply(values, w, out=weighted)
         return float(np.sum(weighted))
 
-    def _global_rows(
-        self, local: NDArray[np.intp] | None, row_map: NDArray[np.intp] | None, n: int
-    ) -> NDArray[np.int64]:
-        idx: NDArray[Any] = np.arange(n, dtype=np.int64) if local is None else local.astype(np.int64)
-        if row_map is not None:
-            idx = row_map[idx].astype(np.int64)
-        return idx + self.offset
+    def _global_rows(self, positions: NDArray[Any], row_map: NDArray[np.intp] | None) -> NDArray[np.int64]:
+        """Input row numbers of chunk positions (through --nan skip's compaction, if any)."""
+        idx = positions if row_map is None else row_map[positions]
+        return np.asarray(idx, dtype=np.int64) + self.offset
+
+    def fork(self) -> Evaluator:
+        """A fresh evaluator for another thread: same bound metric, its own buffers and state."""
+        assert self.state is not None, "bind on the first chunk before forking"
+        twin = Evaluator(self.metric.clone(), self.nan, self.worst_capacity, None, self.labels, self.columns)
+        twin.state = LossState(self.metric.outputs, self.worst_capacity)
+        return twin
 
     def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
         row = None
@@ -216,8 +235,13 @@ def choose_chunk_rows(readers: Sequence[Reader], requested: int | None) -> int:
     for r in readers:
         if r.row_shape is not None:
             width = int(np.prod(r.row_shape, dtype=np.int64)) if r.row_shape else 1
-            widest = max(widest, width * 8)
+            widest = max(widest, width * r.itemsize)
     return int(max(1, min(MAX_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // widest)))
+
+
+def default_threads() -> int:
+    """Two workers where there are two cores: reading (pread) and numpy both release the GIL."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def run(
@@ -225,8 +249,13 @@ def run(
     roles: dict[str, Role],
     chunk_rows: int,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> LossState:
-    """Stream every role's reader through ``evaluator``; returns the final state."""
+    """Stream every role's reader through ``evaluator``; returns the final state.
+
+    With ``threads`` > 1, inputs that can seek to a row (.npy, arrays) and no --per-example
+    sink (which needs input order), chunks are scored by worker threads whose states merge.
+    """
     readers: list[Reader] = []
     groups: list[list[Group]] = []
     where: dict[str, tuple[int, int]] = {}
@@ -243,14 +272,103 @@ def run(
     known = [r.n_rows for r in readers]
     if all(k is not None for k in known) and len(set(known)) > 1:
         raise length_mismatch(labels, [int(k or 0) for k in known])
-    streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
-    for pieces in align(streams, labels):
+
+    # A reader's own reused buffer may be overwritten by the math, unless another role reads it.
+    preds_reader = roles[PREDS].reader
+    scratch_preds = preds_reader.scratch_chunks and all(
+        r.reader is not preds_reader for name, r in roles.items() if name != PREDS
+    )
+
+    def feed(ev: Evaluator, pieces: list[list[NDArray[Any]]]) -> int:
         p = pieces[where[PREDS][0]][where[PREDS][1]]
         t = pieces[where[TARGETS][0]][where[TARGETS][1]]
         w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
-        evaluator.update(p, t, w)
+        ev.update(p, t, w, overwrite=scratch_preds)
+        return len(p)
+
+    total = known[0] if known and all(k is not None for k in known) else None
+    if threads > 1 and evaluator.sink is None and total is not None and total > chunk_rows:
+        ranges = [r.range_reader() for r in readers]
+        if all(rr is not None for rr in ranges):
+            return _run_parallel(evaluator, readers, groups, feed, int(total), chunk_rows, threads, progress)
+    streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
+    for pieces in align(streams, labels):
+        rows = feed(evaluator, pieces)
         if progress is not None:
-            progress(len(p))
+            progress(rows)
     if evaluator.state is None:
         raise InputError("no rows to score", path=" and ".join(dict.fromkeys(labels)))
     return evaluator.state
+
+
+def _run_parallel(
+    evaluator: Evaluator,
+    readers: list[Reader],
+    groups: list[list[Group]],
+    feed: Callable[[Evaluator, list[list[NDArray[Any]]]], int],
+    total: int,
+    chunk_rows: int,
+    threads: int,
+    progress: Callable[[int], None] | None,
+) -> LossState:
+    """Chunk 0 binds the metric on this thread; then workers take chunks in order.
+
+    Each worker has its own evaluator and buffers; their states merge at the end (the merge
+    is associative, so the result does not depend on which worker took which chunk). On an
+    error, chunks already handed out finish and the error of the earliest chunk is raised,
+    so the message names the first bad row in file order.
+    """
+    n_chunks = -(-total // chunk_rows)
+
+    def score(ev: Evaluator, rrs: list[RangeReader], index: int) -> int:
+        start = index * chunk_rows
+        stop = min(total, start + chunk_rows)
+        ev.offset = start
+        return feed(ev, [rr.read(g, start, stop) for rr, g in zip(rrs, groups, strict=True)])
+
+    first_ranges = [r.range_reader() for r in readers]
+    done = score(evaluator, first_ranges, 0)  # type: ignore[arg-type]
+    if progress is not None:
+        progress(done)
+    workers = [evaluator.fork() for _ in range(threads)]
+    counter = itertools.count(1)
+    failures: list[tuple[int, BaseException]] = []
+    stop = threading.Event()
+
+    def work(ev: Evaluator) -> None:
+        rrs = [r.range_reader() for r in readers]
+        while not stop.is_set():
+            index = next(counter)
+            if index >= n_chunks:
+                return
+            try:
+                rows = score(ev, rrs, index)  # type: ignore[arg-type]
+            except BaseException as exc:
+                failures.append((index, exc))
+                stop.set()
+                return
+            if progress is not None:
+                progress(rows)
+
+    pool = [threading.Thread(target=work, args=(ev,), daemon=True) for ev in workers]
+    for t in pool:
+        t.start()
+    try:
+        for t in pool:
+            while t.is_alive():
+                t.join(0.05)
+    except BaseException:
+        stop.set()
+        for t in pool:
+            t.join()
+        raise
+    if failures:
+        raise min(failures, key=lambda f: f[0])[1]
+    state = evaluator.state
+    assert state is not None
+    for ev in workers:
+        assert ev.state is not None
+        state = state.merge(ev.state)
+        evaluator.overflow |= ev.overflow
+    evaluator.state = state
+    return state

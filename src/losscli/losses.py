@@ -16,6 +16,8 @@ instead of inf or NaN; callers count the clamped entries and report them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -107,17 +109,33 @@ def row_max_and_argmax(z: FloatArray, argmax_out: IntArray, max_out: FloatArray)
     max_out[...] = np.take_along_axis(z, argmax_out[:, None], axis=1)[:, 0]
 
 
-def logsumexp_rows(z: FloatArray, row_max: FloatArray, out: FloatArray, work: FloatArray) -> None:
-    """log(sum(exp(z), axis=1)) into ``out``, shifted by the row max so nothing overflows.
+def logsumexp_rows(z: FloatArray, row_max: FloatArray, row_sum: FloatArray, work: FloatArray) -> None:
+    """sum(exp(z - row_max), axis=1) into ``row_sum``; lse = row_max + log(row_sum).
 
-    ``work`` has z's shape and precision; z is left unchanged. Rows whose max is -inf are
-    not expected: the engine rejects non-finite scores before the math runs.
+    Shifting by the row max means nothing overflows and the largest term is exactly 1, so
+    the sum is at least 1 and its log is well conditioned. ``work`` has z's shape (it may be
+    z itself, to work in place); the caller adds the log and the max in float64.
     """
     np.subtract(z, row_max[:, None], out=work)
     np.exp(work, out=work)
-    np.sum(work, axis=1, out=out)
-    np.log(out, out=out)
-    np.add(out, row_max, out=out)
+    np.sum(work, axis=1, out=row_sum)
+
+
+def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
+    """Whether sum(exp(z)) over each row is finite and well above underflow without the shift.
+
+    With every row max in [-60, log(max) - log(width) - 2], no term overflows, no row sum
+    exceeds the float range, and the largest term stays a normal number, so the unshifted sum
+    is as accurate as the shifted one (floating point is scale-invariant) and one pass cheaper.
+    """
+    hi = float(np.log(np.finfo(dtype).max)) - float(np.log(max(width, 1))) - 2.0
+    return bool(row_max.min() >= -60.0 and row_max.max() <= hi)
+
+
+def sumexp_rows(z: FloatArray, row_sum: FloatArray, work: FloatArray) -> None:
+    """sum(exp(z), axis=1) into ``row_sum``; only after ``exp_is_safe_unshifted``."""
+    np.exp(z, out=work, dtype=work.dtype)  # float16 logits: the exp runs in float32
+    np.sum(work, axis=1, out=row_sum)
 
 
 def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:

@@ -9,6 +9,7 @@ reused for every chunk.
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -121,14 +122,24 @@ class Metric(ABC):
         """Check shapes on the first chunk and settle anything auto-detected."""
 
     @abstractmethod
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
-        """Validate one chunk and return its per-example losses."""
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
+        """Validate one chunk and return its per-example losses.
+
+        ``overwrite`` says the preds buffer is scratch (a reader's own buffer) that the math
+        may reuse in place; arrays a caller passed in are never modified.
+        """
 
     @abstractmethod
     def describe(
         self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
         """Breakdown cells (``detail_columns``) for a few chunk-local rows."""
+
+    def clone(self) -> Metric:
+        """The same bound metric with its own scratch buffers, for another worker thread."""
+        twin = copy.copy(self)
+        twin.scratch = Scratch()
+        return twin
 
     def output_names(self) -> list[str]:
         return [str(j) for j in range(self.outputs)]
@@ -160,7 +171,7 @@ class RegressionMetric(Metric):
             raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(targets)
         shape = p.shape
         # One subtraction serves both MSE and MAE: the other is reported beside the headline.
@@ -212,7 +223,7 @@ class BCEMetric(Metric):
         else:
             self.input_kind = self.requested
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(targets)
         check_range(t, TARGETS, "target")
         shape = p.shape
@@ -318,7 +329,7 @@ class CEMetric(Metric):
                 ids[ignored] = 0
         return ids, keep
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any]) -> MetricChunk:
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
         z = preds
         t = squeeze_single(targets)
         rows = z.shape[0]
@@ -354,28 +365,71 @@ class CEMetric(Metric):
             else:
                 L.ce_from_logprobs_ids(z, target_class, out)
         else:
-            wdt = self._work_dtype(z)
-            row_max = self.scratch.get("row_max", (rows,), wdt)
-            lse = self.scratch.get("lse", (rows,), np.float64)
-            work = self.scratch.get("work", z.shape, wdt)
-            L.row_max_and_argmax(z, argmax, row_max)
-            with np.errstate(over="ignore", invalid="ignore"):
-                L.logsumexp_rows(z, row_max, lse, work)
-                if self.soft:
-                    ysum = self.scratch.get("ysum", (rows,), np.float64)
-                    L.ce_from_logits_soft(z, t, lse, out, work, ysum)
-                else:
-                    L.ce_from_logits_ids(z, target_class, lse, out)
+            self._logits_loss(z, t, target_class, argmax, out, overwrite)
         correct = argmax == target_class
         return MetricChunk(out, keep=keep, clamped=clamped, correct=correct)
+
+    def _logits_loss(
+        self,
+        z: NDArray[Any],
+        t: NDArray[Any],
+        target_class: NDArray[np.intp],
+        argmax: NDArray[np.intp],
+        out: NDArray[np.float64],
+        overwrite: bool,
+    ) -> None:
+        """lse(z) - z[target] (or the soft-target form), in float32 for float16/32 logits.
+
+        When the chunk buffer is scratch (``overwrite``), the exp runs in place:
+        one (rows, V) buffer instead of two, which keeps a chunk of a 50k-vocabulary in cache.
+        """
+        rows = z.shape[0]
+        wdt = self._work_dtype(z)
+        row_max = self.scratch.get("row_max", (rows,), wdt)
+        row_sum = self.scratch.get("row_sum", (rows,), wdt)
+        lse = self.scratch.get("lse", (rows,), np.float64)
+        L.row_max_and_argmax(z, argmax, row_max)
+        if not np.isfinite(row_max).all():
+            r = first_bad_row(np.isfinite(row_max))
+            raise DataProblem(PREDS, r, "holds NaN or +inf logits (use --nan skip to drop such rows)")
+        if self.soft:
+            work = self.scratch.get("work", z.shape, wdt)
+            with np.errstate(over="ignore", invalid="ignore"):
+                L.logsumexp_rows(z, row_max, row_sum, work)
+                np.log(row_sum, out=lse)
+                np.add(lse, row_max, out=lse)
+                ysum = self.scratch.get("ysum", (rows,), np.float64)
+                L.ce_from_logits_soft(z, squeeze_single(t), lse, out, work, ysum)
+            return
+        L.gather(z, target_class, out)  # before z may be overwritten
+        in_place = overwrite and z.dtype == wdt and z.flags.writeable and z.flags.c_contiguous
+        work = z if in_place else self.scratch.get("work", z.shape, wdt)
+        if L.exp_is_safe_unshifted(row_max, z.shape[1], wdt):
+            L.sumexp_rows(z, row_sum, work)  # no shift needed: skips a pass over the chunk
+            np.log(row_sum, out=lse)
+        else:
+            L.logsumexp_rows(z, row_max, row_sum, work)
+            np.log(row_sum, out=lse)
+            np.add(lse, row_max, out=lse)
+        np.subtract(lse, out, out=out)
+
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+        """-inf scores are legitimate (a masked class, probability 0); NaN never is."""
+        check_finite(targets, TARGETS)
+        if preds.dtype.kind == "f" and self.input_kind != "logits":
+            nan = np.isnan(preds)
+            if nan.any():
+                row, col = first_bad_cell(~nan)
+                raise DataProblem(PREDS, row, "nan is not a number (use --nan skip to drop such rows)", col)
 
     def describe(
         self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
         t = squeeze_single(targets)
+        argmax = self.scratch.get("argmax", (preds.shape[0],), np.intp)  # from compute, same chunk
         cells: list[tuple[Any, ...]] = []
         for r, loss in zip(rows, losses, strict=True):
-            predicted = int(np.argmax(preds[r]))
+            predicted = int(argmax[r])
             if self.soft:
                 target: Any = int(np.argmax(t[r]))
                 p_target = math.nan

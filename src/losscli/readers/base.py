@@ -33,6 +33,10 @@ class Reader(ABC):
     n_rows: int | None = None
     #: the file's natural shape beyond rows (for example (V,) for logits), when known
     row_shape: tuple[int, ...] | None = None
+    #: bytes per element of the widest column, when known (sizes the default chunk)
+    itemsize: int = 8
+    #: chunks are this reader's reused buffers, so the math may overwrite them in place
+    scratch_chunks: bool = False
 
     def resolve(self, spec: str) -> int:
         """A column by name first, then by 0-based position, as ``--pred-col`` promises."""
@@ -56,6 +60,11 @@ class Reader(ABC):
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         """Yield one list of arrays per chunk, one array per group, all with the same rows."""
 
+    def range_reader(self) -> RangeReader | None:
+        """An independent reader of row ranges (own buffers, safe in another thread), for
+        formats that can seek to a row; None for streams (CSV, Parquet, .npz)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing open
         """Release file handles; safe to call twice."""
 
@@ -64,6 +73,13 @@ class Reader(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RangeReader(ABC):
+    """Reads rows [start, stop) of the groups; results are valid until the next call."""
+
+    @abstractmethod
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk: ...
 
 
 def stack_columns(

@@ -9,10 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import UsageError
-from .base import Chunk, Group, Reader
+from .base import Chunk, Group, RangeReader, Reader
 
 
-class ArrayReader(Reader):
+class ArrayReader(Reader, RangeReader):
     """Slices of an array the caller already holds; columns are those of a 2-D array."""
 
     def __init__(self, array: Any, name: str) -> None:
@@ -29,13 +29,21 @@ class ArrayReader(Reader):
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         for start in range(0, self.array.shape[0], max_rows):
-            block = self.array[start : start + max_rows]
-            out: Chunk = []
-            for g in groups:
-                if g is None or block.ndim == 1:
-                    out.append(block)
-                elif len(g) == 1:
-                    out.append(block[:, g[0]])
-                else:
-                    out.append(block[:, list(g)])
-            yield out
+            yield self.read(groups, start, start + max_rows)
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        """Read-only views: the metrics may work in place on buffers they own, never on yours."""
+        block = self.array[start:stop].view()
+        block.flags.writeable = False
+        out: Chunk = []
+        for g in groups:
+            if g is None or block.ndim == 1:
+                out.append(block)
+            elif len(g) == 1:
+                out.append(block[:, g[0]])
+            else:
+                out.append(block[:, list(g)])
+        return out
+
+    def range_reader(self) -> RangeReader:
+        return self

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
-from .base import Chunk, Group, Reader
+from .base import Chunk, Group, RangeReader, Reader
 
 MAX_HEADER_SIZE = 1 << 20
 
@@ -116,20 +116,54 @@ class ArrayStream:
 
     def read(self, rows: int) -> NDArray[Any]:
         """The next ``rows`` rows (fewer at the end); a view into a reused buffer."""
-        rows = min(rows, self.header.rows - self.row)
+        view = self.read_at(self.row, rows)
+        self.row += len(view)
+        return view
+
+    def read_at(self, start: int, rows: int) -> NDArray[Any]:
+        """Rows [start, start + rows): by pread when there is a file descriptor (any order,
+        any thread), else sequentially from the stream (``start`` must be the next row)."""
+        rows = max(0, min(rows, self.header.rows - start))
         view = self._buf(rows)
         if rows == 0:
             return view
         if self.header.fortran and view.ndim == 2:
-            self._read_fortran(view)
+            self._read_fortran(view, start)
+        elif self.fd is not None:
+            self._pread_into(memoryview(view).cast("B"), start)  # type: ignore[arg-type]
         else:
-            self._read_into(memoryview(view).cast("B"))  # type: ignore[arg-type]
+            self._read_into(memoryview(view).cast("B"), start)  # type: ignore[arg-type]
         if not self.header.dtype.isnative:
             view.byteswap(inplace=True)
-        self.row += rows
         return view
 
-    def _read_into(self, mv: memoryview) -> None:
+    def twin(self) -> ArrayStream:
+        """Another reader of the same array with its own buffer (pread shares the fd safely)."""
+        return ArrayStream(self.fp, self.header, self.display, self.fd)
+
+    def _row_bytes(self) -> int:
+        return int(np.prod(self.header.row_shape, dtype=np.int64)) * self.header.dtype.itemsize
+
+    def _pread_into(self, mv: memoryview, start: int) -> None:
+        assert self.fd is not None
+        offset = self.header.offset + start * self._row_bytes()
+        filled = 0
+        while filled < len(mv):
+            try:
+                got = os.preadv(self.fd, [mv[filled:]], offset + filled)
+            except OSError as exc:
+                raise InputError(
+                    f"could not be read at row {start} ({_short(exc)})", path=self.display
+                ) from None
+            if not got:
+                raise InputError(
+                    f"ended early at row {start}: the file is shorter than its header declares "
+                    "(truncated, or changed while being read)",
+                    path=self.display,
+                )
+            filled += got
+
+    def _read_into(self, mv: memoryview, start: int) -> None:
         filled = 0
         total = len(mv)
         while filled < total:
@@ -147,16 +181,16 @@ class ArrayStream:
                 )
             filled += got
 
-    def _read_fortran(self, view: NDArray[Any]) -> None:
+    def _read_fortran(self, view: NDArray[Any], first: int) -> None:
         assert self.fd is not None
         n, k = self.header.shape
         item = self.header.dtype.itemsize
         rows = view.shape[0]
         for j in range(k):
-            start = self.header.offset + (j * n + self.row) * item
+            start = self.header.offset + (j * n + first) * item
             data = os.pread(self.fd, rows * item, start)
             if len(data) < rows * item:
-                raise InputError(f"ended early at row {self.row}, column {j}", path=self.display)
+                raise InputError(f"ended early at row {first}, column {j}", path=self.display)
             view[:, j] = np.frombuffer(data, dtype=self.native)
 
 
@@ -185,6 +219,8 @@ class NpyReader(Reader):
         self.n_rows = header.rows
         self.row_shape = header.row_shape
         self.dtype = self.stream.native
+        self.itemsize = self.dtype.itemsize
+        self.scratch_chunks = True
         width = header.shape[1] if len(header.shape) == 2 else 1
         self.column_names = [str(j) for j in range(width)]
 
@@ -193,8 +229,20 @@ class NpyReader(Reader):
             block = self.stream.read(max_rows)
             yield [_select(block, g) for g in groups]
 
+    def range_reader(self) -> RangeReader:
+        return _NpyRanges(self.stream.twin())
+
     def close(self) -> None:
         self._fp.close()
+
+
+class _NpyRanges(RangeReader):
+    def __init__(self, stream: ArrayStream) -> None:
+        self.stream = stream
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        block = self.stream.read_at(start, stop - start)
+        return [_select(block, g) for g in groups]
 
 
 class NpzReader(Reader):
