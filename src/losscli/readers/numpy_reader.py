@@ -97,6 +97,7 @@ class ArrayStream:
         self.row = 0
         self._buffer: NDArray[Any] | None = None
         self.native = header.dtype.newbyteorder("=")
+        self.row_bytes = int(np.prod(header.row_shape, dtype=np.int64)) * header.dtype.itemsize
         if header.fortran and len(header.shape) > 2:
             raise InputError(
                 "is a Fortran-ordered array of more than 2 dimensions; save it in C order", path=display
@@ -141,12 +142,9 @@ class ArrayStream:
         """Another reader of the same array with its own buffer (pread shares the fd safely)."""
         return ArrayStream(self.fp, self.header, self.display, self.fd)
 
-    def _row_bytes(self) -> int:
-        return int(np.prod(self.header.row_shape, dtype=np.int64)) * self.header.dtype.itemsize
-
     def _pread_into(self, mv: memoryview, start: int) -> None:
         assert self.fd is not None
-        offset = self.header.offset + start * self._row_bytes()
+        offset = self.header.offset + start * self.row_bytes
         filled = 0
         while filled < len(mv):
             try:
