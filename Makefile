@@ -12,8 +12,10 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Stamps re-install only when pyproject.toml changes.
+# compileall: start-up stays fast even where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.stamp-install: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
+	$(PY) -m compileall -q src
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install

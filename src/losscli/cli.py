@@ -30,6 +30,7 @@ from .errors import (
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 OUTPUT_FORMATS = ("table", "json", "csv", "tsv", "value")
 
 
@@ -83,7 +84,7 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             "--chunk-size",
             type=int,
             metavar="ROWS",
-            help="Rows per chunk (default: fits about 8 MB of the widest input).",
+            help="Rows per chunk (default: about 2.5 MB of the widest input, at most 65,536 rows).",
         ),
         click.option(
             "--nan",
@@ -326,6 +327,10 @@ def perplexity(logits: str, targets: str | None, **opts: Any) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit code and at most one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # losscli runs its own worker threads; BLAS threads on top of them (numpy's OpenBLAS
+    # sums rows of logits) would fight over the same cores. Set before numpy is imported.
+    for var in BLAS_THREAD_VARS:
+        os.environ[var] = "1"
     code = EXIT_OK
     try:
         result = cli.main(args=argv, prog_name="losscli", standalone_mode=False)
