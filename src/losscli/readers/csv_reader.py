@@ -158,36 +158,40 @@ class CsvReader(Reader):
         """The input in blocks of about PARSE_BLOCK bytes, each ending at a line end.
 
         Each block is parsed as a whole by pyarrow's multi-threaded reader, so parsing runs on
-        every core while memory stays at a block or two, whatever the file's size. The block
-        buffer is reused (fresh pages cost more than the parse); a block is valid until the
-        next one is requested.
+        every core while memory stays at a few blocks, whatever the file's size. Three
+        buffers rotate (fresh pages cost more than the parse): with the read-ahead queue one
+        deep, a block is being read, one waits, and one is being parsed.
         """
         src = self._source()
-        buf = bytearray(PARSE_BLOCK)
-        filled = 0
+        buffers = [bytearray(PARSE_BLOCK) for _ in range(3)]
+        carry = b""
+        turn = 0
         try:
             while True:
-                view = memoryview(buf)
+                buf = buffers[turn % 3]
+                buf[: len(carry)] = carry
+                filled = len(carry)
                 eof = False
-                while filled < len(buf):
-                    got = _read_into(src, view[filled:])
-                    if not got:
-                        eof = True
+                while True:
+                    while filled < len(buf):
+                        with memoryview(buf) as view:
+                            got = _read_into(src, view[filled:])
+                        if not got:
+                            eof = True
+                            break
+                        filled += got
+                    cut = buf.rfind(b"\n", 0, filled)
+                    if eof or cut >= 0:
                         break
-                    filled += got
-                view.release()
+                    buf = buf + bytes(len(buf))  # a line longer than the block: grow, read on
+                    buffers[turn % 3] = buf
                 if eof:
                     if filled:
                         yield memoryview(buf)[:filled]
                     return
-                cut = buf.rfind(b"\n", 0, filled)
-                if cut < 0:  # a line longer than the block: a bigger buffer, keep reading
-                    buf = buf + bytes(len(buf))  # a new object: the last block may still be in use
-                    continue
+                carry = bytes(buf[cut + 1 : filled])
                 yield memoryview(buf)[: cut + 1]
-                rest = filled - (cut + 1)
-                buf[:rest] = buf[cut + 1 : filled]
-                filled = rest
+                turn += 1
         finally:
             src.close()
 
@@ -255,7 +259,7 @@ class CsvReader(Reader):
         )
 
         def tables() -> Iterator[Any]:
-            for number, block in enumerate(self._blocks()):
+            for number, block in enumerate(prefetch(self._blocks(), depth=1)):  # read ahead
                 # Without quotes in a block, pyarrow's quote-free parse is ~10% faster.
                 quoted = block.obj.find(b'"', 0, len(block)) >= 0  # type: ignore[attr-defined]
                 yield pacsv.read_csv(
