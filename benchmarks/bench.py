@@ -134,6 +134,7 @@ class Run:
 
 
 TIME = "/usr/bin/time"
+NOTES_MARKER = "<!-- notes: kept when the table above is regenerated -->"
 
 
 def run_measured(cmd: list[str]) -> Run:
@@ -309,6 +310,7 @@ def main() -> int:
         rows.extend(_startup(args.rounds, verdicts))
     if "flat" in chosen:
         rows.extend(_flat_rss(args.data, verdicts, args.scale))
+        rows.extend(_flat_w5(args.data, verdicts, args.scale))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines.append(fmt_row(headers, widths))
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -417,6 +419,47 @@ def _flat_rss(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
     return rows
 
 
+def _flat_w5(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
+    """Peak RSS of W5 at T = 2048 and T = 32768 token rows (scaled): the same within 10%."""
+    d = data / "flat5"
+    d.mkdir(exist_ok=True)
+    vocab = 50257
+    rng = np.random.default_rng(2)
+    peaks = {}
+    for t in (max(64, int(2048 * scale)), max(256, int(32768 * scale))):
+        logits, ids = d / f"logits_{t}.npy", d / f"ids_{t}.npy"
+        if not logits.exists() or np.load(logits, mmap_mode="r").shape[0] != t:
+            _write_npy_blocks(
+                logits,
+                (t, vocab),
+                "f4",
+                lambda a, b: rng.standard_normal((b - a, vocab), dtype=np.float32) * 3,
+            )
+            np.save(ids, rng.integers(0, vocab, t))
+        warm([logits, ids])
+        cmd = [*LOSSCLI, "perplexity", "--logits", str(logits), "--targets", str(ids), "-f", "value"]
+        peaks[t] = max(run_measured(cmd).rss_mb for _ in range(2))
+    (t_small, small), (t_big, big) = sorted(peaks.items())
+    spread = abs(big - small) / small
+    ok = spread <= 0.10 and big <= 256
+    verdict = "met" if ok else "MISSED"
+    verdicts.append(
+        f"flat RSS: W5 peak {small:.0f} MB at T={t_small}, {big:.0f} MB at T={t_big} "
+        f"({spread:.0%} apart, target <= 10% and <= 256 MB) {verdict}"
+    )
+    return [
+        [
+            f"flat RSS: W5 T={t_small} vs T={t_big}",
+            "losscli",
+            "",
+            "",
+            f"{small:.0f} / {big:.0f}",
+            "",
+            f"<= 10% apart: {verdict}",
+        ]
+    ]
+
+
 def _write_md(path: Path, table: str, args: argparse.Namespace) -> None:
     cpu = "unknown"
     try:
@@ -436,7 +479,10 @@ def _write_md(path: Path, table: str, args: argparse.Namespace) -> None:
         "Whole-process wall time, median of the rounds, each tool a fresh process, files in the page cache; "
         "peak RSS from wait4. Ratios are losscli's time over the tool's in the same session.\n\n"
     )
-    path.write_text(head + table)
+    notes = ""
+    if path.exists() and NOTES_MARKER in path.read_text():
+        notes = path.read_text()[path.read_text().index(NOTES_MARKER) :]
+    path.write_text(head + table + ("\n" + notes if notes else ""))
 
 
 if __name__ == "__main__":
