@@ -118,3 +118,37 @@ def test_mean_of_many_copies_is_the_value() -> None:
     v = 0.1
     report = losscli.evaluate("mae", np.full(10**6, v), np.zeros(10**6), chunk_size=9999)
     assert abs(report.value - v) <= 2 * np.spacing(v)
+
+
+def test_two_worker_threads_match_one(tmp_path, data) -> None:
+    np.save(tmp_path / "z.npy", data["z"])
+    np.save(tmp_path / "t.npy", data["t"])
+    np.save(tmp_path / "p.npy", data["p"])
+    np.save(tmp_path / "y.npy", data["y"])
+    for metric, a, b in (("ce", "z", "t"), ("mse", "p", "y")):
+        one = losscli.evaluate(metric, tmp_path / f"{a}.npy", tmp_path / f"{b}.npy", chunk_size=37, threads=1)
+        two = losscli.evaluate(metric, tmp_path / f"{a}.npy", tmp_path / f"{b}.npy", chunk_size=37, threads=2)
+        assert two.value == pytest.approx(one.value, rel=1e-12)
+        assert two.n == one.n
+        assert [e.row for e in two.examples] == [e.row for e in one.examples]
+
+
+def test_two_worker_threads_report_the_first_bad_row(tmp_path) -> None:
+    p = np.zeros(5000)
+    p[4321] = np.nan
+    p[1234] = np.inf
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", np.zeros(5000))
+    with pytest.raises(losscli.InputError, match="row 1234"):
+        losscli.evaluate("mse", tmp_path / "p.npy", tmp_path / "y.npy", chunk_size=10, threads=2)
+
+
+def test_big_quoted_csv_takes_the_block_path(tmp_path) -> None:
+    rng = np.random.default_rng(9)
+    n = 40_000  # > 256 KB, so pyarrow parses it in blocks
+    p, y = rng.normal(size=n), rng.normal(size=n)
+    lines = ["pred,target"] + [f'"{a!r}",{b!r}' for a, b in zip(p.tolist(), y.tolist(), strict=True)]
+    path = tmp_path / "q.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 256 << 10
+    assert losscli.evaluate("mae", path).value == pytest.approx(math.fsum(np.abs(p - y)) / n, rel=1e-12)
