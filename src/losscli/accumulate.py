@@ -161,6 +161,80 @@ class WorstExamples:
         ]
 
 
+WORST_PER_SEQUENCE = 3
+
+
+@dataclass
+class SequenceStats:
+    """Per-sequence token counts, NLL sums and worst tokens (sequence ids are 0..count-1).
+
+    Memory grows with the number of sequences, never with tokens: a few numbers each.
+    """
+
+    count: int
+    nll: F64 = field(init=False)
+    tokens: NDArray[np.int64] = field(init=False)
+    # worst tokens per sequence: loss (-inf = empty slot), position, target id (-1 unknown)
+    worst_loss: F64 = field(init=False)
+    worst_pos: NDArray[np.int64] = field(init=False)
+    worst_target: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nll = np.zeros(self.count)
+        self.tokens = np.zeros(self.count, dtype=np.int64)
+        self.worst_loss = np.full((self.count, WORST_PER_SEQUENCE), -np.inf)
+        self.worst_pos = np.full((self.count, WORST_PER_SEQUENCE), -1, dtype=np.int64)
+        self.worst_target = np.full((self.count, WORST_PER_SEQUENCE), -1, dtype=np.int64)
+
+    def update(
+        self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, targets: NDArray[Any] | None
+    ) -> None:
+        if len(seq) == 0:
+            return
+        self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
+        self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
+        tgt = np.full(len(seq), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
+        self._offer(seq, pos, losses, tgt)
+
+    def _offer(self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, tgt: NDArray[np.int64]) -> None:
+        touched = np.unique(seq)
+        k = WORST_PER_SEQUENCE
+        all_seq = np.concatenate([np.repeat(touched, k), seq])
+        all_loss = np.concatenate([self.worst_loss[touched].ravel(), losses])
+        all_pos = np.concatenate([self.worst_pos[touched].ravel(), pos])
+        all_tgt = np.concatenate([self.worst_target[touched].ravel(), tgt])
+        order = np.lexsort((all_pos, -all_loss, all_seq))  # by sequence, worst first, then position
+        s = all_seq[order]
+        first = np.searchsorted(s, s, side="left")
+        rank = np.arange(len(s)) - first
+        keep = order[rank < k]
+        slot = rank[rank < k]
+        rows = all_seq[keep]
+        self.worst_loss[rows, slot] = all_loss[keep]
+        self.worst_pos[rows, slot] = all_pos[keep]
+        self.worst_target[rows, slot] = all_tgt[keep]
+
+    def merge(self, other: SequenceStats) -> SequenceStats:
+        out = SequenceStats(self.count)
+        out.nll = self.nll + other.nll
+        out.tokens = self.tokens + other.tokens
+        out.worst_loss, out.worst_pos, out.worst_target = (
+            self.worst_loss.copy(),
+            self.worst_pos.copy(),
+            self.worst_target.copy(),
+        )
+        filled = other.worst_loss > -np.inf
+        seq = np.nonzero(filled)[0].astype(np.int64)
+        out._offer(seq, other.worst_pos[filled], other.worst_loss[filled], other.worst_target[filled])
+        return out
+
+    def perplexities(self) -> F64:
+        """exp(mean NLL) of every sequence with at least one scored token."""
+        scored = self.tokens > 0
+        with np.errstate(over="ignore"):
+            return np.exp(self.nll[scored] / self.tokens[scored])
+
+
 @dataclass
 class LossState:
     """Sufficient statistics of a weighted mean loss over k outputs.
@@ -182,6 +256,8 @@ class LossState:
     counts_correct: bool = False
     worst: WorstExamples = field(init=False)
     companion_sums: dict[str, CompensatedVector] = field(default_factory=dict)
+    correct_k: int = 0
+    sequences: SequenceStats | None = None
 
     def companion(self, name: str) -> CompensatedVector:
         """The running weighted sum of a per-example companion (MAE beside MSE, ...)."""
@@ -211,6 +287,11 @@ class LossState:
         out.correct = self.correct + other.correct
         out.counts_correct = self.counts_correct or other.counts_correct
         out.worst = self.worst.merge(other.worst)
+        out.correct_k = self.correct_k + other.correct_k
+        if self.sequences is not None and other.sequences is not None:
+            out.sequences = self.sequences.merge(other.sequences)
+        else:
+            out.sequences = self.sequences or other.sequences
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(

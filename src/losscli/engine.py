@@ -18,11 +18,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .accumulate import LossState
+from .accumulate import LossState, SequenceStats
 from .align import align, length_mismatch
 from .errors import DataProblem, InputError, UsageError
 from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row
-from .readers.base import Group, RangeReader, Reader
+from .readers.base import Chunk, Group, RangeReader, Reader
+from .sequences import SequenceMap, shift_ids, shifted_stream
 
 WEIGHTS = "weights"
 DEFAULT_CHUNK_BYTES = 5 << 19  # 2.5 MB: a chunk of a 50k-vocabulary logits row block stays in L2/L3
@@ -33,7 +34,9 @@ NAN_POLICIES = ("error", "skip")
 class ExampleSink(Protocol):
     """Receives every counted example's loss, in input order (see ``per_example``)."""
 
-    def write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None: ...
+    def write(
+        self, rows: NDArray[np.int64], losses: NDArray[np.float64], extra: dict[str, NDArray[Any]] | None = None
+    ) -> None: ...
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Evaluator:
     offset: int = 0
     overflow: bool = False
     scratch: Scratch = field(default_factory=Scratch)
+    seqmap: SequenceMap | None = None
 
     def __post_init__(self) -> None:
         if self.nan not in NAN_POLICIES:
@@ -67,7 +71,7 @@ class Evaluator:
     def update(
         self,
         preds: NDArray[Any],
-        targets: NDArray[Any],
+        targets: NDArray[Any] | None,
         weights: NDArray[Any] | None = None,
         overwrite: bool = False,
     ) -> None:
@@ -79,7 +83,7 @@ class Evaluator:
         try:
             if self.state is None:
                 self.metric.bind(preds, targets)
-                self.state = LossState(self.metric.outputs, self.worst_capacity)
+                self.state = self._new_state()
             if weights is not None:
                 weights = self._check_weights(weights)
             if self.nan == "skip":
@@ -105,8 +109,8 @@ class Evaluator:
         return w
 
     def _drop_nonfinite(
-        self, p: NDArray[Any], t: NDArray[Any], w: NDArray[Any] | None
-    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None, NDArray[np.intp] | None]:
+        self, p: NDArray[Any], t: NDArray[Any] | None, w: NDArray[Any] | None
+    ) -> tuple[NDArray[Any], NDArray[Any] | None, NDArray[Any] | None, NDArray[np.intp] | None]:
         ok = np.ones(len(p), dtype=bool)
         for arr in (p, t, w):
             if arr is not None and arr.dtype.kind == "f":
@@ -117,12 +121,12 @@ class Evaluator:
         assert self.state is not None
         self.state.skipped += int(len(ok) - np.count_nonzero(ok))
         keep = np.flatnonzero(ok)
-        return p[keep], t[keep], (w[keep] if w is not None else None), keep
+        return p[keep], (t[keep] if t is not None else None), (w[keep] if w is not None else None), keep
 
     def _score(
         self,
         p: NDArray[Any],
-        t: NDArray[Any],
+        t: NDArray[Any] | None,
         w: NDArray[Any] | None,
         row_map: NDArray[np.intp] | None,
         overwrite: bool,
@@ -132,13 +136,16 @@ class Evaluator:
         mc = self.metric.compute(p, t, overwrite or row_map is not None)
         losses, elements, correct = mc.losses, mc.elements, mc.correct
         companions = mc.companions or {}
+        correct_k, ids = mc.correct_k, mc.ids
         local = None  # positions in p/t of the counted examples, when not all are counted
         if mc.keep is not None:
             local = np.flatnonzero(mc.keep)
-            state.ignored += len(p) - len(local)
+            state.ignored += len(p) - len(local) if mc.ignored is None else mc.ignored
             losses = losses[local]
             elements = elements[local] if elements is not None else None
             correct = correct[local] if correct is not None else None
+            correct_k = correct_k[local] if correct_k is not None else None
+            ids = ids[local] if ids is not None else None
             companions = {k: v[local] for k, v in companions.items()}
             w = w[local] if w is not None else None
         n = len(losses)
@@ -161,14 +168,24 @@ class Evaluator:
         if correct is not None:
             state.counts_correct = True
             state.correct += int(np.count_nonzero(correct))
+        if correct_k is not None:
+            state.correct_k += int(np.count_nonzero(correct_k))
+        positions: NDArray[Any] | None = None
+        extra: dict[str, NDArray[Any]] | None = None
+        if self.seqmap is not None and state.sequences is not None:
+            positions = np.arange(n) if local is None else local
+            seq, pos = self.seqmap.locate(self._global_rows(positions, row_map))
+            state.sequences.update(seq, pos, losses, ids)
+            extra = {"sequence": seq, "position": pos}
         picked = state.worst.candidates(losses)
         if len(picked):
             src = picked if local is None else local[picked]
             details = self.metric.describe(p, t, src, losses[picked])
             state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
         if self.sink is not None:
-            positions = np.arange(n) if local is None else local
-            self.sink.write(self._global_rows(positions, row_map), losses)
+            if positions is None:
+                positions = np.arange(n) if local is None else local
+            self.sink.write(self._global_rows(positions, row_map), losses, extra)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
         """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
@@ -187,8 +204,15 @@ class Evaluator:
         """A fresh evaluator for another thread: same bound metric, its own buffers and state."""
         assert self.state is not None, "bind on the first chunk before forking"
         twin = Evaluator(self.metric.clone(), self.nan, self.worst_capacity, None, self.labels, self.columns)
-        twin.state = LossState(self.metric.outputs, self.worst_capacity)
+        twin.seqmap = self.seqmap
+        twin.state = twin._new_state()
         return twin
+
+    def _new_state(self) -> LossState:
+        state = LossState(self.metric.outputs, self.worst_capacity)
+        if self.seqmap is not None:
+            state.sequences = SequenceStats(self.seqmap.sequences)
+        return state
 
     def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
         row = None
@@ -250,6 +274,7 @@ def run(
     chunk_rows: int,
     progress: Callable[[int], None] | None = None,
     threads: int = 1,
+    shift: bool = False,
 ) -> LossState:
     """Stream every role's reader through ``evaluator``; returns the final state.
 
@@ -281,17 +306,28 @@ def run(
 
     def feed(ev: Evaluator, pieces: list[list[NDArray[Any]]]) -> int:
         p = pieces[where[PREDS][0]][where[PREDS][1]]
-        t = pieces[where[TARGETS][0]][where[TARGETS][1]]
+        t = pieces[where[TARGETS][0]][where[TARGETS][1]] if TARGETS in where else None
         w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
         ev.update(p, t, w, overwrite=scratch_preds)
         return len(p)
 
     total = known[0] if known and all(k is not None for k in known) else None
+    seqmap = evaluator.seqmap
+    if shift and seqmap is None:
+        raise UsageError("--shift needs to know where sequences end")
+    t_reader, t_index = where.get(TARGETS, (0, 0))
     if threads > 1 and evaluator.sink is None and total is not None and total > chunk_rows:
         ranges = [r.range_reader() for r in readers]
         if all(rr is not None for rr in ranges):
-            return _run_parallel(evaluator, readers, groups, feed, int(total), chunk_rows, threads, progress)
+            opener: list[Callable[[], RangeReader]] = [_range_opener(r) for r in readers]
+            if shift:
+                assert seqmap is not None
+                opener[t_reader] = _shifted_opener(readers[t_reader], t_index, int(total), seqmap)
+            return _run_parallel(evaluator, opener, groups, feed, int(total), chunk_rows, threads, progress)
     streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
+    if shift:
+        assert seqmap is not None
+        streams[t_reader] = shifted_stream(streams[t_reader], t_index, seqmap)
     for pieces in align(streams, labels):
         rows = feed(evaluator, pieces)
         if progress is not None:
@@ -301,9 +337,42 @@ def run(
     return evaluator.state
 
 
+def _range_opener(reader: Reader) -> Callable[[], RangeReader]:
+    def open_range() -> RangeReader:
+        rr = reader.range_reader()
+        assert rr is not None
+        return rr
+
+    return open_range
+
+
+class _ShiftedRanges(RangeReader):
+    """Row ranges of the targets with --shift: each range reads one row past its end."""
+
+    def __init__(self, inner: RangeReader, index: int, total: int, seqmap: SequenceMap) -> None:
+        self.inner, self.index, self.total, self.seqmap = inner, index, total, seqmap
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        chunk = self.inner.read(groups, start, min(stop + 1, self.total))
+        rows = np.arange(start, stop, dtype=np.int64)
+        out = [a[: stop - start] for a in chunk]
+        ids = chunk[self.index]
+        out[self.index] = shift_ids(ids[: stop - start], rows, ids[stop - start :], self.seqmap)
+        return out
+
+
+def _shifted_opener(reader: Reader, index: int, total: int, seqmap: SequenceMap) -> Callable[[], RangeReader]:
+    def open_range() -> RangeReader:
+        rr = reader.range_reader()
+        assert rr is not None
+        return _ShiftedRanges(rr, index, total, seqmap)
+
+    return open_range
+
+
 def _run_parallel(
     evaluator: Evaluator,
-    readers: list[Reader],
+    openers: list[Callable[[], RangeReader]],
     groups: list[list[Group]],
     feed: Callable[[Evaluator, list[list[NDArray[Any]]]], int],
     total: int,
@@ -326,8 +395,8 @@ def _run_parallel(
         ev.offset = start
         return feed(ev, [rr.read(g, start, stop) for rr, g in zip(rrs, groups, strict=True)])
 
-    first_ranges = [r.range_reader() for r in readers]
-    done = score(evaluator, first_ranges, 0)  # type: ignore[arg-type]
+    first_ranges = [open_range() for open_range in openers]
+    done = score(evaluator, first_ranges, 0)
     if progress is not None:
         progress(done)
     workers = [evaluator.fork() for _ in range(threads)]
@@ -336,13 +405,13 @@ def _run_parallel(
     stop = threading.Event()
 
     def work(ev: Evaluator) -> None:
-        rrs = [r.range_reader() for r in readers]
+        rrs = [open_range() for open_range in openers]
         while not stop.is_set():
             index = next(counter)
             if index >= n_chunks:
                 return
             try:
-                rows = score(ev, rrs, index)  # type: ignore[arg-type]
+                rows = score(ev, rrs, index)
             except BaseException as exc:
                 failures.append((index, exc))
                 stop.set()

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from . import losses as L
 from .errors import DataProblem, UsageError
+from .sequences import SHIFT_DROP
 
 PREDS = "preds"
 TARGETS = "targets"
@@ -37,6 +38,9 @@ class MetricChunk:
     keep: NDArray[np.bool_] | None = None  # False for ignored rows (ignore_index)
     clamped: int = 0
     correct: NDArray[np.bool_] | None = None  # per-row top-1 hit, when the metric has one
+    correct_k: NDArray[np.bool_] | None = None  # per-row top-k hit, with --topk
+    ignored: int | None = None  # rows not kept because of --ignore-index (None: all not kept)
+    ids: NDArray[np.intp] | None = None  # per-row target class, for the per-sequence breakdown
 
 
 class Scratch:
@@ -96,6 +100,12 @@ def check_range(arr: NDArray[Any], role: str, what: str, low: float = 0.0, high:
     raise DataProblem(role, row, f"{what} {value} is outside [{low:g}, {high:g}]", col)
 
 
+def _need(targets: NDArray[Any] | None) -> NDArray[Any]:
+    if targets is None:
+        raise UsageError("this metric needs targets")
+    return targets
+
+
 def as_matrix(arr: NDArray[Any]) -> NDArray[Any]:
     return arr[:, None] if arr.ndim == 1 else arr
 
@@ -118,11 +128,11 @@ class Metric(ABC):
         self.outputs = 1
 
     @abstractmethod
-    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """Check shapes on the first chunk and settle anything auto-detected."""
 
     @abstractmethod
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
         """Validate one chunk and return its per-example losses.
 
         ``overwrite`` says the preds buffer is scratch (a reader's own buffer) that the math
@@ -131,7 +141,7 @@ class Metric(ABC):
 
     @abstractmethod
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
         """Breakdown cells (``detail_columns``) for a few chunk-local rows."""
 
@@ -144,10 +154,11 @@ class Metric(ABC):
     def output_names(self) -> list[str]:
         return [str(j) for j in range(self.outputs)]
 
-    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """Called when a chunk's loss sum is not finite: raise if an input is the cause."""
         check_finite(preds, PREDS)
-        check_finite(targets, TARGETS)
+        if targets is not None:
+            check_finite(targets, TARGETS)
 
 
 class RegressionMetric(Metric):
@@ -158,8 +169,8 @@ class RegressionMetric(Metric):
         self.name = name  # type: ignore[misc]
         self.companion = "mae" if name == "mse" else "mse"
 
-    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         if p.ndim != t.ndim or (p.ndim == 2 and p.shape[1] != t.shape[1]):
             raise DataProblem(
                 TARGETS,
@@ -171,8 +182,8 @@ class RegressionMetric(Metric):
             raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         shape = p.shape
         # One subtraction serves both MSE and MAE: the other is reported beside the headline.
         diff = self.scratch.get("diff", shape, np.float64)
@@ -189,9 +200,9 @@ class RegressionMetric(Metric):
         return MetricChunk(out, elements=head, companions={self.companion: comp})
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         return [(_cell(p[r]), _cell(t[r])) for r in rows]
 
 
@@ -206,8 +217,8 @@ class BCEMetric(Metric):
             raise UsageError(f"bce takes --input probs, logits or auto, not {input_kind}")
         self.requested = input_kind
 
-    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         if p.shape[1:] != t.shape[1:]:
             raise DataProblem(
                 TARGETS, None, f"targets have {_width(t)} value(s) per row but predictions have {_width(p)}"
@@ -223,8 +234,8 @@ class BCEMetric(Metric):
         else:
             self.input_kind = self.requested
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         check_range(t, TARGETS, "target")
         shape = p.shape
         elements = self.scratch.get("elements", shape, np.float64)
@@ -245,9 +256,9 @@ class BCEMetric(Metric):
         return MetricChunk(out, elements=elements, clamped=clamped)
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
-        p, t = squeeze_single(preds), squeeze_single(targets)
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
         return [(_cell(p[r]), _cell(t[r])) for r in rows]
 
 
@@ -257,16 +268,19 @@ class CEMetric(Metric):
     name = "ce"
     detail_columns = ("predicted", "p(target)", "target")
 
-    def __init__(self, input_kind: str = "auto", ignore_index: int = -100) -> None:
+    def __init__(self, input_kind: str = "auto", ignore_index: int = -100, topk: int | None = None) -> None:
         super().__init__()
         if input_kind not in INPUT_KINDS:
             raise UsageError(f"--input must be one of {', '.join(INPUT_KINDS)}, not {input_kind}")
+        if topk is not None and topk < 1:
+            raise UsageError("--topk must be at least 1")
         self.requested = input_kind
         self.ignore_index = ignore_index
+        self.topk = topk
         self.classes = 0
         self.soft = False
 
-    def bind(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds
         if z.ndim != 2:
             raise DataProblem(
@@ -277,7 +291,7 @@ class CEMetric(Metric):
             raise DataProblem(
                 PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)"
             )
-        t = squeeze_single(targets)
+        t = squeeze_single(_need(targets))
         if t.ndim == 2:
             if t.shape[1] != self.classes:
                 raise DataProblem(
@@ -298,8 +312,9 @@ class CEMetric(Metric):
     def _work_dtype(self, z: NDArray[Any]) -> Any:
         return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
 
-    def _ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None]:
-        """Class ids as intp, with ignored rows mapped to class 0 and a keep mask."""
+    def _ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
+        """Class ids as intp, with ignored (and --shift dropped) rows mapped to class 0, a keep
+        mask, and how many rows the ignore index removed."""
         rows = t.shape[0]
         ids = self.scratch.get("ids", (rows,), np.intp)
         if t.dtype.kind == "f":
@@ -313,8 +328,12 @@ class CEMetric(Metric):
         np.copyto(ids, t, casting="unsafe")
         keep: NDArray[np.bool_] | None = None
         lo, hi = int(ids.min()), int(ids.max())
+        n_ignored = 0
         if lo < 0 or hi >= self.classes:
             ignored = ids == self.ignore_index
+            dropped = ids == SHIFT_DROP
+            n_ignored = int(np.count_nonzero(ignored & ~dropped))
+            ignored |= dropped
             valid = ((ids >= 0) & (ids < self.classes)) | ignored
             if not valid.all():
                 r = first_bad_row(valid)
@@ -327,22 +346,28 @@ class CEMetric(Metric):
             if ignored.any():
                 keep = ~ignored
                 ids[ignored] = 0
-        return ids, keep
+        return ids, keep, n_ignored
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any], overwrite: bool = False) -> MetricChunk:
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
         z = preds
-        t = squeeze_single(targets)
+        t = squeeze_single(_need(targets))
         rows = z.shape[0]
         out = self.scratch.get("loss", (rows,), np.float64)
         argmax = self.scratch.get("argmax", (rows,), np.intp)
         keep: NDArray[np.bool_] | None = None
         clamped = 0
         kind = self.input_kind
+        n_ignored = 0
         if self.soft:
             check_range(t, TARGETS, "target probability")
             target_class = np.argmax(t, axis=1)
         else:
-            target_class, keep = self._ids(t)
+            target_class, keep, n_ignored = self._ids(t)
+        correct_k = None
+        if self.topk is not None:
+            # rank of the target = how many scores beat it; before the scores are overwritten
+            target_score = np.take_along_axis(z, target_class[:, None], axis=1)
+            correct_k = np.count_nonzero(z > target_score, axis=1) < self.topk
         if kind == "probs":
             check_range(
                 z,
@@ -367,7 +392,15 @@ class CEMetric(Metric):
         else:
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
         correct = argmax == target_class
-        return MetricChunk(out, keep=keep, clamped=clamped, correct=correct)
+        return MetricChunk(
+            out,
+            keep=keep,
+            clamped=clamped,
+            correct=correct,
+            correct_k=correct_k,
+            ignored=n_ignored,
+            ids=None if self.soft else target_class,
+        )
 
     def _logits_loss(
         self,
@@ -413,9 +446,10 @@ class CEMetric(Metric):
             np.add(lse, row_max, out=lse)
         np.subtract(lse, out, out=out)
 
-    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any]) -> None:
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """-inf scores are legitimate (a masked class, probability 0); NaN never is."""
-        check_finite(targets, TARGETS)
+        if targets is not None:
+            check_finite(targets, TARGETS)
         if preds.dtype.kind == "f" and self.input_kind != "logits":
             nan = np.isnan(preds)
             if nan.any():
@@ -423,9 +457,9 @@ class CEMetric(Metric):
                 raise DataProblem(PREDS, row, "nan is not a number (use --nan skip to drop such rows)", col)
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any], rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
     ) -> list[tuple[Any, ...]]:
-        t = squeeze_single(targets)
+        t = squeeze_single(_need(targets))
         argmax = self.scratch.get("argmax", (preds.shape[0],), np.intp)  # from compute, same chunk
         cells: list[tuple[Any, ...]] = []
         for r, loss in zip(rows, losses, strict=True):
@@ -438,6 +472,49 @@ class CEMetric(Metric):
                 p_target = math.exp(-float(loss))
             cells.append((predicted, p_target, target))
         return cells
+
+
+class LogprobMetric(Metric):
+    """Perplexity from log-probabilities of the target tokens, already gathered: loss = -lp.
+
+    This is what inference servers return, so nobody has to store logits. There are no
+    targets: the preds column is the natural-log probability of each scored token.
+    """
+
+    name = "perplexity"
+    detail_columns = ("log-prob",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_kind = "logprobs"
+
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        if squeeze_single(preds).ndim != 1:
+            raise DataProblem(PREDS, None, "log-probabilities must be one value per token")
+
+    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+        lp = squeeze_single(preds)
+        if lp.size and float(np.nanmax(lp)) > 1e-6:
+            bad = np.flatnonzero(lp > 1e-6)[0]
+            raise DataProblem(
+                PREDS, int(bad), f"log-probability {lp[bad]} is above 0: pass natural-log probabilities (<= 0)"
+            )
+        out = self.scratch.get("loss", (len(lp),), np.float64)
+        np.negative(lp, out=out)
+        return MetricChunk(out)
+
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        """-inf (probability 0) is a legitimate infinite loss; NaN is never a log-probability."""
+        lp = squeeze_single(preds)
+        nan = np.isnan(lp)
+        if nan.any():
+            raise DataProblem(PREDS, int(np.argmax(nan)), "nan is not a log-probability (use --nan skip)")
+
+    def describe(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+    ) -> list[tuple[Any, ...]]:
+        lp = squeeze_single(preds)
+        return [(float(lp[r]),) for r in rows]
 
 
 def _detect_scores(z: NDArray[Any]) -> str:
@@ -468,16 +545,18 @@ def _cell(v: Any) -> Any:
     return float(v)
 
 
-def make_metric(name: str, input_kind: str = "auto", ignore_index: int = -100) -> Metric:
+def make_metric(
+    name: str, input_kind: str = "auto", ignore_index: int = -100, topk: int | None = None
+) -> Metric:
     """The metric object for a command name."""
     if name in ("mse", "mae"):
         return RegressionMetric(name)
     if name == "bce":
         return BCEMetric(input_kind)
     if name == "ce":
-        return CEMetric(input_kind, ignore_index)
+        return CEMetric(input_kind, ignore_index, topk)
     if name == "perplexity":
-        m = CEMetric("logits" if input_kind == "auto" else input_kind, ignore_index)
+        m = CEMetric("logits" if input_kind == "auto" else input_kind, ignore_index, topk)
         m.name = "perplexity"  # type: ignore[misc]
         return m
     raise UsageError(f"unknown metric {name!r}")

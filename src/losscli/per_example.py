@@ -36,8 +36,9 @@ def _kind(path: str) -> str:
 class PerExampleWriter:
     """Base: a temporary file beside ``path``; ``commit`` renames it, ``abort`` removes it."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
         self.path = path
+        self.extra = extra  # int64 columns between row and loss (sequence, position)
         self.rows_written = 0
         self.tmp_path: str | None = None
         self.fp: IO[bytes]
@@ -53,16 +54,19 @@ class PerExampleWriter:
             raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
         self.fp = os.fdopen(fd, "wb")
 
-    def write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+    def write(
+        self, rows: NDArray[np.int64], losses: NDArray[np.float64], extra: dict[str, NDArray[Any]] | None = None
+    ) -> None:
+        columns = [np.asarray((extra or {})[name], dtype=np.int64) for name in self.extra]
         try:
-            self._write(rows, losses)
+            self._write(rows, columns, np.asarray(losses, dtype=np.float64))
         except BrokenPipeError:
             raise
         except OSError as exc:
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
         self.rows_written += len(rows)
 
-    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -94,22 +98,22 @@ class PerExampleWriter:
 class CsvWriter(PerExampleWriter):
     """``row,loss``; losses in Python's shortest round-trip repr, so every float64 survives."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.fp.write(b"row,loss\n")
+    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
+        super().__init__(path, extra)
+        self.fp.write((",".join(["row", *extra, "loss"]) + "\n").encode("ascii"))
 
-    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
-        lines = [f"{r},{v!r}\n" for r, v in zip(rows.tolist(), losses.tolist(), strict=True)]
+    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
+        cells = zip(rows.tolist(), *[c.tolist() for c in extra], losses.tolist(), strict=True)
+        lines = [",".join([*map(str, c[:-1]), repr(c[-1])]) + "\n" for c in cells]
         self.fp.write("".join(lines).encode("ascii"))
 
 
 class NpyWriter(PerExampleWriter):
-    """A structured .npy with fields ``row`` (int64) and ``loss`` (float64)."""
+    """A structured .npy with fields ``row`` (int64), any extra int64 fields, ``loss`` (float64)."""
 
-    dtype = np.dtype([("row", "<i8"), ("loss", "<f8")])
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
+    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
+        super().__init__(path, extra)
+        self.dtype = np.dtype([("row", "<i8"), *[(name, "<i8") for name in extra], ("loss", "<f8")])
         self.fp.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
@@ -119,9 +123,11 @@ class NpyWriter(PerExampleWriter):
         body = text.ljust(body_len - 1) + "\n"
         return magic + len(body).to_bytes(2, "little") + body.encode("latin1")
 
-    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
         rec = np.empty(len(rows), dtype=self.dtype)
         rec["row"] = rows
+        for name, values in zip(self.extra, extra, strict=True):
+            rec[name] = values
         rec["loss"] = losses
         self.fp.write(rec.tobytes())
 
@@ -133,24 +139,24 @@ class NpyWriter(PerExampleWriter):
 
 
 class ParquetWriter(PerExampleWriter):
-    """Columns ``row`` and ``loss``; rows are buffered into row groups of about a million."""
+    """Columns ``row``, any extra, ``loss``; buffered into row groups of about a million rows."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        super().__init__(path)
+        super().__init__(path, extra)
         self._pa = pa
-        self.schema = pa.schema([("row", pa.int64()), ("loss", pa.float64())])
+        fields = [("row", pa.int64()), *[(name, pa.int64()) for name in extra], ("loss", pa.float64())]
+        self.schema = pa.schema(fields)
         self.writer: Any = pq.ParquetWriter(self.fp, self.schema)
         self.pending: list[Any] = []
         self.pending_rows = 0
 
-    def _write(self, rows: NDArray[np.int64], losses: NDArray[np.float64]) -> None:
+    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
         pa = self._pa
-        self.pending.append(
-            pa.record_batch([pa.array(rows.copy()), pa.array(losses.copy())], schema=self.schema)
-        )
+        arrays = [pa.array(np.array(a, copy=True)) for a in (rows, *extra, losses)]
+        self.pending.append(pa.record_batch(arrays, schema=self.schema))
         self.pending_rows += len(rows)
         if self.pending_rows >= PARQUET_ROWS_PER_GROUP:
             self._flush()
@@ -165,10 +171,11 @@ class ParquetWriter(PerExampleWriter):
         self.writer.close()
 
 
-def open_writer(path: str) -> PerExampleWriter:
+def open_writer(path: str, extra: tuple[str, ...] = ()) -> PerExampleWriter:
+    """A writer for ``path``'s format; ``extra`` names int64 columns written before ``loss``."""
     kind = _kind(path)
     if kind == "parquet":
-        return ParquetWriter(path)
+        return ParquetWriter(path, extra)
     if kind == "npy":
-        return NpyWriter(path)
-    return CsvWriter(path)
+        return NpyWriter(path, extra)
+    return CsvWriter(path, extra)

@@ -60,6 +60,19 @@ class Reader(ABC):
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         """Yield one list of arrays per chunk, one array per group, all with the same rows."""
 
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        """Read ``column`` (or the file's array) one token per row, for language models.
+
+        ``keep_last``: logits, (B, T, V) -> (B*T, V); otherwise ids, (B, T) -> (B*T,). Returns
+        the leading shape that was flattened ((B, T), or (N,)), so sequences can be recovered.
+        Formats without such arrays say so.
+        """
+        raise UsageError(f"{self.display}: this format has no token arrays; use .npy, .npz or Parquet lists")
+
+    def list_lengths(self, column: int) -> NDArray[np.int64] | None:
+        """Per-row list lengths of a list column (tokens per sequence), or None if not a list."""
+        return None
+
     def range_reader(self) -> RangeReader | None:
         """An independent reader of row ranges (own buffers, safe in another thread), for
         formats that can seek to a row; None for streams (CSV, Parquet, .npz)."""

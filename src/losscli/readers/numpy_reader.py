@@ -86,6 +86,22 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
+def flatten_header(header: ArrayHeader, display: str, keep_last: bool) -> tuple[int, ...]:
+    """Reshape a header in place to one token per row; returns the flattened leading shape."""
+    shape = header.shape
+    if header.fortran and len(shape) > 1:
+        raise InputError("is Fortran-ordered; save token arrays in C order (np.ascontiguousarray)", path=display)
+    if keep_last:
+        if len(shape) < 2:
+            raise InputError(f"holds shape {shape}; logits need (N, V) or (B, T, V)", path=display)
+        lead = shape[:-1]
+        header.shape = (int(np.prod(lead, dtype=np.int64)), shape[-1])
+    else:
+        lead = shape
+        header.shape = (int(np.prod(shape, dtype=np.int64)),)
+    return tuple(int(x) for x in lead)
+
+
 class ArrayStream:
     """Sequential row chunks of one array from a readable binary stream."""
 
@@ -227,6 +243,15 @@ class NpyReader(Reader):
             block = self.stream.read(max_rows)
             yield [_select(block, g) for g in groups]
 
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        header = self.stream.header
+        lead = flatten_header(header, self.display, keep_last)
+        self.stream = ArrayStream(self._fp, header, self.display, self._fp.fileno())
+        self.n_rows = header.rows
+        self.row_shape = header.row_shape
+        self.column_names = [str(j) for j in range(header.shape[1] if len(header.shape) == 2 else 1)]
+        return lead
+
     def range_reader(self) -> RangeReader:
         return _NpyRanges(self.stream.twin())
 
@@ -280,6 +305,17 @@ class NpzReader(Reader):
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         return header
+
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        key = self.keys[0] if (self.single or column is None) else self.keys[column]
+        header = self._headers[key]
+        lead = flatten_header(header, f"{self.display}[{key}]", keep_last)
+        if self.single:
+            self.column_names = [str(j) for j in range(header.shape[1] if len(header.shape) == 2 else 1)]
+            self.row_shape = header.row_shape
+        rows = {h.rows for h in self._headers.values()}
+        self.n_rows = rows.pop() if len(rows) == 1 else None
+        return lead
 
     def describe_keys(self) -> str:
         return ", ".join(f"{k} {self._headers[k].shape}" for k in self.keys)

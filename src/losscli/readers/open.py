@@ -16,7 +16,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 
-FORMATS = ("csv", "tsv", "parquet", "npy", "npz")
+FORMATS = ("csv", "tsv", "parquet", "npy", "npz", "jsonl")
 CSV_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
 
@@ -34,6 +34,8 @@ def format_from_name(path: str) -> str | None:
         return "npy"
     if low.endswith(".npz"):
         return "npz"
+    if low.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
     if low.endswith((".tsv", ".tab")):
         return "tsv"
     if low.endswith(CSV_SUFFIXES):
@@ -68,7 +70,7 @@ def open_reader(path: str, fmt: str | None = None) -> Reader:
         compressed = path.lower().endswith(COMPRESSION_SUFFIXES)
         if named is None:
             named = actual or "csv"
-        elif named in ("csv", "tsv") and actual is not None and not compressed:
+        elif named in ("csv", "tsv", "jsonl") and actual is not None and not compressed:
             raise InputError(
                 f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
                 f"rename it to {_EXT[actual]}",
@@ -86,6 +88,10 @@ def open_reader(path: str, fmt: str | None = None) -> Reader:
                 + ("" if actual else f" (a {named} file starts with {_magic_text(named)})"),
                 path=path,
             )
+    if named == "jsonl":
+        from .jsonl_reader import JsonlReader
+
+        return JsonlReader(path)
     if named in ("csv", "tsv"):
         from .csv_reader import CsvReader
 

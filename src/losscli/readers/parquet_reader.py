@@ -42,12 +42,46 @@ class ParquetReader(Reader):
         self._types = [schema.field(j).type for j in range(len(schema.names))]
         self.n_rows = self._file.metadata.num_rows
         self._buffers: dict[int, NDArray[Any]] = {}
+        self._tokens: dict[int, bool] = {}  # list columns read one token per row: keep_last
+
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        """A list column per sequence: its elements (ids, or rows of V logits) become rows."""
+        import pyarrow.types as pt
+
+        j = 0 if column is None else column
+        t = self._types[j]
+        if not (pt.is_list(t) or pt.is_large_list(t)):
+            raise UsageError(
+                f"{self.display}: column {self.column_names[j]!r} is {t}; token data in Parquet is "
+                "a list column per sequence (list<int> ids, list<list<float>> logits)"
+            )
+        self._tokens[j] = keep_last
+        self.n_rows = None  # rows are now tokens, counted as they are read
+        return ()
+
+    def list_lengths(self, column: int) -> NDArray[np.int64] | None:
+        import pyarrow as pa
+        import pyarrow.types as pt
+
+        t = self._types[column]
+        if not (pt.is_list(t) or pt.is_large_list(t)):
+            return None
+        parts = []
+        try:
+            for batch in self._file.iter_batches(columns=[self.column_names[column]], batch_size=1 << 16):
+                offsets = arrow_to_numpy(batch.column(0).offsets)
+                parts.append(np.diff(offsets).astype(np.int64))
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"is corrupt ({_short(exc)})", path=self.display) from None
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def _check_type(self, j: int) -> None:
         import pyarrow.types as pt
 
         t = self._types[j]
-        value_type = t.value_type if (pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t)) else t
+        value_type = t
+        while pt.is_list(value_type) or pt.is_large_list(value_type) or pt.is_fixed_size_list(value_type):
+            value_type = value_type.value_type
         if not (pt.is_integer(value_type) or pt.is_floating(value_type) or pt.is_boolean(value_type)):
             raise UsageError(
                 f"{self.display}: column {self.column_names[j]!r} has type {t}, not numbers; "
@@ -70,6 +104,13 @@ class ParquetReader(Reader):
                 column=name,
             )
         t = arr.type
+        if j in self._tokens:
+            tokens = arr.flatten()  # one element per token: an id, or a list of V logits
+            if tokens.null_count:
+                raise InputError("a sequence holds a null token", path=self.display, row=row, column=name)
+            if not self._tokens[j]:
+                return arrow_to_numpy(tokens)
+            arr, t = tokens, tokens.type
         if pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t):
             rows = len(arr)
             if pt.is_fixed_size_list(t):
@@ -122,7 +163,12 @@ class ParquetReader(Reader):
                             )
                         view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
                         out.append(view)
-                for start in range(0, batch.num_rows, max_rows):
+                lengths = {len(a) for a in out}
+                if len(lengths) > 1:
+                    raise InputError(
+                        f"list columns hold different numbers of tokens near row {row}", path=self.display
+                    )
+                for start in range(0, lengths.pop(), max_rows):
                     yield [a[start : start + max_rows] for a in out]
                 row += batch.num_rows
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -136,6 +182,8 @@ class ParquetReader(Reader):
             return max_rows
         total = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         per_row = max(1, total // max(meta.num_rows, 1))
+        if self._tokens:  # a row is a whole sequence: read as few as fit the budget
+            return int(max(1, min(READ_MAX_ROWS, READ_BYTES // per_row)))
         return int(max(max_rows, min(READ_MAX_ROWS, READ_BYTES // per_row)))
 
     def close(self) -> None:

@@ -1,0 +1,131 @@
+"""JSON Lines of per-token log-probabilities, as OpenAI-compatible servers (vLLM, ...) return them.
+
+One record per sequence. The log-probabilities are looked for at these paths, in order:
+
+    token_logprobs
+    logprobs.token_logprobs
+    choices[0].logprobs.token_logprobs
+    logprobs.content[].logprob
+    choices[0].logprobs.content[].logprob
+    logprobs                          (a plain list of numbers)
+
+A null entry (the first token of an echoed prompt has no log-probability) is skipped and
+counted. Records are parsed with the standard json module, one line at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import InputError
+from .base import Chunk, Group, Reader
+
+FIELD_PATHS = (
+    "token_logprobs",
+    "logprobs.token_logprobs",
+    "choices[0].logprobs.token_logprobs",
+    "logprobs.content[].logprob",
+    "choices[0].logprobs.content[].logprob",
+    "logprobs",
+)
+
+
+def _walk(record: Any, path: str) -> list[Any] | None:
+    node = record
+    for part in path.split("."):
+        if part.endswith("[]"):
+            key = part[:-2]
+            if not isinstance(node, dict) or not isinstance(node.get(key), list):
+                return None
+            node = node[key]
+            continue  # the next part applies to each element
+        if part.endswith("[0]"):
+            key = part[:-3]
+            if not isinstance(node, dict) or not isinstance(node.get(key), list) or not node[key]:
+                return None
+            node = node[key][0]
+            continue
+        if isinstance(node, list):
+            values = [item.get(part) if isinstance(item, dict) else None for item in node]
+            node = values
+            continue
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, list) and all(v is None or isinstance(v, (int, float)) for v in node):
+        return node
+    return None
+
+
+def token_logprobs(record: Any) -> list[float | None] | None:
+    """The list of token log-probabilities in one record, from the first path that has one."""
+    for path in FIELD_PATHS:
+        found = _walk(record, path)
+        if found is not None:
+            return found
+    return None
+
+
+class JsonlReader(Reader):
+    """Flattened token log-probabilities; one column, ``logprob``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.display = path
+        self.column_names = ["logprob"]
+        self.n_rows = None
+        self.nulls = 0  # null entries skipped (counted on the pre-pass)
+        self._lengths: NDArray[np.int64] | None = None
+
+    def _records(self) -> Iterator[tuple[int, list[float | None]]]:
+        try:
+            fp = open(self.path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise InputError(f"cannot be opened ({exc.strerror})", path=self.display) from None
+        with fp:
+            for number, raw in enumerate(fp, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
+                values = token_logprobs(record)
+                if values is None:
+                    raise InputError(
+                        f"line {number} has no token log-probabilities at any of: {', '.join(FIELD_PATHS)}",
+                        path=self.display,
+                    )
+                yield number, values
+
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        return ()
+
+    def list_lengths(self, column: int) -> NDArray[np.int64]:
+        if self._lengths is None:
+            lengths, nulls = [], 0
+            for _, values in self._records():
+                kept = sum(v is not None for v in values)
+                nulls += len(values) - kept
+                lengths.append(kept)
+            self._lengths = np.asarray(lengths, dtype=np.int64)
+            self.nulls = nulls
+            self.n_rows = int(self._lengths.sum())
+        return self._lengths
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        pending: list[float] = []
+        for _, values in self._records():
+            pending.extend(float(v) for v in values if v is not None)
+            while len(pending) >= max_rows:
+                block = np.asarray(pending[:max_rows], dtype=np.float64)
+                del pending[:max_rows]
+                yield [block for _ in groups]
+        if pending:
+            block = np.asarray(pending, dtype=np.float64)
+            yield [block for _ in groups]
