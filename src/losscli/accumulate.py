@@ -193,10 +193,14 @@ class SequenceStats:
             return
         self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
         self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
-        tgt = np.full(len(seq), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
+        tgt = (
+            np.full(len(seq), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
+        )
         self._offer(seq, pos, losses, tgt)
 
-    def _offer(self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, tgt: NDArray[np.int64]) -> None:
+    def _offer(
+        self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, tgt: NDArray[np.int64]
+    ) -> None:
         touched = np.unique(seq)
         k = WORST_PER_SEQUENCE
         all_seq = np.concatenate([np.repeat(touched, k), seq])

@@ -21,7 +21,7 @@ from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads
 from .errors import InputError, UsageError
 from .metrics import PREDS, TARGETS, make_metric
 from .readers.base import Group, Reader
-from .report import Report, figures_for, safe_exp
+from .report import Report, figures_for, safe_exp, sequence_rows
 
 METRICS = ("mse", "mae", "bce", "ce", "perplexity")
 BREAKDOWN_ALL_AT_MOST = 20
@@ -136,35 +136,88 @@ def evaluate(
     fmt: str | None = None,
     progress: Progress | None = None,
     threads: int | None = None,
+    logprobs: Source | None = None,
+    shift: bool = False,
+    topk: int | None = None,
+    seq_col: str | None = None,
+    text: str | None = None,
+    n_bytes: int | None = None,
+    n_words: int | None = None,
 ) -> Report:
     """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
 
-    Sources are paths (CSV/TSV, Parquet, .npy, .npz; ``-`` for CSV on stdin) or arrays.
-    ``per_example`` names a .csv/.parquet/.npy file that receives every example's loss.
+    Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for CSV on stdin) or
+    arrays. ``per_example`` names a .csv/.parquet/.npy file that receives every example's loss.
+
+    Perplexity also takes: ``logprobs`` (gathered log-probabilities instead of logits and
+    targets), ``shift`` (causal-LM labels), ``topk``, ``seq_col``, and ``text`` / ``n_bytes`` /
+    ``n_words`` for bits per byte and word perplexity.
     """
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if top < 0:
         raise UsageError("--top must be 0 or more")
+    lm_only = {
+        "logprobs": logprobs,
+        "shift": shift,
+        "topk": topk if metric != "ce" else None,
+        "seq_col": seq_col,
+        "text": text,
+        "bytes": n_bytes,
+        "words": n_words,
+    }
+    if metric != "perplexity" and any(v not in (None, False) for v in lm_only.values()):
+        used = ", ".join(k for k, v in lm_only.items() if v not in (None, False))
+        raise UsageError(f"{used}: only for perplexity")
+    size = None
+    plan = None
     with ExitStack() as stack:
-        p_reader = stack.enter_context(_open(preds, "preds", fmt))
-        t_reader = stack.enter_context(_open(targets, "targets", fmt)) if targets is not None else None
-        exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
-        p_role, t_role = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
-        roles = {PREDS: p_role, TARGETS: t_role}
+        if metric == "perplexity":
+            from .lm import plan_logits, plan_logprobs, text_size
+
+            size = text_size(text, n_bytes, n_words)
+            if (logprobs is None) == (preds is None):
+                raise UsageError("give either logits (with targets) or --logprobs, not both")
+            if logprobs is not None:
+                if shift or topk is not None:
+                    raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
+                plan = plan_logprobs(stack.enter_context(_open(logprobs, "logprobs", fmt)), pred_col, seq_col)
+            else:
+                logits_reader = stack.enter_context(_open(preds, "logits", fmt))
+                ids_reader = (
+                    stack.enter_context(_open(targets, "targets", fmt))
+                    if targets is not None
+                    else logits_reader
+                )
+                plan = plan_logits(
+                    logits_reader, ids_reader, pred_col, target_col, seq_col, ignore_index, topk
+                )
+            roles = dict(plan.roles)
+            m = plan.metric
+        else:
+            p_reader = stack.enter_context(_open(preds, "preds", fmt))
+            t_reader = stack.enter_context(_open(targets, "targets", fmt)) if targets is not None else None
+            exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
+            p_role, t_role = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
+            roles = {PREDS: p_role, TARGETS: t_role}
+            m = make_metric(metric, input, ignore_index, topk)
+        p_role = roles[PREDS]
         if weights is not None or weight_col is not None:
-            w_reader = p_reader if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            w_reader = (
+                p_role.reader if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            )
             roles[WEIGHTS] = Role(w_reader, _pick(w_reader, weight_col), w_reader.display)
         readers = list(dict.fromkeys(r.reader for r in roles.values()))
         chunk_rows = choose_chunk_rows(readers, chunk_size)
-        m = make_metric(metric, input, ignore_index)
         sink = None
         if per_example is not None:
             from .per_example import open_writer
 
-            sink = open_writer(per_example)
+            sink = open_writer(per_example, ("sequence", "position") if plan is not None else ())
             stack.callback(sink.abort)  # no-op after commit
         evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
+        if plan is not None:
+            evaluator.seqmap = plan.seqmap
         total = next((r.n_rows for r in readers if r.n_rows is not None), None)
         if progress is not None:
             progress.start(total)
@@ -177,7 +230,10 @@ def evaluate(
             chunk_rows,
             progress.advance if progress else None,
             threads=default_threads() if threads is None else threads,
+            shift=shift,
         )
+        if plan is not None:
+            state.ignored += plan.nulls
         if state.n == 0:
             why = (
                 f"all {state.ignored} rows have the ignore index {ignore_index}"
@@ -215,11 +271,14 @@ def evaluate(
             f"{state.clamped} example(s) had a probability of 0 (or 1) where the target needs "
             "the opposite; their log was clamped at -100, as torch does"
         )
+    seq_rows, seq_kind = sequence_rows(state, top, BREAKDOWN_ALL_AT_MOST)
     return Report(
+        sequences=seq_rows,
+        sequence_breakdown=seq_kind,
         metric=metric,
         value=value,
         n=state.n,
-        figures=figures_for(metric, state, mean),
+        figures=figures_for(metric, state, mean, size, m),
         per_output=per_output,
         examples=examples,
         breakdown=breakdown,

@@ -158,7 +158,10 @@ def _ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def _run(metric: str, preds: str, targets: str | None, opts: dict[str, Any]) -> int:
+LM_OPTIONS = ("logprobs", "shift", "topk", "seq_col", "text", "n_bytes", "n_words")
+
+
+def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, Any]) -> int:
     from .api import evaluate
     from .progress import terminal_progress
 
@@ -183,6 +186,7 @@ def _run(metric: str, preds: str, targets: str | None, opts: dict[str, Any]) -> 
         fmt=opts["input_format"],
         progress=terminal_progress(),
         threads=opts["threads"],
+        **{k: opts[k] for k in LM_OPTIONS if opts.get(k) not in (None, False)},
     )
     to_stderr = per_example == "-"
     for warning in report.warnings:
@@ -300,27 +304,69 @@ def ce(preds: str, targets: str | None, **opts: Any) -> int:
 
 @cli.command(context_settings=CONTEXT)
 @click.option(
-    "--logits", "logits", required=True, metavar="FILE", help="Logits of shape (N, V), float16/32/64."
+    "--logits",
+    "logits",
+    metavar="FILE",
+    help="Logits (N, V) or (B, T, V) in float16/32/64; or a Parquet list column per sequence.",
 )
 @click.option(
     "--targets",
     "targets",
     metavar="FILE",
-    help="Token ids (N,). Omit when --target-col names a column of the logits file.",
+    help="Token ids (N,) or (B, T). Omit when --target-col names a column/array of the logits file.",
+)
+@click.option(
+    "--logprobs",
+    "logprobs",
+    metavar="FILE",
+    help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet/.jsonl).",
+)
+@click.option(
+    "--shift",
+    is_flag=True,
+    help="Causal-LM labels: logits at position t score token t+1 (targets may be the input ids).",
+)
+@click.option(
+    "--topk", type=click.IntRange(min=1), metavar="K", help="Also report top-K accuracy of the target id."
+)
+@click.option(
+    "--seq-col",
+    metavar="COL",
+    help="Column of sequence ids (rows of a sequence contiguous), for per-sequence figures.",
+)
+@click.option(
+    "--text",
+    "text",
+    metavar="FILE",
+    help="The evaluated text: its UTF-8 bytes and whitespace words give bits per byte and word perplexity.",
+)
+@click.option(
+    "--bytes", "n_bytes", type=int, metavar="N", help="Byte count of the evaluated text (instead of --text)."
+)
+@click.option(
+    "--words", "n_words", type=int, metavar="N", help="Word count of the evaluated text (instead of --text)."
 )
 @_ignore_option
 @_common
-def perplexity(logits: str, targets: str | None, **opts: Any) -> int:
+def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
     """Perplexity, exp(mean token cross-entropy), with nats and bits per token.
 
     \b
     Example (the lesson's "Paris" example, p = 0.15, 0.9 and 0.01 over 50,000 tokens):
       $ losscli perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy
       cross-entropy 2.2 nats/token, perplexity 9.0
+    Batched, Hugging Face style (labels = input ids, padding -100):
+      $ losscli perplexity --logits logits.npy --targets input_ids.npy --shift
+    From an inference server's log-probabilities:
+      $ losscli perplexity --logprobs completions.jsonl --text heldout.txt
 
+    The headline is the corpus perplexity: exp of the token-weighted mean NLL. The mean of
+    per-sequence perplexities is shown beside it, labelled, because it is a different number.
     The log-sum-exp runs in float32 or better (float16 logits never overflow) and memory is
-    bounded by one chunk of rows, whatever the file size.
+    bounded by one chunk of tokens, whatever the file size.
     """
+    if (logits is None) == (opts["logprobs"] is None):
+        raise click.UsageError("give --logits (with --targets or --target-col) or --logprobs, not both")
     return _run("perplexity", logits, targets, opts)
 
 

@@ -35,7 +35,10 @@ class ExampleSink(Protocol):
     """Receives every counted example's loss, in input order (see ``per_example``)."""
 
     def write(
-        self, rows: NDArray[np.int64], losses: NDArray[np.float64], extra: dict[str, NDArray[Any]] | None = None
+        self,
+        rows: NDArray[np.int64],
+        losses: NDArray[np.float64],
+        extra: dict[str, NDArray[Any]] | None = None,
     ) -> None: ...
 
 

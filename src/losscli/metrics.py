@@ -132,7 +132,9 @@ class Metric(ABC):
         """Check shapes on the first chunk and settle anything auto-detected."""
 
     @abstractmethod
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
         """Validate one chunk and return its per-example losses.
 
         ``overwrite`` says the preds buffer is scratch (a reader's own buffer) that the math
@@ -141,7 +143,11 @@ class Metric(ABC):
 
     @abstractmethod
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
     ) -> list[tuple[Any, ...]]:
         """Breakdown cells (``detail_columns``) for a few chunk-local rows."""
 
@@ -182,7 +188,9 @@ class RegressionMetric(Metric):
             raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(_need(targets))
         shape = p.shape
         # One subtraction serves both MSE and MAE: the other is reported beside the headline.
@@ -200,7 +208,11 @@ class RegressionMetric(Metric):
         return MetricChunk(out, elements=head, companions={self.companion: comp})
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
     ) -> list[tuple[Any, ...]]:
         p, t = squeeze_single(preds), squeeze_single(_need(targets))
         return [(_cell(p[r]), _cell(t[r])) for r in rows]
@@ -234,7 +246,9 @@ class BCEMetric(Metric):
         else:
             self.input_kind = self.requested
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(_need(targets))
         check_range(t, TARGETS, "target")
         shape = p.shape
@@ -256,7 +270,11 @@ class BCEMetric(Metric):
         return MetricChunk(out, elements=elements, clamped=clamped)
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
     ) -> list[tuple[Any, ...]]:
         p, t = squeeze_single(preds), squeeze_single(_need(targets))
         return [(_cell(p[r]), _cell(t[r])) for r in rows]
@@ -348,7 +366,9 @@ class CEMetric(Metric):
                 ids[ignored] = 0
         return ids, keep, n_ignored
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
         z = preds
         t = squeeze_single(_need(targets))
         rows = z.shape[0]
@@ -457,7 +477,11 @@ class CEMetric(Metric):
                 raise DataProblem(PREDS, row, "nan is not a number (use --nan skip to drop such rows)", col)
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
     ) -> list[tuple[Any, ...]]:
         t = squeeze_single(_need(targets))
         argmax = self.scratch.get("argmax", (preds.shape[0],), np.intp)  # from compute, same chunk
@@ -492,12 +516,16 @@ class LogprobMetric(Metric):
         if squeeze_single(preds).ndim != 1:
             raise DataProblem(PREDS, None, "log-probabilities must be one value per token")
 
-    def compute(self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False) -> MetricChunk:
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
         lp = squeeze_single(preds)
         if lp.size and float(np.nanmax(lp)) > 1e-6:
             bad = np.flatnonzero(lp > 1e-6)[0]
             raise DataProblem(
-                PREDS, int(bad), f"log-probability {lp[bad]} is above 0: pass natural-log probabilities (<= 0)"
+                PREDS,
+                int(bad),
+                f"log-probability {lp[bad]} is above 0: pass natural-log probabilities (<= 0)",
             )
         out = self.scratch.get("loss", (len(lp),), np.float64)
         np.negative(lp, out=out)
@@ -511,7 +539,11 @@ class LogprobMetric(Metric):
             raise DataProblem(PREDS, int(np.argmax(nan)), "nan is not a log-probability (use --nan skip)")
 
     def describe(
-        self, preds: NDArray[Any], targets: NDArray[Any] | None, rows: NDArray[np.intp], losses: NDArray[np.float64]
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
     ) -> list[tuple[Any, ...]]:
         lp = squeeze_single(preds)
         return [(float(lp[r]),) for r in rows]

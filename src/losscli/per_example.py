@@ -55,7 +55,10 @@ class PerExampleWriter:
         self.fp = os.fdopen(fd, "wb")
 
     def write(
-        self, rows: NDArray[np.int64], losses: NDArray[np.float64], extra: dict[str, NDArray[Any]] | None = None
+        self,
+        rows: NDArray[np.int64],
+        losses: NDArray[np.float64],
+        extra: dict[str, NDArray[Any]] | None = None,
     ) -> None:
         columns = [np.asarray((extra or {})[name], dtype=np.int64) for name in self.extra]
         try:
@@ -66,7 +69,9 @@ class PerExampleWriter:
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
         self.rows_written += len(rows)
 
-    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
+    def _write(
+        self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
+    ) -> None:
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -102,7 +107,9 @@ class CsvWriter(PerExampleWriter):
         super().__init__(path, extra)
         self.fp.write((",".join(["row", *extra, "loss"]) + "\n").encode("ascii"))
 
-    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
+    def _write(
+        self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
+    ) -> None:
         cells = zip(rows.tolist(), *[c.tolist() for c in extra], losses.tolist(), strict=True)
         lines = [",".join([*map(str, c[:-1]), repr(c[-1])]) + "\n" for c in cells]
         self.fp.write("".join(lines).encode("ascii"))
@@ -123,7 +130,9 @@ class NpyWriter(PerExampleWriter):
         body = text.ljust(body_len - 1) + "\n"
         return magic + len(body).to_bytes(2, "little") + body.encode("latin1")
 
-    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
+    def _write(
+        self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
+    ) -> None:
         rec = np.empty(len(rows), dtype=self.dtype)
         rec["row"] = rows
         for name, values in zip(self.extra, extra, strict=True):
@@ -153,7 +162,9 @@ class ParquetWriter(PerExampleWriter):
         self.pending: list[Any] = []
         self.pending_rows = 0
 
-    def _write(self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]) -> None:
+    def _write(
+        self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
+    ) -> None:
         pa = self._pa
         arrays = [pa.array(np.array(a, copy=True)) for a in (rows, *extra, losses)]
         self.pending.append(pa.record_batch(arrays, schema=self.schema))

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .accumulate import Example, LossState
 
 LN2 = math.log(2.0)
@@ -24,6 +26,7 @@ class Figure:
     label: str
     value: float | int | None
     meaning: str = ""
+    in_table: bool = True  # some keys exist for scripts only (the k of top-k accuracy)
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Report:
     files: dict[str, str] = field(default_factory=dict)
     chunk_rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    sequences: list[dict[str, Any]] = field(default_factory=list)  # per-sequence breakdown
+    sequence_breakdown: str = "all"  # or "worst": the highest-perplexity sequences
 
     @property
     def status(self) -> str:
@@ -84,6 +89,12 @@ class Report:
             }
             for e in self.examples
         ]
+        if self.sequences:
+            out["sequence_breakdown"] = self.sequence_breakdown
+            out["sequence_rows"] = [
+                {k: (_json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in self.sequences
+            ]
         out["files"] = self.files
         if self.warnings:
             out["warnings"] = self.warnings
@@ -128,8 +139,14 @@ HEADLINE = {
 }
 
 
-def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
-    """The headline and its companions, in the order the table shows them."""
+def figures_for(
+    metric: str, state: LossState, value: float, size: Any = None, scorer: Any = None
+) -> list[Figure]:
+    """The headline and its companions, in the order the table shows them.
+
+    ``size`` (bytes and words of the text) and ``scorer`` (the metric, for --topk) only matter
+    for language-model figures.
+    """
     n = state.n
     _, label, meaning = HEADLINE[metric]
     figs: list[Figure] = []
@@ -139,6 +156,39 @@ def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
         figs.append(Figure("cross_entropy", "cross-entropy", ce, "nats per token"))
         figs.append(Figure("bits_per_token", "bits per token", ce / LN2, "cross-entropy / ln 2"))
         figs.append(Figure("n", "tokens scored", n, "ignored tokens are not counted"))
+        figs.append(
+            Figure(
+                "ignored", "tokens ignored", state.ignored, "--ignore-index (padding, prompt), null log-probs"
+            )
+        )
+        figs.extend(_sequence_figures(state))
+        total_nll = ce * n
+        if size is not None and size.bytes:
+            figs.append(
+                Figure(
+                    "bits_per_byte",
+                    "bits per byte",
+                    total_nll / (size.bytes * LN2),
+                    f"total NLL / ({size.bytes:,} bytes x ln 2)",
+                )
+            )
+            figs.append(
+                Figure(
+                    "byte_perplexity",
+                    "byte perplexity",
+                    safe_exp(total_nll / size.bytes),
+                    "exp(total NLL / bytes)",
+                )
+            )
+        if size is not None and size.words:
+            figs.append(
+                Figure(
+                    "word_perplexity",
+                    "word perplexity",
+                    safe_exp(total_nll / size.words),
+                    f"exp(total NLL / {size.words:,} words)",
+                )
+            )
     else:
         figs.append(Figure("value", label, value, meaning))
         figs.append(Figure("n", "examples", n, "rows scored"))
@@ -158,8 +208,77 @@ def figures_for(metric: str, state: LossState, value: float) -> list[Figure]:
         figs.append(Figure("perplexity", "perplexity", safe_exp(value), "exp(cross-entropy)"))
         figs.append(Figure("bits", "bits per example", value / LN2, "cross-entropy / ln 2"))
     if state.counts_correct and n:
+        key = "top1_accuracy" if metric == "perplexity" else "accuracy"
         figs.append(
-            Figure("accuracy", "top-1 accuracy", state.correct / n, "argmax of the scores equals the target")
+            Figure(key, "top-1 accuracy", state.correct / n, "argmax of the scores equals the target")
+        )
+        k = getattr(scorer, "topk", None)
+        if k is not None:
+            figs.append(
+                Figure(
+                    "topk_accuracy",
+                    f"top-{k} accuracy",
+                    state.correct_k / n,
+                    f"the target is among the {k} highest scores",
+                )
+            )
+            figs.append(Figure("topk", "k", k, "for top-k accuracy", in_table=False))
+    return figs
+
+
+def sequence_rows(state: LossState, top: int, show_all_at_most: int) -> tuple[list[dict[str, Any]], str]:
+    """Every sequence when there are few, else the ``top`` with the highest perplexity."""
+    seq = state.sequences
+    if seq is None:
+        return [], "all"
+    scored = np.flatnonzero(seq.tokens > 0)
+    kind = "all"
+    if len(scored) > show_all_at_most:
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = seq.nll[scored] / seq.tokens[scored]
+        order = np.lexsort((scored, -mean))[:top]
+        scored, kind = scored[order], "worst"
+    rows = []
+    for s in scored.tolist():
+        tokens = int(seq.tokens[s])
+        mean_nll = float(seq.nll[s]) / tokens
+        worst = [
+            {"position": int(p), "target": int(t), "logprob": -float(loss)}
+            for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True)
+            if loss > -np.inf
+        ]
+        rows.append(
+            {
+                "sequence": s,
+                "tokens": tokens,
+                "nll": mean_nll,
+                "perplexity": safe_exp(mean_nll),
+                "worst_tokens": worst,
+            }
+        )
+    return rows, kind
+
+
+def _sequence_figures(state: LossState) -> list[Figure]:
+    seq = state.sequences
+    if seq is None:
+        return []
+    ppl = seq.perplexities()
+    count = len(ppl)
+    figs = [Figure("sequences", "sequences", count, "with at least one scored token")]
+    if count:
+        figs.append(
+            Figure(
+                "mean_sequence_perplexity",
+                "mean of per-sequence perplexities",
+                float(np.mean(ppl)),
+                "NOT the corpus perplexity: each sequence counts once (HF evaluate's mean_perplexity)",
+            )
+        )
+        figs.append(
+            Figure(
+                "median_sequence_perplexity", "median of per-sequence perplexities", float(np.median(ppl)), ""
+            )
         )
     return figs
 

@@ -75,7 +75,9 @@ class ListSequences(SequenceMap):
         return seq, rows - self.starts[seq]
 
 
-def shift_ids(ids: NDArray[Any], rows: NDArray[np.int64], following: NDArray[Any], seqmap: SequenceMap) -> NDArray[np.int64]:
+def shift_ids(
+    ids: NDArray[Any], rows: NDArray[np.int64], following: NDArray[Any], seqmap: SequenceMap
+) -> NDArray[np.int64]:
     """The causal-LM shift for one chunk: the logits at token t are scored on token t + 1.
 
     ``ids`` are the targets of ``rows``; ``following`` is the target of the row after the

@@ -90,7 +90,9 @@ def flatten_header(header: ArrayHeader, display: str, keep_last: bool) -> tuple[
     """Reshape a header in place to one token per row; returns the flattened leading shape."""
     shape = header.shape
     if header.fortran and len(shape) > 1:
-        raise InputError("is Fortran-ordered; save token arrays in C order (np.ascontiguousarray)", path=display)
+        raise InputError(
+            "is Fortran-ordered; save token arrays in C order (np.ascontiguousarray)", path=display
+        )
     if keep_last:
         if len(shape) < 2:
             raise InputError(f"holds shape {shape}; logits need (N, V) or (B, T, V)", path=display)

@@ -59,6 +59,12 @@ class ParquetReader(Reader):
         self.n_rows = None  # rows are now tokens, counted as they are read
         return ()
 
+    def is_list(self, column: int) -> bool:
+        import pyarrow.types as pt
+
+        t = self._types[column]
+        return bool(pt.is_list(t) or pt.is_large_list(t))
+
     def list_lengths(self, column: int) -> NDArray[np.int64] | None:
         import pyarrow as pa
         import pyarrow.types as pt

@@ -52,13 +52,14 @@ def summary_table(report: Report) -> Table:
     table.add_column("value", justify="right")
     table.add_column("what it means", style="dim")
     for f in report.figures:
-        table.add_row(f.label, fmt_number(f.value, counts=True), f.meaning)
+        if f.in_table:
+            table.add_row(f.label, fmt_number(f.value, counts=True), f.meaning)
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         table.add_row("input", report.input_kind, how)
     if report.weighted:
         table.add_row("weighted", "yes", "weighted mean (sample_weight semantics)")
-    if report.ignored:
+    if report.ignored and not any(f.key == "ignored" for f in report.figures):
         table.add_row(
             "ignored", fmt_number(report.ignored, counts=True), "rows with the ignore index, not counted"
         )
@@ -107,9 +108,37 @@ def examples_table(report: Report) -> Table | None:
     return table
 
 
+def sequences_table(report: Report) -> Table | None:
+    if not report.sequences or (len(report.sequences) == 1 and report.breakdown == "all"):
+        return None
+    if report.sequence_breakdown == "all":
+        title = f"Every sequence ({len(report.sequences)})"
+    else:
+        title = f"The {len(report.sequences)} sequences with the highest perplexity"
+    table = Table(title=title, title_justify="left")
+    table.add_column("sequence", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("NLL (nats/token)", justify="right")
+    table.add_column("perplexity", justify="right", style="bold")
+    table.add_column("worst tokens (position: target id, log-prob)")
+    for row in report.sequences:
+        worst = "; ".join(
+            f"{w['position']}: {w['target'] if w['target'] >= 0 else '?'}, {fmt_number(w['logprob'])}"
+            for w in row["worst_tokens"]
+        )
+        table.add_row(
+            str(row["sequence"]),
+            fmt_number(row["tokens"], counts=True),
+            fmt_number(row["nll"]),
+            fmt_number(row["perplexity"]),
+            worst,
+        )
+    return table
+
+
 def report_renderable(report: Report) -> RenderableType:
     parts: list[RenderableType] = [summary_table(report)]
-    for extra in (outputs_table(report), examples_table(report)):
+    for extra in (outputs_table(report), sequences_table(report), examples_table(report)):
         if extra is not None:
             parts.append(extra)
     if report.metric == "perplexity":

@@ -1,0 +1,194 @@
+"""How a perplexity run is laid out: which columns, which sequences, which metric.
+
+Language-model inputs come in several shapes (flat (N, V) logits, batched (B, T, V), Parquet
+list columns per sequence, gathered log-probabilities in JSON Lines); this module turns each into
+one token per row plus a ``SequenceMap``, so the engine sees a single kind of stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .engine import Role
+from .errors import InputError, UsageError
+from .metrics import PREDS, TARGETS, LogprobMetric, Metric, make_metric
+from .readers.base import Group, Reader
+from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
+
+LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
+LOGIT_NAMES = ("logits", "logit", "scores")
+ID_NAMES = ("labels", "label", "targets", "target", "ids", "input_ids", "token_ids", "tokens")
+
+
+@dataclass
+class TokenPlan:
+    roles: dict[str, Role]
+    seqmap: SequenceMap
+    metric: Metric
+    nulls: int = 0  # null log-probabilities skipped (JSON Lines)
+
+
+def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | None:
+    """A named column, else a conventionally named one, else None (the whole array/file)."""
+    if spec is not None:
+        return reader.resolve(spec)
+    lowered = [c.lower() for c in reader.column_names]
+    for name in names:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def _tokens(reader: Reader, column: int | None, keep_last: bool) -> tuple[int, ...] | None:
+    """Flatten to one token per row where the format has token arrays; None for flat tables."""
+    from .readers.numpy_reader import NpyReader, NpzReader
+    from .readers.parquet_reader import ParquetReader
+
+    if isinstance(reader, (NpyReader, NpzReader)):
+        return reader.as_tokens(column, keep_last)
+    if isinstance(reader, ParquetReader) and column is not None and reader.is_list(column):
+        reader.as_tokens(column, keep_last)
+        return ()
+    return None
+
+
+def run_lengths(reader: Reader, column: int) -> NDArray[np.int64]:
+    """Tokens per sequence from a sequence-id column whose ids come in contiguous runs."""
+    lengths: list[int] = []
+    last: float | None = None
+    seen: set[float] = set()
+    row = 0
+    for (ids,) in reader.chunks([[column]], 1 << 16):
+        values = np.asarray(ids).ravel()
+        if len(values) == 0:
+            continue
+        change = np.flatnonzero(values[1:] != values[:-1]) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(values)]])
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            value = float(values[a])
+            if value == last:
+                lengths[-1] += b - a
+            else:
+                if value in seen:
+                    raise InputError(
+                        f"sequence id {values[a]} appears again after other sequences: "
+                        "rows of one sequence must be contiguous",
+                        path=reader.display,
+                        row=row + a,
+                    )
+                seen.add(value)
+                lengths.append(b - a)
+                last = value
+        row += len(values)
+    return np.asarray(lengths, dtype=np.int64)
+
+
+def plan_logits(
+    logits: Reader,
+    targets: Reader,
+    pred_col: str | None,
+    target_col: str | None,
+    seq_col: str | None,
+    ignore_index: int,
+    topk: int | None,
+) -> TokenPlan:
+    same = logits is targets
+    pcol = _pick(logits, pred_col, LOGIT_NAMES) if (pred_col or len(logits.column_names) > 1) else None
+    tcol = _pick(targets, target_col, ID_NAMES) if (target_col or len(targets.column_names) > 1) else None
+    if same and (pcol is None or tcol is None or pcol == tcol):
+        raise UsageError(
+            f"{logits.display}: name the logits and the token ids with --pred-col and --target-col"
+        )
+    lead_l = _tokens(logits, pcol, keep_last=True)
+    lead_t = _tokens(targets, tcol, keep_last=False)
+    seqmap: SequenceMap
+    if seq_col is not None:
+        seqmap = ListSequences(run_lengths(targets, targets.resolve(seq_col)))
+    elif lead_l == () or lead_t == ():  # Parquet lists: one list per sequence
+        src, col = (targets, tcol) if lead_t == () else (logits, pcol)
+        assert col is not None
+        lengths = src.list_lengths(col)
+        assert lengths is not None
+        seqmap = ListSequences(lengths)
+    elif lead_l is not None and len(lead_l) == 2:
+        seqmap = PeriodicSequences(*lead_l)
+        if lead_t is not None and int(np.prod(lead_t)) != lead_l[0] * lead_l[1]:
+            raise InputError(
+                f"logits are {lead_l[0]} sequences x {lead_l[1]} tokens but the ids have shape {lead_t}",
+                path=targets.display,
+            )
+    elif lead_t is not None and len(lead_t) == 2:
+        seqmap = PeriodicSequences(*lead_t)
+    else:
+        seqmap = SingleSequence(logits.n_rows)
+    p_group: Group = None if pcol is None else [pcol]
+    t_group: Group = None if tcol is None else [tcol]
+    if same:
+        p_group, t_group = [pcol], [tcol]  # type: ignore[list-item]
+    roles = {
+        PREDS: Role(logits, p_group, logits.display),
+        TARGETS: Role(targets, t_group, targets.display),
+    }
+    return TokenPlan(roles, seqmap, make_metric("perplexity", "logits", ignore_index, topk))
+
+
+def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
+    from .readers.jsonl_reader import JsonlReader
+
+    if isinstance(reader, JsonlReader):
+        seqmap: SequenceMap = ListSequences(reader.list_lengths(0))
+        return TokenPlan({PREDS: Role(reader, None, reader.display)}, seqmap, LogprobMetric(), reader.nulls)
+    col = _pick(reader, pred_col, LOGPROB_NAMES)
+    if col is None:
+        if len(reader.column_names) != 1:
+            raise UsageError(
+                f"{reader.display}: say which column holds the log-probabilities with --pred-col "
+                f"(columns: {', '.join(reader.column_names[:20])})"
+            )
+        col = 0
+    lead = _tokens(reader, col, keep_last=False)
+    if seq_col is not None:
+        seqmap = ListSequences(run_lengths(reader, reader.resolve(seq_col)))
+    elif lead == ():
+        lengths = reader.list_lengths(col)
+        assert lengths is not None
+        seqmap = ListSequences(lengths)
+    elif lead is not None and len(lead) == 2:
+        seqmap = PeriodicSequences(*lead)
+    else:
+        seqmap = SingleSequence(reader.n_rows)
+    group: Group = [col] if len(reader.column_names) > 1 or lead is None else None
+    return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap, LogprobMetric())
+
+
+@dataclass(frozen=True)
+class TextSize:
+    """Bytes and words of the evaluated text, for bits per byte and word perplexity."""
+
+    bytes: int | None = None
+    words: int | None = None
+
+
+def text_size(path: str | None, n_bytes: int | None, n_words: int | None) -> TextSize:
+    """--text FILE counts UTF-8 bytes and whitespace-split words, as lm-evaluation-harness does;
+    --bytes/--words give them directly (and win)."""
+    if path is not None:
+        try:
+            with open(path, "rb") as fp:
+                data = fp.read()
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"is not UTF-8 text (byte {exc.start})", path=path) from None
+        n_bytes = len(data) if n_bytes is None else n_bytes
+        n_words = len(text.split()) if n_words is None else n_words
+    for name, value in (("--bytes", n_bytes), ("--words", n_words)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    return TextSize(n_bytes, n_words)
