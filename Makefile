@@ -37,6 +37,10 @@ demo: $(VENV)/.stamp-install
 	@$(LOSSCLI) bce sample_data/spam.csv --pred-col prob --target-col label --format table
 	@echo '$$ losscli ce sample_data/digits_logits.npy sample_data/digits_labels.npy --top 5'
 	@$(LOSSCLI) ce sample_data/digits_logits.npy sample_data/digits_labels.npy --top 5 --format table
+	@echo '$$ losscli perplexity --logits sample_data/bigram/logits.npy --targets sample_data/bigram/input_ids.npy --shift --topk 5 --text sample_data/bigram/heldout.txt'
+	@$(LOSSCLI) perplexity --logits sample_data/bigram/logits.npy --targets sample_data/bigram/input_ids.npy --shift --topk 5 --text sample_data/bigram/heldout.txt --format table
+	@echo '$$ losscli perplexity --logprobs sample_data/bigram/completions.jsonl --format json'
+	@$(LOSSCLI) perplexity --logprobs sample_data/bigram/completions.jsonl --format json --top 0
 	@echo '$$ losscli mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json'
 	@$(LOSSCLI) mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json
 

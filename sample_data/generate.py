@@ -97,5 +97,80 @@ def main() -> None:
     np.save(HERE / "digits_labels.npy", labels.astype(np.int64))
 
 
+def bigram_model() -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """A character-level bigram model fitted on bigram/train.txt (add-1/2 smoothing).
+
+    Returns the vocabulary, log P(next | current) as a (V, V) matrix, and the held-out
+    sequences (one per line of bigram/heldout.txt) as arrays of character ids.
+    """
+    d = HERE / "bigram"
+    train = (d / "train.txt").read_text(encoding="utf-8")
+    held = (d / "heldout.txt").read_text(encoding="utf-8")
+    vocab = sorted(set(train) | set(held))
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = np.array([index[c] for c in train])
+    counts = np.zeros((len(vocab), len(vocab)))
+    np.add.at(counts, (ids[:-1], ids[1:]), 1.0)
+    smoothed = counts + 0.5
+    log_p = np.log(smoothed / smoothed.sum(axis=1, keepdims=True))
+    sequences = [np.array([index[c] for c in line]) for line in held.split("\n") if line]
+    return vocab, log_p, sequences
+
+
+def bigram_samples() -> None:
+    """The held-out passage scored by the bigram model, in every shape losscli reads."""
+    import json
+
+    d = HERE / "bigram"
+    vocab, log_p, sequences = bigram_model()
+    v = len(vocab)
+    t_max = max(len(s) for s in sequences)
+    # Batched, Hugging Face style: logits at position t predict the id at t + 1 (--shift),
+    # padding marked -100 in the ids (and zero logits, which are never scored).
+    batched = np.zeros((len(sequences), t_max, v), dtype=np.float32)
+    labels = np.full((len(sequences), t_max), -100, dtype=np.int64)
+    for b, s in enumerate(sequences):
+        batched[b, : len(s)] = log_p[s]
+        labels[b, : len(s)] = s
+    np.save(d / "logits.npy", batched)
+    np.save(d / "input_ids.npy", labels)
+    np.savez(d / "bigram.npz", logits=batched, input_ids=labels)
+    pq.write_table(
+        pa.table(
+            {
+                "logits": pa.array(
+                    [log_p[s].astype(np.float32).tolist() for s in sequences],
+                    type=pa.list_(pa.list_(pa.float32())),
+                ),
+                "input_ids": pa.array([s.tolist() for s in sequences], type=pa.list_(pa.int64())),
+            }
+        ),
+        d / "bigram.parquet",
+    )
+    # Already shifted and flat: (N, V) logits of every predicting position and its next id.
+    flat_logits = np.concatenate([log_p[s[:-1]] for s in sequences]).astype(np.float32)
+    flat_targets = np.concatenate([s[1:] for s in sequences])
+    np.save(d / "flat_logits.npy", flat_logits)
+    np.save(d / "flat_targets.npy", flat_targets)
+    # Gathered log-probabilities, as an inference server returns them.
+    lps = [log_p[s[:-1], s[1:]] for s in sequences]
+    np.save(d / "logprobs.npy", np.concatenate(lps))
+    rows = [[b, t + 1, float(lp)] for b, seq_lp in enumerate(lps) for t, lp in enumerate(seq_lp)]
+    write_csv(d / "logprobs.csv", ["sequence", "position", "logprob"], rows)
+    pq.write_table(pa.table({"logprobs": pa.array([x.tolist() for x in lps])}), d / "logprobs.parquet")
+    with open(d / "completions.jsonl", "w", encoding="utf-8") as fp:  # echo=True style: first is null
+        for s, seq_lp in zip(sequences, lps, strict=True):
+            text = "".join(vocab[i] for i in s)
+            fp.write(json.dumps({"text": text, "token_logprobs": [None, *seq_lp.tolist()]}) + "\n")
+    with open(d / "chat.jsonl", "w", encoding="utf-8") as fp:  # chat-completions style
+        for s, seq_lp in zip(sequences, lps, strict=True):
+            content = [
+                {"token": vocab[i], "logprob": lp}
+                for i, lp in zip(s[1:].tolist(), seq_lp.tolist(), strict=True)
+            ]
+            fp.write(json.dumps({"choices": [{"logprobs": {"content": content}}]}) + "\n")
+
+
 if __name__ == "__main__":
     main()
+    bigram_samples()
