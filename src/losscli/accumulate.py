@@ -193,10 +193,14 @@ class SequenceStats:
             return
         self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
         self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
-        tgt = (
-            np.full(len(seq), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)
-        )
-        self._offer(seq, pos, losses, tgt)
+        # Only tokens at least as bad as their sequence's current k-th worst can enter (ties too,
+        # so the lexsort in _offer breaks them by position whatever the chunk order): usually none.
+        enter = losses >= self.worst_loss[seq, WORST_PER_SEQUENCE - 1]
+        if not enter.any():
+            return
+        idx = np.flatnonzero(enter)
+        tgt = np.full(len(idx), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)[idx]
+        self._offer(seq[idx], pos[idx], losses[idx], tgt)
 
     def _offer(
         self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, tgt: NDArray[np.int64]

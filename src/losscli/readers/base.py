@@ -22,13 +22,38 @@ Group = Sequence[int] | None
 Chunk = list[NDArray[Any]]
 
 
+class IndexNames(Sequence[str]):
+    """The column names "0".."k-1" of an array, without building k strings (k may be 256k)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [str(j) for j in range(self.size)[index]]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        return str(index % self.size)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.isdigit() and int(name) < self.size
+
+    def index(self, name: Any, start: int = 0, stop: int | None = None) -> int:
+        if name not in self:
+            raise ValueError(name)
+        return int(name)
+
+
 class Reader(ABC):
     """A file opened for streaming. Subclasses know one format each."""
 
     #: what messages call the file
     display: str
     #: column names in file order (for .npy: "0".."k-1"; for .npz with several arrays: the keys)
-    column_names: list[str]
+    column_names: Sequence[str]
     #: rows, when the format tells them before reading (NumPy, Parquet); None for CSV
     n_rows: int | None = None
     #: the file's natural shape beyond rows (for example (V,) for logits), when known

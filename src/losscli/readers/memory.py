@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import UsageError
-from .base import Chunk, Group, RangeReader, Reader
+from .base import Chunk, Group, IndexNames, RangeReader, Reader
 
 
 class ArrayReader(Reader, RangeReader):
@@ -25,7 +25,7 @@ class ArrayReader(Reader, RangeReader):
         self.display = name
         self.n_rows = arr.shape[0]
         self.row_shape = arr.shape[1:]
-        self.column_names = [str(j) for j in range(arr.shape[1] if arr.ndim == 2 else 1)]
+        self.column_names = IndexNames(arr.shape[1] if arr.ndim == 2 else 1)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         for start in range(0, self.array.shape[0], max_rows):

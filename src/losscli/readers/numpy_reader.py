@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
-from .base import Chunk, Group, RangeReader, Reader
+from .base import Chunk, Group, IndexNames, RangeReader, Reader
 
 MAX_HEADER_SIZE = 1 << 20
 
@@ -238,7 +238,7 @@ class NpyReader(Reader):
         self.itemsize = self.dtype.itemsize
         self.scratch_chunks = True
         width = header.shape[1] if len(header.shape) == 2 else 1
-        self.column_names = [str(j) for j in range(width)]
+        self.column_names = IndexNames(width)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         while self.stream.row < self.stream.header.rows:
@@ -251,7 +251,7 @@ class NpyReader(Reader):
         self.stream = ArrayStream(self._fp, header, self.display, self._fp.fileno())
         self.n_rows = header.rows
         self.row_shape = header.row_shape
-        self.column_names = [str(j) for j in range(header.shape[1] if len(header.shape) == 2 else 1)]
+        self.column_names = IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
         return lead
 
     def range_reader(self) -> RangeReader:
@@ -290,7 +290,7 @@ class NpzReader(Reader):
         self.single = len(self.keys) == 1
         if self.single:
             h = self._headers[self.keys[0]]
-            self.column_names = [str(j) for j in range(h.shape[1] if len(h.shape) == 2 else 1)]
+            self.column_names = IndexNames(h.shape[1] if len(h.shape) == 2 else 1)
             self.row_shape = h.row_shape
         else:
             self.column_names = list(self.keys)
@@ -313,7 +313,7 @@ class NpzReader(Reader):
         header = self._headers[key]
         lead = flatten_header(header, f"{self.display}[{key}]", keep_last)
         if self.single:
-            self.column_names = [str(j) for j in range(header.shape[1] if len(header.shape) == 2 else 1)]
+            self.column_names = IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
             self.row_shape = header.row_shape
         rows = {h.rows for h in self._headers.values()}
         self.n_rows = rows.pop() if len(rows) == 1 else None
