@@ -199,7 +199,11 @@ class SequenceStats:
         if not enter.any():
             return
         idx = np.flatnonzero(enter)
-        tgt = np.full(len(idx), -1, dtype=np.int64) if targets is None else np.asarray(targets, dtype=np.int64)[idx]
+        tgt = (
+            np.full(len(idx), -1, dtype=np.int64)
+            if targets is None
+            else np.asarray(targets, dtype=np.int64)[idx]
+        )
         self._offer(seq[idx], pos[idx], losses[idx], tgt)
 
     def _offer(
