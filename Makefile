@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOSSCLI := $(BIN)/losscli
 
-.PHONY: demo test lint bench bench-quick install clean
+.PHONY: demo test lint bench bench-quick fuzz install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ bench: $(VENV)/.stamp-bench
 # A tenth of the data, one round: under two minutes.
 bench-quick: $(VENV)/.stamp-bench
 	$(PY) benchmarks/bench.py --quick
+
+# Mutation fuzzing of every reader for FUZZ_SECONDS (default 120); crashes land in
+# tests/fuzz_corpus/, which `make test` replays.
+FUZZ_SECONDS ?= 120
+fuzz: $(VENV)/.stamp-test
+	$(PY) tests/fuzz_run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

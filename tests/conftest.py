@@ -93,3 +93,14 @@ def single_file(tmp: Path, fmt: str, name: str, arr: np.ndarray) -> Path:
     if fmt == "parquet":
         return write_parquet(tmp / f"{name}.parquet", cols)
     raise ValueError(fmt)
+
+
+# Property tests are derandomised (the same examples every run, in CI and here); set
+# HYPOTHESIS_PROFILE=explore locally to search with fresh random examples.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

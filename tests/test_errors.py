@@ -204,12 +204,12 @@ def test_malformed_npy_header(files) -> None:
 
 def test_npz_needs_a_key_and_lists_keys(files) -> None:
     np.savez(files / "multi.npz", logits=np.zeros((3, 2)), labels=np.zeros(3))
-    assert_bad(run_cli("mse", files / "multi.npz", files / "a3.npy"), 2, "logits (3, 2)", "labels (3,)")
+    assert_bad(run_cli("mse", files / "multi.npz", files / "a3.npy"), 3, "logits (3, 2)", "labels (3,)")
     assert_bad(
         run_cli("mse", files / "multi.npz", "--pred-col", "x", "--target-col", "labels"),
-        2,
-        "no column 'x'",
-        "'logits'",
+        3,
+        "no array 'x'",
+        "logits (3, 2)",
     )
 
 

@@ -373,6 +373,8 @@ def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit code and at most one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit (ulimit -f) becomes EFBIG: exit 4, temp removed
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     # losscli runs its own worker threads; BLAS threads on top of them (numpy's OpenBLAS
     # sums rows of logits) would fight over the same cores. Set before numpy is imported.
     for var in BLAS_THREAD_VARS:

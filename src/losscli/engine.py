@@ -136,7 +136,8 @@ class Evaluator:
     ) -> None:
         state = self.state
         assert state is not None
-        mc = self.metric.compute(p, t, overwrite or row_map is not None)
+        with np.errstate(all="ignore"):  # overflow to inf is detected and reported below, once
+            mc = self.metric.compute(p, t, overwrite or row_map is not None)
         losses, elements, correct = mc.losses, mc.elements, mc.correct
         companions = mc.companions or {}
         correct_k, ids = mc.correct_k, mc.ids

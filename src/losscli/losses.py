@@ -109,18 +109,6 @@ def row_max_and_argmax(z: FloatArray, argmax_out: IntArray, max_out: FloatArray)
     max_out[...] = np.take_along_axis(z, argmax_out[:, None], axis=1)[:, 0]
 
 
-def logsumexp_rows(z: FloatArray, row_max: FloatArray, row_sum: FloatArray, work: FloatArray) -> None:
-    """sum(exp(z - row_max), axis=1) into ``row_sum``; lse = row_max + log(row_sum).
-
-    Shifting by the row max means nothing overflows and the largest term is exactly 1, so
-    the sum is at least 1 and its log is well conditioned. ``work`` has z's shape (it may be
-    z itself, to work in place); the caller adds the log and the max in float64.
-    """
-    np.subtract(z, row_max[:, None], out=work)
-    np.exp(work, out=work)
-    row_sums(work, row_sum)
-
-
 def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
     """Whether sum(exp(z)) over each row is finite and well above underflow without the shift.
 
@@ -132,10 +120,34 @@ def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
     return bool(row_max.min() >= -60.0 and row_max.max() <= hi)
 
 
-def sumexp_rows(z: FloatArray, row_sum: FloatArray, work: FloatArray) -> None:
-    """sum(exp(z), axis=1) into ``row_sum``; only after ``exp_is_safe_unshifted``."""
-    np.exp(z, out=work, dtype=work.dtype)  # float16 logits: the exp runs in float32
+def lse_above_max(
+    z: FloatArray,
+    row_max: FloatArray,
+    argmax: IntArray,
+    work: FloatArray,
+    row_sum: FloatArray,
+    out: FloatArray,
+) -> FloatArray:
+    """lse(z) - max(z) per row, into float64 ``out``, as log1p of the non-maximal terms.
+
+    The largest term (exactly 1 after the shift) is left out of the sum and added back by
+    log1p, so a confident row (lse barely above its max) keeps full relative precision even
+    when the terms are float32. ``work`` has z's shape (it may be z itself, to work in place).
+    The max shift is skipped when ``exp_is_safe_unshifted``: one pass fewer over the chunk.
+    """
+    shifted = not exp_is_safe_unshifted(row_max, z.shape[1], work.dtype)
+    if shifted:
+        np.subtract(z, row_max[:, None], out=work)
+        np.exp(work, out=work)
+    else:
+        np.exp(z, out=work, dtype=work.dtype)  # float16 logits: the exp runs in float32
+    work[np.arange(len(work)), argmax] = 0.0
     row_sums(work, row_sum)
+    np.copyto(out, row_sum)
+    if not shifted:
+        out *= np.exp(-row_max.astype(np.float64))
+    np.log1p(out, out=out)
+    return out
 
 
 _ONES: dict[tuple[int, Any], FloatArray] = {}

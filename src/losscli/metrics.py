@@ -186,6 +186,8 @@ class RegressionMetric(Metric):
             )
         if p.ndim > 2:
             raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+        if p.ndim == 2 and p.shape[1] == 0:
+            raise DataProblem(PREDS, None, "has rows with no values in them")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
 
     def compute(
@@ -237,6 +239,8 @@ class BCEMetric(Metric):
             )
         if p.ndim > 2:
             raise DataProblem(PREDS, None, f"bce takes 1-D values or (N, k) arrays, not {p.ndim}-D")
+        if p.ndim == 2 and p.shape[1] == 0:
+            raise DataProblem(PREDS, None, "has rows with no values in them")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
         if self.requested == "auto":
             finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
@@ -447,24 +451,19 @@ class CEMetric(Metric):
             raise DataProblem(PREDS, r, "holds NaN or +inf logits (use --nan skip to drop such rows)")
         if self.soft:
             work = self.scratch.get("work", z.shape, wdt)
-            with np.errstate(over="ignore", invalid="ignore"):
-                L.logsumexp_rows(z, row_max, row_sum, work)
-                np.log(row_sum, out=lse)
-                np.add(lse, row_max, out=lse)
-                ysum = self.scratch.get("ysum", (rows,), np.float64)
-                L.ce_from_logits_soft(z, squeeze_single(t), lse, out, work, ysum)
+            L.lse_above_max(z, row_max, argmax, work, row_sum, lse)
+            np.add(lse, row_max, out=lse)
+            ysum = self.scratch.get("ysum", (rows,), np.float64)
+            L.ce_from_logits_soft(z, squeeze_single(t), lse, out, work, ysum)
             return
         L.gather(z, target_class, out)  # before z may be overwritten
         in_place = overwrite and z.dtype == wdt and z.flags.writeable and z.flags.c_contiguous
         work = z if in_place else self.scratch.get("work", z.shape, wdt)
-        if L.exp_is_safe_unshifted(row_max, z.shape[1], wdt):
-            L.sumexp_rows(z, row_sum, work)  # no shift needed: skips a pass over the chunk
-            np.log(row_sum, out=lse)
-        else:
-            L.logsumexp_rows(z, row_max, row_sum, work)
-            np.log(row_sum, out=lse)
-            np.add(lse, row_max, out=lse)
-        np.subtract(lse, out, out=out)
+        L.lse_above_max(z, row_max, argmax, work, row_sum, lse)
+        # loss = (lse - max) + (max - z[target]): the difference of two nearby logits is exact,
+        # so logits far from zero (a 1e7 offset) lose nothing to cancellation
+        np.subtract(row_max, out, out=out)
+        np.add(out, lse, out=out)
 
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """-inf scores are legitimate (a masked class, probability 0); NaN never is."""

@@ -84,7 +84,10 @@ class CsvReader(Reader):
             delimiter = "\t" if ("\t" in first and "," not in first) else ","
         self.delimiter = delimiter
         self._stdin_prefix = raw
-        fields = next(csv.reader([first], delimiter=delimiter)) if first else []
+        try:
+            fields = next(csv.reader([first], delimiter=delimiter)) if first else []
+        except csv.Error as exc:
+            raise InputError(f"cannot be parsed on its first line ({exc})", path=self.display) from None
         if not fields:
             raise InputError("is empty: there are no rows to score", path=self.display)
         self.has_header = not all(_is_number(f) for f in fields)

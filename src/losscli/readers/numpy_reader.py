@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -21,6 +22,18 @@ from ..errors import InputError, UsageError
 from .base import Chunk, Group, IndexNames, RangeReader, Reader
 
 MAX_HEADER_SIZE = 1 << 20
+# What a damaged zip member can raise: bad headers, unsupported versions or compression,
+# encryption ("password required", a RuntimeError), corrupt deflate data.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    zlib.error,
+)
 
 
 class ArrayHeader:
@@ -56,7 +69,9 @@ def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHead
             shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_HEADER_SIZE)
         else:
             raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, OSError, SyntaxError, TypeError, EOFError) as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # numpy's header parser raises many kinds (TokenError, ...)
         raise InputError(f"not a valid .npy array ({_short(exc)})", path=display) from None
     offset = fp.tell()
     if dtype.hasobject:
@@ -71,6 +86,8 @@ def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHead
         raise InputError(f"has dtype {dtype}, which is not a number type losscli can score", path=display)
     if len(shape) == 0:
         raise InputError("holds a single scalar, not an array of examples", path=display)
+    if any(not isinstance(s, int) or s < 0 for s in shape):
+        raise InputError(f"declares an impossible shape {shape}", path=display)
     header = ArrayHeader(dtype, tuple(int(s) for s in shape), bool(fortran), offset)
     if available is not None and header.nbytes > available - offset:
         raise InputError(
@@ -146,7 +163,9 @@ class ArrayStream:
         view = self._buf(rows)
         if rows == 0:
             return view
-        if self.header.fortran and view.ndim == 2:
+        if view.nbytes == 0:  # rows of zero width: nothing to read
+            pass
+        elif self.header.fortran and view.ndim == 2:
             self._read_fortran(view, start)
         elif self.fd is not None:
             self._pread_into(memoryview(view).cast("B"), start)  # type: ignore[arg-type]
@@ -185,7 +204,7 @@ class ArrayStream:
         while filled < total:
             try:
                 got = self.fp.readinto(mv[filled:])  # type: ignore[attr-defined]
-            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+            except ZIP_ERRORS as exc:
                 raise InputError(
                     f"could not be read at row {self.row} ({_short(exc)})", path=self.display
                 ) from None
@@ -278,7 +297,7 @@ class NpzReader(Reader):
         self.display = path
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except ZIP_ERRORS as exc:
             raise InputError(f"is not a valid .npz archive ({_short(exc)})", path=path) from None
         self._infos = {
             info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")
@@ -304,7 +323,7 @@ class NpzReader(Reader):
         try:
             with self._zip.open(info) as fp:
                 header = read_header(fp, display, info.file_size)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except ZIP_ERRORS as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         return header
 
@@ -319,6 +338,12 @@ class NpzReader(Reader):
         self.n_rows = rows.pop() if len(rows) == 1 else None
         return lead
 
+    def resolve(self, spec: str) -> int:
+        """An array by key (or a column of the single array); a missing key lists those present."""
+        if self.single or spec in self.keys:
+            return super().resolve(spec)
+        raise InputError(f"has no array {spec!r}; the arrays are {self.describe_keys()}", path=self.display)
+
     def describe_keys(self) -> str:
         return ", ".join(f"{k} {self._headers[k].shape}" for k in self.keys)
 
@@ -327,7 +352,7 @@ class NpzReader(Reader):
         display = f"{self.display}[{key}]"
         try:
             fp = self._zip.open(self._infos[key])
-        except (zipfile.BadZipFile, OSError, NotImplementedError) as exc:
+        except ZIP_ERRORS as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         self._open.append(fp)
         read_header(fp, display, None)  # skip past the header of this fresh handle
@@ -342,9 +367,10 @@ class NpzReader(Reader):
             return
         for g in groups:
             if g is None:
-                raise UsageError(
-                    f"{self.display} holds several arrays ({self.describe_keys()}); "
-                    "name the one to use with --pred-col / --target-col"
+                raise InputError(
+                    f"holds several arrays ({self.describe_keys()}); "
+                    "name the one to use with --pred-col / --target-col",
+                    path=self.display,
                 )
         wanted = sorted({j for g in groups if g is not None for j in g})
         streams = {j: self._stream(self.keys[j]) for j in wanted}

@@ -1,0 +1,96 @@
+"""The fuzz target shared by the test suite (short, fixed seed) and `make fuzz` (time-bounded).
+
+Arbitrary bytes are written as each format and run through the readers and the engine: any
+exception other than losscli's own LossCliError is a failure. Seeds are small valid files, so
+mutations (flipped, dropped, inserted and duplicated bytes, truncations) reach deep into each
+parser instead of stopping at the magic bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import losscli
+from losscli.errors import LossCliError
+
+FORMATS = ("csv", "tsv", "csv.gz", "npy", "npz", "parquet", "jsonl")
+CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
+
+
+def seeds() -> dict[str, bytes]:
+    """One small valid file per format."""
+    p = np.array([0.5, 1.25, -3.0, 2.0])
+    y = np.array([0.0, 1.0, -2.5, 2.0])
+    csv_text = "pred,target\n" + "".join(
+        f"{a!r},{b!r}\n" for a, b in zip(p.tolist(), y.tolist(), strict=True)
+    )
+    out = {
+        "csv": csv_text.encode(),
+        "tsv": csv_text.replace(",", "\t").encode(),
+        "csv.gz": gzip.compress(csv_text.encode()),
+    }
+    buf = io.BytesIO()
+    np.save(buf, np.stack([p, y], axis=1))
+    out["npy"] = buf.getvalue()
+    buf = io.BytesIO()
+    np.savez(buf, pred=p, target=y)
+    out["npz"] = buf.getvalue()
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"pred": p, "target": y}), buf)
+    out["parquet"] = buf.getvalue()
+    out["jsonl"] = (json.dumps({"token_logprobs": [None, -1.5, -0.25]}) + "\n").encode()
+    return out
+
+
+def mutate(rng: random.Random, data: bytes, max_ops: int = 6) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, max_ops)):
+        op = rng.choice(("flip", "set", "delete", "insert", "truncate", "duplicate"))
+        if not b and op != "insert":
+            op = "insert"
+        i = rng.randrange(len(b)) if b else 0
+        if op == "flip":
+            b[i] ^= 1 << rng.randrange(8)
+        elif op == "set":
+            b[i] = rng.choice((0, 0xFF, 0x7F, 0x80, ord(","), ord("\n"), ord('"'), ord("e"), ord("-")))
+        elif op == "delete":
+            del b[i : i + rng.randint(1, 8)]
+        elif op == "insert":
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif op == "truncate":
+            del b[i:]
+        else:
+            j = rng.randrange(len(b))
+            b[i:i] = b[j : j + rng.randint(1, 64)]
+    return bytes(b)
+
+
+def run_target(fmt: str, data: bytes, directory: Path) -> BaseException | None:
+    """Run the readers and engine on ``data`` as ``fmt``; return a LossCliError, or None.
+
+    Anything else propagates: that is the failure the fuzzer looks for.
+    """
+    path = directory / f"fuzz.{fmt}"
+    path.write_bytes(data)
+    try:
+        if fmt == "jsonl":
+            losscli.evaluate("perplexity", None, logprobs=path, threads=1)
+        else:
+            cols = ("0", "1") if fmt == "npy" else ("pred", "target")
+            losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
+        return None
+    except LossCliError as exc:
+        return exc
+
+
+def corpus_cases() -> list[tuple[str, Path]]:
+    """Every input that once crashed a reader, kept as a regression test: fuzz_corpus/FMT/NAME."""
+    return [(d.name, f) for d in sorted(CORPUS.iterdir()) if d.is_dir() for f in sorted(d.iterdir())]
