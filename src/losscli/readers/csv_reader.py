@@ -24,6 +24,7 @@ from .prefetch import prefetch
 
 BLOCK_SIZE = 4 << 20  # pyarrow's unit of parallel parsing inside a block
 PARSE_BLOCK = 32 << 20  # bytes handed to pyarrow at a time
+FIRST_BLOCK = 1 << 20
 SMALL_FILE_BYTES = 256 << 10
 PEEK_LIMIT = 64 << 20
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
@@ -123,21 +124,26 @@ class CsvReader(Reader):
     def _peek(self) -> tuple[str, bytes]:
         """The first non-blank line as text, and (for stdin) every byte consumed to get it."""
         src = sys.stdin.buffer if self.stdin else self._open_binary()
-        consumed = b""
+        buf = bytearray()
         try:
-            while True:
+            while len(buf) <= PEEK_LIMIT:
                 piece = src.read(1 << 16)
                 if not piece:
                     break
-                consumed += piece
-                text = consumed.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n")
-                if b"\n" in text or len(consumed) > PEEK_LIMIT:
+                buf += piece
+                # a line end after the leading BOM/blank lines ends the first line
+                if b"\n" in piece and b"\n" in bytes(buf).lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n"):
                     break
         except OSError as exc:
             raise InputError(f"cannot be read ({exc})", path=self.display) from None
         finally:
             if not self.stdin:
                 src.close()
+        consumed = bytes(buf)
+        if len(consumed) > PEEK_LIMIT and b"\n" not in consumed:
+            raise InputError(
+                f"has no line end in its first {PEEK_LIMIT} bytes: not a CSV file", path=self.display
+            )
         text = consumed.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n")
         line = text.split(b"\n", 1)[0].rstrip(b"\r")
         try:
@@ -166,11 +172,17 @@ class CsvReader(Reader):
         deep, a block is being read, one waits, and one is being parsed.
         """
         src = self._source()
-        buffers = [bytearray(PARSE_BLOCK) for _ in range(3)]
+        buffers: list[bytearray] = []
         carry = b""
         turn = 0
         try:
             while True:
+                # 1 MB first, doubling to PARSE_BLOCK: a small stream never costs 3 x 32 MB
+                size = max(min(PARSE_BLOCK, FIRST_BLOCK << turn), 2 * len(carry))
+                if len(buffers) < 3:
+                    buffers.append(bytearray(size))
+                elif len(buffers[turn % 3]) < size:
+                    buffers[turn % 3] = bytearray(size)  # a new object: the old may still be in use
                 buf = buffers[turn % 3]
                 buf[: len(carry)] = carry
                 filled = len(carry)
@@ -265,12 +277,27 @@ class CsvReader(Reader):
             for number, block in enumerate(prefetch(self._blocks(), depth=1)):  # read ahead
                 # Without quotes in a block, pyarrow's quote-free parse is ~10% faster.
                 quoted = block.obj.find(b'"', 0, len(block)) >= 0  # type: ignore[attr-defined]
-                yield pacsv.read_csv(
-                    pa.py_buffer(block),
-                    read_options=read_options(number == 0),
-                    parse_options=parse_opts if quoted else plain_opts,
-                    convert_options=convert_opts,
-                )
+                options = parse_opts if quoted else plain_opts
+                try:
+                    table = pacsv.read_csv(
+                        pa.py_buffer(block),
+                        read_options=read_options(number == 0),
+                        parse_options=options,
+                        convert_options=convert_opts,
+                    )
+                except pa.ArrowInvalid as exc:
+                    if "straddl" not in str(exc):
+                        raise
+                    # a row longer than pyarrow's parse unit: parse this block as one unit
+                    long_rows = read_options(number == 0)
+                    long_rows.block_size = len(block) + 1
+                    table = pacsv.read_csv(
+                        pa.py_buffer(block),
+                        read_options=long_rows,
+                        parse_options=options,
+                        convert_options=convert_opts,
+                    )
+                yield table
 
         plain_opts = pacsv.ParseOptions(delimiter=self.delimiter, quote_char=False, double_quote=False)
         row = 0

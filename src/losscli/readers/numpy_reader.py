@@ -10,6 +10,7 @@ column by column with ``os.pread``.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,8 @@ from ..errors import InputError, UsageError
 from .base import Chunk, Group, IndexNames, RangeReader, Reader
 
 MAX_HEADER_SIZE = 1 << 20
+MAX_DEFLATE_RATIO = 1100
+MAX_ROW_BYTES = 1 << 30  # one row (a token's logits) larger than this is refused, not allocated
 # What a damaged zip member can raise: bad headers, unsupported versions or compression,
 # encryption ("password required", a RuntimeError), corrupt deflate data.
 ZIP_ERRORS = (
@@ -60,19 +63,32 @@ class ArrayHeader:
 
 def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHeader:
     """Parse and vet a .npy header; ``available`` is the byte size of the whole array file."""
-    fmt = np.lib.format
     try:
-        version = fmt.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fp, max_header_size=MAX_HEADER_SIZE)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_HEADER_SIZE)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "created on Python 2": not worth a stderr line
+            _, shape, fortran, dtype = _parse_header(fp)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # numpy's header parser raises many kinds (TokenError, ...)
         raise InputError(f"not a valid .npy array ({_short(exc)})", path=display) from None
+    return _vet_header(fp, display, available, shape, fortran, dtype)
+
+
+def _parse_header(fp: IO[bytes]) -> tuple[Any, Any, Any, Any]:
+    fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(fp, max_header_size=MAX_HEADER_SIZE)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_HEADER_SIZE)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return version, shape, fortran, dtype
+
+
+def _vet_header(
+    fp: IO[bytes], display: str, available: int | None, shape: Any, fortran: Any, dtype: Any
+) -> ArrayHeader:
     offset = fp.tell()
     if dtype.hasobject:
         raise InputError(
@@ -145,6 +161,12 @@ class ArrayStream:
             )
 
     def _buf(self, rows: int) -> NDArray[Any]:
+        if self.row_bytes > MAX_ROW_BYTES:
+            raise InputError(
+                f"has rows of {self.row_bytes} bytes (shape {self.header.shape}); losscli reads at least a "
+                f"row at a time and refuses rows over {MAX_ROW_BYTES} bytes",
+                path=self.display,
+            )
         shape = (rows, *self.header.row_shape)
         if self._buffer is None or self._buffer.shape[0] < rows:
             self._buffer = np.empty(shape, dtype=self.native)
@@ -325,6 +347,15 @@ class NpzReader(Reader):
                 header = read_header(fp, display, info.file_size)
         except ZIP_ERRORS as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
+        # The sizes in a zip directory can lie; deflate cannot expand more than ~1032:1, so a
+        # header that needs more than that is refused before anything is allocated.
+        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
+        if header.nbytes > limit:
+            raise InputError(
+                f"declares shape {header.shape} ({header.nbytes} bytes), more than its "
+                f"{info.compress_size} stored bytes can hold",
+                path=display,
+            )
         return header
 
     def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
