@@ -118,3 +118,20 @@ def test_nul_bytes_and_1e400_in_a_big_csv(tmp_path) -> None:
     assert_bad(run_cli("mse", tmp_path / "inf.csv"), 3, "row 40000", "'p'", "not a finite number")
     (tmp_path / "nul.csv").write_bytes(b"p,y\n" + rows.encode() + b"1,\x002\n")
     assert_bad(run_cli("mse", tmp_path / "nul.csv"), 3, "nul.csv", "row 40000")
+
+
+def test_read_only_directory_is_exit_4(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    from losscli.errors import OutputError
+
+    np.save(tmp_path / "p.npy", np.zeros(3))
+
+    def read_only(*args, **kwargs):  # root writes anywhere, so simulate EACCES/EROFS
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputError, match="cannot write here") as err:
+        losscli.evaluate("mse", tmp_path / "p.npy", tmp_path / "p.npy", per_example=str(tmp_path / "l.csv"))
+    assert err.value.exit_code == 4
+    assert not (tmp_path / "l.csv").exists()
