@@ -270,3 +270,12 @@ def test_lm_errors(tmp_path) -> None:
     assert r.code == 2
     r = run_cli("mse", pos, pos, "--shift")
     assert r.code == 2
+
+
+def test_python_api_takes_batched_arrays(batch) -> None:
+    _, z, ids = batch
+    want, n = corpus_ppl(z, ids, True)
+    report = losscli.evaluate("perplexity", z, ids, shift=True)
+    assert report.value == pytest.approx(want, rel=1e-12) and report.n == n
+    assert losscli.perplexity(z, ids) == pytest.approx(corpus_ppl(z, ids, False)[0], rel=1e-12)
+    assert z.shape == (4, 9, 11)  # the caller's array is untouched

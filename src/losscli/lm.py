@@ -46,10 +46,11 @@ def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | Non
 
 def _tokens(reader: Reader, column: int | None, keep_last: bool) -> tuple[int, ...] | None:
     """Flatten to one token per row where the format has token arrays; None for flat tables."""
+    from .readers.memory import ArrayReader
     from .readers.numpy_reader import NpyReader, NpzReader
     from .readers.parquet_reader import ParquetReader
 
-    if isinstance(reader, (NpyReader, NpzReader)):
+    if isinstance(reader, (NpyReader, NpzReader, ArrayReader)):
         return reader.as_tokens(column, keep_last)
     if isinstance(reader, ParquetReader) and column is not None and reader.is_list(column):
         reader.as_tokens(column, keep_last)

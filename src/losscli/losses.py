@@ -41,14 +41,19 @@ def absolute_error(pred: FloatArray, target: FloatArray, out: FloatArray) -> Flo
     return out
 
 
-def _log_clamped(x: FloatArray, out: FloatArray) -> bool:
-    """log(x) clamped at LOG_CLAMP; returns whether any entry needed the clamp."""
-    with np.errstate(divide="ignore"):
-        np.log(x, out=out)
+def _clamp(out: FloatArray) -> bool:
+    """Clamp logs in ``out`` at LOG_CLAMP; returns whether any entry needed it."""
     if float(out.min(initial=0.0)) < LOG_CLAMP:
         np.maximum(out, LOG_CLAMP, out=out)
         return True
     return False
+
+
+def _log_clamped(x: FloatArray, out: FloatArray) -> bool:
+    """log(x) clamped at LOG_CLAMP; returns whether any entry needed the clamp."""
+    with np.errstate(divide="ignore"):
+        np.log(x, out=out)
+    return _clamp(out)
 
 
 def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
@@ -56,10 +61,7 @@ def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
     np.negative(x, out=out)
     with np.errstate(divide="ignore"):
         np.log1p(out, out=out)
-    if float(out.min(initial=0.0)) < LOG_CLAMP:
-        np.maximum(out, LOG_CLAMP, out=out)
-        return True
-    return False
+    return _clamp(out)
 
 
 def regression_errors(

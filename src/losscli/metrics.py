@@ -167,13 +167,8 @@ class Metric(ABC):
             check_finite(targets, TARGETS)
 
 
-class RegressionMetric(Metric):
-    """MSE and MAE over 1-D values or (N, k) multi-output arrays."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name  # type: ignore[misc]
-        self.companion = "mae" if name == "mse" else "mse"
+class ElementwiseMetric(Metric):
+    """A loss per (prediction, target) element, over 1-D values or (N, k) multi-output arrays."""
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         p, t = squeeze_single(preds), squeeze_single(_need(targets))
@@ -189,6 +184,25 @@ class RegressionMetric(Metric):
         if p.ndim == 2 and p.shape[1] == 0:
             raise DataProblem(PREDS, None, "has rows with no values in them")
         self.outputs = 1 if p.ndim == 1 else p.shape[1]
+
+    def describe(
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        losses: NDArray[np.float64],
+    ) -> list[tuple[Any, ...]]:
+        p, t = squeeze_single(preds), squeeze_single(_need(targets))
+        return [(_cell(p[r]), _cell(t[r])) for r in rows]
+
+
+class RegressionMetric(ElementwiseMetric):
+    """MSE and MAE."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name  # type: ignore[misc]
+        self.companion = "mae" if name == "mse" else "mse"
 
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
@@ -209,18 +223,8 @@ class RegressionMetric(Metric):
         np.mean(other, axis=1, out=comp)
         return MetricChunk(out, elements=head, companions={self.companion: comp})
 
-    def describe(
-        self,
-        preds: NDArray[Any],
-        targets: NDArray[Any] | None,
-        rows: NDArray[np.intp],
-        losses: NDArray[np.float64],
-    ) -> list[tuple[Any, ...]]:
-        p, t = squeeze_single(preds), squeeze_single(_need(targets))
-        return [(_cell(p[r]), _cell(t[r])) for r in rows]
 
-
-class BCEMetric(Metric):
+class BCEMetric(ElementwiseMetric):
     """Binary cross-entropy from probabilities or logits, with hard or soft labels."""
 
     name = "bce"
@@ -232,16 +236,8 @@ class BCEMetric(Metric):
         self.requested = input_kind
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
-        p, t = squeeze_single(preds), squeeze_single(_need(targets))
-        if p.shape[1:] != t.shape[1:]:
-            raise DataProblem(
-                TARGETS, None, f"targets have {_width(t)} value(s) per row but predictions have {_width(p)}"
-            )
-        if p.ndim > 2:
-            raise DataProblem(PREDS, None, f"bce takes 1-D values or (N, k) arrays, not {p.ndim}-D")
-        if p.ndim == 2 and p.shape[1] == 0:
-            raise DataProblem(PREDS, None, "has rows with no values in them")
-        self.outputs = 1 if p.ndim == 1 else p.shape[1]
+        super().bind(preds, targets)
+        p = squeeze_single(preds)
         if self.requested == "auto":
             finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
             in_unit = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
@@ -272,16 +268,6 @@ class BCEMetric(Metric):
         out = self.scratch.get("loss", (shape[0],), np.float64)
         np.mean(elements, axis=1, out=out)
         return MetricChunk(out, elements=elements, clamped=clamped)
-
-    def describe(
-        self,
-        preds: NDArray[Any],
-        targets: NDArray[Any] | None,
-        rows: NDArray[np.intp],
-        losses: NDArray[np.float64],
-    ) -> list[tuple[Any, ...]]:
-        p, t = squeeze_single(preds), squeeze_single(_need(targets))
-        return [(_cell(p[r]), _cell(t[r])) for r in rows]
 
 
 class CEMetric(Metric):

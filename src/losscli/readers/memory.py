@@ -45,5 +45,22 @@ class ArrayReader(Reader, RangeReader):
                 out.append(block[:, list(g)])
         return out
 
+    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
+        """(B, T, V) logits as B*T rows of V; (B, T) ids as B*T values (views, no copies)."""
+        shape = self.array.shape
+        if keep_last:
+            if len(shape) < 2:
+                raise UsageError(f"{self.display}: logits need (N, V) or (B, T, V), not {shape}")
+            self.array = self.array.reshape(-1, shape[-1])
+            lead = shape[:-1]
+        else:
+            self.array = self.array.reshape(-1)
+            lead = shape
+        self.n_rows = self.array.shape[0]
+        self.row_shape = self.array.shape[1:]
+        width = int(self.array.shape[-1]) if self.array.ndim == 2 else 1
+        self.column_names = IndexNames(width)
+        return tuple(int(x) for x in lead)
+
     def range_reader(self) -> RangeReader:
         return self

@@ -13,7 +13,7 @@ import os
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -203,36 +203,32 @@ class ArrayStream:
 
     def _pread_into(self, mv: memoryview, start: int) -> None:
         assert self.fd is not None
-        offset = self.header.offset + start * self.row_bytes
+        fd, offset = self.fd, self.header.offset + start * self.row_bytes
+        self._fill(mv, start, lambda view, done: os.preadv(fd, [view], offset + done), (OSError,))
+
+    def _read_into(self, mv: memoryview, start: int) -> None:
+        readinto = self.fp.readinto  # type: ignore[attr-defined]
+        self._fill(mv, start, lambda view, done: readinto(view), ZIP_ERRORS)
+
+    def _fill(
+        self,
+        mv: memoryview,
+        start: int,
+        read: Callable[[memoryview, int], int | None],
+        errors: tuple[type[BaseException], ...],
+    ) -> None:
+        """Read until ``mv`` is full; a short file is an error naming the chunk's first row."""
         filled = 0
         while filled < len(mv):
             try:
-                got = os.preadv(self.fd, [mv[filled:]], offset + filled)
-            except OSError as exc:
+                got = read(mv[filled:], filled)
+            except errors as exc:
                 raise InputError(
                     f"could not be read at row {start} ({_short(exc)})", path=self.display
                 ) from None
             if not got:
                 raise InputError(
                     f"ended early at row {start}: the file is shorter than its header declares "
-                    "(truncated, or changed while being read)",
-                    path=self.display,
-                )
-            filled += got
-
-    def _read_into(self, mv: memoryview, start: int) -> None:
-        filled = 0
-        total = len(mv)
-        while filled < total:
-            try:
-                got = self.fp.readinto(mv[filled:])  # type: ignore[attr-defined]
-            except ZIP_ERRORS as exc:
-                raise InputError(
-                    f"could not be read at row {self.row} ({_short(exc)})", path=self.display
-                ) from None
-            if not got:
-                raise InputError(
-                    f"ended early at row {self.row}: the file is shorter than its header declares "
                     "(truncated, or changed while being read)",
                     path=self.display,
                 )
