@@ -69,7 +69,7 @@ class Sizes:
     vocab: int = 50257
 
 
-def sizes(scale: float) -> Sizes:
+def sizes_of(scale: float) -> Sizes:
     return Sizes(
         int(50e6 * scale), int(10e6 * scale), int(10e6 * scale), int(20e6 * scale), max(64, int(8192 * scale))
     )
@@ -249,7 +249,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
-    s = sizes(args.scale)
+    s = sizes_of(args.scale)
     generate(args.data, s)
     chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "startup", "flat"]
     lines: list[str] = []
@@ -383,40 +383,43 @@ def _startup(rounds: int, verdicts: list[str]) -> list[list[str]]:
     return rows
 
 
+def _flat_verdict(
+    name: str,
+    sizes: tuple[str, str],
+    peaks: tuple[float, float],
+    verdicts: list[str],
+    limit_mb: float | None = None,
+) -> list[list[str]]:
+    """One verdict and one table row for 'peak RSS the same at two input sizes'."""
+    small, big = peaks
+    spread = abs(big - small) / small
+    ok = spread <= 0.10 and (limit_mb is None or big <= limit_mb)
+    verdict = "met" if ok else "MISSED"
+    bound = "" if limit_mb is None else f" and <= {limit_mb:.0f} MB"
+    verdicts.append(
+        f"flat RSS: {name} peak {small:.0f} MB at {sizes[0]}, {big:.0f} MB at {sizes[1]} "
+        f"({spread:.0%} apart, target <= 10%{bound}) {verdict}"
+    )
+    label = f"flat RSS: {name} {sizes[0]} vs {sizes[1]}"
+    return [[label, "losscli", "", "", f"{small:.0f} / {big:.0f}", "", f"<= 10% apart: {verdict}"]]
+
+
 def _flat_rss(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
     """Peak RSS of W1 at 10M and 50M rows (scaled): flat within 10%."""
     small = data / "flat"
     small.mkdir(exist_ok=True)
-    rows = []
     n_small = int(10e6 * scale)
     rng = np.random.default_rng(1)
     for name in ("w1_pred.npy", "w1_target.npy"):
         path = small / name
         if not path.exists() or np.load(path, mmap_mode="r").shape[0] != n_small:
             _write_npy_blocks(path, (n_small,), "f8", lambda a, b: rng.normal(0, 10, b - a))
-    peaks = {}
-    for label, d in (("10M", small), ("50M", data)):
+    peaks = []
+    for d in (small, data):
         warm(files_of("W1", d))
-        peaks[label] = max(run_measured(losscli_cmd("W1", d)).rss_mb for _ in range(2))
-    spread = abs(peaks["50M"] - peaks["10M"]) / peaks["10M"]
-    ok = spread <= 0.10
-    verdict = "met" if ok else "MISSED"
-    verdicts.append(
-        f"flat RSS: W1 peak {peaks['10M']:.0f} MB at 10M rows, {peaks['50M']:.0f} MB at 50M "
-        f"({spread:.0%} apart, target <= 10%) {verdict}"
-    )
-    rows.append(
-        [
-            "flat RSS: W1 10M vs 50M rows",
-            "losscli",
-            "",
-            "",
-            f"{peaks['10M']:.0f} / {peaks['50M']:.0f}",
-            "",
-            f"<= 10% apart: {'met' if ok else 'MISSED'}",
-        ]
-    )
-    return rows
+        peaks.append(max(run_measured(losscli_cmd("W1", d)).rss_mb for _ in range(2)))
+    sizes = (f"{n_small:,} rows", f"{sizes_of(scale).w1:,} rows")
+    return _flat_verdict("W1", sizes, (peaks[0], peaks[1]), verdicts)
 
 
 def _flat_w5(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
@@ -425,8 +428,9 @@ def _flat_w5(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
     d.mkdir(exist_ok=True)
     vocab = 50257
     rng = np.random.default_rng(2)
-    peaks = {}
-    for t in (max(64, int(2048 * scale)), max(256, int(32768 * scale))):
+    lengths = (max(64, int(2048 * scale)), max(256, int(32768 * scale)))
+    peaks = []
+    for t in lengths:
         logits, ids = d / f"logits_{t}.npy", d / f"ids_{t}.npy"
         if not logits.exists() or np.load(logits, mmap_mode="r").shape[0] != t:
             _write_npy_blocks(
@@ -438,26 +442,9 @@ def _flat_w5(data: Path, verdicts: list[str], scale: float) -> list[list[str]]:
             np.save(ids, rng.integers(0, vocab, t))
         warm([logits, ids])
         cmd = [*LOSSCLI, "perplexity", "--logits", str(logits), "--targets", str(ids), "-f", "value"]
-        peaks[t] = max(run_measured(cmd).rss_mb for _ in range(2))
-    (t_small, small), (t_big, big) = sorted(peaks.items())
-    spread = abs(big - small) / small
-    ok = spread <= 0.10 and big <= 256
-    verdict = "met" if ok else "MISSED"
-    verdicts.append(
-        f"flat RSS: W5 peak {small:.0f} MB at T={t_small}, {big:.0f} MB at T={t_big} "
-        f"({spread:.0%} apart, target <= 10% and <= 256 MB) {verdict}"
-    )
-    return [
-        [
-            f"flat RSS: W5 T={t_small} vs T={t_big}",
-            "losscli",
-            "",
-            "",
-            f"{small:.0f} / {big:.0f}",
-            "",
-            f"<= 10% apart: {verdict}",
-        ]
-    ]
+        peaks.append(max(run_measured(cmd).rss_mb for _ in range(2)))
+    sizes = (f"T={lengths[0]}", f"T={lengths[1]}")
+    return _flat_verdict("W5", sizes, (peaks[0], peaks[1]), verdicts, limit_mb=256)
 
 
 def _write_md(path: Path, table: str, args: argparse.Namespace) -> None:

@@ -104,14 +104,12 @@ def test_merge_is_associative_and_commutative(data, metric: str) -> None:
 
 
 def test_compensation_survives_cancellation_across_chunks() -> None:
-    from losscli.accumulate import CompensatedVector, accurate_sum
+    from losscli.accumulate import CompensatedVector
 
     acc = CompensatedVector.zeros(1)
     for v in (1e16, 1.0, -1e16):  # one value per chunk
         acc.add(np.array([v]))
     assert acc.total()[0] == 1.0
-    hi, lo = accurate_sum(np.array([1e16, 1.0, -1e16, 3.0, 1e-3]))
-    assert hi + lo == 4.001
 
 
 def test_mean_of_many_copies_is_the_value() -> None:

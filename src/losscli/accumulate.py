@@ -19,44 +19,9 @@ from numpy.typing import NDArray
 F64 = NDArray[np.float64]
 
 
-def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
-    """Knuth's error-free transformation: a + b == s + e exactly, elementwise.
-
-    Where the sum overflows to inf there is no finite error term; it is 0, not inf - inf = NaN,
-    so an overflowing mean stays inf.
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        s = a + b
-        bp = s - a
-        e = (a - (s - bp)) + (b - bp)
-    if not np.isfinite(s).all():
-        e = np.where(np.isfinite(s), e, 0.0)
-    return s, e
-
-
-def accurate_sum(values: NDArray[Any]) -> tuple[float, float]:
-    """Sum with mixed signs as (hi, lo), accurate to about one ulp of the true sum.
-
-    A pairwise cascade of two-sums: every rounding error of every level is kept and summed
-    separately, so cancellations like [1e16, 1, -1e16] come out exact. Used where terms can be
-    negative; non-negative losses take numpy's pairwise sum, which is already within
-    log2(n) ulps relative.
-    """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    if x.size == 0:
-        return 0.0, 0.0
-    errors: list[float] = []
-    while x.size > 1:
-        if x.size % 2:
-            x = np.append(x, 0.0)
-        s, e = two_sum(x[0::2], x[1::2])
-        errors.append(float(np.sum(e)))
-        x = s
-    return float(x[0]), math.fsum(errors)
-
-
 def _two_sum(a: float, b: float) -> tuple[float, float]:
-    """Scalar two-sum in plain floats (no numpy call overhead: it runs per chunk)."""
+    """Knuth's error-free two-sum, a + b == s + e exactly, in plain floats (it runs once per
+    chunk, where numpy's call overhead would cost more than the arithmetic)."""
     s = a + b
     if s - s != 0.0:  # inf or nan: there is no finite error term
         return s, 0.0

@@ -27,20 +27,6 @@ FloatArray = NDArray[np.floating]
 IntArray = NDArray[np.integer]
 
 
-def squared_error(pred: FloatArray, target: FloatArray, out: FloatArray) -> FloatArray:
-    """Elementwise (pred - target)^2, computed in ``out``'s precision."""
-    np.subtract(pred, target, out=out)
-    np.multiply(out, out, out=out)
-    return out
-
-
-def absolute_error(pred: FloatArray, target: FloatArray, out: FloatArray) -> FloatArray:
-    """Elementwise |pred - target|."""
-    np.subtract(pred, target, out=out)
-    np.abs(out, out=out)
-    return out
-
-
 def _clamp(out: FloatArray) -> bool:
     """Clamp logs in ``out`` at LOG_CLAMP; returns whether any entry needed it."""
     if float(out.min(initial=0.0)) < LOG_CLAMP:
@@ -175,13 +161,6 @@ def row_sums(work: FloatArray, out: FloatArray) -> None:
 def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
     """z[i, ids[i]] for every row, without a (rows, C) temporary."""
     out[...] = np.take_along_axis(z, ids[:, None], axis=1)[:, 0]
-    return out
-
-
-def ce_from_logits_ids(z: FloatArray, ids: IntArray, lse: FloatArray, out: FloatArray) -> FloatArray:
-    """Cross-entropy of class ids given logits and their row log-sum-exp: lse - z[id]."""
-    gather(z, ids, out)
-    np.subtract(lse, out, out=out)
     return out
 
 

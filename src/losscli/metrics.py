@@ -106,10 +106,6 @@ def _need(targets: NDArray[Any] | None) -> NDArray[Any]:
     return targets
 
 
-def as_matrix(arr: NDArray[Any]) -> NDArray[Any]:
-    return arr[:, None] if arr.ndim == 1 else arr
-
-
 def squeeze_single(arr: NDArray[Any]) -> NDArray[Any]:
     """(n, 1) and (n,) mean the same thing for per-example values."""
     return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
