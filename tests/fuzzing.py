@@ -13,6 +13,7 @@ import io
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +42,14 @@ def seeds() -> dict[str, bytes]:
     np.save(buf, np.stack([p, y], axis=1))
     out["npy"] = buf.getvalue()
     buf = io.BytesIO()
-    np.savez(buf, pred=p, target=y)
+    rng = np.random.default_rng(0)
+    np.savez(
+        buf,
+        pred=p,
+        target=y,
+        logits=rng.normal(size=(2, 4, 5)),
+        ids=np.array([[0, 1, 2, -100], [4, 3, 2, 1]]),
+    )
     out["npz"] = buf.getvalue()
     buf = io.BytesIO()
     pq.write_table(pa.table({"pred": p, "target": y}), buf)
@@ -73,22 +81,46 @@ def mutate(rng: random.Random, data: bytes, max_ops: int = 6) -> bytes:
     return bytes(b)
 
 
-def run_target(fmt: str, data: bytes, directory: Path) -> BaseException | None:
-    """Run the readers and engine on ``data`` as ``fmt``; return a LossCliError, or None.
+def run_target(fmt: str, data: bytes, directory: Path) -> list[LossCliError | None]:
+    """Run the readers and engine on ``data`` as ``fmt``, every way it can be read; return
+    each attempt's LossCliError, or None where it scored.
 
     Anything else propagates: that is the failure the fuzzer looks for.
     """
     path = directory / f"fuzz.{fmt}"
     path.write_bytes(data)
-    try:
-        if fmt == "jsonl":
-            losscli.evaluate("perplexity", None, logprobs=path, threads=1)
-        else:
-            cols = ("0", "1") if fmt == "npy" else ("pred", "target")
-            losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
-        return None
-    except LossCliError as exc:
-        return exc
+    outcomes: list[LossCliError | None] = []
+    for attempt in _attempts(fmt, path):
+        try:
+            attempt()
+            outcomes.append(None)
+        except LossCliError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _attempts(fmt: str, path: Path) -> list[Any]:
+    """The ways a file of this format is read: as a regression table, and as language-model
+    input (log-probabilities, or logits with --shift), so the token paths are fuzzed too."""
+    if fmt == "jsonl":
+        return [lambda: losscli.evaluate("perplexity", None, logprobs=path, threads=1)]
+    cols = ("0", "1") if fmt == "npy" else ("pred", "target")
+    runs = [
+        lambda: losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
+    ]
+    if fmt in ("npy", "npz", "parquet"):
+        runs.append(
+            lambda: losscli.evaluate(
+                "perplexity", None, logprobs=path, pred_col=None if fmt != "parquet" else "pred", threads=1
+            )
+        )
+    if fmt == "npz":
+        runs.append(
+            lambda: losscli.evaluate(
+                "perplexity", path, pred_col="logits", target_col="ids", shift=True, threads=1, chunk_size=2
+            )
+        )
+    return runs
 
 
 def corpus_cases() -> list[tuple[str, Path]]:

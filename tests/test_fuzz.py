@@ -25,7 +25,7 @@ def test_regression_corpus(tmp_path, fmt, path) -> None:
 def test_mutated_seeds_fixed_run(tmp_path, fmt: str) -> None:
     rng = random.Random(f"losscli-{fmt}")
     base = seeds()[fmt]
-    assert run_target(fmt, base, tmp_path) is None  # the seed itself is valid
+    assert run_target(fmt, base, tmp_path)[0] is None  # the seed itself scores
     for _ in range(300):
         run_target(fmt, mutate(rng, base), tmp_path)
 
