@@ -67,14 +67,6 @@ def _open(source: Source, name: str, fmt: str | None) -> Reader:
     return ArrayReader(source, name)
 
 
-def _guess(reader: Reader, names: tuple[str, ...]) -> int | None:
-    lowered = [c.lower() for c in reader.column_names]
-    for candidate in names:
-        if candidate in lowered:
-            return lowered.index(candidate)
-    return None
-
-
 def _pick(reader: Reader, spec: str | None) -> Group:
     return None if spec is None else reader.resolve_many(spec)
 
@@ -102,12 +94,12 @@ def resolve_roles(
     t_idx = preds.resolve_many(target_col) if target_col else None
     p_idx = preds.resolve_many(pred_col) if pred_col else None
     if t_idx is None:
-        guess = _guess(preds, TARGET_NAMES)
+        guess = preds.guess(TARGET_NAMES)
         t_idx = [guess] if guess is not None else None
     if p_idx is None and t_idx is not None:
         taken = set(t_idx) | set(exclude)
         others = [j for j in range(len(preds.column_names)) if j not in taken]
-        guess = None if metric in ("ce", "perplexity") else _guess(preds, PRED_NAMES)
+        guess = None if metric in ("ce", "perplexity") else preds.guess(PRED_NAMES)
         p_idx = [guess] if guess is not None and guess not in taken else others
     if t_idx is None or not p_idx:
         raise UsageError(

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from .engine import Role
 from .errors import InputError, UsageError
 from .metrics import PREDS, TARGETS, LogprobMetric, Metric, make_metric
-from .readers.base import Group, IndexNames, Reader
+from .readers.base import Group, Reader
 from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
 
 LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
@@ -35,13 +35,7 @@ def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | Non
     """A named column, else a conventionally named one, else None (the whole array/file)."""
     if spec is not None:
         return reader.resolve(spec)
-    if isinstance(reader.column_names, IndexNames):  # an array's columns have no names to match
-        return None
-    lowered = [c.lower() for c in reader.column_names]
-    for name in names:
-        if name in lowered:
-            return lowered.index(name)
-    return None
+    return reader.guess(names)
 
 
 def _tokens(reader: Reader, column: int | None, keep_last: bool) -> tuple[int, ...] | None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 
 Group = Sequence[int] | None
 Chunk = list[NDArray[Any]]
@@ -77,6 +77,15 @@ class Reader(ABC):
         more = ", ..." if len(self.column_names) > 20 else ""
         raise UsageError(f"{self.display}: no column {spec!r}; columns are {shown}{more}")
 
+    def guess(self, names: Sequence[str]) -> int | None:
+        """The first column whose lower-cased name is one of ``names`` (conventional names like
+        "target" or "logits"); None when there is none, and at once for an array's numbered
+        columns, which have no names to match."""
+        if isinstance(self.column_names, IndexNames):
+            return None
+        lowered = [c.lower() for c in self.column_names]
+        return next((lowered.index(n) for n in names if n in lowered), None)
+
     def resolve_many(self, spec: str) -> list[int]:
         """A comma-separated list of columns (names or positions)."""
         return [self.resolve(part.strip()) for part in spec.split(",") if part.strip()]
@@ -133,6 +142,49 @@ def stack_columns(
     for j, col in enumerate(columns):
         view[:, j] = col
     return view, out
+
+
+def wanted_columns(groups: Sequence[Group], count: int) -> list[int]:
+    """Every column any group reads, in file order (all of them when a group is None)."""
+    if any(g is None for g in groups):
+        return list(range(count))
+    return sorted({j for g in groups if g is not None for j in g})
+
+
+def assemble(
+    groups: Sequence[Group],
+    wanted: list[int],
+    cols: dict[int, NDArray[Any]],
+    buffers: dict[int, NDArray[Any]],
+    display: str,
+) -> Chunk:
+    """One array per group from decoded columns: a named single column as it is (1-D, or 2-D
+    for a list column), several columns stacked into a reused (rows, k) buffer per group."""
+    out: Chunk = []
+    for gi, g in enumerate(groups):
+        sel = wanted if g is None else list(g)
+        if len(sel) == 1 and (g is not None or cols[sel[0]].ndim == 2):
+            out.append(cols[sel[0]])
+            continue
+        if any(cols[j].ndim != 1 for j in sel):
+            raise UsageError(
+                f"{display}: a list column cannot be combined with other columns; "
+                "select it alone with --pred-col"
+            )
+        view, buffers[gi] = stack_columns([cols[j] for j in sel], buffers.get(gi))
+        out.append(view)
+    return out
+
+
+def arrow_column(arr: Any, display: str, row: int, column: str, empty: str) -> NDArray[Any]:
+    """A numeric Arrow column as numpy, or an InputError at its first null (``empty`` says
+    what a null is in this format) naming the global row."""
+    if arr.null_count:
+        bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
+        raise InputError(
+            f"{empty}: every selected cell must hold a number", path=display, row=row + bad, column=column
+        )
+    return arrow_to_numpy(arr)
 
 
 def arrow_to_numpy(arr: Any) -> NDArray[Any]:

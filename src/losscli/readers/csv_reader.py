@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Chunk, Group, Reader, arrow_to_numpy, stack_columns
+from .base import Chunk, Group, Reader, arrow_column, assemble, wanted_columns
 from .prefetch import prefetch
 
 BLOCK_SIZE = 4 << 20  # pyarrow's unit of parallel parsing inside a block
@@ -210,24 +210,8 @@ class CsvReader(Reader):
         finally:
             src.close()
 
-    def _wanted(self, groups: Sequence[Group]) -> list[int]:
-        if any(g is None for g in groups):
-            return list(range(len(self.column_names)))
-        return sorted({j for g in groups if g is not None for j in g})
-
-    def _assemble(self, groups: Sequence[Group], wanted: list[int], cols: dict[int, NDArray[Any]]) -> Chunk:
-        out: Chunk = []
-        for gi, g in enumerate(groups):
-            sel = wanted if g is None else list(g)
-            if len(sel) == 1 and g is not None:
-                out.append(cols[sel[0]])
-            else:
-                view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
-                out.append(view)
-        return out
-
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
-        wanted = self._wanted(groups)
+        wanted = wanted_columns(groups, len(self.column_names))
         if self._small():
             yield from self._small_chunks(groups, wanted, max_rows)
         else:
@@ -246,7 +230,7 @@ class CsvReader(Reader):
         values = np.array(list(self._parse_python(wanted)), dtype=np.float64).reshape(-1, len(wanted))
         cols = {j: values[:, pos] for pos, j in enumerate(wanted)}
         rows = len(values)
-        whole = self._assemble(groups, wanted, cols)
+        whole = assemble(groups, wanted, cols, self._buffers, self.display)
         for start in range(0, rows, max_rows):
             yield [a[start : start + max_rows] for a in whole]
 
@@ -316,17 +300,9 @@ class CsvReader(Reader):
         for batch in table.to_batches():
             cols: dict[int, NDArray[Any]] = {}
             for pos, j in enumerate(wanted):
-                arr = batch.column(pos)
-                if arr.null_count:
-                    bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
-                    raise InputError(
-                        "empty cell: every selected cell must hold a number",
-                        path=self.display,
-                        row=row + bad,
-                        column=repr(self.column_names[j]),
-                    )
-                cols[j] = arrow_to_numpy(arr)
-            whole = self._assemble(groups, wanted, cols)
+                name = repr(self.column_names[j])
+                cols[j] = arrow_column(batch.column(pos), self.display, row, name, "empty cell")
+            whole = assemble(groups, wanted, cols, self._buffers, self.display)
             for start in range(0, batch.num_rows, max_rows):
                 yield [a[start : start + max_rows] for a in whole]
             row += batch.num_rows

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
-from .base import Chunk, Group, Reader, arrow_to_numpy, stack_columns
+from .base import Chunk, Group, Reader, arrow_column, arrow_to_numpy, assemble, wanted_columns
 from .prefetch import prefetch
 
 READ_BYTES = 8 << 20
@@ -102,13 +102,7 @@ class ParquetReader(Reader):
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if arr.null_count:
-            bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
-            raise InputError(
-                "null value: every selected cell must hold a number",
-                path=self.display,
-                row=row + bad,
-                column=name,
-            )
+            arrow_column(arr, self.display, row, name, "null value")  # raises at the first null
         t = arr.type
         if j in self._tokens:
             tokens = arr.flatten()  # one element per token: an id, or a list of V logits
@@ -143,9 +137,7 @@ class ParquetReader(Reader):
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
 
-        wanted = sorted({j for g in groups if g is not None for j in g})
-        if any(g is None for g in groups):
-            wanted = list(range(len(self.column_names)))
+        wanted = wanted_columns(groups, len(self.column_names))
         for j in wanted:
             self._check_type(j)
         names = [self.column_names[j] for j in wanted]
@@ -156,19 +148,7 @@ class ParquetReader(Reader):
             )
             for batch in prefetch(batches):
                 cols = {j: self._to_numpy(batch.column(pos), j, row) for pos, j in enumerate(wanted)}
-                out: Chunk = []
-                for gi, g in enumerate(groups):
-                    sel = wanted if g is None else list(g)
-                    if len(sel) == 1 and (g is not None or cols[sel[0]].ndim == 2):
-                        out.append(cols[sel[0]])
-                    else:
-                        if any(cols[j].ndim != 1 for j in sel):
-                            raise UsageError(
-                                f"{self.display}: a list column cannot be combined with other columns; "
-                                "select it alone with --pred-col"
-                            )
-                        view, self._buffers[gi] = stack_columns([cols[j] for j in sel], self._buffers.get(gi))
-                        out.append(view)
+                out = assemble(groups, wanted, cols, self._buffers, self.display)
                 lengths = {len(a) for a in out}
                 if len(lengths) > 1:
                     raise InputError(
