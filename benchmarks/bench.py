@@ -162,30 +162,9 @@ def run_measured(cmd: list[str]) -> Run:
 def losscli_cmd(workload: str, d: Path) -> list[str]:
     if workload == "W1":
         return [*LOSSCLI, "mse", str(d / "w1_pred.npy"), str(d / "w1_target.npy"), "-f", "json"]
-    if workload == "W2":
-        return [
-            *LOSSCLI,
-            "mse",
-            str(d / "w2.csv"),
-            "--pred-col",
-            "pred",
-            "--target-col",
-            "target",
-            "-f",
-            "json",
-        ]
-    if workload == "W3":
-        return [
-            *LOSSCLI,
-            "mse",
-            str(d / "w3.parquet"),
-            "--pred-col",
-            "pred",
-            "--target-col",
-            "target",
-            "-f",
-            "json",
-        ]
+    if workload in ("W2", "W3"):
+        name = "w2.csv" if workload == "W2" else "w3.parquet"
+        return [*LOSSCLI, "mse", str(d / name), "--pred-col", "pred", "--target-col", "target", "-f", "json"]
     if workload == "W4":
         return [
             *LOSSCLI,

@@ -174,11 +174,11 @@ class Evaluator:
             state.correct += int(np.count_nonzero(correct))
         if correct_k is not None:
             state.correct_k += int(np.count_nonzero(correct_k))
-        positions: NDArray[Any] | None = None
+        counted_rows: NDArray[np.int64] | None = None  # input rows of every counted example
         extra: dict[str, NDArray[Any]] | None = None
         if self.seqmap is not None and state.sequences is not None:
-            positions = np.arange(n) if local is None else local
-            seq, pos = self.seqmap.locate(self._global_rows(positions, row_map))
+            counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
+            seq, pos = self.seqmap.locate(counted_rows)
             state.sequences.update(seq, pos, losses, ids)
             extra = {"sequence": seq, "position": pos}
         picked = state.worst.candidates(losses)
@@ -187,9 +187,9 @@ class Evaluator:
             details = self.metric.describe(p, t, src, losses[picked])
             state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
         if self.sink is not None:
-            if positions is None:
-                positions = np.arange(n) if local is None else local
-            self.sink.write(self._global_rows(positions, row_map), losses, extra)
+            if counted_rows is None:
+                counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
+            self.sink.write(counted_rows, losses, extra)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
         """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
