@@ -16,6 +16,7 @@ instead of inf or NaN; callers count the clamped entries and report them.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,12 @@ def bce_from_logits(x: FloatArray, y: FloatArray, out: FloatArray, work: FloatAr
 def row_max_and_argmax(z: FloatArray, argmax_out: IntArray, max_out: FloatArray) -> None:
     """Row-wise argmax and the max it points at, in one pass over the scores."""
     np.argmax(z, axis=1, out=argmax_out)
-    max_out[...] = np.take_along_axis(z, argmax_out[:, None], axis=1)[:, 0]
+    max_out[...] = z[np.arange(len(z)), argmax_out]
+
+
+@functools.lru_cache(maxsize=16)
+def _unshifted_exp_ceiling(width: int, dtype: np.dtype[Any]) -> float:
+    return float(np.log(np.finfo(dtype).max)) - float(np.log(max(width, 1))) - 2.0
 
 
 def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
@@ -104,7 +110,7 @@ def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
     exceeds the float range, and the largest term stays a normal number, so the unshifted sum
     is as accurate as the shifted one (floating point is scale-invariant) and one pass cheaper.
     """
-    hi = float(np.log(np.finfo(dtype).max)) - float(np.log(max(width, 1))) - 2.0
+    hi = _unshifted_exp_ceiling(width, np.dtype(dtype))
     return bool(row_max.min() >= -60.0 and row_max.max() <= hi)
 
 
@@ -160,7 +166,7 @@ def row_sums(work: FloatArray, out: FloatArray) -> None:
 
 def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
     """z[i, ids[i]] for every row, without a (rows, C) temporary."""
-    out[...] = np.take_along_axis(z, ids[:, None], axis=1)[:, 0]
+    out[...] = z[np.arange(len(z)), ids]
     return out
 
 
