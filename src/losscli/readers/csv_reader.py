@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import queue
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -23,7 +26,8 @@ from .base import Chunk, Group, Reader, arrow_column, assemble, wanted_columns
 from .prefetch import prefetch
 
 BLOCK_SIZE = 4 << 20  # pyarrow's unit of parallel parsing inside a block
-PARSE_BLOCK = 32 << 20  # bytes handed to pyarrow at a time
+PARSE_BLOCK = 16 << 20  # bytes handed to pyarrow at a time
+PARSE_AHEAD = 2  # blocks parsed at once: the next block's parse fills the cores as one winds down
 FIRST_BLOCK = 1 << 20
 SMALL_FILE_BYTES = 256 << 10
 PEEK_LIMIT = 64 << 20
@@ -65,6 +69,31 @@ class _Replay(io.RawIOBase):
         data = self._rest.read(len(mv))
         mv[: len(data)] = data
         return len(data)
+
+
+class _Slots:
+    """Read buffers lent out one block at a time and taken back when that block's parse ends.
+
+    The free list bounds memory (slots x PARSE_BLOCK) and makes reuse safe by construction:
+    a buffer is refilled only after pyarrow has finished with the bytes in it.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.buffers = [bytearray(0) for _ in range(count)]
+        self._free: queue.Queue[int | None] = queue.Queue()
+        for slot in range(count):
+            self._free.put(slot)
+
+    def acquire(self) -> int | None:
+        """A free slot, waiting for one; None once the reader is closed."""
+        return self._free.get()
+
+    def release_after(self, slot: int, parse: Future[Any]) -> None:
+        """Give ``slot`` back once ``parse`` (of the bytes in it) has finished, however it ends."""
+        parse.add_done_callback(lambda _: self._free.put(slot))
+
+    def close(self) -> None:
+        self._free.put(None)
 
 
 class CsvReader(Reader):
@@ -163,27 +192,28 @@ class CsvReader(Reader):
             return _Replay(self._stdin_prefix, sys.stdin.buffer)
         return self._open_binary()
 
-    def _blocks(self) -> Iterator[memoryview]:
+    def _blocks(self, slots: _Slots) -> Iterator[tuple[int, memoryview]]:
         """The input in blocks of about PARSE_BLOCK bytes, each ending at a line end.
 
-        Each block is parsed as a whole by pyarrow's multi-threaded reader, so parsing runs on
-        every core while memory stays at a few blocks, whatever the file's size. Three
-        buffers rotate (fresh pages cost more than the parse): with the read-ahead queue one
-        deep, a block is being read, one waits, and one is being parsed.
+        Blocks are parsed by pyarrow's multi-threaded reader, PARSE_AHEAD at a time, so parsing
+        runs on every core while memory stays at a few blocks, whatever the file's size. Each
+        block is read into a slot's buffer (fresh pages cost more than the parse, so buffers
+        are reused) and comes with its slot number, to be released once parsed.
         """
         src = self._source()
-        buffers: list[bytearray] = []
         carry = b""
         turn = 0
         try:
             while True:
-                # 1 MB first, doubling to PARSE_BLOCK: a small stream never costs 3 x 32 MB
+                # 1 MB first, doubling to PARSE_BLOCK: a small stream never costs a full block
                 size = max(min(PARSE_BLOCK, FIRST_BLOCK << turn), 2 * len(carry))
-                if len(buffers) < 3:
-                    buffers.append(bytearray(size))
-                elif len(buffers[turn % 3]) < size:
-                    buffers[turn % 3] = bytearray(size)  # a new object: the old may still be in use
-                buf = buffers[turn % 3]
+                slot = slots.acquire()
+                if slot is None:
+                    return
+                buf = slots.buffers[slot]
+                if len(buf) < size:
+                    # a new object: views of the old one may outlive its parse
+                    buf = slots.buffers[slot] = bytearray(size)
                 buf[: len(carry)] = carry
                 filled = len(carry)
                 eof = False
@@ -198,14 +228,13 @@ class CsvReader(Reader):
                     cut = buf.rfind(b"\n", 0, filled)
                     if eof or cut >= 0:
                         break
-                    buf = buf + bytes(len(buf))  # a line longer than the block: grow, read on
-                    buffers[turn % 3] = buf
+                    buf = slots.buffers[slot] = buf + bytes(len(buf))  # a line longer than the block
                 if eof:
                     if filled:
-                        yield memoryview(buf)[:filled]
+                        yield slot, memoryview(buf)[:filled]
                     return
                 carry = bytes(buf[cut + 1 : filled])
-                yield memoryview(buf)[: cut + 1]
+                yield slot, memoryview(buf)[: cut + 1]
                 turn += 1
         finally:
             src.close()
@@ -257,31 +286,49 @@ class CsvReader(Reader):
             quoted_strings_can_be_null=False,
         )
 
+        def parse(number: int, block: memoryview) -> Any:
+            # Without quotes in a block, pyarrow's quote-free parse is ~10% faster.
+            quoted = block.obj.find(b'"', 0, len(block)) >= 0  # type: ignore[attr-defined]
+            options = parse_opts if quoted else plain_opts
+            try:
+                return pacsv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=read_options(number == 0),
+                    parse_options=options,
+                    convert_options=convert_opts,
+                )
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc):
+                    raise
+                # a row longer than pyarrow's parse unit: parse this block as one unit
+                long_rows = read_options(number == 0)
+                long_rows.block_size = len(block) + 1
+                return pacsv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=long_rows,
+                    parse_options=options,
+                    convert_options=convert_opts,
+                )
+
         def tables() -> Iterator[Any]:
-            for number, block in enumerate(prefetch(self._blocks(), depth=1)):  # read ahead
-                # Without quotes in a block, pyarrow's quote-free parse is ~10% faster.
-                quoted = block.obj.find(b'"', 0, len(block)) >= 0  # type: ignore[attr-defined]
-                options = parse_opts if quoted else plain_opts
+            """Tables in file order, PARSE_AHEAD blocks in flight: one pyarrow call alone leaves
+            a core idle while its last piece is parsed and converted."""
+            slots = _Slots(PARSE_AHEAD + 2)  # the blocks being parsed, one queued, one being read
+            pending: deque[Future[Any]] = deque()
+            with ThreadPoolExecutor(PARSE_AHEAD, thread_name_prefix="losscli-csv") as pool:
                 try:
-                    table = pacsv.read_csv(
-                        pa.py_buffer(block),
-                        read_options=read_options(number == 0),
-                        parse_options=options,
-                        convert_options=convert_opts,
-                    )
-                except pa.ArrowInvalid as exc:
-                    if "straddl" not in str(exc):
-                        raise
-                    # a row longer than pyarrow's parse unit: parse this block as one unit
-                    long_rows = read_options(number == 0)
-                    long_rows.block_size = len(block) + 1
-                    table = pacsv.read_csv(
-                        pa.py_buffer(block),
-                        read_options=long_rows,
-                        parse_options=options,
-                        convert_options=convert_opts,
-                    )
-                yield table
+                    for number, (slot, block) in enumerate(prefetch(self._blocks(slots), depth=1)):
+                        parsed = pool.submit(parse, number, block)
+                        slots.release_after(slot, parsed)
+                        pending.append(parsed)
+                        if len(pending) >= PARSE_AHEAD:
+                            yield pending.popleft().result()
+                    while pending:
+                        yield pending.popleft().result()
+                finally:
+                    slots.close()
+                    for parsed in pending:
+                        parsed.cancel()
 
         plain_opts = pacsv.ParseOptions(delimiter=self.delimiter, quote_char=False, double_quote=False)
         row = 0
