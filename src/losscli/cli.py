@@ -410,6 +410,27 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def run() -> None:
+    """Console entry point: ``main()``, then leave without tearing the interpreter down.
+
+    By the time ``main`` returns, the result is written and flushed and every output file is
+    closed and renamed (or removed). Finalisation would still free every module and join idle
+    pool threads: 20-40 ms per run once numpy and pyarrow are loaded, a sixth of a small job.
+    A ``LOSSCLI_DEBUG`` traceback (any exception but SystemExit) still exits the normal way.
+    """
+    try:
+        main()
+        code = EXIT_OK
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError):
+            pass
+    os._exit(code)
+
+
 def _error_line(text: str) -> None:
     try:
         sys.stderr.write(f"losscli: error: {text}\n")
