@@ -279,3 +279,45 @@ def test_python_api_takes_batched_arrays(batch) -> None:
     assert report.value == pytest.approx(want, rel=1e-12) and report.n == n
     assert losscli.perplexity(z, ids) == pytest.approx(corpus_ppl(z, ids, False)[0], rel=1e-12)
     assert z.shape == (4, 9, 11)  # the caller's array is untouched
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7, 64])
+def test_flat_logits_are_one_sequence_with_its_worst_tokens(tmp_path, chunk: int) -> None:
+    # (N, V) logits with no batch shape: one sequence; its worst tokens are the corpus's worst
+    rng = np.random.default_rng(11)
+    n, v = 50, 6
+    z = rng.normal(0, 2, (n, v))
+    ids = rng.integers(0, v, n)
+    z[3, ids[3]] = -9.0  # the worst token, repeated at 30 and 9: ties go to the earlier position
+    ids[[9, 30]] = ids[3]
+    z[[9, 30]] = z[3]
+    nll = [-ref.log_softmax_row(z[t].tolist())[int(ids[t])] for t in range(n)]
+    report = losscli.evaluate("perplexity", z, ids, chunk_size=chunk, threads=2)
+    (row,) = report.sequences
+    assert row["tokens"] == n
+    assert row["perplexity"] == pytest.approx(math.exp(math.fsum(nll) / n), rel=1e-12)
+    want = sorted(range(n), key=lambda t: (-nll[t], t))[: len(row["worst_tokens"])]
+    assert want == [3, 9, 30]
+    assert [w["position"] for w in row["worst_tokens"]] == want
+    assert [w["target"] for w in row["worst_tokens"]] == [int(ids[t]) for t in want]
+
+
+def test_nan_logit_names_its_row(tmp_path) -> None:
+    z = np.zeros((40, 5), dtype=np.float32)
+    z[27, 3] = np.nan
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "ids.npy", np.zeros(40, dtype=np.int64))
+    d = tmp_path
+    r = run_cli("perplexity", "--logits", d / "z.npy", "--targets", d / "ids.npy", "--chunk-size", "16")
+    assert r.code == 3 and "row 27" in r.stderr and "NaN" in r.stderr and r.stdout == ""
+
+
+def test_single_sequence_worst_tokens_do_not_depend_on_arrival_order() -> None:
+    # threads hand chunks over in any order: a later tie must give way to an earlier position
+    from losscli.accumulate import SequenceStats
+
+    stats = SequenceStats(1)
+    for pos in (41, 30, 9, 3):
+        stats.update(np.zeros(1, np.int64), np.array([pos]), np.array([5.0]), np.array([7]))
+    assert stats.worst_pos[0].tolist() == [3, 9, 30]
+    assert stats.tokens[0] == 4 and stats.nll[0] == 20.0

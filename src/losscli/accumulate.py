@@ -84,11 +84,17 @@ class WorstExamples:
     losses: F64 = field(default_factory=lambda: np.empty(0))
     details: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def threshold(self) -> float:
-        """Losses at or below this cannot enter (ties lose to earlier rows)."""
+    def __post_init__(self) -> None:
+        self._floor = self._lowest_kept()
+
+    def _lowest_kept(self) -> float:
         if len(self.rows) < self.capacity:
             return -math.inf
         return float(self.losses.min())
+
+    def threshold(self) -> float:
+        """Losses at or below this cannot enter (ties lose to earlier rows)."""
+        return self._floor
 
     def candidates(self, losses: F64) -> NDArray[np.intp]:
         """Positions in ``losses`` (in row order) that would enter the set, at most capacity."""
@@ -113,6 +119,7 @@ class WorstExamples:
         self.rows = all_rows[order]
         self.losses = all_losses[order]
         self.details = [all_details[i] for i in order]
+        self._floor = self._lowest_kept()
 
     def merge(self, other: WorstExamples) -> WorstExamples:
         out = WorstExamples(max(self.capacity, other.capacity), self.rows, self.losses, self.details)
@@ -156,11 +163,16 @@ class SequenceStats:
     ) -> None:
         if len(seq) == 0:
             return
-        self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
-        self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
         # Only tokens at least as bad as their sequence's current k-th worst can enter (ties too,
         # so the lexsort in _offer breaks them by position whatever the chunk order): usually none.
-        enter = losses >= self.worst_loss[seq, WORST_PER_SEQUENCE - 1]
+        if self.count == 1:  # flat logits: one sequence, no per-row bookkeeping
+            self.nll[0] += float(losses.sum())
+            self.tokens[0] += len(seq)
+            enter = losses >= self.worst_loss[0, WORST_PER_SEQUENCE - 1]
+        else:
+            self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
+            self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
+            enter = losses >= self.worst_loss[seq, WORST_PER_SEQUENCE - 1]
         if not enter.any():
             return
         idx = np.flatnonzero(enter)

@@ -10,6 +10,7 @@ Exit codes: 0 ok, 1 a --fail-above/--fail-below threshold was crossed, 2 usage e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -424,10 +425,8 @@ def run() -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else 1
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError):  # EPIPE was handled in main; nothing left to say
             stream.flush()
-        except (BrokenPipeError, OSError):
-            pass
     os._exit(code)
 
 

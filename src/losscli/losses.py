@@ -110,8 +110,12 @@ def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
     exceeds the float range, and the largest term stays a normal number, so the unshifted sum
     is as accurate as the shifted one (floating point is scale-invariant) and one pass cheaper.
     """
-    hi = _unshifted_exp_ceiling(width, np.dtype(dtype))
-    return bool(row_max.min() >= -60.0 and row_max.max() <= hi)
+    return exp_is_safe_between(float(row_max.min()), float(row_max.max()), width, dtype)
+
+
+def exp_is_safe_between(lo: float, hi: float, width: int, dtype: Any) -> bool:
+    """``exp_is_safe_unshifted`` for row maxima known to lie in [lo, hi]."""
+    return lo >= -60.0 and hi <= _unshifted_exp_ceiling(width, np.dtype(dtype))
 
 
 def lse_above_max(
@@ -121,6 +125,7 @@ def lse_above_max(
     work: FloatArray,
     row_sum: FloatArray,
     out: FloatArray,
+    max_range: tuple[float, float] | None = None,
 ) -> FloatArray:
     """lse(z) - max(z) per row, into float64 ``out``, as log1p of the non-maximal terms.
 
@@ -128,8 +133,12 @@ def lse_above_max(
     log1p, so a confident row (lse barely above its max) keeps full relative precision even
     when the terms are float32. ``work`` has z's shape (it may be z itself, to work in place).
     The max shift is skipped when ``exp_is_safe_unshifted``: one pass fewer over the chunk.
+    ``max_range`` is (min, max) of ``row_max`` when the caller has it already.
     """
-    shifted = not exp_is_safe_unshifted(row_max, z.shape[1], work.dtype)
+    if max_range is None:
+        shifted = not exp_is_safe_unshifted(row_max, z.shape[1], work.dtype)
+    else:
+        shifted = not exp_is_safe_between(*max_range, z.shape[1], work.dtype)
     if shifted:
         np.subtract(z, row_max[:, None], out=work)
         np.exp(work, out=work)

@@ -50,12 +50,12 @@ class Scratch:
         self._buffers: dict[str, NDArray[Any]] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
-        dt = np.dtype(dtype)
         buf = self._buffers.get(name)
         rows = shape[0]
-        if buf is None or buf.dtype != dt or buf.shape[1:] != shape[1:] or buf.shape[0] < rows:
-            buf = np.empty((max(rows, 1), *shape[1:]), dtype=dt)
-            self._buffers[name] = buf
+        if buf is not None and buf.shape[0] >= rows and buf.shape[1:] == shape[1:] and buf.dtype == dtype:
+            return buf[:rows]
+        buf = np.empty((max(rows, 1), *shape[1:]), dtype=dtype)
+        self._buffers[name] = buf
         return buf[:rows]
 
 
@@ -428,12 +428,13 @@ class CEMetric(Metric):
         row_sum = self.scratch.get("row_sum", (rows,), wdt)
         lse = self.scratch.get("lse", (rows,), np.float64)
         L.row_max_and_argmax(z, argmax, row_max)
-        if not np.isfinite(row_max).all():
+        max_range = (float(row_max.min()), float(row_max.max()))  # NaN in any row max shows in both
+        if not (math.isfinite(max_range[0]) and math.isfinite(max_range[1])):
             r = first_bad_row(np.isfinite(row_max))
             raise DataProblem(PREDS, r, "holds NaN or +inf logits (use --nan skip to drop such rows)")
         if self.soft:
             work = self.scratch.get("work", z.shape, wdt)
-            L.lse_above_max(z, row_max, argmax, work, row_sum, lse)
+            L.lse_above_max(z, row_max, argmax, work, row_sum, lse, max_range)
             np.add(lse, row_max, out=lse)
             ysum = self.scratch.get("ysum", (rows,), np.float64)
             L.ce_from_logits_soft(z, squeeze_single(t), lse, out, work, ysum)
@@ -441,7 +442,7 @@ class CEMetric(Metric):
         L.gather(z, target_class, out)  # before z may be overwritten
         in_place = overwrite and z.dtype == wdt and z.flags.writeable and z.flags.c_contiguous
         work = z if in_place else self.scratch.get("work", z.shape, wdt)
-        L.lse_above_max(z, row_max, argmax, work, row_sum, lse)
+        L.lse_above_max(z, row_max, argmax, work, row_sum, lse, max_range)
         # loss = (lse - max) + (max - z[target]): the difference of two nearby logits is exact,
         # so logits far from zero (a 1e7 offset) lose nothing to cancellation
         np.subtract(row_max, out, out=out)
