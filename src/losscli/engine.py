@@ -26,7 +26,10 @@ from .readers.base import Chunk, Group, RangeReader, Reader
 from .sequences import SequenceMap, shift_ids, shifted_stream
 
 WEIGHTS = "weights"
-DEFAULT_CHUNK_BYTES = 5 << 19  # 2.5 MB: a chunk of a 50k-vocabulary logits row block stays in L2/L3
+# 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
+# in L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often; larger ones run the
+# passes out of L3. Both cost ~7% of W5 at 2.5 or 8 MB (measured in BENCHMARKS.md).
+DEFAULT_CHUNK_BYTES = 5 << 20
 MAX_CHUNK_ROWS = 1 << 16
 NAN_POLICIES = ("error", "skip")
 
