@@ -259,6 +259,13 @@ def sequence_rows(state: LossState, top: int, show_all_at_most: int) -> tuple[li
     return rows, kind
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median without its first-call import of numpy.ma (14 ms of a small job's start-up)."""
+    s = np.sort(values)
+    mid = len(s) // 2
+    return float(s[mid]) if len(s) % 2 else float((s[mid - 1] + s[mid]) / 2)
+
+
 def _sequence_figures(state: LossState) -> list[Figure]:
     seq = state.sequences
     if seq is None:
@@ -277,7 +284,7 @@ def _sequence_figures(state: LossState) -> list[Figure]:
         )
         figs.append(
             Figure(
-                "median_sequence_perplexity", "median of per-sequence perplexities", float(np.median(ppl)), ""
+                "median_sequence_perplexity", "median of per-sequence perplexities", _median(ppl), ""
             )
         )
     return figs

@@ -9,9 +9,9 @@ column by column with ``os.pread``.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
@@ -25,18 +25,23 @@ from .base import Chunk, Group, IndexNames, RangeReader, Reader
 MAX_HEADER_SIZE = 1 << 20
 MAX_DEFLATE_RATIO = 1100
 MAX_ROW_BYTES = 1 << 30  # one row (a token's logits) larger than this is refused, not allocated
-# What a damaged zip member can raise: bad headers, unsupported versions or compression,
-# encryption ("password required", a RuntimeError), corrupt deflate data.
-ZIP_ERRORS = (
-    zipfile.BadZipFile,
-    zipfile.LargeZipFile,
-    OSError,
-    EOFError,
-    NotImplementedError,
-    RuntimeError,
-    ValueError,
-    zlib.error,
-)
+@functools.cache
+def zip_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged zip member can raise: bad headers, unsupported versions or compression,
+    encryption ("password required", a RuntimeError), corrupt deflate data. A function, so that
+    zipfile (12 ms) is imported only for .npz files."""
+    import zipfile
+
+    return (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        ValueError,
+        zlib.error,
+    )
 
 
 class ArrayHeader:
@@ -208,7 +213,7 @@ class ArrayStream:
 
     def _read_into(self, mv: memoryview, start: int) -> None:
         readinto = self.fp.readinto  # type: ignore[attr-defined]
-        self._fill(mv, start, lambda view, done: readinto(view), ZIP_ERRORS)
+        self._fill(mv, start, lambda view, done: readinto(view), zip_errors())
 
     def _fill(
         self,
@@ -312,10 +317,12 @@ class NpzReader(Reader):
     array is a "column" picked by its key (``--pred-col logits --target-col labels``)."""
 
     def __init__(self, path: str) -> None:
+        import zipfile
+
         self.display = path
         try:
             self._zip = zipfile.ZipFile(path)
-        except ZIP_ERRORS as exc:
+        except zip_errors() as exc:
             raise InputError(f"is not a valid .npz archive ({_short(exc)})", path=path) from None
         self._infos = {
             info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")
@@ -341,11 +348,12 @@ class NpzReader(Reader):
         try:
             with self._zip.open(info) as fp:
                 header = read_header(fp, display, info.file_size)
-        except ZIP_ERRORS as exc:
+        except zip_errors() as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         # The sizes in a zip directory can lie; deflate cannot expand more than ~1032:1, so a
         # header that needs more than that is refused before anything is allocated.
-        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
+        stored = info.compress_type == 0  # zipfile.ZIP_STORED
+        limit = info.compress_size * (1 if stored else MAX_DEFLATE_RATIO)
         if header.nbytes > limit:
             raise InputError(
                 f"declares shape {header.shape} ({header.nbytes} bytes), more than its "
@@ -379,7 +387,7 @@ class NpzReader(Reader):
         display = f"{self.display}[{key}]"
         try:
             fp = self._zip.open(self._infos[key])
-        except ZIP_ERRORS as exc:
+        except zip_errors() as exc:
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         self._open.append(fp)
         read_header(fp, display, None)  # skip past the header of this fresh handle
