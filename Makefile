@@ -57,7 +57,7 @@ $(VENV)/.stamp-bench: pyproject.toml $(VENV)/.stamp-install
 
 # Full scale (several GB of data under benchmarks/data, about 10 minutes); rewrites BENCHMARKS.md.
 bench: $(VENV)/.stamp-bench
-	$(PY) benchmarks/bench.py --write BENCHMARKS.md
+	$(PY) benchmarks/bench.py --rounds 5 --write BENCHMARKS.md
 
 # A tenth of the data, one round: under two minutes.
 bench-quick: $(VENV)/.stamp-bench
