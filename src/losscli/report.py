@@ -283,9 +283,7 @@ def _sequence_figures(state: LossState) -> list[Figure]:
             )
         )
         figs.append(
-            Figure(
-                "median_sequence_perplexity", "median of per-sequence perplexities", _median(ppl), ""
-            )
+            Figure("median_sequence_perplexity", "median of per-sequence perplexities", _median(ppl), "")
         )
     return figs
 

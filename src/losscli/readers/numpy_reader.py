@@ -25,6 +25,8 @@ from .base import Chunk, Group, IndexNames, RangeReader, Reader
 MAX_HEADER_SIZE = 1 << 20
 MAX_DEFLATE_RATIO = 1100
 MAX_ROW_BYTES = 1 << 30  # one row (a token's logits) larger than this is refused, not allocated
+
+
 @functools.cache
 def zip_errors() -> tuple[type[BaseException], ...]:
     """What a damaged zip member can raise: bad headers, unsupported versions or compression,
@@ -345,6 +347,8 @@ class NpzReader(Reader):
     def _peek_header(self, key: str) -> ArrayHeader:
         info = self._infos[key]
         display = f"{self.display}[{key}]"
+        import zipfile  # already loaded by __init__
+
         try:
             with self._zip.open(info) as fp:
                 header = read_header(fp, display, info.file_size)
@@ -352,8 +356,7 @@ class NpzReader(Reader):
             raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
         # The sizes in a zip directory can lie; deflate cannot expand more than ~1032:1, so a
         # header that needs more than that is refused before anything is allocated.
-        stored = info.compress_type == 0  # zipfile.ZIP_STORED
-        limit = info.compress_size * (1 if stored else MAX_DEFLATE_RATIO)
+        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
         if header.nbytes > limit:
             raise InputError(
                 f"declares shape {header.shape} ({header.nbytes} bytes), more than its "
