@@ -15,8 +15,7 @@ import queue
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +23,9 @@ from numpy.typing import NDArray
 from ..errors import InputError
 from .base import Chunk, Group, Reader, arrow_column, assemble, wanted_columns
 from .prefetch import prefetch
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 BLOCK_SIZE = 4 << 20  # pyarrow's unit of parallel parsing inside a block
 PARSE_BLOCK = 16 << 20  # bytes handed to pyarrow at a time
@@ -313,6 +315,8 @@ class CsvReader(Reader):
         def tables() -> Iterator[Any]:
             """Tables in file order, PARSE_AHEAD blocks in flight: one pyarrow call alone leaves
             a core idle while its last piece is parsed and converted."""
+            from concurrent.futures import ThreadPoolExecutor  # 8 ms with logging: large files only
+
             slots = _Slots(PARSE_AHEAD + 2)  # the blocks being parsed, one queued, one being read
             pending: deque[Future[Any]] = deque()
             with ThreadPoolExecutor(PARSE_AHEAD, thread_name_prefix="losscli-csv") as pool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 
 from ..report import Report
@@ -38,6 +37,8 @@ def render_value(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
+    import json  # only for --format json: a few ms of every other run's start-up
+
     return json.dumps(report.to_dict(), allow_nan=False) + "\n"
 
 
