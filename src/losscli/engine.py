@@ -27,8 +27,8 @@ from .sequences import SequenceMap, shift_ids, shifted_stream
 
 WEIGHTS = "weights"
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
-# in L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often; larger ones run the
-# passes out of L3. Both cost ~7% of W5 at 2.5 or 8 MB (measured in BENCHMARKS.md).
+# closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
+# ~7% slower on W5 with two workers; 8 MB measured the same as 5 (see BENCHMARKS.md).
 DEFAULT_CHUNK_BYTES = 5 << 20
 MAX_CHUNK_ROWS = 1 << 16
 NAN_POLICIES = ("error", "skip")
