@@ -103,18 +103,14 @@ def _unshifted_exp_ceiling(width: int, dtype: np.dtype[Any]) -> float:
     return float(np.log(np.finfo(dtype).max)) - float(np.log(max(width, 1))) - 2.0
 
 
-def exp_is_safe_unshifted(row_max: FloatArray, width: int, dtype: Any) -> bool:
-    """Whether sum(exp(z)) over each row is finite and well above underflow without the shift.
+def exp_is_safe_unshifted(lo: float, hi: float, width: int, dtype: Any) -> bool:
+    """Whether sum(exp(z)) over each row is finite and well above underflow without the shift,
+    for row maxima in [lo, hi].
 
     With every row max in [-60, log(max) - log(width) - 2], no term overflows, no row sum
     exceeds the float range, and the largest term stays a normal number, so the unshifted sum
     is as accurate as the shifted one (floating point is scale-invariant) and one pass cheaper.
     """
-    return exp_is_safe_between(float(row_max.min()), float(row_max.max()), width, dtype)
-
-
-def exp_is_safe_between(lo: float, hi: float, width: int, dtype: Any) -> bool:
-    """``exp_is_safe_unshifted`` for row maxima known to lie in [lo, hi]."""
     return lo >= -60.0 and hi <= _unshifted_exp_ceiling(width, np.dtype(dtype))
 
 
@@ -125,7 +121,7 @@ def lse_above_max(
     work: FloatArray,
     row_sum: FloatArray,
     out: FloatArray,
-    max_range: tuple[float, float] | None = None,
+    max_range: tuple[float, float],
 ) -> FloatArray:
     """lse(z) - max(z) per row, into float64 ``out``, as log1p of the non-maximal terms.
 
@@ -133,12 +129,9 @@ def lse_above_max(
     log1p, so a confident row (lse barely above its max) keeps full relative precision even
     when the terms are float32. ``work`` has z's shape (it may be z itself, to work in place).
     The max shift is skipped when ``exp_is_safe_unshifted``: one pass fewer over the chunk.
-    ``max_range`` is (min, max) of ``row_max`` when the caller has it already.
+    ``max_range`` is (min, max) of ``row_max``, which the caller needs for its own checks.
     """
-    if max_range is None:
-        shifted = not exp_is_safe_unshifted(row_max, z.shape[1], work.dtype)
-    else:
-        shifted = not exp_is_safe_between(*max_range, z.shape[1], work.dtype)
+    shifted = not exp_is_safe_unshifted(*max_range, z.shape[1], work.dtype)
     if shifted:
         np.subtract(z, row_max[:, None], out=work)
         np.exp(work, out=work)
