@@ -339,7 +339,11 @@ def ce(preds: str, targets: str | None, **opts: Any) -> int:
     "--text",
     "text",
     metavar="FILE",
-    help="The evaluated text: its UTF-8 bytes and whitespace words give bits per byte and word perplexity.",
+    help=(
+        "The evaluated text, for bits per byte and word perplexity. Counted as lm-evaluation-harness "
+        "does: UTF-8 bytes, and words = len(re.split(r'\\s+', text)), so leading/trailing whitespace "
+        "counts as an empty word; a UTF-8 BOM is not counted."
+    ),
 )
 @click.option(
     "--bytes", "n_bytes", type=int, metavar="N", help="Byte count of the evaluated text (instead of --text)."

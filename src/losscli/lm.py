@@ -7,6 +7,7 @@ one token per row plus a ``SequenceMap``, so the engine sees a single kind of st
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,8 @@ from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequ
 
 LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
 LOGIT_NAMES = ("logits", "logit", "scores")
+#: lm-evaluation-harness's word count (wikitext): len(re.split(r"\s+", text)), edge whitespace included
+WORD_BREAK = re.compile(r"\s+")
 ID_NAMES = ("labels", "label", "targets", "target", "ids", "input_ids", "token_ids", "tokens")
 
 
@@ -171,8 +174,12 @@ class TextSize:
 
 
 def text_size(path: str | None, n_bytes: int | None, n_words: int | None) -> TextSize:
-    """--text FILE counts UTF-8 bytes and whitespace-split words, as lm-evaluation-harness does;
-    --bytes/--words give them directly (and win)."""
+    """--text FILE counts as lm-evaluation-harness's wikitext task does, so word perplexity and
+    bits per byte compare with its numbers: words are ``len(re.split(r"\\s+", text))`` (leading or
+    trailing whitespace counts as an empty word, so a file ending in a newline has one more word
+    than ``str.split()`` finds) and bytes are the UTF-8 bytes of the text. A UTF-8 byte-order mark
+    is an artefact of the editor, not text: it is neither a byte nor part of a word.
+    --bytes/--words give the counts directly (and win)."""
     if path is not None:
         try:
             with open(path, "rb") as fp:
@@ -180,11 +187,13 @@ def text_size(path: str | None, n_bytes: int | None, n_words: int | None) -> Tex
         except OSError as exc:
             raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"is not UTF-8 text (byte {exc.start})", path=path) from None
-        n_bytes = len(data) if n_bytes is None else n_bytes
-        n_words = len(text.split()) if n_words is None else n_words
+        if not text:
+            raise InputError("is empty: there is no text to count bytes and words in", path=path)
+        n_bytes = len(text.encode("utf-8")) if n_bytes is None else n_bytes
+        n_words = len(WORD_BREAK.split(text)) if n_words is None else n_words
     for name, value in (("--bytes", n_bytes), ("--words", n_words)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1")

@@ -36,30 +36,39 @@ FIELD_PATHS = (
 
 
 def _walk(record: Any, path: str) -> list[Any] | None:
+    """The list at ``path`` in ``record``, or None when the record has no such list.
+
+    ``key[]`` steps into a list and applies the rest of the path to each element; ``key[0]``
+    takes its first element. Only after ``[]`` does a key reach inside list elements: a plain
+    list found on the way (``{"logprobs": [-0.5, ...]}`` walked for ``logprobs.token_logprobs``)
+    is not this path, so the next path gets its turn.
+    """
     node = record
+    each = False  # after "[]": node is a list whose elements the remaining parts apply to
     for part in path.split("."):
-        if part.endswith("[]"):
-            key = part[:-2]
-            if not isinstance(node, dict) or not isinstance(node.get(key), list):
-                return None
+        key = part.removesuffix("[]").removesuffix("[0]")
+        if each:
+            node = [item.get(key) if isinstance(item, dict) else None for item in node]
+        elif isinstance(node, dict) and key in node:
             node = node[key]
-            continue  # the next part applies to each element
-        if part.endswith("[0]"):
-            key = part[:-3]
-            if not isinstance(node, dict) or not isinstance(node.get(key), list) or not node[key]:
-                return None
-            node = node[key][0]
-            continue
-        if isinstance(node, list):
-            values = [item.get(part) if isinstance(item, dict) else None for item in node]
-            node = values
-            continue
-        if not isinstance(node, dict) or part not in node:
+        else:
             return None
-        node = node[part]
-    if isinstance(node, list) and all(v is None or isinstance(v, (int, float)) for v in node):
+        if part.endswith("[]"):
+            if each or not isinstance(node, list):
+                return None
+            each = True
+        elif part.endswith("[0]"):
+            if each or not isinstance(node, list) or not node:
+                return None
+            node = node[0]
+    if isinstance(node, list) and all(v is None or _is_number(v) for v in node):
         return node
     return None
+
+
+def _is_number(v: Any) -> bool:
+    """A JSON number (``true``/``false`` parse as bool, a subclass of int, and are not)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def token_logprobs(record: Any) -> list[float | None] | None:
