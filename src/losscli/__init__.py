@@ -25,6 +25,7 @@ _EXPORTS = {
     "Evaluator": "engine",
     "LossState": "accumulate",
     "make_metric": "metrics",
+    "LossCliWarning": "api",
     "LossCliError": "errors",
     "InputError": "errors",
     "UsageError": "errors",

@@ -11,17 +11,20 @@ The CLI is a thin layer over ``evaluate``; both run the same streaming engine.
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
-from .errors import InputError, UsageError
+from .errors import InputError, LossCliError, UsageError
 from .metrics import PREDS, TARGETS, make_metric
 from .readers.base import Group, Reader
 from .report import Report, figures_for, safe_exp, sequence_rows
+from .wording import in_api_words
 
 METRICS = ("mse", "mae", "bce", "ce", "perplexity")
 BREAKDOWN_ALL_AT_MOST = 20
@@ -46,6 +49,7 @@ PRED_NAMES = (
 TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth", "actual", "class", "ids")
 
 Source = Any  # a path (str or os.PathLike) or an array-like
+P = ParamSpec("P")
 
 
 @dataclass
@@ -110,7 +114,7 @@ def resolve_roles(
     return Role(preds, p_idx, preds.display), Role(preds, t_idx, preds.display)
 
 
-def evaluate(
+def run_evaluation(
     metric: str,
     preds: Source,
     targets: Source | None = None,
@@ -287,36 +291,133 @@ def evaluate(
     )
 
 
-def _value(metric: str, y_pred: Any, y_true: Any, sample_weight: Any = None, **kw: Any) -> float:
-    return evaluate(metric, y_pred, y_true, weights=sample_weight, top=0, **kw).value
+class LossCliWarning(UserWarning):
+    """What ``evaluate`` records in ``Report.warnings``, raised as a Python warning by the
+    shortcuts (``mse``, ``bce``, ...), which return a bare float and have nowhere else to say it."""
 
 
-def mse(y_pred: Any, y_true: Any, sample_weight: Any = None) -> float:
-    """Mean squared error (uniform average over outputs, like scikit-learn)."""
-    return _value("mse", y_pred, y_true, sample_weight)
+def in_python_terms(run: Callable[P, Report]) -> Callable[P, Report]:
+    """The public face of ``run``: errors and warnings name ``evaluate``'s parameters
+    (``nan="skip"``, ``input="logits"``), not the command-line options the library writes."""
+
+    @functools.wraps(run)
+    def evaluate(*args: P.args, **kwargs: P.kwargs) -> Report:
+        try:
+            report = run(*args, **kwargs)
+        except LossCliError as exc:
+            exc.args = (in_api_words(str(exc)),)
+            raise
+        report.warnings = [in_api_words(w) for w in report.warnings]
+        return report
+
+    return evaluate
 
 
-def mae(y_pred: Any, y_true: Any, sample_weight: Any = None) -> float:
-    """Mean absolute error."""
-    return _value("mae", y_pred, y_true, sample_weight)
+evaluate = in_python_terms(run_evaluation)
 
 
-def bce(y_pred: Any, y_true: Any, sample_weight: Any = None, input: str = "auto") -> float:
-    """Binary cross-entropy in nats; ``input`` is probs, logits or auto."""
-    return _value("bce", y_pred, y_true, sample_weight, input=input)
+def _value(
+    metric: str,
+    preds: Source | None,
+    targets: Source | None,
+    sample_weight: Source | None,
+    aliases: dict[str, Source | None],
+    **options: Any,
+) -> float:
+    """Run a shortcut: predictions first (as torch's losses take them), warnings raised."""
+    y_pred, y_true = aliases["y_pred"], aliases["y_true"]
+    for name, given, alias in (("preds", preds, y_pred), ("targets", targets, y_true)):
+        if given is not None and alias is not None:
+            raise UsageError(
+                f"give {name} or its alias {'y_pred' if name == 'preds' else 'y_true'}, not both"
+            )
+    preds = preds if y_pred is None else y_pred
+    targets = targets if y_true is None else y_true
+    if preds is None or targets is None:
+        raise UsageError(f"{metric} needs both preds and targets (y_pred= and y_true= are accepted too)")
+    report = evaluate(metric, preds, targets, weights=sample_weight, top=0, **options)
+    for text in report.warnings:
+        warnings.warn(text, LossCliWarning, stacklevel=3)
+    if report.input_detected:
+        warnings.warn(
+            f'input="auto" read the predictions as {report.input_kind}; '
+            f'pass input="{report.input_kind}" to say so and silence this warning',
+            LossCliWarning,
+            stacklevel=3,
+        )
+    return report.value
+
+
+def mse(
+    preds: Source | None = None,
+    targets: Source | None = None,
+    sample_weight: Source | None = None,
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
+) -> float:
+    """Mean squared error of ``preds`` against ``targets`` (uniform average over outputs, like
+    scikit-learn). Predictions come first, as in torch's losses; scikit-learn's keywords
+    ``y_pred=``/``y_true=`` are accepted too."""
+    return _value("mse", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true})
+
+
+def mae(
+    preds: Source | None = None,
+    targets: Source | None = None,
+    sample_weight: Source | None = None,
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
+) -> float:
+    """Mean absolute error of ``preds`` against ``targets`` (predictions first; ``y_pred=``/
+    ``y_true=`` accepted)."""
+    return _value("mae", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true})
+
+
+def bce(
+    preds: Source | None = None,
+    targets: Source | None = None,
+    sample_weight: Source | None = None,
+    input: str = "auto",
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
+) -> float:
+    """Binary cross-entropy in nats of ``preds`` (probabilities or logits: ``input`` is probs,
+    logits or auto) against ``targets`` in [0, 1]. Predictions come first, as in
+    ``torch.nn.functional.binary_cross_entropy(input, target)``; note that scikit-learn's
+    ``log_loss(y_true, y_pred)`` takes the labels first: pass ``y_true=``/``y_pred=`` by keyword
+    to be safe. Clamped logs and an auto-detected input kind are raised as ``LossCliWarning``."""
+    return _value("bce", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true}, input=input)
 
 
 def cross_entropy(
-    scores: Any,
-    targets: Any,
-    sample_weight: Any = None,
+    preds: Source | None = None,
+    targets: Source | None = None,
+    sample_weight: Source | None = None,
     input: str = "auto",
     ignore_index: int = -100,
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
 ) -> float:
-    """Categorical cross-entropy in nats over (N, C) scores."""
-    return _value("ce", scores, targets, sample_weight, input=input, ignore_index=ignore_index)
+    """Categorical cross-entropy in nats of (N, C) scores ``preds`` (probs, logits or logprobs:
+    ``input``) against class ids or (N, C) soft targets. Predictions first, as in
+    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted."""
+    aliases = {"y_pred": y_pred, "y_true": y_true}
+    return _value("ce", preds, targets, sample_weight, aliases, input=input, ignore_index=ignore_index)
 
 
-def perplexity(logits: Any, targets: Any, ignore_index: int = -100) -> float:
-    """exp(mean token cross-entropy) from (N, V) logits and token ids."""
-    return _value("perplexity", logits, targets, None, ignore_index=ignore_index)
+def perplexity(
+    logits: Source | None = None,
+    targets: Source | None = None,
+    ignore_index: int = -100,
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
+) -> float:
+    """exp(mean token cross-entropy) from (N, V) or (B, T, V) ``logits`` and token ids
+    ``targets`` (logits first; ``y_pred=``/``y_true=`` accepted)."""
+    aliases = {"y_pred": y_pred, "y_true": y_true}
+    return _value("perplexity", logits, targets, None, aliases, ignore_index=ignore_index)

@@ -1,4 +1,4 @@
-"""The command line: click options -> ``api.evaluate`` -> render; errors -> exit codes.
+"""The command line: click options -> ``api.run_evaluation`` -> render; errors -> exit codes.
 
 This is the only module that knows click and the only one that exits. Heavy imports (numpy,
 pyarrow, rich) happen inside the commands so ``losscli --version`` starts fast.
@@ -163,14 +163,14 @@ LM_OPTIONS = ("logprobs", "shift", "topk", "seq_col", "text", "n_bytes", "n_word
 
 
 def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, Any]) -> int:
-    from .api import evaluate
+    from .api import run_evaluation
     from .progress import terminal_progress
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     per_example = opts["per_example"]
     if preds == "-" and targets == "-":
         raise click.UsageError("only one input can come from stdin")
-    report = evaluate(
+    report = run_evaluation(
         metric,
         preds,
         targets,
