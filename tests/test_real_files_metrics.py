@@ -382,6 +382,20 @@ def test_auto_checks_every_chunk_not_only_the_first(tmp_path: Path, rng) -> None
         "3.5",
         "--input logits",
     )
+    # log-probabilities: detected from the first chunk, a later row whose exp sums to 0.8
+    np.save(tmp_path / "lp.npy", np.log(bad_sum))
+    args = ("ce", tmp_path / "lp.npy", tmp_path / "t.npy")
+    got = ok_json(run_cli(*args, "--input", "logprobs", "-f", "json"))
+    assert any("row 150 sums to 0.8" in w for w in got["warnings"])
+    want, _ = ref_ce_ids(np.log(bad_sum), t)
+    assert got["value"] == pytest.approx(want, rel=REL)
+    assert_refused(
+        run_cli("ce", tmp_path / "lp.npy", tmp_path / "t.npy", "--chunk-size", "50"),
+        2,
+        "row 150",
+        "0.8",
+        "--input",
+    )
     # pandas CSV, streamed in chunks
     pd.DataFrame(bad_sum).assign(label=t).to_csv(tmp_path / "p.csv", index=False)
     assert_refused(
@@ -511,6 +525,10 @@ def test_ce_logprobs_above_zero_are_refused_like_probs_above_one(tmp_path: Path)
         "row 1",
         "column 'c'",
         "above 0",
+    )
+    np.save(tmp_path / "ilp.npy", np.array([[0, -1, -2], [-1, -3, 2], [-1, -1, -1]]))  # integer dtype
+    assert_refused(
+        run_cli("ce", tmp_path / "ilp.npy", tmp_path / "t.npy", "--input", "logprobs"), 3, "row 1", "above 0"
     )
     p = ISSUE_P.copy()
     p[1, 2] = 1.25

@@ -135,13 +135,14 @@ def check_logprobs(arr: NDArray[Any], role: str, hint: str = "", ambiguous: bool
     --logprobs, as check_range is for probabilities. ``ambiguous``: the kind was guessed, so the
     fix is an option (exit 2), not the data.
     """
-    if arr.size == 0 or arr.dtype.kind not in "fc":
+    if arr.size == 0 or arr.dtype.kind not in "fiub":  # other kinds fail on their own later
         return
     hi = arr.max()
     if hi <= LOGPROB_TOLERANCE:  # False for NaN, which is looked for below
         return
-    nan = np.isnan(arr)
-    bad = (arr > LOGPROB_TOLERANCE) | nan
+    bad = arr > LOGPROB_TOLERANCE
+    if arr.dtype.kind == "f":
+        bad |= np.isnan(arr)
     row, col = first_bad_cell(~bad)
     value = arr[row] if col is None else arr[row, col]
     if np.isnan(value):
