@@ -162,7 +162,12 @@ def test_bce_target_outside_unit_interval(files) -> None:
 def test_class_id_out_of_range(files) -> None:
     np.save(files / "ids.npy", np.array([0, 5, 1]))
     assert_bad(
-        run_cli("ce", files / "z.npy", files / "ids.npy"), 3, "ids.npy", "row 1", "class id 5", "4 classes"
+        run_cli("ce", files / "z.npy", files / "ids.npy", "--input", "logits"),
+        3,
+        "ids.npy",
+        "row 1",
+        "class id 5",
+        "4 classes",
     )
 
 
@@ -175,7 +180,13 @@ def test_token_id_out_of_range(files) -> None:
 
 def test_fractional_class_id(files) -> None:
     (files / "ids.csv").write_text("label\n0\n1.5\n2\n")
-    assert_bad(run_cli("ce", files / "z.npy", files / "ids.csv"), 3, "ids.csv", "row 1", "whole number")
+    assert_bad(
+        run_cli("ce", files / "z.npy", files / "ids.csv", "--input", "logits"),
+        3,
+        "ids.csv",
+        "row 1",
+        "whole number",
+    )
 
 
 def test_object_npy_is_never_unpickled(files) -> None:
@@ -268,7 +279,12 @@ def test_weight_count_mismatch(files) -> None:
 
 def test_all_rows_ignored(files) -> None:
     np.save(files / "ids.npy", np.full(3, -100))
-    assert_bad(run_cli("ce", files / "z.npy", files / "ids.npy"), 3, "nothing was scored", "ignore index")
+    assert_bad(
+        run_cli("ce", files / "z.npy", files / "ids.npy", "--input", "logits"),
+        3,
+        "nothing was scored",
+        "ignore index",
+    )
 
 
 @pytest.mark.parametrize(

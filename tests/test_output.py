@@ -127,7 +127,7 @@ def test_per_example_to_stdout_moves_summary_to_stderr() -> None:
 def test_per_example_skips_ignored_rows(tmp_path) -> None:
     np.save(tmp_path / "z.npy", np.zeros((4, 2)))
     np.save(tmp_path / "t.npy", np.array([0, -100, 1, -100]))
-    r = run_cli("ce", tmp_path / "z.npy", tmp_path / "t.npy", "--per-example", "-")
+    r = run_cli("ce", tmp_path / "z.npy", tmp_path / "t.npy", "--input", "logits", "--per-example", "-")
     lines = r.stdout.splitlines()
     assert lines[0] == "row,loss"
     assert [line.split(",")[0] for line in lines[1:]] == ["0", "2"]

@@ -250,6 +250,19 @@ class LossState:
     companion_sums: dict[str, CompensatedVector] = field(default_factory=dict)
     correct_k: int = 0
     sequences: SequenceStats | None = None
+    # probabilities: the row whose sum is furthest from 1 (-1: none seen) and that sum
+    row_sum_row: int = -1
+    row_sum: float = 1.0
+
+    def note_row_sum(self, row: int, value: float) -> None:
+        """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
+        dev, mine = abs(value - 1.0), abs(self.row_sum - 1.0)
+        if self.row_sum_row < 0 or dev > mine or (dev == mine and row < self.row_sum_row):
+            self.row_sum_row, self.row_sum = row, value
+
+    def weights_sum_to_zero(self) -> bool:
+        """Every counted example had weight 0: the weighted mean is 0/0, not a number."""
+        return self.n > 0 and float(self.weight_sum.total()[0]) == 0.0
 
     def companion(self, name: str) -> CompensatedVector:
         """The running weighted sum of a per-example companion (MAE beside MSE, ...)."""
@@ -280,6 +293,9 @@ class LossState:
         out.counts_correct = self.counts_correct or other.counts_correct
         out.worst = self.worst.merge(other.worst)
         out.correct_k = self.correct_k + other.correct_k
+        out.row_sum_row, out.row_sum = self.row_sum_row, self.row_sum
+        if other.row_sum_row >= 0:
+            out.note_row_sum(other.row_sum_row, other.row_sum)
         if self.sequences is not None and other.sequences is not None:
             out.sequences = self.sequences.merge(other.sequences)
         else:

@@ -19,9 +19,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
+from .accumulate import LossState
 from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
 from .errors import InputError, LossCliError, UsageError
-from .metrics import PREDS, TARGETS, make_metric
+from .metrics import PREDS, PROB_SUM_WARN, TARGETS, make_metric
 from .readers.base import Group, Reader
 from .report import Report, figures_for, safe_exp, sequence_rows
 from .wording import in_api_words
@@ -228,19 +229,18 @@ def run_evaluation(
             threads=default_threads() if threads is None else threads,
             shift=shift,
         )
-        if plan is not None:
-            state.ignored += plan.nulls
+        nulls = plan.nulls if plan is not None else 0
+        state.ignored += nulls
         if state.n == 0:
-            why = (
-                f"all {state.ignored} rows have the ignore index {ignore_index}"
-                if state.ignored
-                else (
-                    f"all {state.skipped} rows held NaN or inf and were skipped"
-                    if state.skipped
-                    else "no rows"
-                )
+            raise InputError(_nothing_scored(state, ignore_index, nulls), path=p_role.label)
+        if state.weights_sum_to_zero():
+            # 0/0 is not an overflow: the data gives no weighted mean at all
+            w_role = roles[WEIGHTS]
+            raise InputError(
+                f"the weights sum to zero over the {state.n} scored rows, so there is no weighted mean",
+                path=w_role.label,
+                column=_weight_column(w_role, weight_col),
             )
-            raise InputError(f"nothing was scored: {why}", path=p_role.label)
         if sink is not None:
             sink.commit()
     mean = state.mean()
@@ -267,6 +267,13 @@ def run_evaluation(
             f"{state.clamped} example(s) had a probability of 0 (or 1) where the target needs "
             "the opposite; their log was clamped at -100, as torch does"
         )
+    if state.row_sum_row >= 0 and abs(state.row_sum - 1.0) > PROB_SUM_WARN:
+        what = "probabilities" if m.input_kind == "probs" else "probabilities (exp of the log-probabilities)"
+        warnings.append(
+            f"the {what} in a row do not sum to 1: row {state.row_sum_row} sums to "
+            f"{state.row_sum:.6g} (off by {abs(state.row_sum - 1.0):.2g}, the most of any row); "
+            "scored as given, not renormalised"
+        )
     seq_rows, seq_kind = sequence_rows(state, top, BREAKDOWN_ALL_AT_MOST)
     return Report(
         sequences=seq_rows,
@@ -289,6 +296,28 @@ def run_evaluation(
         chunk_rows=chunk_rows,
         warnings=warnings,
     )
+
+
+def _nothing_scored(state: LossState, ignore_index: int, nulls: int) -> str:
+    """Why no row was counted, naming every reason that removed rows."""
+    reasons = []
+    by_index = state.ignored - nulls
+    if by_index:
+        reasons.append(f"{by_index} row(s) have the ignore index {ignore_index}")
+    if nulls:
+        reasons.append(f"{nulls} log-probabilities are null")
+    if state.skipped:
+        reasons.append(f"{state.skipped} row(s) held NaN or inf and were skipped")
+    if not reasons:
+        return "nothing was scored: no rows"
+    return "nothing was scored: every row was left out (" + "; ".join(reasons) + ")"
+
+
+def _weight_column(role: Role, weight_col: str | None) -> str | None:
+    """The weights column's name for a message, when the weights are one column of a table."""
+    if weight_col is None or role.group is None or len(role.group) != 1:
+        return None
+    return repr(role.reader.column_names[role.group[0]])
 
 
 class LossCliWarning(UserWarning):

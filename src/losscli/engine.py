@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from .accumulate import LossState, SequenceStats
 from .align import align, length_mismatch
-from .errors import DataProblem, InputError, UsageError
+from .errors import AmbiguousInput, DataProblem, InputError, UsageError
 from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row
 from .readers.base import Chunk, Group, RangeReader, Reader
 from .sequences import SequenceMap, shift_ids, shifted_stream
@@ -106,7 +106,14 @@ class Evaluator:
         if w.ndim == 2 and w.shape[1] == 1:
             w = w[:, 0]
         if w.ndim != 1:
-            raise UsageError(f"weights must be one number per example, not {w.shape[1:]} per row")
+            # bad data, not a usage error: the file (or array) holds more than one number per row
+            per_row = int(np.prod(w.shape[1:]))
+            raise DataProblem(
+                WEIGHTS,
+                None,
+                f"weights must be one number per example, but this holds {per_row} per row; "
+                "pick one column with --weight-col",
+            )
         if self.nan == "error":
             check_finite(w, WEIGHTS)
         if (w < 0).any():
@@ -144,6 +151,8 @@ class Evaluator:
         losses, elements, correct = mc.losses, mc.elements, mc.correct
         companions = mc.companions or {}
         correct_k, ids = mc.correct_k, mc.ids
+        if mc.row_sum is not None:
+            state.note_row_sum(int(self._global_rows(np.array([mc.row_sum[0]]), row_map)[0]), mc.row_sum[1])
         local = None  # positions in p/t of the counted examples, when not all are counted
         if mc.keep is not None:
             local = np.flatnonzero(mc.keep)
@@ -231,7 +240,8 @@ class Evaluator:
             column = self.columns[problem.role](problem.column)
         elif problem.column is not None:
             column = str(problem.column)
-        return InputError(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
+        kind = AmbiguousInput if problem.ambiguous else InputError
+        return kind(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
 
 
 def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:

@@ -67,6 +67,13 @@ class InputError(LossCliError):
         return f"{head}: {self.detail}" if head else self.detail
 
 
+class AmbiguousInput(InputError):
+    """The data can be read more than one way (``--input auto`` guessed from the first chunk and
+    a later row disagrees): exit 2, since the fix is an option the user must give."""
+
+    exit_code = EXIT_USAGE
+
+
 class OutputError(LossCliError):
     """An output file (--per-example) could not be written; nothing partial is left behind."""
 
@@ -80,8 +87,17 @@ class DataProblem(Exception):
     losses never learn file names, and readers never learn loss math.
     """
 
-    def __init__(self, role: str, local_row: int | None, detail: str, column: int | None = None):
+    def __init__(
+        self,
+        role: str,
+        local_row: int | None,
+        detail: str,
+        column: int | None = None,
+        *,
+        ambiguous: bool = False,
+    ):
         super().__init__(detail)
+        self.ambiguous = ambiguous  # becomes an AmbiguousInput (exit 2) instead of InputError
         self.role = role
         self.local_row = local_row
         self.detail = detail

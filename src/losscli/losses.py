@@ -9,6 +9,10 @@ Definitions follow the lesson (shared/seed/loss-functions-lesson.txt), in natura
 * binary CE      -[y log p + (1 - y) log(1 - p)]
 * categorical CE -sum_c y_c log p_c  (with class ids: -log p[target])
 
+Inputs are widened before any arithmetic: every ufunc that reads an input array runs its float64
+loop (``dtype=np.float64``, a buffered cast, no temporary), so float16 or float32 predictions
+give the float64 result on the stored values; the logits path keeps its documented float32 work.
+
 Probabilities are never clipped silently. As in ``torch.nn.functional.binary_cross_entropy``,
 each log term is clamped at ``LOG_CLAMP`` (-100) so that p = 0 scores a large finite loss
 instead of inf or NaN; callers count the clamped entries and report them.
@@ -37,9 +41,13 @@ def _clamp(out: FloatArray) -> bool:
 
 
 def _log_clamped(x: FloatArray, out: FloatArray) -> bool:
-    """log(x) clamped at LOG_CLAMP; returns whether any entry needed the clamp."""
+    """log(x) clamped at LOG_CLAMP into float64 ``out``; returns whether any entry needed the clamp.
+
+    The log runs in float64 whatever x's dtype: with ``out=`` alone numpy would pick x's loop
+    (float16 or float32) and only widen the rounded result.
+    """
     with np.errstate(divide="ignore"):
-        np.log(x, out=out)
+        np.log(x, out=out, dtype=np.float64)
     return _clamp(out)
 
 
@@ -54,8 +62,13 @@ def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
 def regression_errors(
     pred: FloatArray, target: FloatArray, diff: FloatArray, sq_out: FloatArray, abs_out: FloatArray
 ) -> None:
-    """Squared and absolute errors from a single subtraction."""
-    np.subtract(pred, target, out=diff)
+    """Squared and absolute errors from a single subtraction, in float64 whatever the inputs.
+
+    ``dtype=np.float64`` makes numpy cast each operand as it goes (no temporary) and subtract in
+    float64: with ``out=`` alone, float16 inputs would be subtracted in float16 and integers
+    could wrap around before the result is widened.
+    """
+    np.subtract(pred, target, out=diff, dtype=np.float64)
     np.multiply(diff, diff, out=sq_out)
     np.abs(diff, out=abs_out)
 
@@ -85,9 +98,9 @@ def bce_from_logits(x: FloatArray, y: FloatArray, out: FloatArray, work: FloatAr
     np.negative(work, out=work)
     np.exp(work, out=work)
     np.log1p(work, out=work)
-    np.maximum(x, 0.0, out=out)
+    np.maximum(x, 0.0, out=out, dtype=np.float64)
     np.add(out, work, out=out)
-    np.multiply(x, y, out=work)
+    np.multiply(x, y, out=work, dtype=np.float64)  # float16 x * y would round in float16
     np.subtract(out, work, out=out)
     return out
 
@@ -174,7 +187,8 @@ def gather(z: FloatArray, ids: IntArray, out: FloatArray) -> FloatArray:
 
 def soft_dot(y: FloatArray, s: FloatArray, work: FloatArray, out: FloatArray) -> FloatArray:
     """sum_c y_c s_c per row, treating y_c = 0 as contributing exactly 0 (never 0 * -inf)."""
-    np.multiply(y, s, out=work)
+    # in at least work's precision: float16 y and s would otherwise be multiplied in float16
+    np.multiply(y, s, out=work, dtype=np.promote_types(np.result_type(y, s), work.dtype))
     work[y == 0] = 0.0
     np.sum(work, axis=1, out=out)
     return out
@@ -185,7 +199,7 @@ def ce_from_logits_soft(
 ) -> FloatArray:
     """-sum_c y_c (z_c - lse) = lse * sum(y) - y . z  for soft or one-hot targets."""
     soft_dot(y, z, work, out)
-    np.sum(y, axis=1, out=ysum)
+    np.sum(y, axis=1, out=ysum, dtype=np.float64)
     np.multiply(ysum, lse, out=ysum)
     np.subtract(ysum, out, out=out)
     return out

@@ -27,6 +27,19 @@ TARGETS = "targets"
 
 INPUT_KINDS = ("auto", "probs", "logits", "logprobs")
 
+# A row of probabilities (or of exp(log-probabilities)) "sums to 1" within this. It accepts what
+# real tools write: bf16 softmax outputs (rows off by ~2.5e-3), fp16 ones (~5e-4), and
+# probabilities rounded to 2 decimals for up to 20 classes (20 x 0.005 = 0.1 in the worst case,
+# ~0.013 typically); it rejects rows summing to 0.8 or less, or 1.2 or more. Used by --input auto
+# to recognise probabilities; the rows are never renormalised.
+PROB_SUM_TOLERANCE = 0.1
+# Row-sum deviations above this are reported as a warning for probabilities (auto or given).
+PROB_SUM_WARN = 1e-6
+# Log-probabilities above 0 are refused, except up to this much, which is float rounding of a
+# log-probability of 0: float32 `logits - logsumexp(logits)` rounds by up to ~4e-6 for logits
+# near 60. The values are scored as given (a loss of at most -1e-5 nats per token).
+LOGPROB_TOLERANCE = 1e-5
+
 
 @dataclass
 class MetricChunk:
@@ -41,6 +54,8 @@ class MetricChunk:
     correct_k: NDArray[np.bool_] | None = None  # per-row top-k hit, with --topk
     ignored: int | None = None  # rows not kept because of --ignore-index (None: all not kept)
     ids: NDArray[np.intp] | None = None  # per-row target class, for the per-sequence breakdown
+    # probabilities: the row (chunk-local) whose sum is furthest from 1, and that sum
+    row_sum: tuple[int, float] | None = None
 
 
 class Scratch:
@@ -85,8 +100,19 @@ def check_finite(arr: NDArray[Any], role: str) -> None:
         )
 
 
-def check_range(arr: NDArray[Any], role: str, what: str, low: float = 0.0, high: float = 1.0) -> None:
-    """Raise at the first value outside [low, high] (NaN included: it is not in range)."""
+def check_range(
+    arr: NDArray[Any],
+    role: str,
+    what: str,
+    low: float = 0.0,
+    high: float = 1.0,
+    hint: str = "",
+    ambiguous: bool = False,
+) -> None:
+    """Raise at the first value outside [low, high] (NaN included: it is not in range).
+
+    ``ambiguous``: the meaning was guessed (--input auto), so the fix is an option: exit 2.
+    """
     if arr.size == 0:
         return
     lo = arr.min()
@@ -97,7 +123,38 @@ def check_range(arr: NDArray[Any], role: str, what: str, low: float = 0.0, high:
     ok = (arr >= low) & (arr <= high)
     row, col = first_bad_cell(ok)
     value = arr[row] if col is None else arr[row, col]
-    raise DataProblem(role, row, f"{what} {value} is outside [{low:g}, {high:g}]", col)
+    raise DataProblem(
+        role, row, f"{what} {value} is outside [{low:g}, {high:g}]{hint}", col, ambiguous=ambiguous
+    )
+
+
+def check_logprobs(arr: NDArray[Any], role: str, hint: str = "", ambiguous: bool = False) -> None:
+    """Raise at the first log-probability above LOGPROB_TOLERANCE, or at the first NaN.
+
+    -inf is legitimate (probability 0). One rule for ce --input logprobs and perplexity
+    --logprobs, as check_range is for probabilities. ``ambiguous``: the kind was guessed, so the
+    fix is an option (exit 2), not the data.
+    """
+    if arr.size == 0 or arr.dtype.kind not in "fiub":  # other kinds fail on their own later
+        return
+    hi = arr.max()
+    if hi <= LOGPROB_TOLERANCE:  # False for NaN, which is looked for below
+        return
+    bad = arr > LOGPROB_TOLERANCE
+    if arr.dtype.kind == "f":
+        bad |= np.isnan(arr)
+    row, col = first_bad_cell(~bad)
+    value = arr[row] if col is None else arr[row, col]
+    if np.isnan(value):
+        raise DataProblem(role, row, "nan is not a log-probability (use --nan skip to drop such rows)", col)
+    raise DataProblem(
+        role,
+        row,
+        f"log-probability {value} is above 0 (more than the {LOGPROB_TOLERANCE:g} allowed for rounding)"
+        + (hint or ": pass natural-log probabilities (<= 0)"),
+        col,
+        ambiguous=ambiguous,
+    )
 
 
 def _need(targets: NDArray[Any] | None) -> NDArray[Any]:
@@ -252,10 +309,13 @@ class BCEMetric(ElementwiseMetric):
         work = self.scratch.get("work", shape, np.float64)
         clamped = 0
         if self.input_kind == "probs":
-            what = "probability"
+            hint = ""
             if self.input_detected:
-                what += " (auto-detected from the first chunk; pass --input logits if these are logits)"
-            check_range(p, PREDS, what)
+                hint = (
+                    ", but --input auto read the predictions as probabilities from the first chunk: "
+                    "pass --input logits (or --input probs)"
+                )
+            check_range(p, PREDS, "value" if hint else "probability", hint=hint, ambiguous=bool(hint))
             clamped = L.bce_from_probs(p, t, elements, work)
         else:
             L.bce_from_logits(p, t, elements, work)
@@ -308,7 +368,8 @@ class CEMetric(Metric):
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
         if self.requested == "auto":
-            self.input_kind = _detect_scores(z)
+            scored = None if self.soft else np.asarray(t) != self.ignore_index
+            self.input_kind = _detect_scores(z, scored)
             self.input_detected = True
         else:
             self.input_kind = self.requested
@@ -318,7 +379,11 @@ class CEMetric(Metric):
 
     def _ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
         """Class ids as intp, with ignored (and --shift dropped) rows mapped to class 0, a keep
-        mask, and how many rows the ignore index removed."""
+        mask, and how many rows the ignore index removed.
+
+        The ignore index masks whether or not it is a valid class id (GPT-2 pads with 50256, a
+        real token): one (rows,) compare per chunk, so the result never depends on chunking.
+        """
         rows = t.shape[0]
         ids = self.scratch.get("ids", (rows,), np.intp)
         if t.dtype.kind == "f":
@@ -330,14 +395,14 @@ class CEMetric(Metric):
         elif t.dtype.kind not in "iub":
             raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
         np.copyto(ids, t, casting="unsafe")
-        keep: NDArray[np.bool_] | None = None
+        ignored = np.equal(ids, self.ignore_index, out=self.scratch.get("ignored", (rows,), np.bool_))
+        n_ignored = int(np.count_nonzero(ignored))
         lo, hi = int(ids.min()), int(ids.max())
-        n_ignored = 0
         if lo < 0 or hi >= self.classes:
-            ignored = ids == self.ignore_index
             dropped = ids == SHIFT_DROP
-            n_ignored = int(np.count_nonzero(ignored & ~dropped))
-            ignored |= dropped
+            if dropped.any():
+                n_ignored = int(np.count_nonzero(ignored & ~dropped))
+                ignored |= dropped
             valid = ((ids >= 0) & (ids < self.classes)) | ignored
             if not valid.all():
                 r = first_bad_row(valid)
@@ -347,9 +412,10 @@ class CEMetric(Metric):
                     f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
                     f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
                 )
-            if ignored.any():
-                keep = ~ignored
-                ids[ignored] = 0
+        elif n_ignored == 0:
+            return ids, None, 0
+        ids[ignored] = 0
+        keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
         return ids, keep, n_ignored
 
     def compute(
@@ -361,8 +427,6 @@ class CEMetric(Metric):
         out = self.scratch.get("loss", (rows,), np.float64)
         argmax = self.scratch.get("argmax", (rows,), np.intp)
         keep: NDArray[np.bool_] | None = None
-        clamped = 0
-        kind = self.input_kind
         n_ignored = 0
         if self.soft:
             check_range(t, TARGETS, "target probability")
@@ -374,29 +438,14 @@ class CEMetric(Metric):
             # rank of the target = how many scores beat it; before the scores are overwritten
             target_score = np.take_along_axis(z, target_class[:, None], axis=1)
             correct_k = np.count_nonzero(z > target_score, axis=1) < self.topk
-        if kind == "probs":
-            check_range(
-                z,
-                PREDS,
-                "probability"
-                if not self.input_detected
-                else "probability (auto-detected from the first chunk; pass --input logits)",
-            )
-            np.argmax(z, axis=1, out=argmax)
-            if self.soft:
-                work = self.scratch.get("work", z.shape, np.float64)
-                clamped = L.ce_from_probs_soft(z, t, out, work)
-            else:
-                clamped = L.ce_from_probs_ids(z, target_class, out)
-        elif kind == "logprobs":
-            np.argmax(z, axis=1, out=argmax)
-            if self.soft:
-                work = self.scratch.get("work", z.shape, np.float64)
-                L.ce_from_logprobs_soft(z, t, out, work)
-            else:
-                L.ce_from_logprobs_ids(z, target_class, out)
-        else:
+        clamped = 0
+        row_sum = None
+        if self.input_kind == "logits":
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
+        else:
+            row_sum = self._check_scores(z, keep)
+            np.argmax(z, axis=1, out=argmax)
+            clamped = self._normalised_loss(z, t, target_class, out)
         correct = argmax == target_class
         return MetricChunk(
             out,
@@ -406,7 +455,68 @@ class CEMetric(Metric):
             correct_k=correct_k,
             ignored=n_ignored,
             ids=None if self.soft else target_class,
+            row_sum=row_sum,
         )
+
+    def _normalised_loss(
+        self, z: NDArray[Any], t: NDArray[Any], target_class: NDArray[np.intp], out: NDArray[np.float64]
+    ) -> int:
+        """-log p[target] (or the soft form) from probabilities or log-probabilities, in float64."""
+        work = self.scratch.get("work", z.shape, np.float64) if self.soft else None
+        if self.input_kind == "probs":
+            if work is not None:
+                return L.ce_from_probs_soft(z, t, out, work)
+            return L.ce_from_probs_ids(z, target_class, out)
+        if work is not None:
+            L.ce_from_logprobs_soft(z, t, out, work)
+        else:
+            L.ce_from_logprobs_ids(z, target_class, out)
+        return 0
+
+    def _check_scores(self, z: NDArray[Any], keep: NDArray[np.bool_] | None) -> tuple[int, float] | None:
+        """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
+        when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
+
+        Rows are summed in float64 (log-probabilities through exp). Under --input auto every chunk
+        must still look like what the first chunk was taken for: a row whose sum is outside
+        PROB_SUM_TOLERANCE is refused with exit 2, never scored as a silent wrong number. Rows the
+        ignore index removes (``keep`` False) are range-checked but their sums do not matter.
+        """
+        kind = "probabilities" if self.input_kind == "probs" else "log-probabilities"
+        guessed = ""
+        if self.input_detected:
+            guessed = f", but --input auto read the scores as {kind} from the first chunk"
+        rows = z.shape[0]
+        sums = self.scratch.get("row_sums", (rows,), np.float64)
+        if self.input_kind == "probs":
+            what = "value" if guessed else "probability"
+            fix = ": pass --input logits (or --input probs)" if guessed else ""
+            check_range(z, PREDS, what, hint=guessed + fix, ambiguous=bool(guessed))
+            np.sum(z, axis=1, out=sums, dtype=np.float64)
+        else:
+            fix = ": pass --input logits (or --input logprobs)" if guessed else ""
+            check_logprobs(z, PREDS, hint=guessed + fix, ambiguous=bool(guessed))
+            exp = self.scratch.get("exp", z.shape, np.float64)
+            np.exp(z, out=exp, dtype=np.float64)
+            np.sum(exp, axis=1, out=sums)
+        dev = self.scratch.get("row_dev", (rows,), np.float64)
+        np.subtract(sums, 1.0, out=dev)
+        np.abs(dev, out=dev)
+        if keep is not None:
+            np.multiply(dev, keep, out=dev)
+        worst = int(np.argmax(dev))
+        if guessed and dev[worst] > PROB_SUM_TOLERANCE:
+            total = "sum" if self.input_kind == "probs" else "exp-sum"
+            raise DataProblem(
+                PREDS,
+                worst,
+                f"this row's {kind} {total} to {sums[worst]:.6g}, not 1 (within {PROB_SUM_TOLERANCE:g})"
+                f"{guessed}: pass --input logits, or --input {self.input_kind} to score them as given",
+                ambiguous=True,
+            )
+        if keep is not None and not keep[worst]:  # every row of the chunk was ignored
+            return None
+        return worst, float(sums[worst])
 
     def _logits_loss(
         self,
@@ -502,13 +612,7 @@ class LogprobMetric(Metric):
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
     ) -> MetricChunk:
         lp = squeeze_single(preds)
-        if lp.size and float(np.nanmax(lp)) > 1e-6:
-            bad = np.flatnonzero(lp > 1e-6)[0]
-            raise DataProblem(
-                PREDS,
-                int(bad),
-                f"log-probability {lp[bad]} is above 0: pass natural-log probabilities (<= 0)",
-            )
+        check_logprobs(lp, PREDS)  # the same rule and tolerance as ce --input logprobs
         out = self.scratch.get("loss", (len(lp),), np.float64)
         np.negative(lp, out=out)
         return MetricChunk(out)
@@ -531,19 +635,42 @@ class LogprobMetric(Metric):
         return [(float(lp[r]),) for r in rows]
 
 
-def _detect_scores(z: NDArray[Any]) -> str:
-    """Decide probs / logprobs / logits from a chunk, the way a person would eyeball it."""
+def _detect_scores(z: NDArray[Any], scored: NDArray[np.bool_] | None = None) -> str:
+    """Decide probs / logprobs / logits from the first chunk, the way a person would eyeball it.
+
+    Scores all in [0, 1] are probabilities when every row sums to 1 within PROB_SUM_TOLERANCE;
+    when some row does not, they are refused (exit 2): unnormalised probabilities and small
+    logits cannot be told apart, so the user must say. Scores all <= 0 (within
+    LOGPROB_TOLERANCE) whose rows' exp sums to 1 within the same tolerance are
+    log-probabilities; anything else is logits. Rows holding NaN or +inf are left out: --nan
+    decides about them when the chunk is scored. So are rows the ignore index removes
+    (``scored`` False), unless no other row is left. Later chunks are checked against the choice.
+    """
     zf = z.astype(np.float64)
-    if not np.isfinite(zf).all():
-        zf = np.where(np.isfinite(zf), zf, 0.0)
-    sums = zf.sum(axis=1)
-    if zf.min() >= 0 and zf.max() <= 1 and np.allclose(sums, 1.0, atol=1e-3):
-        return "probs"
-    if zf.max() <= 0:
-        m = zf.max(axis=1)
-        lse = np.log(np.exp(zf - m[:, None]).sum(axis=1)) + m
-        if np.allclose(lse, 0.0, atol=1e-3):
-            return "logprobs"
+    usable = ~(np.isnan(zf) | (zf == np.inf)).any(axis=1)
+    if scored is not None and (usable & scored).any():
+        usable &= scored
+    rows = np.flatnonzero(usable)
+    zf = zf[rows]
+    if zf.size == 0:
+        return "logits"
+    lo, hi = float(zf.min()), float(zf.max())
+    if lo >= 0 and hi <= 1:
+        sums = zf.sum(axis=1)
+        dev = np.abs(sums - 1.0)
+        worst = int(np.argmax(dev))
+        if dev[worst] <= PROB_SUM_TOLERANCE:
+            return "probs"
+        raise DataProblem(
+            PREDS,
+            int(rows[worst]),
+            f"the scores are all in [0, 1] but this row sums to {sums[worst]:.6g}, the furthest from 1 "
+            f"(probabilities sum to 1 within {PROB_SUM_TOLERANCE:g}): say what they are with "
+            "--input probs (scored as given) or --input logits",
+            ambiguous=True,
+        )
+    if hi <= LOGPROB_TOLERANCE and np.all(np.abs(np.exp(zf).sum(axis=1) - 1.0) <= PROB_SUM_TOLERANCE):
+        return "logprobs"
     return "logits"
 
 
