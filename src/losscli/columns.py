@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .readers.base import Group, Reader, is_id_name
+from .readers.base import Group, Reader, is_id_name, is_row_label
 
 USER = "user"
 
@@ -84,6 +84,9 @@ def data_columns(reader: Reader, taken: Sequence[int] = ()) -> tuple[list[int], 
     rest = [j for j in range(len(reader.column_names)) if j not in taken and j not in index]
     ids = [j for j in rest if is_id_name(reader.column_names[j])]
     data = [j for j in rest if j not in ids]
+    if not data:  # only id-like names: `row` and `id` label rows, `token_id` holds values
+        ids = [j for j in rest if is_row_label(reader.column_names[j])]
+        data = [j for j in rest if j not in ids]
     if not data:
         data, ids = rest, []
     return data, index, ids

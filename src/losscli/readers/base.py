@@ -50,6 +50,12 @@ def is_id_name(name: str) -> bool:
     return len(stripped) > 2 and stripped[-2:] in ("Id", "ID") and stripped[-3].islower()
 
 
+def is_row_label(name: str) -> bool:
+    """The plainest id names (``id``, ``index``, ``row``): beside ``token_id`` they are the
+    row labels and ``token_id`` is the data."""
+    return name.strip().lower() in _EXACT_ID_NAMES
+
+
 class IndexNames(Sequence[str]):
     """The column names "0".."k-1" of an array, without building k strings (k may be 256k)."""
 
