@@ -44,7 +44,9 @@ def ref_mae(p: Any, t: Any) -> float:
 
 
 def ref_bce(p: Any, t: Any) -> float:
-    return math.fsum(-(y * math.log(q) + (1 - y) * math.log(1 - q)) for q, y in zip(p, t, strict=True)) / len(p)
+    return math.fsum(-(y * math.log(q) + (1 - y) * math.log(1 - q)) for q, y in zip(p, t, strict=True)) / len(
+        p
+    )
 
 
 def ref_ce(probs: Any, labels: Any) -> float:
@@ -375,7 +377,10 @@ def test_per_output_rows_carry_column_names(tmp_path: Path, fmt: str) -> None:
     rng = np.random.default_rng(12)
     t = rng.normal(size=(30, 2)) * [100, 10]
     p = t + rng.normal(size=(30, 2))
-    frames = (pd.DataFrame({"price": p[:, 0], "rent": p[:, 1]}), pd.DataFrame({"price": t[:, 0], "rent": t[:, 1]}))
+    frames = (
+        pd.DataFrame({"price": p[:, 0], "rent": p[:, 1]}),
+        pd.DataFrame({"price": t[:, 0], "rent": t[:, 1]}),
+    )
     paths = []
     for name, df in zip(("p", "t"), frames, strict=True):
         path = tmp_path / f"{name}.{fmt}"
@@ -421,7 +426,16 @@ def test_columns_object_user_rule_and_weights(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     pd.DataFrame({"order_id": np.arange(n) + 100, "guess": p, "truth_value": t, "w": w}).to_csv(path)
     res = run_cli(
-        "mse", path, "--pred-col", "guess", "--target-col", "truth_value", "--weight-col", "w", "--format", "json"
+        "mse",
+        path,
+        "--pred-col",
+        "guess",
+        "--target-col",
+        "truth_value",
+        "--weight-col",
+        "w",
+        "--format",
+        "json",
     )
     assert res.code == 0, res.stderr
     out = res.json()
@@ -482,7 +496,7 @@ def test_python_api_carries_and_checks_ids(tmp_path: Path) -> None:
 def test_per_example_carries_ids(tmp_path: Path, out_ext: str) -> None:
     p, t, ids, paths = kaggle_files(tmp_path, 40, "csv")
     ids[3] = 'a,"quoted" id'  # a CSV cell that needs quoting, written back as it was
-    for path, name in zip(paths, ("y_pred", "y_true"), strict=True):
+    for path in paths:
         df = pd.read_csv(path, dtype={"id": str})
         df["id"] = ids
         df.to_csv(path, index=False)
@@ -514,7 +528,9 @@ def test_nan_skip_keeps_ids_with_their_rows(tmp_path: Path) -> None:
     p[[2, 17]] = np.nan
     pd.DataFrame({"id": ids, "y_pred": p}).to_csv(paths[0], index=False, na_rep="nan")
     out = tmp_path / "losses.csv"
-    res = run_cli("mse", *paths, "--nan", "skip", "--chunk-size", "8", "--per-example", out, "--format", "json")
+    res = run_cli(
+        "mse", *paths, "--nan", "skip", "--chunk-size", "8", "--per-example", out, "--format", "json"
+    )
     assert res.code == 0, res.stderr
     keep = ~np.isnan(p)
     assert close(res.json()["value"], ref_mse(p[keep], t[keep]))
@@ -538,7 +554,9 @@ class NamedArrays(ArrayReader):
 
 def test_ids_checked_on_the_threaded_path(monkeypatch: pytest.MonkeyPatch) -> None:
     opened = api._open
-    monkeypatch.setattr(api, "_open", lambda src, name, fmt: src if isinstance(src, NamedArrays) else opened(src, name, fmt))
+    monkeypatch.setattr(
+        api, "_open", lambda src, name, fmt: src if isinstance(src, NamedArrays) else opened(src, name, fmt)
+    )
     n = 10_000
     p, t = regression(n=n, seed=16)
     ids = np.arange(n, dtype=np.float64) + 1
@@ -553,7 +571,9 @@ def test_ids_checked_on_the_threaded_path(monkeypatch: pytest.MonkeyPatch) -> No
     bad[[7000, 7001]] = bad[[7001, 7000]]
     targets = NamedArrays({"row": bad, "y_true": t}, "targets")
     with pytest.raises(InputError, match=r"row 7000: preds has id 7001\.0 but targets has id 7002\.0"):
-        losscli.evaluate("mse", NamedArrays({"row": ids, "y_pred": p}, "preds"), targets, threads=2, chunk_size=512)
+        losscli.evaluate(
+            "mse", NamedArrays({"row": ids, "y_pred": p}, "preds"), targets, threads=2, chunk_size=512
+        )
 
 
 # ---------------------------------------------------------------- property: never changes the result
@@ -562,7 +582,9 @@ def test_ids_checked_on_the_threaded_path(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize("metric", ["mse", "mae", "bce", "ce"])
 @pytest.mark.parametrize("extra", ["index", "id"])
 @pytest.mark.parametrize("ext", ["csv", "tsv", "parquet"])
-def test_index_or_id_column_never_changes_the_result(tmp_path: Path, metric: str, extra: str, ext: str) -> None:
+def test_index_or_id_column_never_changes_the_result(
+    tmp_path: Path, metric: str, extra: str, ext: str
+) -> None:
     rng = np.random.default_rng(17)
     n = 40
     if metric == "ce":
