@@ -185,11 +185,11 @@ def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, 
     """The JSON ``columns`` object, and the one note line when a rule chose anything."""
     columns: dict[str, Any] = {role: c.to_json() for role, c in choices.items()}
     columns["ids"] = ids.json
-    parts = []
-    for c in choices.values():
-        said = c.note()
-        if said is not None and f"{c.reader.display}: {said}" not in parts:
-            parts.append(f"{c.reader.display}: {said}")
+    by_file: dict[str, list[str]] = {}
+    for role, c in choices.items():
+        said = by_file.setdefault(c.reader.display, [])
+        said.extend(p for p in c.note(role) if p not in said)
+    parts = [f"{file}: {', '.join(said)}" for file, said in by_file.items() if said]
     if ids.note is not None:
         parts.append(ids.note)
     return columns, (["; ".join(parts)] if parts else [])

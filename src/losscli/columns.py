@@ -48,19 +48,20 @@ class Choice:
             "skipped": skipped,
         }
 
-    def note(self) -> str | None:
-        """What a rule did, for people ("scored 'y_pred'; skipped index column ''"), or None
-        when the user named the columns or the rule had nothing to decide."""
+    def note(self, role: str) -> list[str]:
+        """What a rule did, for people (["preds column 'y_pred' (rule: every column)",
+        "skipped pandas index column ''"]); nothing when the user named the columns or the
+        rule had nothing to decide."""
         quiet = self.chosen_by in (USER, RULE_EVERY, RULE_WHOLE)
         if quiet and not self.skipped_index and not self.skipped_ids:
-            return None
+            return []
         cols = self.group if self.group is not None else range(len(self.reader.column_names))
-        parts = [f"scored {_listed(self.reader, cols, 'column')} ({self.chosen_by})"]
+        parts = [f"{role} {_listed(self.reader, cols, 'column')} ({self.chosen_by})"]
         if self.skipped_index:
             parts.append(f"skipped pandas index {_listed(self.reader, self.skipped_index, 'column')}")
         if self.skipped_ids:
             parts.append(f"skipped id {_listed(self.reader, self.skipped_ids, 'column')}")
-        return "; ".join(parts)
+        return parts
 
 
 RULE_EVERY = "rule: every column"
