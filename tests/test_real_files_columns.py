@@ -619,3 +619,88 @@ def test_index_or_id_column_never_changes_the_result(
     res = run_cli(metric, *paths, *extra_opts, "--format", "value")
     assert res.code == 0, res.stderr
     assert close(float(res.stdout), expected)
+
+
+def test_named_pandas_index_in_parquet_is_an_id(tmp_path: Path) -> None:
+    """`df.set_index("id").to_parquet()` stores `id` as an index column: never scored, but it
+    is the row's id, carried and checked like a Kaggle id column."""
+    p, t = regression(n=20, seed=19)
+    ids = np.arange(20) ** 2  # not a range: a RangeIndex would be stored as metadata only
+    pd.DataFrame({"id": ids, "y_pred": p}).set_index("id").to_parquet(tmp_path / "p.parquet")
+    pd.DataFrame({"id": ids, "y_true": t}).set_index("id").to_parquet(tmp_path / "t.parquet")
+    res = run_cli("mse", tmp_path / "p.parquet", tmp_path / "t.parquet", "--format", "json")
+    assert res.code == 0, res.stderr
+    out = res.json()
+    assert close(out["value"], ref_mse(p, t))
+    assert out["columns"]["preds"]["skipped"] == [{"column": "id", "reason": "pandas index"}]
+    assert out["columns"]["ids"]["checked_against"] == {
+        "file": str(tmp_path / "t.parquet"),
+        "columns": ["id"],
+    }
+    assert [e["id"] for e in out["examples"]] == [e["row"] ** 2 for e in out["examples"]]  # Parquet: int
+    pd.DataFrame({"id": ids, "y_true": t}).set_index("id").iloc[::-1].to_parquet(tmp_path / "t.parquet")
+    res = run_cli("mse", tmp_path / "p.parquet", tmp_path / "t.parquet")
+    assert (
+        res.code == 3
+        and "row 0:" in res.stderr
+        and "has id 0 but" in res.stderr
+        and "has id 361" in res.stderr
+    )
+
+
+def test_compressed_csv_ids_are_checked(tmp_path: Path) -> None:
+    n = 30
+    order = np.arange(n)
+    order[[20, 21]] = [21, 20]
+    _, _, ids, paths = kaggle_files(tmp_path, n, "csv", order)
+    gz = []
+    for path in paths:
+        target = path.with_suffix(".csv.gz")
+        pd.read_csv(path, dtype={"id": str}).to_csv(target, index=False)  # pandas infers gzip
+        gz.append(target)
+    res = run_cli("mse", *gz)
+    assert (
+        res.code == 3 and f"row 20: {gz[0]} has id {ids[20]!r} but {gz[1]} has id {ids[21]!r}" in res.stderr
+    )
+
+
+def test_stdin_ids_cannot_be_checked_so_it_warns(tmp_path: Path) -> None:
+    """stdin is read once: its ids cannot be streamed a second time, and that is said."""
+    p, t, ids, paths = kaggle_files(tmp_path, 15, "csv")
+    res = run_cli("mse", "-", paths[1], "--format", "json", stdin=paths[0].read_bytes())
+    assert res.code == 0, res.stderr
+    out = res.json()
+    assert close(out["value"], ref_mse(p, t))
+    assert any("not checked" in w and "<stdin>" in w for w in out["warnings"])
+    assert "losscli: warning:" in res.stderr
+    assert out["columns"]["ids"]["file"] == str(paths[1])  # the targets' ids are still carried
+    assert all(e["id"] == ids[e["row"]] for e in out["examples"])
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv"])
+def test_perplexity_logits_written_with_an_index(tmp_path: Path, ext: str) -> None:
+    """`pd.DataFrame(logits).to_csv(path)`: the index is not a vocabulary entry."""
+    rng = np.random.default_rng(20)
+    n, v = 30, 5
+    z = rng.normal(size=(n, v))
+    y = rng.integers(0, v, size=n)
+    pd.DataFrame(z).to_csv(tmp_path / f"logits.{ext}", sep=SEPS[ext])
+    pd.DataFrame({"labels": y}).to_csv(tmp_path / f"labels.{ext}", sep=SEPS[ext])
+    nll = [
+        math.log(math.fsum(math.exp(x) for x in row)) - row[k]
+        for row, k in zip(z.tolist(), y.tolist(), strict=True)
+    ]
+    res = run_cli(
+        "perplexity",
+        "--logits",
+        tmp_path / f"logits.{ext}",
+        "--targets",
+        tmp_path / f"labels.{ext}",
+        "--format",
+        "json",
+    )
+    assert res.code == 0, res.stderr
+    out = res.json()
+    assert close(out["cross_entropy"], math.fsum(nll) / n)
+    assert out["columns"]["preds"]["columns"] == [str(j) for j in range(v)]
+    assert out["columns"]["preds"]["skipped"] == [{"column": "", "reason": "pandas index"}]

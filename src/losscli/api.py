@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from .accumulate import Example
-from .columns import RULE_ID_NAME, RULE_NAME, RULE_WHOLE, USER, Choice, find_id, others, whole_file
+from .columns import (
+    RULE_EVERY,
+    RULE_ID_NAME,
+    RULE_NAME,
+    RULE_WHOLE,
+    USER,
+    Choice,
+    find_id,
+    others,
+    whole_file,
+)
 from .engine import IDS, TARGET_IDS, WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
 from .errors import InputError, UsageError
 from .metrics import PREDS, TARGETS, make_metric
@@ -197,9 +207,15 @@ def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, 
 
 def _plan_choice(role: Role, spec: str | None) -> Choice:
     """A language-model role as the JSON ``columns`` object describes it."""
+    reader, group = role.reader, role.group
     if spec is not None:
-        return Choice(role.reader, role.group, USER)
-    return Choice(role.reader, role.group, RULE_WHOLE if role.group is None else RULE_NAME)
+        return Choice(reader, group, USER)
+    if group is None:
+        return Choice(reader, None, RULE_EVERY if hasattr(reader, "has_header") else RULE_WHOLE)
+    index = list(reader.index_columns)
+    if index and sorted(group) == [j for j in range(len(reader.column_names)) if j not in index]:
+        return Choice(reader, group, RULE_EVERY, index)  # the whole file but its pandas index
+    return Choice(reader, group, RULE_NAME)
 
 
 def _output_names(choices: dict[str, Choice], count: int) -> list[str]:
