@@ -126,7 +126,8 @@ class Evaluator:
         raise InputError(
             f"row {self.offset + r}: {self.labels.get(IDS)} has id {a!r} but "
             f"{self.labels.get(TARGET_IDS)} has id {b!r}: the files are in different orders "
-            "(or hold different examples); sort both by their id column and run again"
+            "(or hold different examples); sort both by their id column, or, if the rows do "
+            "match and the ids mean different things, rename one file's id column"
         )
 
     def _check_weights(self, w: NDArray[Any]) -> NDArray[Any]:
