@@ -191,6 +191,23 @@ def plan_ids(choices: dict[str, Choice]) -> IdPlan:
     return IdPlan(roles, name, info, note, unread)
 
 
+def _weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
+    """--weight-col in the predictions' file, or a --weights file (its column, or all of it)."""
+    if weights is None:
+        return Choice(preds, _pick(preds, weight_col), USER)
+    return _file_choice(weights, weight_col)
+
+
+def _roles(choices: dict[str, Choice], planned: dict[str, Role] | None) -> tuple[dict[str, Role], IdPlan]:
+    """The engine's roles: the chosen columns (a language-model plan's own for preds and
+    targets), plus the id streams when a file has an id column (not for token data)."""
+    roles = {name: Role(c.reader, c.group, c.reader.display) for name, c in choices.items()}
+    if planned is not None:
+        return {**planned, **{k: v for k, v in roles.items() if k == WEIGHTS}}, IdPlan({})
+    ids = plan_ids(choices)
+    return {**roles, **ids.roles}, ids
+
+
 def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:
     """The JSON ``columns`` object, and the one note line when a rule chose anything."""
     columns: dict[str, Any] = {role: c.to_json() for role, c in choices.items()}
@@ -314,19 +331,9 @@ def evaluate(
             choices = {PREDS: p_choice, TARGETS: t_choice}
             m = make_metric(metric, input, ignore_index, topk)
         if weights is not None or weight_col is not None:
-            if weights is None:
-                choices[WEIGHTS] = Choice(
-                    choices[PREDS].reader, _pick(choices[PREDS].reader, weight_col), USER
-                )
-            else:
-                choices[WEIGHTS] = _file_choice(
-                    stack.enter_context(_open(weights, "weights", fmt)), weight_col
-                )
-        ids = plan_ids(choices) if plan is None else IdPlan({})
-        roles = {name: Role(c.reader, c.group, c.reader.display) for name, c in choices.items()}
-        if plan is not None:
-            roles = {**dict(plan.roles), **{k: v for k, v in roles.items() if k == WEIGHTS}}
-        roles.update(ids.roles)
+            w_reader = None if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, weight_col)
+        roles, ids = _roles(choices, plan.roles if plan is not None else None)
         columns, notes = _columns_report(choices, ids)
         p_role = roles[PREDS]
         readers = list(dict.fromkeys(r.reader for r in roles.values()))
