@@ -704,3 +704,23 @@ def test_perplexity_logits_written_with_an_index(tmp_path: Path, ext: str) -> No
     assert close(out["cross_entropy"], math.fsum(nll) / n)
     assert out["columns"]["preds"]["columns"] == [str(j) for j in range(v)]
     assert out["columns"]["preds"]["skipped"] == [{"column": "", "reason": "pandas index"}]
+
+
+def test_a_file_holding_only_an_index_is_refused(tmp_path: Path) -> None:
+    """Nothing but row labels: exit 2 with what to name, never a crash or an empty score."""
+    pd.DataFrame({"y_pred": [1.0, 2.0]}).to_csv(tmp_path / "p.csv")
+    pd.read_csv(tmp_path / "p.csv")[["Unnamed: 0"]].to_csv(tmp_path / "only_index.csv", index=False)
+    pd.DataFrame({"y_true": [0.5, 1.5]}).to_csv(tmp_path / "t.csv", index=False)
+    res = run_cli("mse", tmp_path / "only_index.csv", tmp_path / "t.csv")
+    assert res.code == 2 and res.stdout == ""
+    assert "pandas index column 'Unnamed: 0'" in res.stderr and "--pred-col" in res.stderr
+    res = run_cli(
+        "mse",
+        tmp_path / "only_index.csv",
+        tmp_path / "t.csv",
+        "--pred-col",
+        "Unnamed: 0",
+        "--format",
+        "value",
+    )
+    assert res.code == 0 and close(float(res.stdout), ref_mse([0.0, 1.0], [0.5, 1.5]))

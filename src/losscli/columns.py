@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import UsageError
 from .readers.base import Group, Reader, is_id_name, is_row_label
 
 USER = "user"
@@ -103,6 +104,8 @@ def whole_file(reader: Reader, taken: Sequence[int] = ()) -> Choice:
         if reader.named()
         else ([j for j in range(len(reader.column_names)) if j not in taken], [], [])
     )
+    if not data:
+        raise _nothing_left(reader, index)
     if not index and not ids and not taken:
         return Choice(reader, None, RULE_EVERY)  # the plain fast path: nothing to leave out
     return Choice(reader, data, RULE_EVERY, index, ids)
@@ -111,7 +114,15 @@ def whole_file(reader: Reader, taken: Sequence[int] = ()) -> Choice:
 def others(reader: Reader, taken: Sequence[int]) -> Choice:
     """One file, targets known: every other column holds predictions (a wide scores CSV)."""
     data, index, ids = data_columns(reader, taken)
-    return Choice(reader, data, RULE_OTHERS, index, ids)
+    return Choice(reader, data, RULE_OTHERS, index, ids)  # empty: the caller says what to name
+
+
+def _nothing_left(reader: Reader, index: Sequence[int]) -> UsageError:
+    what = f"besides the pandas index {_listed(reader, index, 'column')} " if index else ""
+    return UsageError(
+        f"{reader.display}: there is no column {what}left to score; "
+        "name the data columns with --pred-col/--target-col"
+    )
 
 
 def _is_array(reader: Reader) -> bool:
