@@ -724,3 +724,15 @@ def test_a_file_holding_only_an_index_is_refused(tmp_path: Path) -> None:
         "value",
     )
     assert res.code == 0 and close(float(res.stdout), ref_mse([0.0, 1.0], [0.5, 1.5]))
+
+
+def test_ids_survive_bom_blank_lines_crlf_and_quotes(tmp_path: Path) -> None:
+    """The id stream skips what the data reader skips (a BOM, blank lines before the header
+    and between rows, CRLF) and unquotes ids as the CSV module does."""
+    (tmp_path / "p.csv").write_bytes(b'\xef\xbb\xbf\r\nid,y_pred\r\na,1\r\n\r\nb,2\r\n"c,d",3\r\n')
+    (tmp_path / "t.csv").write_bytes(b'id,y_true\na,1.5\nb,2\n"c,d",4\n')
+    res = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--format", "json")
+    assert res.code == 0, res.stderr
+    out = res.json()
+    assert close(out["value"], ref_mse([1, 2, 3], [1.5, 2, 4]))
+    assert [(e["row"], e["id"]) for e in out["examples"]] == [(0, "a"), (1, "b"), (2, "c,d")]

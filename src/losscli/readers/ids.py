@@ -13,6 +13,7 @@ CSV/TSV (the text as written: ``007`` stays ``007``) and for text Parquet column
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -56,6 +57,19 @@ def _ids_to_numpy(arr: Any) -> NDArray[Any]:
     return np.array(arr.to_pylist(), dtype=object)
 
 
+def _blank_lines_before(base: Any) -> int:
+    """Empty lines before the header (after a UTF-8 BOM): pyarrow's ``skip_rows`` counts them,
+    so the ids stream must skip them too, or it reads the header as its first id."""
+    src = base._open_binary()
+    try:
+        head = src.read(1 << 16)
+    finally:
+        src.close()
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
+    return len(re.findall(rb"\r\n|\n|\r", blank))
+
+
 class CsvIds(Reader):
     """One column of a CSV/TSV file as text, streamed with pyarrow."""
 
@@ -72,9 +86,8 @@ class CsvIds(Reader):
 
         base = self.base
         name = base.column_names[self.column]
-        read = pacsv.ReadOptions(
-            column_names=list(base.column_names), skip_rows=1 if base.has_header else 0, block_size=4 << 20
-        )
+        skip = _blank_lines_before(base) + 1 if base.has_header else 0
+        read = pacsv.ReadOptions(column_names=list(base.column_names), skip_rows=skip, block_size=4 << 20)
         convert = pacsv.ConvertOptions(
             column_types={name: pa.string()},
             include_columns=[name],
