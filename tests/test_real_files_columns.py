@@ -736,3 +736,22 @@ def test_ids_survive_bom_blank_lines_crlf_and_quotes(tmp_path: Path) -> None:
     out = res.json()
     assert close(out["value"], ref_mse([1, 2, 3], [1.5, 2, 4]))
     assert [(e["row"], e["id"]) for e in out["examples"]] == [(0, "a"), (1, "b"), (2, "c,d")]
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "parquet"])
+def test_python_api_skips_the_index_and_records_the_note(tmp_path: Path, ext: str) -> None:
+    p, t = regression(n=30, seed=21)
+    keep = t > -1
+    paths = []
+    for name, values in (("y_pred", p), ("y_true", t)):
+        path = tmp_path / f"{name}.{ext}"
+        df = pd.DataFrame({name: values})[keep]  # filtered: a non-range index
+        df.to_parquet(path) if ext == "parquet" else df.to_csv(path, sep=SEPS[ext])
+        paths.append(path)
+    report = losscli.evaluate("mse", *paths)
+    assert close(report.value, ref_mse(p[keep], t[keep]))
+    assert report.columns["preds"]["columns"] == ["y_pred"]
+    assert report.warnings == []
+    (note,) = report.notes
+    assert "skipped pandas index column" in note
+    assert close(losscli.mse(str(paths[0]), str(paths[1])), ref_mse(p[keep], t[keep]))
