@@ -70,6 +70,7 @@ class Example:
     row: int
     loss: float
     detail: tuple[Any, ...]
+    id: Any = None  # the row's value in the input's id column, when it has one
 
 
 @dataclass

@@ -19,11 +19,23 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from .accumulate import LossState
-from .engine import WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
+from .accumulate import Example, LossState
+from .columns import (
+    RULE_EVERY,
+    RULE_ID_NAME,
+    RULE_NAME,
+    RULE_WHOLE,
+    USER,
+    Choice,
+    find_id,
+    others,
+    whole_file,
+)
+from .engine import IDS, TARGET_IDS, WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
 from .errors import InputError, LossCliError, UsageError
 from .metrics import PREDS, PROB_SUM_WARN, TARGETS, make_metric
 from .readers.base import Group, Reader
+from .readers.ids import open_ids
 from .report import Report, figures_for, safe_exp, sequence_rows
 from .wording import in_api_words
 
@@ -76,6 +88,13 @@ def _pick(reader: Reader, spec: str | None) -> Group:
     return None if spec is None else reader.resolve_many(spec)
 
 
+def _file_choice(reader: Reader, spec: str | None, taken: tuple[int, ...] = ()) -> Choice:
+    """A file's columns for one role: the named ones, else every data column."""
+    if spec is not None:
+        return Choice(reader, reader.resolve_many(spec), USER)
+    return whole_file(reader, taken)
+
+
 def resolve_roles(
     metric: str,
     preds: Reader,
@@ -83,36 +102,150 @@ def resolve_roles(
     pred_col: str | None,
     target_col: str | None,
     exclude: tuple[int, ...] = (),
-) -> tuple[Role, Role]:
-    """Which columns are predictions and which are targets.
+) -> tuple[Choice, Choice]:
+    """Which columns are predictions and which are targets, and how each was chosen.
 
-    Two files: each takes the named column, or everything it holds. One file: the named
-    columns; a target column alone means "every other column is a prediction" (a wide CSV of
-    class scores plus a label); with neither, well-known names (pred/target, y_pred/y_true,
-    ...) are recognised.
+    Two files: each takes the named column, or every data column it holds. One file: the
+    named columns; a target column alone means "every other data column is a prediction" (a
+    wide CSV of class scores plus a label); with neither, well-known names (pred/target,
+    y_pred/y_true, ...) are recognised. Data columns never include a pandas index, nor an
+    id-like column unless nothing else is left (see ``columns``). ``exclude``: the weight column.
     """
     if targets is not None:
-        return (
-            Role(preds, _pick(preds, pred_col), preds.display),
-            Role(targets, _pick(targets, target_col), targets.display),
-        )
+        return _file_choice(preds, pred_col, exclude), _file_choice(targets, target_col)
     t_idx = preds.resolve_many(target_col) if target_col else None
-    p_idx = preds.resolve_many(pred_col) if pred_col else None
+    t_how = USER
     if t_idx is None:
         guess = preds.guess(TARGET_NAMES)
-        t_idx = [guess] if guess is not None else None
-    if p_idx is None and t_idx is not None:
-        taken = set(t_idx) | set(exclude)
-        others = [j for j in range(len(preds.column_names)) if j not in taken]
+        t_idx, t_how = ([guess] if guess is not None else None), RULE_NAME
+    p_choice = Choice(preds, preds.resolve_many(pred_col), USER) if pred_col else None
+    if p_choice is None and t_idx is not None:
+        taken = tuple(sorted(set(t_idx) | set(exclude)))
         guess = None if metric in ("ce", "perplexity") else preds.guess(PRED_NAMES)
-        p_idx = [guess] if guess is not None and guess not in taken else others
-    if t_idx is None or not p_idx:
+        p_choice = Choice(preds, [guess], RULE_NAME) if guess is not None and guess not in taken else None
+        p_choice = p_choice or others(preds, taken)
+    if t_idx is None or p_choice is None or not p_choice.group:
         raise UsageError(
             f"{preds.display}: one file was given, so say which columns hold what with "
             f"--pred-col and --target-col (columns: {', '.join(preds.column_names[:20])}), "
             "or pass the targets as a second file"
         )
-    return Role(preds, p_idx, preds.display), Role(preds, t_idx, preds.display)
+    return p_choice, Choice(preds, t_idx, t_how)
+
+
+def _used(choices: dict[str, Choice], reader: Reader) -> list[int]:
+    """Every column of ``reader`` some role reads as data."""
+    used: set[int] = set()
+    for c in choices.values():
+        if c.reader is reader:
+            used |= set(range(len(reader.column_names))) if c.group is None else set(c.group)
+    return sorted(used)
+
+
+@dataclass
+class IdPlan:
+    """The id column(s) found, the roles that stream them, and how to describe them."""
+
+    roles: dict[str, Role]
+    column: str | None = None
+    json: dict[str, Any] | None = None
+    note: str | None = None
+    warning: str | None = None  # ids that could not be read, so rows were not checked
+
+
+def plan_ids(choices: dict[str, Choice]) -> IdPlan:
+    """Find an id column in the predictions' file and the targets' file. Its values go with
+    each example into the breakdown and --per-example; when both files hold the same id
+    column (same name, any case) the rows must agree, which the engine checks as it streams."""
+    p_reader, t_reader = choices[PREDS].reader, choices[TARGETS].reader
+    found = [(p_reader, find_id(p_reader, _used(choices, p_reader)))]
+    if t_reader is not p_reader:
+        found.append((t_reader, find_id(t_reader, _used(choices, t_reader))))
+    found_ids = [(r, j) for r, j in found if j is not None]
+    if not found_ids:
+        return IdPlan({})
+    names = {r.column_names[j].lower() for r, j in found_ids}
+    sources = [(r, j, open_ids(r, j)) for r, j in found_ids]
+    readable = [(r, j, src) for r, j, src in sources if src is not None]
+    lost = [f"{r.display} column {r.header_text(j)!r}" for r, j, src in sources if src is None]
+    unread = (
+        f"ids in {' and '.join(lost)} were not read (that input can be read only once), so "
+        "the rows were not checked against the other file's ids; pass a file to check them"
+        if lost
+        else None
+    )
+    if not readable:
+        return IdPlan({}, warning=unread)
+    main, j, src = readable[0]
+    assert src is not None
+    roles = {IDS: Role(src[0], src[1], main.display)}
+    against = None
+    if len(readable) == 2 and len(names) == 1:
+        other, k, other_src = readable[1]
+        assert other_src is not None
+        roles[TARGET_IDS] = Role(other_src[0], other_src[1], other.display)
+        against = {"file": other.display, "columns": [other.column_names[k]]}
+    name = main.column_names[j]
+    info = {"file": main.display, "columns": [name], "chosen_by": RULE_ID_NAME, "checked_against": against}
+    note = f"rows carry ids from {main.display} column {main.header_text(j)!r}"
+    if against is not None:
+        note += f", checked row by row against {against['file']}"
+    elif len(found_ids) == 2 and unread is None:
+        note += " (not checked against the other file's ids: the id columns have different names)"
+    return IdPlan(roles, name, info, note, unread)
+
+
+def _weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
+    """--weight-col in the predictions' file, or a --weights file (its column, or all of it)."""
+    if weights is None:
+        return Choice(preds, _pick(preds, weight_col), USER)
+    return _file_choice(weights, weight_col)
+
+
+def _roles(choices: dict[str, Choice], planned: dict[str, Role] | None) -> tuple[dict[str, Role], IdPlan]:
+    """The engine's roles: the chosen columns (a language-model plan's own for preds and
+    targets), plus the id streams when a file has an id column (not for token data)."""
+    roles = {name: Role(c.reader, c.group, c.reader.display) for name, c in choices.items()}
+    if planned is not None:
+        return {**planned, **{k: v for k, v in roles.items() if k == WEIGHTS}}, IdPlan({})
+    ids = plan_ids(choices)
+    return {**roles, **ids.roles}, ids
+
+
+def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:
+    """The JSON ``columns`` object, and the one note line when a rule chose anything."""
+    columns: dict[str, Any] = {role: c.to_json() for role, c in choices.items()}
+    columns["ids"] = ids.json
+    by_file: dict[str, list[str]] = {}
+    for role, c in choices.items():
+        said = by_file.setdefault(c.reader.display, [])
+        said.extend(p for p in c.note(role) if p not in said)
+    parts = [f"{file}: {', '.join(said)}" for file, said in by_file.items() if said]
+    if ids.note is not None:
+        parts.append(ids.note)
+    return columns, (["; ".join(parts)] if parts else [])
+
+
+def _plan_choice(role: Role, spec: str | None) -> Choice:
+    """A language-model role as the JSON ``columns`` object describes it."""
+    reader, group = role.reader, role.group
+    if spec is not None:
+        return Choice(reader, group, USER)
+    if group is None:
+        return Choice(reader, None, RULE_EVERY if hasattr(reader, "has_header") else RULE_WHOLE)
+    index = list(reader.index_columns)
+    if index and sorted(group) == [j for j in range(len(reader.column_names)) if j not in index]:
+        return Choice(reader, group, RULE_EVERY, index)  # the whole file but its pandas index
+    return Choice(reader, group, RULE_NAME)
+
+
+def _output_names(choices: dict[str, Choice], count: int) -> list[str]:
+    """Per-output labels: the predictions' column names (else the targets'), else 0, 1, ..."""
+    for role in (PREDS, TARGETS):
+        names = choices[role].names() if choices[role].reader.named() else None
+        if names is not None and len(names) == count:
+            return names
+    return [str(j) for j in range(count)]
 
 
 def run_evaluation(
@@ -189,28 +322,36 @@ def run_evaluation(
                 plan = plan_logits(
                     logits_reader, ids_reader, pred_col, target_col, seq_col, ignore_index, topk
                 )
-            roles = dict(plan.roles)
+            choices = {
+                name: _plan_choice(role, pred_col if name == PREDS else target_col)
+                for name, role in plan.roles.items()
+            }
             m = plan.metric
         else:
             p_reader = stack.enter_context(_open(preds, "preds", fmt))
             t_reader = stack.enter_context(_open(targets, "targets", fmt)) if targets is not None else None
             exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
-            p_role, t_role = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
-            roles = {PREDS: p_role, TARGETS: t_role}
+            p_choice, t_choice = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
+            choices = {PREDS: p_choice, TARGETS: t_choice}
             m = make_metric(metric, input, ignore_index, topk)
-        p_role = roles[PREDS]
         if weights is not None or weight_col is not None:
-            w_reader = (
-                p_role.reader if weights is None else stack.enter_context(_open(weights, "weights", fmt))
-            )
-            roles[WEIGHTS] = Role(w_reader, _pick(w_reader, weight_col), w_reader.display)
+            w_reader = None if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, weight_col)
+        roles, ids = _roles(choices, plan.roles if plan is not None else None)
+        columns, notes = _columns_report(choices, ids)
+        p_role = roles[PREDS]
         readers = list(dict.fromkeys(r.reader for r in roles.values()))
         chunk_rows = choose_chunk_rows(readers, chunk_size)
         sink = None
         if per_example is not None:
             from .per_example import open_writer
 
-            sink = open_writer(per_example, ("sequence", "position") if plan is not None else ())
+            carry = IDS in roles and not per_example.lower().endswith(".npy")
+            if IDS in roles and not carry:
+                notes.append(
+                    f"{per_example}: .npy files have no id column; write .csv or .parquet to get ids"
+                )
+            sink = open_writer(per_example, ("sequence", "position") if plan is not None else (), carry)
             stack.callback(sink.abort)  # no-op after commit
         evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
         if plan is not None:
@@ -247,19 +388,21 @@ def run_evaluation(
     value = safe_exp(mean) if metric == "perplexity" else mean
     per_output: list[tuple[str, dict[str, float]]] = []
     if state.outputs > 1:
-        for name, v in zip(m.output_names(), state.per_output(), strict=True):
+        for name, v in zip(_output_names(choices, state.outputs), state.per_output(), strict=True):
             vals = {"value": float(v)}
             if metric == "mse":
                 vals["rmse"] = float(v) ** 0.5
             per_output.append((name, vals))
     examples = state.worst.examples()
+    if IDS in roles:  # the engine put each example's id first in its detail tuple
+        examples = [Example(e.row, e.loss, e.detail[1:], e.detail[0]) for e in examples]
     breakdown = "worst"
     if state.n <= BREAKDOWN_ALL_AT_MOST:
         examples.sort(key=lambda e: e.row)
         breakdown = "all"
     else:
         examples = examples[:top]
-    warnings: list[str] = []
+    warnings: list[str] = [ids.warning] if ids.warning else []
     if evaluator.overflow:
         warnings.append("some losses overflowed float64 to inf; the mean is inf")
     if state.clamped:
@@ -292,7 +435,10 @@ def run_evaluation(
         ignored=state.ignored,
         skipped=state.skipped,
         clamped=state.clamped,
-        files={name: role.label for name, role in roles.items()},
+        files={name: role.label for name, role in roles.items() if name not in (IDS, TARGET_IDS)},
+        columns=columns,
+        notes=notes,
+        id_column=ids.column,
         chunk_rows=chunk_rows,
         warnings=warnings,
     )
@@ -337,6 +483,7 @@ def in_python_terms(run: Callable[P, Report]) -> Callable[P, Report]:
             exc.args = (in_api_words(str(exc)),)
             raise
         report.warnings = [in_api_words(w) for w in report.warnings]
+        report.notes = [in_api_words(n) for n in report.notes]
         return report
 
     return evaluate

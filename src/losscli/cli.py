@@ -192,6 +192,8 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     to_stderr = per_example == "-"
     for warning in report.warnings:
         click.echo(f"losscli: warning: {warning}", err=True)
+    for note in report.notes:
+        click.echo(f"losscli: note: {note}", err=True)
     if report.input_detected and fmt != "table":  # the table has its own "input" row
         click.echo(f"losscli: note: --input auto read the predictions as {report.input_kind}", err=True)
     _print_report(report, fmt, to_stderr)

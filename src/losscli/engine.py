@@ -26,6 +26,8 @@ from .readers.base import Chunk, Group, RangeReader, Reader
 from .sequences import SequenceMap, shift_ids, shifted_stream
 
 WEIGHTS = "weights"
+IDS = "ids"  # the id column whose values the breakdown and --per-example carry
+TARGET_IDS = "target_ids"  # the targets' own id column, checked row by row against IDS
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
 # closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
 # ~7% slower on W5 with two workers; 8 MB measured the same as 5 (see BENCHMARKS.md).
@@ -42,6 +44,7 @@ class ExampleSink(Protocol):
         rows: NDArray[np.int64],
         losses: NDArray[np.float64],
         extra: dict[str, NDArray[Any]] | None = None,
+        ids: NDArray[Any] | None = None,
     ) -> None: ...
 
 
@@ -80,11 +83,19 @@ class Evaluator:
         targets: NDArray[Any] | None,
         weights: NDArray[Any] | None = None,
         overwrite: bool = False,
+        ids: NDArray[Any] | None = None,
+        other_ids: NDArray[Any] | None = None,
     ) -> None:
-        """Score one aligned chunk. ``overwrite``: preds is scratch the math may reuse."""
+        """Score one aligned chunk. ``overwrite``: preds is scratch the math may reuse.
+
+        ``ids``: the chunk's row ids, carried into the breakdown and --per-example;
+        ``other_ids``: the targets' ids, which must equal ``ids`` row by row.
+        """
         rows = len(preds)
         if rows == 0:
             return
+        if other_ids is not None and ids is not None:
+            self._check_ids(ids, other_ids)
         row_map: NDArray[np.intp] | None = None
         try:
             if self.state is None:
@@ -97,10 +108,27 @@ class Evaluator:
                 if len(preds) == 0:
                     self.offset += rows
                     return
-            self._score(preds, targets, weights, row_map, overwrite)
+            self._score(preds, targets, weights, row_map, overwrite, ids)
         except DataProblem as problem:
             raise self._located(problem, row_map) from None
         self.offset += rows
+
+    def _check_ids(self, ids: NDArray[Any], other: NDArray[Any]) -> None:
+        """Both files hold the same id column: row i must hold the same id in each, or the
+        rows are not the same examples. Numbers compare as numbers, anything else as text."""
+        differ = np.asarray(ids != other, dtype=bool)
+        if differ.any():  # 7 in a Parquet file and "7" in a CSV are the same id
+            differ = np.asarray(_id_text(ids) != _id_text(other), dtype=bool)
+        if not differ.any():
+            return
+        r = int(np.argmax(differ))
+        a, b = ids[r : r + 1].tolist()[0], other[r : r + 1].tolist()[0]
+        raise InputError(
+            f"row {self.offset + r}: {self.labels.get(IDS)} has id {a!r} but "
+            f"{self.labels.get(TARGET_IDS)} has id {b!r}: the files are in different orders "
+            "(or hold different examples); sort both by their id column, or, if the rows do "
+            "match and the ids mean different things, rename one file's id column"
+        )
 
     def _check_weights(self, w: NDArray[Any]) -> NDArray[Any]:
         if w.ndim == 2 and w.shape[1] == 1:
@@ -143,6 +171,7 @@ class Evaluator:
         w: NDArray[Any] | None,
         row_map: NDArray[np.intp] | None,
         overwrite: bool,
+        row_ids: NDArray[Any] | None = None,
     ) -> None:
         state = self.state
         assert state is not None
@@ -197,11 +226,17 @@ class Evaluator:
         if len(picked):
             src = picked if local is None else local[picked]
             details = self.metric.describe(p, t, src, losses[picked])
+            if row_ids is not None:  # the id leads the detail tuple; the report takes it out
+                picked_ids = row_ids[src if row_map is None else row_map[src]].tolist()
+                details = [(i, *d) for i, d in zip(picked_ids, details, strict=True)]
             state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
         if self.sink is not None:
             if counted_rows is None:
                 counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
-            self.sink.write(counted_rows, losses, extra)
+            sink_ids = None
+            if row_ids is not None:
+                sink_ids = row_ids[counted_rows - self.offset]
+            self.sink.write(counted_rows, losses, extra, sink_ids)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
         """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
@@ -242,6 +277,11 @@ class Evaluator:
             column = str(problem.column)
         kind = AmbiguousInput if problem.ambiguous else InputError
         return kind(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
+
+
+def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
+    """Ids as text, to compare a CSV's ids (text) with a Parquet file's (often integers)."""
+    return np.array([x if isinstance(x, str) else str(x) for x in ids.tolist()], dtype=object)
 
 
 def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
@@ -325,7 +365,12 @@ def run(
         p = pieces[where[PREDS][0]][where[PREDS][1]]
         t = pieces[where[TARGETS][0]][where[TARGETS][1]] if TARGETS in where else None
         w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
-        ev.update(p, t, w, overwrite=scratch_preds)
+        if IDS not in where:
+            ev.update(p, t, w, overwrite=scratch_preds)
+            return len(p)
+        i = pieces[where[IDS][0]][where[IDS][1]]
+        ti = pieces[where[TARGET_IDS][0]][where[TARGET_IDS][1]] if TARGET_IDS in where else None
+        ev.update(p, t, w, overwrite=scratch_preds, ids=i, other_ids=ti)
         return len(p)
 
     total = known[0] if known and all(k is not None for k in known) else None

@@ -87,6 +87,14 @@ def run_lengths(reader: Reader, column: int) -> NDArray[np.int64]:
     return np.asarray(lengths, dtype=np.int64)
 
 
+def _without_index(reader: Reader) -> Group:
+    """A whole file's columns but its pandas index (``df.to_csv(path)`` of logits): None, the
+    plain whole file, when there is no index."""
+    if not reader.index_columns:
+        return None
+    return [j for j in range(len(reader.column_names)) if j not in reader.index_columns]
+
+
 def plan_logits(
     logits: Reader,
     targets: Reader,
@@ -125,8 +133,8 @@ def plan_logits(
         seqmap = PeriodicSequences(*lead_t)
     else:
         seqmap = SingleSequence(logits.n_rows)
-    p_group: Group = None if pcol is None else [pcol]
-    t_group: Group = None if tcol is None else [tcol]
+    p_group: Group = _without_index(logits) if pcol is None else [pcol]
+    t_group: Group = _without_index(targets) if tcol is None else [tcol]
     if same:
         p_group, t_group = [pcol], [tcol]  # type: ignore[list-item]
     roles = {

@@ -36,9 +36,11 @@ def _kind(path: str) -> str:
 class PerExampleWriter:
     """Base: a temporary file beside ``path``; ``commit`` renames it, ``abort`` removes it."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
         self.path = path
         self.extra = extra  # int64 columns between row and loss (sequence, position)
+        self.ids = ids  # an ``id`` column after ``row``: the input's id column, as read
+        self._ids: NDArray[Any] | None = None  # the ids of the rows being written
         self.rows_written = 0
         self.tmp_path: str | None = None
         self.fp: IO[bytes]
@@ -59,8 +61,10 @@ class PerExampleWriter:
         rows: NDArray[np.int64],
         losses: NDArray[np.float64],
         extra: dict[str, NDArray[Any]] | None = None,
+        ids: NDArray[Any] | None = None,
     ) -> None:
         columns = [np.asarray((extra or {})[name], dtype=np.int64) for name in self.extra]
+        self._ids = ids if self.ids else None
         try:
             self._write(rows, columns, np.asarray(losses, dtype=np.float64))
         except BrokenPipeError:
@@ -103,23 +107,37 @@ class PerExampleWriter:
 class CsvWriter(PerExampleWriter):
     """``row,loss``; losses in Python's shortest round-trip repr, so every float64 survives."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
-        super().__init__(path, extra)
-        self.fp.write((",".join(["row", *extra, "loss"]) + "\n").encode("ascii"))
+    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
+        super().__init__(path, extra, ids)
+        head = ["row", *(["id"] if ids else []), *extra, "loss"]
+        self.fp.write((",".join(head) + "\n").encode("ascii"))
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
     ) -> None:
-        cells = zip(rows.tolist(), *[c.tolist() for c in extra], losses.tolist(), strict=True)
+        ids = [] if self._ids is None else [[_csv_cell(v) for v in self._ids.tolist()]]
+        cells = zip(rows.tolist(), *ids, *[c.tolist() for c in extra], losses.tolist(), strict=True)
         lines = [",".join([*map(str, c[:-1]), repr(c[-1])]) + "\n" for c in cells]
-        self.fp.write("".join(lines).encode("ascii"))
+        self.fp.write("".join(lines).encode("utf-8"))
+
+
+def _csv_cell(value: Any) -> str:
+    """An id as a CSV cell: quoted (quotes doubled) when it holds a delimiter, quote or line end."""
+    text = value if isinstance(value, str) else str(value)
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 class NpyWriter(PerExampleWriter):
-    """A structured .npy with fields ``row`` (int64), any extra int64 fields, ``loss`` (float64)."""
+    """A structured .npy with fields ``row`` (int64), any extra int64 fields, ``loss`` (float64).
 
-    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
-        super().__init__(path, extra)
+    No ``id`` field: ids may be text of any length, which a fixed-layout record cannot hold
+    while streaming; .csv and .parquet outputs carry them.
+    """
+
+    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
+        super().__init__(path, extra, False)
         self.dtype = np.dtype([("row", "<i8"), *[(name, "<i8") for name in extra], ("loss", "<f8")])
         self.fp.write(self._header(0))
 
@@ -150,23 +168,38 @@ class NpyWriter(PerExampleWriter):
 class ParquetWriter(PerExampleWriter):
     """Columns ``row``, any extra, ``loss``; buffered into row groups of about a million rows."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        super().__init__(path, extra)
+        super().__init__(path, extra, ids)
         self._pa = pa
-        fields = [("row", pa.int64()), *[(name, pa.int64()) for name in extra], ("loss", pa.float64())]
-        self.schema = pa.schema(fields)
-        self.writer: Any = pq.ParquetWriter(self.fp, self.schema)
+        self.writer: Any = None  # opened at the first rows: the id column's type comes from them
+        self.schema: Any = None
         self.pending: list[Any] = []
         self.pending_rows = 0
+
+    def _open(self, id_type: Any) -> None:
+        import pyarrow.parquet as pq
+
+        pa = self._pa
+        fields = [("row", pa.int64())]
+        if self.ids:
+            fields.append(("id", id_type))
+        fields += [*[(name, pa.int64()) for name in self.extra], ("loss", pa.float64())]
+        self.schema = pa.schema(fields)
+        self.writer = pq.ParquetWriter(self.fp, self.schema)
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
     ) -> None:
         pa = self._pa
-        arrays = [pa.array(np.array(a, copy=True)) for a in (rows, *extra, losses)]
+        id_array = None if self._ids is None else pa.array(self._ids.tolist())
+        if self.writer is None:
+            self._open(id_array.type if id_array is not None else pa.string())
+        arrays = [pa.array(np.array(rows, copy=True))]
+        if self.ids:
+            arrays.append(id_array.cast(self.schema.field("id").type) if id_array is not None else None)
+        arrays += [pa.array(np.array(a, copy=True)) for a in (*extra, losses)]
         self.pending.append(pa.record_batch(arrays, schema=self.schema))
         self.pending_rows += len(rows)
         if self.pending_rows >= PARQUET_ROWS_PER_GROUP:
@@ -178,15 +211,18 @@ class ParquetWriter(PerExampleWriter):
             self.pending, self.pending_rows = [], 0
 
     def _finish(self) -> None:
+        if self.writer is None:
+            self._open(self._pa.string())
         self._flush()
         self.writer.close()
 
 
-def open_writer(path: str, extra: tuple[str, ...] = ()) -> PerExampleWriter:
-    """A writer for ``path``'s format; ``extra`` names int64 columns written before ``loss``."""
+def open_writer(path: str, extra: tuple[str, ...] = (), ids: bool = False) -> PerExampleWriter:
+    """A writer for ``path``'s format; ``extra`` names int64 columns written before ``loss``;
+    ``ids``: an ``id`` column after ``row`` (.csv and .parquet; .npy has none)."""
     kind = _kind(path)
     if kind == "parquet":
-        return ParquetWriter(path, extra)
+        return ParquetWriter(path, extra, ids)
     if kind == "npy":
-        return NpyWriter(path, extra)
-    return CsvWriter(path, extra)
+        return NpyWriter(path, extra, ids)
+    return CsvWriter(path, extra, ids)

@@ -50,6 +50,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     sequences: list[dict[str, Any]] = field(default_factory=list)  # per-sequence breakdown
     sequence_breakdown: str = "all"  # or "worst": the highest-perplexity sequences
+    columns: dict[str, Any] = field(default_factory=dict)  # per role: columns used, chosen how
+    notes: list[str] = field(default_factory=list)  # what a rule chose (stderr notes, not warnings)
+    id_column: str | None = None  # the id column examples carry (Example.id), if any
 
     @property
     def status(self) -> str:
@@ -84,6 +87,7 @@ class Report:
         out["examples"] = [
             {
                 "row": e.row,
+                **({"id": _json_value(e.id)} if self.id_column is not None else {}),
                 "loss": _json_number(e.loss),
                 **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
             }
@@ -96,6 +100,7 @@ class Report:
                 for row in self.sequences
             ]
         out["files"] = self.files
+        out["columns"] = self.columns
         if self.warnings:
             out["warnings"] = self.warnings
         return out

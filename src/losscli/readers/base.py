@@ -9,6 +9,7 @@ until the next one is requested.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,6 +21,39 @@ from ..errors import InputError, UsageError
 
 Group = Sequence[int] | None
 Chunk = list[NDArray[Any]]
+
+
+_PANDAS_UNNAMED = re.compile(r"Unnamed: \d+(\.\d+)?")
+_EXACT_ID_NAMES = ("id", "index", "row")
+
+
+def csv_index_columns(header: Sequence[str]) -> tuple[int, ...]:
+    """The pandas index columns of a CSV header: the leading fields that are empty (what
+    ``df.to_csv(path)`` writes for an unnamed index, one per level) or ``Unnamed: N`` (what
+    pandas calls such a column when it reads the file back, and writes again)."""
+    count = 0
+    for field in header:
+        if field.strip() and not _PANDAS_UNNAMED.fullmatch(field.strip()):
+            break
+        count += 1
+    return tuple(range(count))
+
+
+def is_id_name(name: str) -> bool:
+    """Row identity, not data: ``id``, ``index``, ``row`` (any case), a name ending in ``_id``,
+    or a camelCase ``...Id``/``...ID`` (Kaggle's ``PassengerId``). ``token_ids``/``input_ids``
+    are not: they name token-id *values* (targets of a language model)."""
+    low = name.strip().lower()
+    if low in _EXACT_ID_NAMES or low.endswith("_id"):
+        return True
+    stripped = name.strip()
+    return len(stripped) > 2 and stripped[-2:] in ("Id", "ID") and stripped[-3].islower()
+
+
+def is_row_label(name: str) -> bool:
+    """The plainest id names (``id``, ``index``, ``row``): beside ``token_id`` they are the
+    row labels and ``token_id`` is the data."""
+    return name.strip().lower() in _EXACT_ID_NAMES
 
 
 class IndexNames(Sequence[str]):
@@ -62,6 +96,18 @@ class Reader(ABC):
     itemsize: int = 8
     #: chunks are this reader's reused buffers, so the math may overwrite them in place
     scratch_chunks: bool = False
+    #: positions of pandas index columns (CSV: an empty or ``Unnamed: 0`` first header field;
+    #: Parquet: the ``index_columns`` of the pandas metadata): row labels, never data
+    index_columns: tuple[int, ...] = ()
+
+    def named(self) -> bool:
+        """True when the columns have names a person gave them (a header, Parquet fields,
+        .npz keys), so name rules (index, id, conventional names) can apply."""
+        return not isinstance(self.column_names, IndexNames)
+
+    def header_text(self, j: int) -> str:
+        """A column's name as the file wrote it (a CSV's unnamed index: '', not 'column0')."""
+        return self.column_names[j]
 
     def resolve(self, spec: str) -> int:
         """A column by name first, then by 0-based position, as ``--pred-col`` promises."""
@@ -81,9 +127,9 @@ class Reader(ABC):
         """The first column whose lower-cased name is one of ``names`` (conventional names like
         "target" or "logits"); None when there is none, and at once for an array's numbered
         columns, which have no names to match."""
-        if isinstance(self.column_names, IndexNames):
+        if not self.named():
             return None
-        lowered = [c.lower() for c in self.column_names]
+        lowered = [("" if j in self.index_columns else c.lower()) for j, c in enumerate(self.column_names)]
         return next((lowered.index(n) for n in names if n in lowered), None)
 
     def resolve_many(self, spec: str) -> list[int]:

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Chunk, Group, Reader, arrow_column, assemble, wanted_columns
+from .base import Chunk, Group, Reader, arrow_column, assemble, csv_index_columns, wanted_columns
 from .prefetch import prefetch
 
 if TYPE_CHECKING:
@@ -131,10 +131,17 @@ class CsvReader(Reader):
                     names[j] = f"{name}.{j}"
                 seen[name] = j
             self.column_names = names
+            self.index_columns = csv_index_columns(fields)  # pandas' index: never data
+            self._header = [f.strip() for f in fields]
         else:
             self.column_names = [str(j) for j in range(len(fields))]
         self.n_rows = None
         self._buffers: dict[int, NDArray[Any]] = {}
+
+    def header_text(self, j: int) -> str:
+        """A column's name as the header wrote it ('' for pandas' unnamed index, not 'column0')."""
+        header = getattr(self, "_header", None)
+        return header[j] if header is not None and j < len(header) else self.column_names[j]
 
     def _open_binary(self) -> Any:
         try:

@@ -26,6 +26,24 @@ def _short(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
+def pandas_index_columns(metadata: dict[bytes, bytes] | None, names: list[str]) -> tuple[int, ...]:
+    """Columns the pandas metadata lists in ``index_columns`` (``__index_level_0__`` after a
+    filter, or a named index). A RangeIndex is stored as metadata only: it has no column.
+    Unreadable metadata (another writer's, or damaged) marks nothing."""
+    import json
+
+    raw = (metadata or {}).get(b"pandas")
+    if raw is None:
+        return ()
+    try:
+        listed = json.loads(raw).get("index_columns", [])
+    except (ValueError, AttributeError):
+        return ()
+    if not isinstance(listed, list):
+        return ()
+    return tuple(sorted(names.index(c) for c in listed if isinstance(c, str) and c in names))
+
+
 class ParquetReader(Reader):
     def __init__(self, path: str) -> None:
         import pyarrow as pa
@@ -39,6 +57,7 @@ class ParquetReader(Reader):
             raise InputError(f"is not a valid Parquet file ({_short(exc)})", path=path) from None
         schema = self._file.schema_arrow
         self.column_names = list(schema.names)
+        self.index_columns = pandas_index_columns(schema.metadata, self.column_names)
         self._types = [schema.field(j).type for j in range(len(schema.names))]
         self.n_rows = self._file.metadata.num_rows
         self._buffers: dict[int, NDArray[Any]] = {}

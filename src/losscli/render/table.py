@@ -100,11 +100,13 @@ def examples_table(report: Report) -> Table | None:
         title = f"The {len(report.examples)} worst of {report.n:,} examples"
     table = Table(title=title, title_justify="left")
     table.add_column("row", justify="right")
-    for col in report.detail_columns:
+    ids = [] if report.id_column is None else [report.id_column]
+    for col in [*ids, *report.detail_columns]:
         table.add_column(col, justify="right")
     table.add_column("loss", justify="right", style="bold")
     for e in report.examples:
-        table.add_row(str(e.row), *[fmt_number(v) for v in e.detail], fmt_number(e.loss))
+        cells = [fmt_number(e.id)] if ids else []
+        table.add_row(str(e.row), *cells, *[fmt_number(v) for v in e.detail], fmt_number(e.loss))
     return table
 
 
