@@ -247,7 +247,7 @@ def mse(preds: str, targets: str | None, **opts: Any) -> int:
     """Mean squared error, mean of (prediction - target)^2, with RMSE beside it.
 
     \b
-    Example (the lesson's exercise 1):
+    Example (sample_data's exercise 1):
       $ losscli mse sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv
       MSE 0.25, RMSE 0.5 over 3 examples
 
@@ -312,7 +312,7 @@ def ce(preds: str, targets: str | None, **opts: Any) -> int:
     """Categorical cross-entropy, -sum y_c log p_c, with perplexity and bits beside it.
 
     \b
-    Example (the lesson's exercise 2: p = 0.7 and p = 0.1 for the correct class):
+    Example (sample_data's exercise 2: p = 0.7 and p = 0.1 for the correct class):
       $ losscli ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv
       row 0: 0.3567 nats, row 1: 2.303 nats
 
@@ -372,7 +372,7 @@ def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
     """Perplexity, exp(mean token cross-entropy), with nats and bits per token.
 
     \b
-    Example (the lesson's "Paris" example, p = 0.15, 0.9 and 0.01 over 50,000 tokens):
+    Example (sample_data's "Paris" example: p = 0.15, 0.9 and 0.01 over 50,000 tokens):
       $ losscli perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy
       cross-entropy 2.2 nats/token, perplexity 9.0
     Batched, Hugging Face style (labels = input ids, padding -100):
