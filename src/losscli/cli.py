@@ -436,7 +436,7 @@ def _outcome(argv: list[str] | None) -> int:
         _abort_outputs()
         return EXIT_SIGTERM
     except LossCliError as exc:
-        _stderr_line(f"losscli: error: {exc}")
+        _stderr_line("losscli: error: " + " ".join(str(exc).splitlines()))
         return exc.exit_code
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
