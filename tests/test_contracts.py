@@ -580,6 +580,48 @@ def test_cli_table_at_narrow_columns(tmp_path, columns: str) -> None:
     assert _intact(fmt_number(float(nll.mean())), r.stdout)
 
 
+def _on_a_terminal(args: list[Any], columns: int) -> str:
+    """Run losscli with stdout on a pseudo-terminal ``columns`` wide (the default table, in colour)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in _env().items() if k not in ("COLUMNS", "NO_COLOR")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([*LOSSCLI, *map(str, args)], stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = b"".join(chunks).decode()
+    assert "\x1b[" in text  # really treated as a terminal
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).replace("\r\n", "\n")
+
+
+def test_real_terminal_40_columns(tmp_path) -> None:
+    logits = np.load(SAMPLES / "digits_logits.npy").astype(np.float64)
+    labels = np.load(SAMPLES / "digits_labels.npy")
+    np.save(tmp_path / "logits.npy", logits)
+    nll = -_log_softmax(logits)[np.arange(len(labels)), labels]
+    out = _on_a_terminal(["ce", tmp_path / "logits.npy", SAMPLES / "digits_labels.npy", "--top", "5"], 40)
+    assert "…" not in out
+    assert max(cell_len(line) for line in out.splitlines()) <= 40
+    for row in np.argsort(-nll, kind="stable")[:5]:
+        assert _intact(fmt_number(float(nll[row])), out), out
+    assert _intact(fmt_number(float(nll.mean())), out)
+
+
 # ---------------------------------------------------------------- 18: the perplexity footer
 
 
