@@ -121,8 +121,7 @@ def test_nul_bytes_and_1e400_in_a_big_csv(tmp_path) -> None:
 
 
 def test_read_only_directory_is_exit_4(tmp_path, monkeypatch) -> None:
-    import tempfile
-
+    from losscli import per_example
     from losscli.errors import OutputError
 
     np.save(tmp_path / "p.npy", np.zeros(3))
@@ -130,7 +129,7 @@ def test_read_only_directory_is_exit_4(tmp_path, monkeypatch) -> None:
     def read_only(*args, **kwargs):  # root writes anywhere, so simulate EACCES/EROFS
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(per_example, "_create_temp", read_only)
     with pytest.raises(OutputError, match="cannot write here") as err:
         losscli.evaluate("mse", tmp_path / "p.npy", tmp_path / "p.npy", per_example=str(tmp_path / "l.csv"))
     assert err.value.exit_code == 4

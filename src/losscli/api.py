@@ -287,6 +287,10 @@ def run_evaluation(
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if top < 0:
         raise UsageError("--top must be 0 or more")
+    if per_example is not None:  # a bad output name is a usage error, found before any reading
+        from .per_example import output_kind
+
+        output_kind(str(per_example))
     lm_only = {
         "logprobs": logprobs,
         "shift": shift,

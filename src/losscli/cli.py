@@ -11,6 +11,8 @@ Exit codes: 0 ok, 1 a --fail-above/--fail-below threshold was crossed, 2 usage e
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import signal
 import sys
@@ -27,12 +29,21 @@ from .errors import (
     EXIT_SIGPIPE,
     EXIT_SIGTERM,
     EXIT_THRESHOLD,
+    EXIT_USAGE,
     LossCliError,
+    UsageError,
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # not OMP_NUM_THREADS: it sizes pyarrow's pool
 OUTPUT_FORMATS = ("table", "json", "csv", "tsv", "value")
+
+
+def _comparable(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A threshold must be comparable: ``nan`` passes no threshold and fails none, so it is refused."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a threshold; give a number (or inf, -inf)")
+    return value
 
 
 class Terminated(BaseException):
@@ -117,12 +128,14 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--fail-above",
             type=float,
+            callback=_comparable,
             metavar="X",
             help="Exit 1 if the headline value is above X (after printing).",
         ),
         click.option(
             "--fail-below",
             type=float,
+            callback=_comparable,
             metavar="X",
             help="Exit 1 if the headline value is below X (after printing).",
         ),
@@ -169,7 +182,7 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     per_example = opts["per_example"]
     if preds == "-" and targets == "-":
-        raise click.UsageError("only one input can come from stdin")
+        raise UsageError("only one input can come from stdin ('-'): give the other as a file path")
     report = run_evaluation(
         metric,
         preds,
@@ -208,18 +221,24 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
 
 
 def _print_report(report: Any, fmt: str, to_stderr: bool) -> None:
+    """Render in full, then write with ``rawout`` so a reader that leaves early is noticed."""
+    from .rawout import write_text
+
     stream = sys.stderr if to_stderr else sys.stdout
     if fmt == "table":
         from rich.console import Console
 
         from .render.table import report_renderable
 
-        Console(file=stream, soft_wrap=False).print(report_renderable(report))
+        console = Console(file=stream, soft_wrap=False)  # the stream's width, colours, encoding
+        with console.capture() as captured:
+            console.print(report_renderable(report))
+        text = captured.get()
     else:
         from .render.machine import render_machine
 
-        stream.write(render_machine(report, fmt))
-    stream.flush()
+        text = render_machine(report, fmt)
+    write_text(stream, text)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -230,7 +249,7 @@ def mse(preds: str, targets: str | None, **opts: Any) -> int:
     """Mean squared error, mean of (prediction - target)^2, with RMSE beside it.
 
     \b
-    Example (the lesson's exercise 1):
+    Example (sample_data's exercise 1):
       $ losscli mse sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv
       MSE 0.25, RMSE 0.5 over 3 examples
 
@@ -295,7 +314,7 @@ def ce(preds: str, targets: str | None, **opts: Any) -> int:
     """Categorical cross-entropy, -sum y_c log p_c, with perplexity and bits beside it.
 
     \b
-    Example (the lesson's exercise 2: p = 0.7 and p = 0.1 for the correct class):
+    Example (sample_data's exercise 2: p = 0.7 and p = 0.1 for the correct class):
       $ losscli ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv
       row 0: 0.3567 nats, row 1: 2.303 nats
 
@@ -359,7 +378,7 @@ def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
     """Perplexity, exp(mean token cross-entropy), with nats and bits per token.
 
     \b
-    Example (the lesson's "Paris" example, p = 0.15, 0.9 and 0.01 over 50,000 tokens):
+    Example (sample_data's "Paris" example: p = 0.15, 0.9 and 0.01 over 50,000 tokens):
       $ losscli perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy
       cross-entropy 2.2 nats/token, perplexity 9.0
     Batched, Hugging Face style (labels = input ids, padding -100):
@@ -373,7 +392,7 @@ def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
     bounded by one chunk of tokens, whatever the file size.
     """
     if (logits is None) == (opts["logprobs"] is None):
-        raise click.UsageError("give --logits (with --targets or --target-col) or --logprobs, not both")
+        raise UsageError("give either --logits (with --targets or --target-col) or --logprobs, exactly one")
     return _run("perplexity", logits, targets, opts)
 
 
@@ -386,35 +405,87 @@ def main(argv: list[str] | None = None) -> None:
     # sums rows of logits) would fight over the same cores. Set before numpy is imported.
     for var in BLAS_THREAD_VARS:
         os.environ[var] = "1"
-    code = EXIT_OK
-    try:
-        result = cli.main(args=argv, prog_name="losscli", standalone_mode=False)
-        code = result if isinstance(result, int) else EXIT_OK
-        sys.stdout.flush()
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        code = EXIT_SIGINT
-    except LossCliError as exc:
-        _error_line(str(exc))
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        code = EXIT_SIGINT
-    except Terminated:
-        code = EXIT_SIGTERM
-    except BrokenPipeError:
-        code = EXIT_SIGPIPE
-    except Exception as exc:
-        if os.environ.get("LOSSCLI_DEBUG"):
-            raise
-        _error_line(f"internal error: {type(exc).__name__}: {exc} (set LOSSCLI_DEBUG=1 for a traceback)")
-        code = EXIT_INTERNAL
+    code = _outcome(argv)
+    _abort_outputs()  # nothing is left on success; after a signal, no temporary file survives
     if code == EXIT_SIGPIPE:
         _silence_stdout()
     sys.exit(code)
+
+
+def _invoke(argv: list[str] | None) -> int:
+    """Parse and run the command, without click's ``main``: it turns a closed stdout (EPIPE) into
+    exit 1, the threshold code, and prints its own usage block; losscli answers both itself."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    cli._main_shell_completion({}, "losscli")  # _LOSSCLI_COMPLETE=bash_source, as cli.main offers
+    with cli.make_context("losscli", args) as ctx:
+        result = cli.invoke(ctx)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _outcome(argv: list[str] | None) -> int:
+    """The exit code of one run; every failure says at most one line on stderr."""
+    try:
+        code = _invoke(argv)
+        sys.stdout.flush()
+        return code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        return _usage_error(exc)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _stop_signals()
+        _abort_outputs()
+        _stderr_line("losscli: interrupted")
+        return EXIT_SIGINT
+    except Terminated:
+        _stop_signals()
+        _abort_outputs()
+        return EXIT_SIGTERM
+    except LossCliError as exc:
+        _stderr_line("losscli: error: " + " ".join(str(exc).splitlines()))
+        return exc.exit_code
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return EXIT_SIGPIPE  # stdout (or stderr) closed early, from any writer on any thread
+        if os.environ.get("LOSSCLI_DEBUG"):
+            raise
+        name = type(exc).__name__
+        _stderr_line(f"losscli: error: internal error: {name}: {exc} (set LOSSCLI_DEBUG=1 for a traceback)")
+        return EXIT_INTERNAL
+
+
+def _usage_error(exc: click.ClickException) -> int:
+    """One line, ``losscli: error: ...``, exit 2: for losscli's own usage errors and click's.
+
+    Click's parse errors (unknown option, missing argument, bad value) keep a short hint to the
+    command's --help, on the same line, instead of click's multi-line usage block. ``losscli``
+    with no command still prints the help, as click does.
+    """
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    if no_args is not None and isinstance(exc, no_args):
+        exc.show()
+        return EXIT_USAGE
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:  # click's own parse error: say where the options are listed
+        stop = "" if message.endswith((".", "?", "!")) else "."
+        message = f"{message}{stop} Try '{ctx.command_path} --help'."
+    _stderr_line(f"losscli: error: {message}")
+    return EXIT_USAGE
+
+
+def _stop_signals() -> None:
+    """After the first Ctrl-C/SIGTERM, a second one must not cut the cleanup short."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _abort_outputs() -> None:
+    """Remove temporary --per-example files still open (only if that module was ever loaded)."""
+    module = sys.modules.get(f"{__package__}.per_example")
+    if module is not None:
+        module.abort_all()
 
 
 def run() -> None:
@@ -436,9 +507,9 @@ def run() -> None:
     os._exit(code)
 
 
-def _error_line(text: str) -> None:
+def _stderr_line(line: str) -> None:
     try:
-        sys.stderr.write(f"losscli: error: {text}\n")
+        sys.stderr.write(line + "\n")
         sys.stderr.flush()
     except (BrokenPipeError, OSError):
         pass

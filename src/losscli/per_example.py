@@ -2,27 +2,38 @@
 
 Writers never hold all losses in memory. They write to a temporary file beside the target and
 rename it into place only when the run succeeds, so a failed or interrupted run leaves neither
-a partial file nor a clobbered old one.
+a partial file nor a clobbered old one. The temporary file is created with mode 0666 and the
+kernel applies the umask (and any default ACL), so the result gets the mode any new file gets.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
 import sys
-import tempfile
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import OutputError
+from .errors import OutputError, UsageError
 
 NPY_HEADER_BYTES = 128  # fixed, so the real row count can be written over the placeholder
 PARQUET_ROWS_PER_GROUP = 1 << 20
+NEW_FILE_MODE = 0o666  # what open(path, "w") asks for; the umask takes its bits away
+
+# Writers holding a temporary file. ``abort_all`` removes them when a run is cut short between
+# the writer's creation and the caller's cleanup hook (a signal can land between any two lines).
+_LIVE: set[PerExampleWriter] = set()
 
 
-def _kind(path: str) -> str:
+def output_kind(path: str) -> str:
+    """The format --per-example writes for ``path``; a usage error (exit 2) for any other name.
+
+    Called before any input is opened, so a typo in the output name costs no reading.
+    """
     low = path.lower()
     if path == "-" or low.endswith(".csv"):
         return "csv"
@@ -30,7 +41,42 @@ def _kind(path: str) -> str:
         return "parquet"
     if low.endswith(".npy"):
         return "npy"
-    raise OutputError(f"{path}: --per-example writes .csv, .parquet or .npy (or - for CSV on stdout)")
+    raise UsageError(
+        f"--per-example {path}: the file name must end in .csv, .parquet or .npy (or be - for CSV on stdout)"
+    )
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Column names made unique: a repeat gets ``_2``, ``_3``, ... (pandas would read ``x.1``)."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in seen:
+            k += 1
+            candidate = f"{name}_{k}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _create_temp(path: str) -> tuple[int, str]:
+    """A new file beside ``path``, exclusive, mode 0666 minus the umask (mkstemp would give 0600)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, NEW_FILE_MODE), tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, "no free temporary name")
+
+
+def abort_all() -> None:
+    """Remove every temporary file still open: the last line of defence after Ctrl-C."""
+    for writer in list(_LIVE):
+        writer.abort()
 
 
 class PerExampleWriter:
@@ -41,19 +87,21 @@ class PerExampleWriter:
         self.extra = extra  # int64 columns between row and loss (sequence, position)
         self.ids = ids  # an ``id`` column after ``row``: the input's id column, as read
         self._ids: NDArray[Any] | None = None  # the ids of the rows being written
+        # as written: never two alike
+        self.names = unique_names(["row", *(["id"] if ids else []), *extra, "loss"])
         self.rows_written = 0
         self.tmp_path: str | None = None
         self.fp: IO[bytes]
         if path == "-":
-            self.fp = sys.stdout.buffer
+            from .rawout import RawStdout
+
+            self.fp = cast(IO[bytes], RawStdout(sys.stdout))  # short writes raise, see rawout
             return
-        directory = os.path.dirname(os.path.abspath(path))
         try:
-            fd, self.tmp_path = tempfile.mkstemp(
-                prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-            )
+            fd, self.tmp_path = _create_temp(path)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
+        _LIVE.add(self)
         self.fp = os.fdopen(fd, "wb")
 
     def write(
@@ -90,18 +138,27 @@ class PerExampleWriter:
                 self.fp.close()
                 os.replace(self.tmp_path, self.path)
                 self.tmp_path = None
+                _LIVE.discard(self)
+        except BrokenPipeError:  # '-' and stdout closed early: the CLI's quiet exit 141
+            raise
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self.path}: could not be finished ({exc.strerror or exc})") from None
 
     def abort(self) -> None:
+        """Close and remove the temporary file; safe to call twice, and after ``commit``."""
+        _LIVE.discard(self)
         if self.tmp_path is None:
             return
+        self._close_format()
         with contextlib.suppress(OSError):
             self.fp.close()
         with contextlib.suppress(OSError):
             os.unlink(self.tmp_path)
         self.tmp_path = None
+
+    def _close_format(self) -> None:
+        """Release format-level state before the file closes (nothing for plain byte writers)."""
 
 
 class CsvWriter(PerExampleWriter):
@@ -109,8 +166,7 @@ class CsvWriter(PerExampleWriter):
 
     def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
         super().__init__(path, extra, ids)
-        head = ["row", *(["id"] if ids else []), *extra, "loss"]
-        self.fp.write((",".join(head) + "\n").encode("ascii"))
+        self.fp.write((",".join(self.names) + "\n").encode("ascii"))
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
@@ -138,7 +194,8 @@ class NpyWriter(PerExampleWriter):
 
     def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
         super().__init__(path, extra, False)
-        self.dtype = np.dtype([("row", "<i8"), *[(name, "<i8") for name in extra], ("loss", "<f8")])
+        *ints, loss = self.names
+        self.dtype = np.dtype([*[(name, "<i8") for name in ints], (loss, "<f8")])
         self.fp.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
@@ -152,10 +209,8 @@ class NpyWriter(PerExampleWriter):
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
     ) -> None:
         rec = np.empty(len(rows), dtype=self.dtype)
-        rec["row"] = rows
-        for name, values in zip(self.extra, extra, strict=True):
+        for name, values in zip(self.names, (rows, *extra, losses), strict=True):
             rec[name] = values
-        rec["loss"] = losses
         self.fp.write(rec.tobytes())
 
     def _finish(self) -> None:
@@ -171,10 +226,10 @@ class ParquetWriter(PerExampleWriter):
     def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
         import pyarrow as pa
 
+        self.writer: Any = None  # first: abort() may run before pyarrow's writer exists
+        self.schema: Any = None  # at the first rows: the id column's type comes from them
         super().__init__(path, extra, ids)
         self._pa = pa
-        self.writer: Any = None  # opened at the first rows: the id column's type comes from them
-        self.schema: Any = None
         self.pending: list[Any] = []
         self.pending_rows = 0
 
@@ -182,12 +237,13 @@ class ParquetWriter(PerExampleWriter):
         import pyarrow.parquet as pq
 
         pa = self._pa
-        fields = [("row", pa.int64())]
-        if self.ids:
-            fields.append(("id", id_type))
-        fields += [*[(name, pa.int64()) for name in self.extra], ("loss", pa.float64())]
-        self.schema = pa.schema(fields)
-        self.writer = pq.ParquetWriter(self.fp, self.schema)
+        types = [pa.int64(), *([id_type] if self.ids else []), *[pa.int64()] * len(self.extra), pa.float64()]
+        self.schema = pa.schema(list(zip(self.names, types, strict=True)))
+        try:
+            self.writer = pq.ParquetWriter(self.fp, self.schema)
+        except BaseException:
+            self.abort()
+            raise
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
@@ -198,7 +254,8 @@ class ParquetWriter(PerExampleWriter):
             self._open(id_array.type if id_array is not None else pa.string())
         arrays = [pa.array(np.array(rows, copy=True))]
         if self.ids:
-            arrays.append(id_array.cast(self.schema.field("id").type) if id_array is not None else None)
+            id_type = self.schema.field(1).type
+            arrays.append(id_array.cast(id_type) if id_array is not None else pa.nulls(len(rows), id_type))
         arrays += [pa.array(np.array(a, copy=True)) for a in (*extra, losses)]
         self.pending.append(pa.record_batch(arrays, schema=self.schema))
         self.pending_rows += len(rows)
@@ -216,11 +273,19 @@ class ParquetWriter(PerExampleWriter):
         self._flush()
         self.writer.close()
 
+    def _close_format(self) -> None:
+        """Close pyarrow's writer before the file: left open, its ``__del__`` would later write a
+        footer into the closed file and print "Exception ignored ... write to closed file"."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+
 
 def open_writer(path: str, extra: tuple[str, ...] = (), ids: bool = False) -> PerExampleWriter:
     """A writer for ``path``'s format; ``extra`` names int64 columns written before ``loss``;
     ``ids``: an ``id`` column after ``row`` (.csv and .parquet; .npy has none)."""
-    kind = _kind(path)
+    kind = output_kind(path)
     if kind == "parquet":
         return ParquetWriter(path, extra, ids)
     if kind == "npy":

@@ -228,7 +228,23 @@ def figures_for(
                 )
             )
             figs.append(Figure("topk", "k", k, "for top-k accuracy", in_table=False))
+    figs.extend(_choice_figures(metric, scorer))  # last: existing CSV columns keep their places
     return figs
+
+
+def _choice_figures(metric: str, scorer: Any) -> list[Figure]:
+    """How many choices the model had (classes, or the vocabulary from the logits' width).
+
+    Uniform guessing over C choices has perplexity exactly C: the one baseline a perplexity can
+    be compared with whatever the tokenizer. Unknown for gathered log-probabilities.
+    """
+    count = getattr(scorer, "classes", 0)
+    if not isinstance(count, int) or count < 2 or metric not in ("ce", "perplexity"):
+        return []
+    if metric == "perplexity":
+        meaning = "logit columns; a uniform guess has this perplexity"
+        return [Figure("vocab_size", "vocabulary", count, meaning)]
+    return [Figure("classes", "classes", count, "a uniform guess has this perplexity")]
 
 
 def sequence_rows(state: LossState, top: int, show_all_at_most: int) -> tuple[list[dict[str, Any]], str]:
@@ -293,24 +309,41 @@ def _sequence_figures(state: LossState) -> list[Figure]:
     return figs
 
 
-def interpret_perplexity(ppl: float, unit: str = "tokens") -> str:
-    """One line in the lesson's words; for tokens, placed against its table of typical values."""
+SAME_TOKENIZER = "Perplexities compare only between models with the same tokenizer, scored on the same text."
+
+
+def interpret_perplexity(ppl: float, unit: str = "tokens", choices: int | None = None) -> str:
+    """One line relating the figure to what it can be compared with.
+
+    A perplexity P is as uncertain as a uniform choice among P options. Uniform guessing over all
+    ``choices`` (the vocabulary or the classes, when known) scores exactly ``choices``, so that is
+    the baseline; figures from other tokenizers or other text are not comparable, and token
+    perplexities carry that caveat. Without ``choices`` (gathered log-probabilities) there is no
+    baseline to name.
+    """
     if not math.isfinite(ppl):
         return "Perplexity overflowed: the model puts almost no probability on the targets."
-    choices = f"{ppl:,.0f}" if ppl >= 10 else f"{ppl:.2g}"
-    if unit != "tokens":
-        return f"As uncertain as a uniform choice among {choices} {unit}."
-    table = [
-        (8.0, "human-level (~5-8)"),
-        (15.0, "GPT-3 (~10)"),
-        (40.0, "GPT-2 (~20)"),
-        (200.0, "an LSTM (~60)"),
-        (5000.0, "a simple n-gram model (~500)"),
-    ]
-    near = next(
-        (name for bound, name in table if ppl < bound), "random guessing over a large vocabulary (~50,000)"
-    )
-    return (
-        f"As uncertain as a uniform choice among {choices} tokens; "
-        f"on the lesson's scale that is closest to {near}."
-    )
+    text = f"As uncertain as a uniform choice among {_count_text(ppl)} {unit}"
+    if choices:
+        text += f", {_against_uniform(ppl, choices, unit)}"
+    text += "."
+    return f"{text} {SAME_TOKENIZER}" if unit == "tokens" else text
+
+
+def _count_text(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def _against_uniform(ppl: float, choices: int, unit: str) -> str:
+    """``ppl`` beside uniform guessing over ``choices``, which has perplexity ``choices``."""
+    what = f"uniform guessing over all {choices:,} {unit} (perplexity {choices:,})"
+    ratio = choices / ppl
+    if abs(ratio - 1.0) < 0.005:
+        return f"no better than {what}"
+    if ratio > 1:
+        return f"{_ratio_text(ratio)} times lower than {what}"
+    return f"{_ratio_text(1 / ratio)} times higher than {what}: worse than guessing"
+
+
+def _ratio_text(r: float) -> str:
+    return f"{r:,.0f}" if r >= 100 else f"{r:.3g}"

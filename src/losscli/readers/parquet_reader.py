@@ -108,9 +108,11 @@ class ParquetReader(Reader):
         while pt.is_list(value_type) or pt.is_large_list(value_type) or pt.is_fixed_size_list(value_type):
             value_type = value_type.value_type
         if not (pt.is_integer(value_type) or pt.is_floating(value_type) or pt.is_boolean(value_type)):
-            raise UsageError(
-                f"{self.display}: column {self.column_names[j]!r} has type {t}, not numbers; "
-                "pick numeric columns with --pred-col/--target-col"
+            # Bad data, as the same strings in a CSV are (exit 3): the file, the column, the fix.
+            raise InputError(
+                f"holds {t} values, not numbers; pick numeric columns with --pred-col/--target-col",
+                path=self.display,
+                column=repr(self.column_names[j]),
             )
 
     def _to_numpy(self, arr: Any, j: int, row: int) -> NDArray[Any]:

@@ -42,9 +42,24 @@ def render_json(report: Report) -> str:
     return json.dumps(report.to_dict(), allow_nan=False) + "\n"
 
 
+HEAD_COLUMNS = ("metric", "output", "value", "n")
+TAIL_COLUMNS = ("ignored", "skipped", "clamped", "status")
+
+
+def figure_columns(report: Report) -> list[str]:
+    """The figure keys between the fixed columns, each once.
+
+    A figure whose key is also a fixed column (perplexity's ``ignored``, the same count) is
+    that column, not a second one: a repeated header makes pandas rename it ``ignored.1``
+    and ``csv.DictReader`` keep only the last.
+    """
+    fixed = set(HEAD_COLUMNS) | set(TAIL_COLUMNS)
+    return list(dict.fromkeys(f.key for f in report.figures if f.key not in fixed))
+
+
 def render_delimited(report: Report, delimiter: str) -> str:
-    keys = [f.key for f in report.figures if f.key not in ("value", "n")]
-    header = ["metric", "output", "value", "n", *keys, "ignored", "skipped", "clamped", "status"]
+    keys = figure_columns(report)
+    header = [*HEAD_COLUMNS, *keys, *TAIL_COLUMNS]
     rows = [
         [
             report.metric,

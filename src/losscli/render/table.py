@@ -1,11 +1,20 @@
-"""Rich renderables for a Report. Pure: they build tables; only the caller's Console prints."""
+"""Rich renderables for a Report. Pure: they build tables; only the caller's Console prints.
+
+Tables fit the terminal without ever cutting a number: each table picks its columns and their
+widths when it is rendered, from the width it is given. Number columns are never narrower
+than their longest number (a list of numbers may wrap between its elements); prose folds, and
+when even that does not fit, the explanation column goes first, then less important columns,
+then the box lines.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -45,97 +54,198 @@ def fmt_number(v: Any, counts: bool = False) -> str:
     return str(v)
 
 
-def summary_table(report: Report) -> Table:
+TEXT_MIN_WIDTH = 12  # prose narrower than this is dropped rather than folded into a ribbon
+LABEL_MIN_WIDTH = 6  # a label column (figure, output) folds down to this, never goes
+LABEL_WANTED_WIDTH = 16  # ... but prose is dropped before a label is folded below this
+
+
+@dataclass
+class Col:
+    """One column: its cells as text and how it gives way when the width runs out."""
+
+    header: str
+    cells: list[str] = field(default_factory=list)
+    number: bool = False  # never narrower than its longest word: numbers are never broken
+    drop: int = 0  # 0: always shown; otherwise dropped when too narrow, highest first
+    justify: Literal["left", "right"] = "left"
+    style: str = ""
+
+    def natural(self) -> int:
+        return max(cell_len(line) for text in [self.header, *self.cells] for line in text.split("\n"))
+
+    def minimum(self, squeeze: bool = False) -> int:
+        """The narrowest this column may be; ``squeeze``: when nothing else fits."""
+        if self.number:
+            return max(cell_len(w) for c in [self.header, *self.cells] for w in c.split() or [""])
+        if self.drop:
+            return min(self.natural(), TEXT_MIN_WIDTH)
+        return min(self.natural(), LABEL_MIN_WIDTH if squeeze else LABEL_WANTED_WIDTH)
+
+
+class FitTable:
+    """A table whose columns and widths are chosen at render time, for the width available."""
+
+    def __init__(self, title: str, columns: list[Col]) -> None:
+        self.title = title
+        self.columns = columns
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+    def layouts(self) -> list[tuple[bool, list[Col], bool]]:
+        """(boxed, columns, squeeze) in order of preference: boxed with every column, then with
+        droppable columns gone one by one, then the same without box lines; last, the essential
+        columns with labels folded narrower."""
+        order = sorted((c for c in self.columns if c.drop), key=lambda c: -c.drop)
+        shown = [list(self.columns)]
+        for col in order:
+            shown.append([c for c in shown[-1] if c is not col])
+        preferred = [(boxed, cols, False) for boxed in (True, False) for cols in shown]
+        return [*preferred, (True, shown[-1], True), (False, shown[-1], True)]
+
+    def table(self, width: int) -> Table:
+        layouts = self.layouts()
+        for boxed, cols, squeeze in layouts:
+            if sum(c.minimum(squeeze) for c in cols) + _overhead(len(cols), boxed) <= width:
+                return self._build(boxed, cols, squeeze, width)
+        return self._build(*layouts[-1], width)  # narrower than any number: folded, never cut
+
+    def _build(self, boxed: bool, cols: list[Col], squeeze: bool, width: int) -> Table:
+        widths = _share(cols, squeeze, width - _overhead(len(cols), boxed))
+        kw: dict[str, Any] = {} if boxed else {"box": None, "pad_edge": False}
+        table = Table(title=Text(self.title), title_justify="left", **kw)
+        for col, w in zip(cols, widths, strict=True):
+            table.add_column(Text(col.header), justify=col.justify, style=col.style, width=w, overflow="fold")
+        for i in range(len(cols[0].cells) if cols else 0):
+            table.add_row(*[Text(c.cells[i]) for c in cols])
+        return table
+
+
+def _overhead(n: int, boxed: bool) -> int:
+    """Columns of padding and rules around n cells: rich's (0, 1) padding, plus box lines."""
+    return 2 * n + n + 1 if boxed else max(0, 2 * n - 2)
+
+
+def _share(cols: list[Col], squeeze: bool, room: int) -> list[int]:
+    """Each column its minimum, then what is left: numbers first, then labels, then prose."""
+    widths = [c.minimum(squeeze) for c in cols]
+    left = room - sum(widths)
+    for wanted in (lambda c: c.number, lambda c: not c.number and c.drop == 0, lambda c: True):
+        for i, c in enumerate(cols):
+            if left > 0 and wanted(c):
+                grow = min(left, c.natural() - widths[i])
+                if grow > 0:
+                    widths[i] += grow
+                    left -= grow
+    return widths
+
+
+def summary_table(report: Report) -> FitTable:
     files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
-    table = Table(title=f"{TITLES[report.metric]} - {files}", title_justify="left")
-    table.add_column("figure", style="bold")
-    table.add_column("value", justify="right")
-    table.add_column("what it means", style="dim")
+    rows: list[tuple[str, str, str]] = []
     for f in report.figures:
         if f.in_table:
-            table.add_row(f.label, fmt_number(f.value, counts=True), f.meaning)
+            rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
-        table.add_row("input", report.input_kind, how)
+        rows.append(("input", report.input_kind, how))
     if report.weighted:
-        table.add_row("weighted", "yes", "weighted mean (sample_weight semantics)")
+        rows.append(("weighted", "yes", "weighted mean (sample_weight semantics)"))
     if report.ignored and not any(f.key == "ignored" for f in report.figures):
-        table.add_row(
-            "ignored", fmt_number(report.ignored, counts=True), "rows with the ignore index, not counted"
+        rows.append(
+            ("ignored", fmt_number(report.ignored, counts=True), "rows with the ignore index, not counted")
         )
     if report.skipped:
-        table.add_row(
-            "skipped", fmt_number(report.skipped, counts=True), "rows with NaN/inf, dropped by --nan skip"
+        rows.append(
+            ("skipped", fmt_number(report.skipped, counts=True), "rows with NaN/inf, dropped by --nan skip")
         )
     if report.clamped:
-        table.add_row(
-            "clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does"
+        rows.append(
+            ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
-    return table
+    return FitTable(
+        f"{TITLES[report.metric]} - {files}",
+        [
+            Col("figure", [r[0] for r in rows], style="bold"),
+            Col("value", [r[1] for r in rows], number=True, justify="right"),
+            Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
+        ],
+    )
 
 
-def outputs_table(report: Report) -> Table | None:
+def outputs_table(report: Report) -> FitTable | None:
     if not report.per_output:
         return None
-    table = Table(title="Per output", title_justify="left")
-    table.add_column("output")
-    table.add_column(report.metric.upper(), justify="right")
-    has_rmse = report.metric == "mse"
-    if has_rmse:
-        table.add_column("RMSE", justify="right")
-    for name, vals in report.per_output:
-        cells = [name, fmt_number(vals["value"])]
-        if has_rmse:
-            cells.append(fmt_number(vals["rmse"]))
-        table.add_row(*cells)
-    return table
+    cols = [
+        Col("output", [name for name, _ in report.per_output]),
+        Col(report.metric.upper(), [fmt_number(v["value"]) for _, v in report.per_output], number=True),
+    ]
+    if report.metric == "mse":
+        cols.append(Col("RMSE", [fmt_number(v["rmse"]) for _, v in report.per_output], number=True, drop=1))
+    for col in cols[1:]:
+        col.justify = "right"
+    return FitTable("Per output", cols)
 
 
-def examples_table(report: Report) -> Table | None:
+def examples_table(report: Report) -> FitTable | None:
     if not report.examples:
         return None
     if report.breakdown == "all":
         title = f"Every example ({report.n})"
     else:
         title = f"The {len(report.examples)} worst of {report.n:,} examples"
-    table = Table(title=title, title_justify="left")
-    table.add_column("row", justify="right")
-    ids = [] if report.id_column is None else [report.id_column]
-    for col in [*ids, *report.detail_columns]:
-        table.add_column(col, justify="right")
-    table.add_column("loss", justify="right", style="bold")
-    for e in report.examples:
-        cells = [fmt_number(e.id)] if ids else []
-        table.add_row(str(e.row), *cells, *[fmt_number(v) for v in e.detail], fmt_number(e.loss))
-    return table
+    n_detail = len(report.detail_columns)
+    cols = [Col("row", [str(e.row) for e in report.examples], number=True, justify="right")]
+    if report.id_column is not None:  # the input's own name for the example, beside its row
+        cols.append(Col(report.id_column, [fmt_number(e.id) for e in report.examples], justify="right"))
+    for j, name in enumerate(report.detail_columns):  # the first detail column goes first
+        cells = [fmt_number(e.detail[j]) if j < len(e.detail) else "" for e in report.examples]
+        cols.append(Col(name, cells, number=True, drop=1 + n_detail - j, justify="right"))
+    cols.append(
+        Col("loss", [fmt_number(e.loss) for e in report.examples], number=True, justify="right", style="bold")
+    )
+    return FitTable(title, cols)
 
 
-def sequences_table(report: Report) -> Table | None:
+def sequences_table(report: Report) -> FitTable | None:
     if not report.sequences or (len(report.sequences) == 1 and report.breakdown == "all"):
         return None
     if report.sequence_breakdown == "all":
         title = f"Every sequence ({len(report.sequences)})"
     else:
         title = f"The {len(report.sequences)} sequences with the highest perplexity"
-    table = Table(title=title, title_justify="left")
-    table.add_column("sequence", justify="right")
-    table.add_column("tokens", justify="right")
-    table.add_column("NLL (nats/token)", justify="right")
-    table.add_column("perplexity", justify="right", style="bold")
-    table.add_column("worst tokens (position: target id, log-prob)")
-    for row in report.sequences:
-        worst = "; ".join(
+    rows = report.sequences
+    worst = [
+        "; ".join(
             f"{w['position']}: {w['target'] if w['target'] >= 0 else '?'}, {fmt_number(w['logprob'])}"
             for w in row["worst_tokens"]
         )
-        table.add_row(
-            str(row["sequence"]),
-            fmt_number(row["tokens"], counts=True),
-            fmt_number(row["nll"]),
-            fmt_number(row["perplexity"]),
-            worst,
-        )
-    return table
+        for row in rows
+    ]
+    return FitTable(
+        title,
+        [
+            Col("sequence", [str(r["sequence"]) for r in rows], number=True, justify="right"),
+            Col(
+                "tokens",
+                [fmt_number(r["tokens"], counts=True) for r in rows],
+                number=True,
+                drop=2,
+                justify="right",
+            ),
+            Col(
+                "NLL (nats/token)", [fmt_number(r["nll"]) for r in rows], number=True, drop=3, justify="right"
+            ),
+            Col(
+                "perplexity",
+                [fmt_number(r["perplexity"]) for r in rows],
+                number=True,
+                justify="right",
+                style="bold",
+            ),
+            Col("worst tokens (position: target id, log-prob)", worst, number=True, drop=4),
+        ],
+    )
 
 
 def report_renderable(report: Report) -> RenderableType:
@@ -144,9 +254,16 @@ def report_renderable(report: Report) -> RenderableType:
         if extra is not None:
             parts.append(extra)
     if report.metric == "perplexity":
-        parts.append(Text(interpret_perplexity(report.value)))
+        vocab = _figure_or_none(report, "vocab_size")
+        parts.append(Text(interpret_perplexity(report.value, choices=vocab)))
     elif report.metric == "ce":
         ppl = report.figure("perplexity")
         if isinstance(ppl, float):
-            parts.append(Text(interpret_perplexity(ppl, unit="classes")))
+            classes = _figure_or_none(report, "classes")
+            parts.append(Text(interpret_perplexity(ppl, unit="classes", choices=classes)))
     return Group(*parts)
+
+
+def _figure_or_none(report: Report, key: str) -> int | None:
+    value = next((f.value for f in report.figures if f.key == key), None)
+    return value if isinstance(value, int) else None
