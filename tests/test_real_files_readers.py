@@ -164,6 +164,26 @@ def test_several_columns_empty_cells_are_missing_and_empty_lines_are_not_rows(
     assert r.code == 3 and "row 4" in r.stderr and "'y_pred'" in r.stderr and "missing value" in r.stderr
 
 
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("writer", ["pandas", "polars"])
+def test_headerless_one_column_first_value_missing(tmp_path: Path, size: str, writer: str) -> None:
+    """Without a header, pandas writes a first NaN as a first line "" and Polars a first null
+    as a leading empty line: both are the first row, not a header or a gap."""
+    n = SIZES[size]
+    rng = np.random.default_rng(14)
+    p = with_holes(rng, n, [0, 1, n // 2])
+    t = with_holes(rng, n, [2])
+    for name, x in (("p", p), ("t", t)):
+        if writer == "pandas":
+            pd.DataFrame({name: x}).to_csv(tmp_path / f"{name}.csv", index=False, header=False)
+        else:
+            polars_column(name, x).write_csv(tmp_path / f"{name}.csv", include_header=False)
+    want, kept = mse_ref(p, t)
+    out = json_of(run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--nan", "skip", "-f", "json"))
+    assert (out["n"], out["skipped"]) == (kept, 4)
+    assert out["value"] == pytest.approx(want, rel=1e-12)
+
+
 def test_trailing_empty_lines_hold_no_row(tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("p\n1\n\n2\n\n\n\n")
     (tmp_path / "t.csv").write_text('t\n3\n5\n""\n')
@@ -177,7 +197,8 @@ CONTENTS = {  # (what starts the file, a body repeated REPS times after it)
     "pandas": ("y\n", '1.5\n""\n2.5\n3.0\n""\n'),
     "polars": ("y\n", "\n1.5\n\n\n2.5\n3.0\n"),
     "bom_crlf": ("\ufeff\r\n\r\ny\r\n", '1.5\r\n\r\n""\r\n2.5\r\n\r\n'),
-    "headerless": ("\n\n", "1.5\n\n2.5\n3.5\n"),
+    "headerless": ("\n\n", "1.5\n\n2.5\n3.5\n"),  # Polars, no header, two leading nulls
+    "pandas_headerless": ('""\n', '1.5\n""\n2.25\n'),  # pandas header=False, first value NaN
     "two_columns": ("a,b\n\n", '1,2\n,3\n\n"",4\n5,""\n\n\n'),
     "tsv": ("a\tb\n", "1\t\n\n\t2\n3\t4\n"),
 }
@@ -185,7 +206,8 @@ FIRST_ROWS = {  # the first repetition's values, by hand
     "pandas": [1.5, np.nan, 2.5, 3.0, np.nan],
     "polars": [np.nan, 1.5, np.nan, np.nan, 2.5, 3.0],
     "bom_crlf": [1.5, np.nan, np.nan, 2.5, np.nan],  # the body's last empty line is inside the file
-    "headerless": [1.5, np.nan, 2.5, 3.5],
+    "headerless": [np.nan, np.nan, 1.5, np.nan, 2.5, 3.5],
+    "pandas_headerless": [np.nan, 1.5, np.nan, 2.25],
     "two_columns": [[1, 2], [np.nan, 3], [np.nan, 4], [5, np.nan]],
     "tsv": [[1, np.nan], [np.nan, 2], [3, 4]],
 }
@@ -221,7 +243,8 @@ def test_python_and_pyarrow_parsers_agree(
     np.testing.assert_array_equal(python, arrow)  # NaN in the same places too
     want = FIRST_ROWS[name]
     np.testing.assert_array_equal(python[: len(want)], want)
-    rows = len(want) * REPS
+    leading = {"headerless": 2, "pandas_headerless": 1}.get(name, 0)
+    rows = (len(want) - leading) * REPS + leading
     if ending == '\n""':
         rows += 2  # an empty line with a row after it, and "" (also at the very end) are rows
     elif name == "bom_crlf":

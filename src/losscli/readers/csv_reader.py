@@ -6,8 +6,8 @@ are not integers (and otherwise left for ``open.settle_headers`` to decide); ``-
 ``--no-header`` force it. Only the selected columns are converted, always to float64.
 
 An empty cell, quoted (``""``, as pandas writes NaN) or not, is a missing value. In a file of
-one column an empty line between rows is one too (Polars writes a null so); only empty lines at
-the very end, and empty lines in a file of several columns, hold no row. Under ``--nan skip``
+one column an empty line is one too (Polars writes a null so), unless it comes before a header
+or after the last row; empty lines there, and in a file of several columns, hold no row. Under ``--nan skip``
 a missing value becomes NaN for the engine to drop with its row; otherwise it is refused here,
 naming the row and column. Both parsers (Python for small files, pyarrow otherwise) follow
 these rules. pyarrow's conversion errors do not say where the bad cell is, so on error we
@@ -292,8 +292,8 @@ class CsvReader(Reader):
                     if eof or cut >= 0:
                         break
                     buf = slots.buffers[slot] = buf + bytes(len(buf))  # a line longer than the block
-                if not started:  # drop a BOM and leading blank lines: no rows, no header
-                    first = _data_start(buf, filled)
+                if not started:  # drop a BOM, and leading blank lines unless they are rows
+                    first = _data_start(buf, filled, blank_lines=not self._leading_blanks_are_rows())
                     if first:
                         buf[: filled - first] = buf[first:filled]
                         filled -= first
@@ -320,6 +320,11 @@ class CsvReader(Reader):
             yield from self._small_chunks(groups, wanted, max_rows)
         else:
             yield from self._arrow_chunks(groups, wanted, max_rows)
+
+    def _leading_blanks_are_rows(self) -> bool:
+        """In a one-column file without a header, every empty line before the last row is a
+        missing value, the first ones too (Polars writes a leading null so without a header)."""
+        return self.one_column and not self.has_header
 
     def _small(self) -> bool:
         """Small plain files are parsed in Python: importing pyarrow costs more than parsing."""
@@ -445,8 +450,8 @@ class CsvReader(Reader):
         problem with its row, line and column. Serves small files and error diagnosis.
 
         Follows the pyarrow path's rules: an empty cell is missing (NaN under --nan skip); in a
-        one-column file so is an empty line after the first row, unless only empty lines
-        follow it; elsewhere empty lines hold no row."""
+        one-column file so is an empty line, unless it comes before a header or only empty
+        lines follow it; elsewhere empty lines hold no row."""
         raw = self._open_binary()
         bad_utf8: list[int] = []
         data_row = -1
@@ -459,7 +464,7 @@ class CsvReader(Reader):
             reader = csv.reader(_decoded_lines(lines, bad_utf8), delimiter=self.delimiter)
             for fields in reader:
                 if not fields:
-                    if started and width == 1:
+                    if (started and width == 1) or self._leading_blanks_are_rows():
                         blanks.append(reader.line_num)
                     continue
                 started = True
@@ -571,11 +576,14 @@ def _friendly(message: str) -> str:
     )
 
 
-def _data_start(buf: bytes | bytearray, end: int, begin: int = 0) -> int:
+def _data_start(buf: bytes | bytearray, end: int, begin: int = 0, blank_lines: bool = True) -> int:
     """Where the first non-blank line starts: after a UTF-8 BOM and empty lines (``end`` when
-    there is none before it). ``begin``: a position known to be inside that prefix."""
+    there is none before it); after the BOM alone unless ``blank_lines``. ``begin``: a position
+    known to be inside that prefix."""
     if begin == 0 and buf[:3] == b"\xef\xbb\xbf":
         begin = 3
+    if not blank_lines:
+        return begin
     found = _NON_BLANK.search(buf, begin, end)
     return found.start() if found else end
 
@@ -625,6 +633,8 @@ def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None
     ``open.settle_headers`` decides. Any other row of numbers is data."""
     if forced is not None:
         return forced, True
+    if len(fields) == 1 and not fields[0].strip():
+        return False, True  # "" alone: a missing value, as pandas writes NaN without a header
     if not all(_is_number(f) for f in fields):
         return True, True
     if [f.strip() for f in fields] != [str(j) for j in range(len(fields))]:
