@@ -555,7 +555,9 @@ class NamedArrays(ArrayReader):
 def test_ids_checked_on_the_threaded_path(monkeypatch: pytest.MonkeyPatch) -> None:
     opened = api._open
     monkeypatch.setattr(
-        api, "_open", lambda src, name, fmt: src if isinstance(src, NamedArrays) else opened(src, name, fmt)
+        api,
+        "_open",
+        lambda src, name, *rest: src if isinstance(src, NamedArrays) else opened(src, name, *rest),
     )
     n = 10_000
     p, t = regression(n=n, seed=16)

@@ -74,11 +74,13 @@ class Progress:
     stop: Callable[[], None]
 
 
-def _open(source: Source, name: str, fmt: str | None) -> Reader:
+def _open(
+    source: Source, name: str, fmt: str | None, header: bool | None = None, nan: str = "error"
+) -> Reader:
     if isinstance(source, (str, os.PathLike)):
         from .readers.open import open_reader
 
-        return open_reader(os.fspath(source), fmt)
+        return open_reader(os.fspath(source), fmt, header=header, nan=nan)
     from .readers.memory import ArrayReader
 
     return ArrayReader(source, name)
@@ -273,15 +275,19 @@ def run_evaluation(
     text: str | None = None,
     n_bytes: int | None = None,
     n_words: int | None = None,
+    header: bool | None = None,
 ) -> Report:
     """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
 
-    Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for CSV on stdin) or
+    Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for stdin) or
     arrays. ``per_example`` names a .csv/.parquet/.npy file that receives every example's loss.
 
     Perplexity also takes: ``logprobs`` (gathered log-probabilities instead of logits and
     targets), ``shift`` (causal-LM labels), ``topk``, ``seq_col``, and ``text`` / ``n_bytes`` /
     ``n_words`` for bits per byte and word perplexity.
+
+    ``header``: whether each CSV input's first row is a header; None detects it (pandas'
+    default header ``0,1,...`` included) and adds a warning where the file cannot tell.
     """
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -305,6 +311,11 @@ def run_evaluation(
         raise UsageError(f"{used}: only for perplexity")
     size = None
     plan = None
+    from .readers.open import settle_headers
+
+    def opened(source: Source, name: str) -> Reader:
+        return stack.enter_context(_open(source, name, fmt, header, nan))
+
     with ExitStack() as stack:
         if metric == "perplexity":
             from .lm import plan_logits, plan_logprobs, text_size
@@ -315,14 +326,13 @@ def run_evaluation(
             if logprobs is not None:
                 if shift or topk is not None:
                     raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
-                plan = plan_logprobs(stack.enter_context(_open(logprobs, "logprobs", fmt)), pred_col, seq_col)
+                lp_reader = opened(logprobs, "logprobs")
+                header_warnings = settle_headers([lp_reader])
+                plan = plan_logprobs(lp_reader, pred_col, seq_col)
             else:
-                logits_reader = stack.enter_context(_open(preds, "logits", fmt))
-                ids_reader = (
-                    stack.enter_context(_open(targets, "targets", fmt))
-                    if targets is not None
-                    else logits_reader
-                )
+                logits_reader = opened(preds, "logits")
+                ids_reader = opened(targets, "targets") if targets is not None else logits_reader
+                header_warnings = settle_headers([logits_reader, ids_reader])
                 plan = plan_logits(
                     logits_reader, ids_reader, pred_col, target_col, seq_col, ignore_index, topk
                 )
@@ -332,14 +342,17 @@ def run_evaluation(
             }
             m = plan.metric
         else:
-            p_reader = stack.enter_context(_open(preds, "preds", fmt))
-            t_reader = stack.enter_context(_open(targets, "targets", fmt)) if targets is not None else None
+            p_reader = opened(preds, "preds")
+            t_reader = opened(targets, "targets") if targets is not None else None
+            header_warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
             exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
             p_choice, t_choice = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
             choices = {PREDS: p_choice, TARGETS: t_choice}
             m = make_metric(metric, input, ignore_index, topk)
         if weights is not None or weight_col is not None:
-            w_reader = None if weights is None else stack.enter_context(_open(weights, "weights", fmt))
+            w_reader = None if weights is None else opened(weights, "weights")
+            if w_reader is not None:
+                header_warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
             choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, weight_col)
         roles, ids = _roles(choices, plan.roles if plan is not None else None)
         columns, notes = _columns_report(choices, ids)
@@ -406,7 +419,9 @@ def run_evaluation(
         breakdown = "all"
     else:
         examples = examples[:top]
-    warnings: list[str] = [ids.warning] if ids.warning else []
+    warnings: list[str] = list(dict.fromkeys(header_warnings))
+    if ids.warning:
+        warnings.append(ids.warning)
     if evaluator.overflow:
         warnings.append("some losses overflowed float64 to inf; the mean is inf")
     if state.clamped:

@@ -65,7 +65,7 @@ def cli() -> None:
       losscli perplexity --logits logits.npy --targets ids.npy
       losscli mae results.parquet --pred-col yhat --target-col y
 
-    Inputs are CSV/TSV (also .gz), Parquet, .npy or .npz; '-' reads CSV from stdin. Files are
+    Inputs are CSV/TSV (also .gz), Parquet, .npy or .npz; '-' reads stdin. Files are
     streamed in chunks, so their size is not limited by memory. On a terminal the output is a
     table; when piped it is TSV (see --format). Exit codes: 0 ok, 1 threshold crossed
     (--fail-above/--fail-below), 2 usage error, 3 bad input data, 4 output not written.
@@ -150,6 +150,13 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
             help="Read every file as this format, whatever its extension.",
         ),
+        click.option(
+            "--header/--no-header",
+            "header",
+            default=None,
+            help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
+            "0,1,... header too); a warning says when the file could not tell.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -200,6 +207,7 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
         fmt=opts["input_format"],
         progress=terminal_progress(),
         threads=opts["threads"],
+        header=opts["header"],
         **{k: opts[k] for k in LM_OPTIONS if opts.get(k) not in (None, False)},
     )
     to_stderr = per_example == "-"

@@ -9,6 +9,7 @@ until the next one is requested.
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -222,15 +223,39 @@ def assemble(
     return out
 
 
-def arrow_column(arr: Any, display: str, row: int, column: str, empty: str) -> NDArray[Any]:
-    """A numeric Arrow column as numpy, or an InputError at its first null (``empty`` says
-    what a null is in this format) naming the global row."""
+def missing_message(what: str) -> str:
+    """How every reader refuses a missing value (an empty CSV cell, a Parquet null)."""
+    return f"{what} (a missing value): every selected cell must hold a number; --nan skip drops such rows"
+
+
+def arrow_column(
+    arr: Any, display: str, row: int, column: str, empty: str, missing_as_nan: bool = False
+) -> NDArray[Any]:
+    """A numeric Arrow column as numpy. A null is a missing value: NaN when ``missing_as_nan``
+    (--nan skip, so the engine drops its row in every input), else an InputError at the first
+    null (``empty`` says what a null is in this format) naming the global row."""
     if arr.null_count:
+        if missing_as_nan:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            return arrow_to_numpy(pc.fill_null(arr.cast(pa.float64()), math.nan))
         bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
-        raise InputError(
-            f"{empty}: every selected cell must hold a number", path=display, row=row + bad, column=column
-        )
+        raise InputError(missing_message(empty), path=display, row=row + bad, column=column)
     return arrow_to_numpy(arr)
+
+
+def refuse_missing(columns: Sequence[tuple[Any, str]], display: str, row: int, empty: str) -> None:
+    """Raise at the first null of a batch's (Arrow array, column name) pairs in reading order,
+    row then column, as a reader going cell by cell would name it; nothing if none."""
+    first: tuple[int, int] | None = None
+    for k, (arr, _) in enumerate(columns):
+        if arr.null_count:
+            at = (int(np.argmax(arrow_to_numpy(arr.is_null()))), k)
+            first = at if first is None else min(first, at)
+    if first is not None:
+        name = columns[first[1]][1]
+        raise InputError(missing_message(empty), path=display, row=row + first[0], column=name)
 
 
 def arrow_to_numpy(arr: Any) -> NDArray[Any]:

@@ -1,17 +1,29 @@
 """CSV and TSV (also compressed, also on stdin), streamed with pyarrow's incremental reader.
 
-The first non-blank line decides whether there is a header: if every field parses as a
-number it is data, otherwise it names the columns. Only the selected columns are converted,
-always to float64. pyarrow's conversion errors do not say where the bad cell is, so on error
-we re-scan the file with the standard csv module to name the row and column.
+The first non-blank line decides whether there is a header: if a field is not a number it
+names the columns; pandas' default header ``0,1,...,k-1`` is recognised when the rows below it
+are not integers (and otherwise left for ``open.settle_headers`` to decide); ``--header`` /
+``--no-header`` force it. Only the selected columns are converted, always to float64.
+
+An empty cell, quoted (``""``, as pandas writes NaN) or not, is a missing value. In a file of
+one column an empty line is one too (Polars writes a null so), unless it comes before a header
+or after the last row; empty lines there, and in a file of several columns, hold no row. Under ``--nan skip``
+a missing value becomes NaN for the engine to drop with its row; otherwise it is refused here,
+naming the row and column. Both parsers (Python for small files, pyarrow otherwise) follow
+these rules. pyarrow's conversion errors do not say where the bad cell is, so on error we
+re-scan the file with the standard csv module to name the row and column.
+
+A pipe or stdin arrives as a stream that replays what open_reader sniffed; it is read once.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import queue
+import re
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -21,7 +33,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
-from .base import Chunk, Group, Reader, arrow_column, assemble, csv_index_columns, wanted_columns
+from .base import (
+    Chunk,
+    Group,
+    Reader,
+    arrow_column,
+    assemble,
+    csv_index_columns,
+    missing_message,
+    refuse_missing,
+    wanted_columns,
+)
+from .open import Replay
 from .prefetch import prefetch
 
 if TYPE_CHECKING:
@@ -33,6 +56,10 @@ PARSE_AHEAD = 2  # blocks parsed at once: the next block's parse fills the cores
 FIRST_BLOCK = 1 << 20
 SMALL_FILE_BYTES = 256 << 10
 PEEK_LIMIT = 64 << 20
+PEEK_BYTES = 1 << 16  # read at least this much (or SAMPLE_LINES lines) to judge the first row
+SAMPLE_LINES = 1000
+_NON_BLANK = re.compile(rb"[^\r\n]")
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
 
 
@@ -49,28 +76,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _Replay(io.RawIOBase):
-    """A stream that first returns bytes already read (the peeked line), then the rest."""
-
-    def __init__(self, prefix: bytes, rest: Any) -> None:
-        self._prefix = prefix
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        mv = memoryview(b).cast("B")
-        if self._prefix:
-            n = min(len(mv), len(self._prefix))
-            mv[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._rest.read(len(mv))
-        mv[: len(data)] = data
-        return len(data)
 
 
 class _Slots:
@@ -90,6 +95,10 @@ class _Slots:
         """A free slot, waiting for one; None once the reader is closed."""
         return self._free.get()
 
+    def release(self, slot: int) -> None:
+        """Give back a slot whose bytes were not handed to a parse."""
+        self._free.put(slot)
+
     def release_after(self, slot: int, parse: Future[Any]) -> None:
         """Give ``slot`` back once ``parse`` (of the bytes in it) has finished, however it ends."""
         parse.add_done_callback(lambda _: self._free.put(slot))
@@ -99,13 +108,29 @@ class _Slots:
 
 
 class CsvReader(Reader):
-    """A delimited text file, or ``-`` for stdin."""
+    """A delimited text file, or ``-`` for stdin.
 
-    def __init__(self, path: str, delimiter: str | None = None) -> None:
+    ``stream``: the input when it can be read only once (stdin, a pipe), replaying the bytes
+    open_reader sniffed. ``compression`` overrides what the name says (a pipe has no name).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        delimiter: str | None = None,
+        *,
+        header: bool | None = None,
+        nan: str = "error",
+        stream: Any = None,
+        compression: str | None = None,
+    ) -> None:
         self.path = path
         self.display = "<stdin>" if path == "-" else path
-        self.stdin = path == "-"
-        self.compression = None if self.stdin else _compression(path)
+        if stream is None and path == "-":
+            stream = Replay(b"", sys.stdin.buffer, owns=False)
+        self.compression = compression or (None if stream is not None else _compression(path))
+        self.skip_missing = nan == "skip"
+        self._stream = self._decompressed(stream) if stream is not None and self.compression else stream
         stem = path.lower()
         for ext in COMPRESSED:
             stem = stem.removesuffix(ext)
@@ -115,14 +140,18 @@ class CsvReader(Reader):
         if delimiter is None:
             delimiter = "\t" if ("\t" in first and "," not in first) else ","
         self.delimiter = delimiter
-        self._stdin_prefix = raw
+        self._prefix: bytes | None = raw
         try:
             fields = next(csv.reader([first], delimiter=delimiter)) if first else []
         except csv.Error as exc:
             raise InputError(f"cannot be parsed on its first line ({exc})", path=self.display) from None
         if not fields:
             raise InputError("is empty: there are no rows to score", path=self.display)
-        self.has_header = not all(_is_number(f) for f in fields)
+        self.first_fields = [f.strip() for f in fields]
+        self.has_header, self.header_certain = _detect_header(
+            fields, _sample_rows(raw, delimiter, self._peek_eof), header
+        )
+        self.header_settled = False  # set by open.settle_headers once it has decided
         if self.has_header:
             names = [f.strip() or f"column{j}" for j, f in enumerate(fields)]
             seen: dict[str, int] = {}
@@ -143,6 +172,24 @@ class CsvReader(Reader):
         header = getattr(self, "_header", None)
         return header[j] if header is not None and j < len(header) else self.column_names[j]
 
+    @property
+    def read_once(self) -> bool:
+        """The input is stdin or a pipe: its bytes can be read once, so no second pass."""
+        return self._stream is not None
+
+    @property
+    def one_column(self) -> bool:
+        """A file of one column, where an empty line between rows is a missing value."""
+        return len(self.column_names) == 1
+
+    def _decompressed(self, stream: Any) -> Any:
+        import pyarrow as pa
+
+        try:
+            return pa.CompressedInputStream(stream, self.compression)
+        except (pa.ArrowException, ValueError, OSError) as exc:
+            raise InputError(f"cannot be decompressed ({exc})", path=self.display) from None
+
     def _open_binary(self) -> Any:
         try:
             if self.compression:
@@ -160,30 +207,37 @@ class CsvReader(Reader):
             raise InputError(f"cannot be opened ({exc})", path=self.display) from None
 
     def _peek(self) -> tuple[str, bytes]:
-        """The first non-blank line as text, and (for stdin) every byte consumed to get it."""
-        src = sys.stdin.buffer if self.stdin else self._open_binary()
+        """The first non-blank line as text, and every byte read to get it and a sample of the
+        rows below it (which a stream replays). Reads PEEK_BYTES or SAMPLE_LINES lines past the
+        first line, whichever comes first, or the whole input if it is shorter."""
+        src = self._stream if self._stream is not None else self._open_binary()
         buf = bytearray()
+        blank_end, line_end = 0, -1  # the BOM/empty lines before the first line; its end
+        self._peek_eof = False
         try:
             while len(buf) <= PEEK_LIMIT:
-                piece = src.read(1 << 16)
+                piece = src.read(PEEK_BYTES)
                 if not piece:
+                    self._peek_eof = True
                     break
                 buf += piece
-                # a line end after the leading BOM/blank lines ends the first line
-                if b"\n" in piece and b"\n" in bytes(buf).lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n"):
+                if line_end < 0:
+                    blank_end = _data_start(buf, len(buf), blank_end)
+                    line_end = buf.find(b"\n", max(blank_end, len(buf) - len(piece)))
+                if line_end >= 0 and (len(buf) >= PEEK_BYTES or buf.count(b"\n") > SAMPLE_LINES):
                     break
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise InputError(f"cannot be read ({exc})", path=self.display) from None
         finally:
-            if not self.stdin:
+            if self._stream is None:
                 src.close()
         consumed = bytes(buf)
         if len(consumed) > PEEK_LIMIT and b"\n" not in consumed:
             raise InputError(
                 f"has no line end in its first {PEEK_LIMIT} bytes: not a CSV file", path=self.display
             )
-        text = consumed.lstrip(b"\xef\xbb\xbf").lstrip(b"\r\n")
-        line = text.split(b"\n", 1)[0].rstrip(b"\r")
+        start = _data_start(consumed, len(consumed))
+        line = consumed[start:].split(b"\n", 1)[0].rstrip(b"\r")
         try:
             first = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -196,10 +250,17 @@ class CsvReader(Reader):
         return first, consumed
 
     def _source(self) -> Any:
-        """The raw bytes, from the start (stdin replays the line peeked at)."""
-        if self.stdin:
-            return _Replay(self._stdin_prefix, sys.stdin.buffer)
+        """The raw bytes, from the start (a stream replays the bytes peeked at); read once."""
+        if self._stream is not None:
+            if self._prefix is None:
+                raise InputError("was already read: a pipe can be read only once", path=self.display)
+            prefix, self._prefix = self._prefix, None
+            return Replay(prefix, self._stream)
         return self._open_binary()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
 
     def _blocks(self, slots: _Slots) -> Iterator[tuple[int, memoryview]]:
         """The input in blocks of about PARSE_BLOCK bytes, each ending at a line end.
@@ -208,10 +269,16 @@ class CsvReader(Reader):
         runs on every core while memory stays at a few blocks, whatever the file's size. Each
         block is read into a slot's buffer (fresh pages cost more than the parse, so buffers
         are reused) and comes with its slot number, to be released once parsed.
+
+        The first block starts after any BOM and leading blank lines. In a one-column file,
+        where pyarrow is told to keep empty lines (each is a missing value), the blank lines
+        at the end of a block are carried into the next one, and dropped at the end of the
+        input: only there are they not rows.
         """
         src = self._source()
         carry = b""
         turn = 0
+        started = False
         try:
             while True:
                 # 1 MB first, doubling to PARSE_BLOCK: a small stream never costs a full block
@@ -238,12 +305,24 @@ class CsvReader(Reader):
                     if eof or cut >= 0:
                         break
                     buf = slots.buffers[slot] = buf + bytes(len(buf))  # a line longer than the block
+                if not started:  # drop a BOM, and leading blank lines unless they are rows
+                    first = _data_start(buf, filled, blank_lines=not self._leading_blanks_are_rows())
+                    if first:
+                        buf[: filled - first] = buf[first:filled]
+                        filled -= first
+                        cut -= first
                 if eof:
-                    if filled:
-                        yield slot, memoryview(buf)[:filled]
+                    end = _rstrip_newlines(buf, filled) if self.one_column else filled
+                    if end > 0:
+                        yield slot, memoryview(buf)[:end]
                     return
-                carry = bytes(buf[cut + 1 : filled])
-                yield slot, memoryview(buf)[: cut + 1]
+                end = _blank_tail(buf, cut + 1) if self.one_column else cut + 1
+                carry = bytes(buf[end:filled])
+                if end > 0:
+                    started = True
+                    yield slot, memoryview(buf)[:end]
+                else:
+                    slots.release(slot)
                 turn += 1
         finally:
             src.close()
@@ -255,9 +334,14 @@ class CsvReader(Reader):
         else:
             yield from self._arrow_chunks(groups, wanted, max_rows)
 
+    def _leading_blanks_are_rows(self) -> bool:
+        """In a one-column file without a header, every empty line before the last row is a
+        missing value, the first ones too (Polars writes a leading null so without a header)."""
+        return self.one_column and not self.has_header
+
     def _small(self) -> bool:
         """Small plain files are parsed in Python: importing pyarrow costs more than parsing."""
-        if self.stdin or self.compression:
+        if self._stream is not None or self.compression:
             return False
         try:
             return os.path.getsize(self.path) <= SMALL_FILE_BYTES
@@ -286,13 +370,15 @@ class CsvReader(Reader):
                 use_threads=True,
             )
 
-        parse_opts = pacsv.ParseOptions(delimiter=self.delimiter)
+        # In a one-column file an empty line is an empty cell: a missing value, not a gap.
+        keep_empty = self.one_column
+        parse_opts = pacsv.ParseOptions(delimiter=self.delimiter, ignore_empty_lines=not keep_empty)
         convert_opts = pacsv.ConvertOptions(
             column_types={n: pa.float64() for n in names},
             include_columns=names,
-            null_values=[],  # "nan", "NA" and "" are not silently missing: nan is a value, "" an error
+            null_values=[""],  # an empty cell, quoted or not, is missing; "nan" is a value, "NA" an error
             strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
+            quoted_strings_can_be_null=True,
         )
 
         def parse(number: int, block: memoryview) -> Any:
@@ -341,7 +427,9 @@ class CsvReader(Reader):
                     for parsed in pending:
                         parsed.cancel()
 
-        plain_opts = pacsv.ParseOptions(delimiter=self.delimiter, quote_char=False, double_quote=False)
+        plain_opts = pacsv.ParseOptions(
+            delimiter=self.delimiter, quote_char=False, double_quote=False, ignore_empty_lines=not keep_empty
+        )
         row = 0
         try:
             for table in prefetch(tables()):  # parse the next block while this one is scored
@@ -356,10 +444,15 @@ class CsvReader(Reader):
         self, table: Any, groups: Sequence[Group], wanted: list[int], max_rows: int, row: int
     ) -> Iterator[Chunk]:
         for batch in table.to_batches():
+            if not self.skip_missing:
+                named = [(batch.column(pos), repr(self.column_names[j])) for pos, j in enumerate(wanted)]
+                refuse_missing(named, self.display, row, "empty cell")
             cols: dict[int, NDArray[Any]] = {}
             for pos, j in enumerate(wanted):
                 name = repr(self.column_names[j])
-                cols[j] = arrow_column(batch.column(pos), self.display, row, name, "empty cell")
+                cols[j] = arrow_column(
+                    batch.column(pos), self.display, row, name, "empty cell", self.skip_missing
+                )
             whole = assemble(groups, wanted, cols, self._buffers, self.display)
             for start in range(0, batch.num_rows, max_rows):
                 yield [a[start : start + max_rows] for a in whole]
@@ -367,21 +460,34 @@ class CsvReader(Reader):
 
     def _parse_python(self, wanted: list[int]) -> Iterator[list[float]]:
         """Row values of the wanted columns via the csv module; raises InputError at the first
-        problem with its row, line and column. Serves small files and error diagnosis."""
+        problem with its row, line and column. Serves small files and error diagnosis.
+
+        Follows the pyarrow path's rules: an empty cell is missing (NaN under --nan skip); in a
+        one-column file so is an empty line, unless it comes before a header or only empty
+        lines follow it; elsewhere empty lines hold no row."""
         raw = self._open_binary()
         bad_utf8: list[int] = []
         data_row = -1
         width = len(self.column_names)
         skip_header = self.has_header
+        started = False  # past the first non-blank row (header or data)
+        blanks: list[int] = []  # line numbers of empty lines not yet known to be inside the data
         try:
-            lines = io.BufferedReader(_Replay(b"", raw))  # pyarrow's streams cannot iterate lines
+            lines = io.BufferedReader(Replay(b"", raw, owns=False))  # pyarrow's streams cannot iterate lines
             reader = csv.reader(_decoded_lines(lines, bad_utf8), delimiter=self.delimiter)
             for fields in reader:
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                if not fields:
+                    if (started and width == 1) or self._leading_blanks_are_rows():
+                        blanks.append(reader.line_num)
                     continue
+                started = True
                 if skip_header:
                     skip_header = False
                     continue
+                for line in blanks:  # empty lines with a row after them: missing values
+                    data_row += 1
+                    yield self._cells([""], wanted, data_row, line)
+                blanks.clear()
                 data_row += 1
                 line = reader.line_num
                 if len(fields) != width:
@@ -390,26 +496,7 @@ class CsvReader(Reader):
                         path=self.display,
                         row=data_row,
                     )
-                values = []
-                for j in wanted:
-                    value = _to_float(fields[j])
-                    if value is None:
-                        text = fields[j]
-                        shown = text if len(text) <= 40 else text[:40] + "..."
-                        if "\x00" in text:
-                            what = "contains a NUL byte"
-                        elif not text.strip():
-                            what = "empty cell"
-                        else:
-                            what = f"{shown!r} is not a number"
-                        raise InputError(
-                            f"{what} (line {line})",
-                            path=self.display,
-                            row=data_row,
-                            column=repr(self.column_names[j]),
-                        )
-                    values.append(value)
-                yield values
+                yield self._cells(fields, wanted, data_row, line)
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"is not valid UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {bad_utf8[0]}",
@@ -423,10 +510,39 @@ class CsvReader(Reader):
         finally:
             raw.close()
 
+    def _cells(self, fields: list[str], wanted: list[int], data_row: int, line: int) -> list[float]:
+        """The wanted fields of one row as floats: an empty one is missing (NaN, or an error
+        unless --nan skip); anything else that is not a number is an error naming the cell."""
+        values = []
+        for j in wanted:
+            text = fields[j]
+            value = _to_float(text)
+            if value is None:
+                if text == "" and self.skip_missing:
+                    value = math.nan
+                else:
+                    shown = text if len(text) <= 40 else text[:40] + "..."
+                    if "\x00" in text:
+                        what = "contains a NUL byte"
+                    elif text == "":
+                        what = missing_message("empty cell")
+                    elif not text.strip():
+                        what = "blank cell (only spaces) is not a number"
+                    else:
+                        what = f"{shown!r} is not a number"
+                    raise InputError(
+                        f"{what} (line {line})",
+                        path=self.display,
+                        row=data_row,
+                        column=repr(self.column_names[j]),
+                    )
+            values.append(value)
+        return values
+
     def _diagnose(self, exc: BaseException, row: int, wanted: list[int]) -> InputError:
         """pyarrow's errors do not say where; the Python parser finds the first bad cell."""
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if self.stdin:
+        if self._stream is not None:
             return InputError(f"{_friendly(message)} (somewhere after row {row})", path=self.display)
         try:
             for _ in self._parse_python(wanted):
@@ -471,3 +587,82 @@ def _friendly(message: str) -> str:
     return message.replace("CSV parse error: ", "cannot be parsed: ").replace(
         "CSV conversion error to double: ", "not a number: "
     )
+
+
+def _data_start(buf: bytes | bytearray, end: int, begin: int = 0, blank_lines: bool = True) -> int:
+    """Where the first non-blank line starts: after a UTF-8 BOM and empty lines (``end`` when
+    there is none before it); after the BOM alone unless ``blank_lines``. ``begin``: a position
+    known to be inside that prefix."""
+    if begin == 0 and buf[:3] == b"\xef\xbb\xbf":
+        begin = 3
+    if not blank_lines:
+        return begin
+    found = _NON_BLANK.search(buf, begin, end)
+    return found.start() if found else end
+
+
+def _blank_tail(buf: bytearray, end: int) -> int:
+    """The start of the run of empty lines that ends ``buf[:end]`` (which ends with a newline):
+    just after the last non-empty line, or 0 if every line is empty."""
+    i = end
+    while i > 0:
+        j = buf.rfind(b"\n", 0, i - 1) + 1  # the line buf[j : i - 1]
+        length = i - 1 - j
+        if length > 1 or (length == 1 and buf[j] != 0x0D):
+            return i
+        i = j
+    return 0
+
+
+def _rstrip_newlines(buf: bytearray, end: int) -> int:
+    """``end`` moved back over the empty lines (and the last line end) that finish the input."""
+    while end > 0 and buf[end - 1] in (0x0A, 0x0D):
+        end -= 1
+    return end
+
+
+def _sample_rows(raw: bytes, delimiter: str, complete: bool) -> list[list[str]]:
+    """The rows after the first line in the bytes peeked at, up to SAMPLE_LINES: complete
+    lines only, unless the peek reached the end of the input."""
+    body = raw[_data_start(raw, len(raw)) :]
+    nl = body.find(b"\n")
+    if nl < 0:
+        return []
+    rest = body[nl + 1 :]
+    if not complete:
+        rest = rest[: rest.rfind(b"\n") + 1]
+    lines = [ln for ln in rest.decode("utf-8", errors="replace").splitlines()[:SAMPLE_LINES] if ln]
+    try:
+        return list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error:
+        return []
+
+
+def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None) -> tuple[bool, bool]:
+    """(has a header, certain). A field that is not a number makes the first row a header.
+    ``0,1,...,k-1`` is pandas' default header when a column below it holds numbers written
+    with a decimal point or exponent (pandas writes 0.0 there, never 0) and no column mixes
+    them with integers (%g style, where 0 may be data); otherwise the file cannot tell and
+    ``open.settle_headers`` decides. Any other row of numbers is data."""
+    if forced is not None:
+        return forced, True
+    if len(fields) == 1 and not fields[0].strip():
+        return False, True  # "" alone: a missing value, as pandas writes NaN without a header
+    if not all(_is_number(f) for f in fields):
+        return True, True
+    if [f.strip() for f in fields] != [str(j) for j in range(len(fields))]:
+        return False, True
+    ints = [False] * len(fields)
+    floats = [False] * len(fields)
+    for row in rows:
+        for j, text in enumerate(row[: len(fields)]):
+            if text.strip():
+                if _INTEGER.fullmatch(text):
+                    ints[j] = True
+                else:
+                    floats[j] = True
+    if any(f and not i for f, i in zip(floats, ints, strict=True)) and not any(
+        f and i for f, i in zip(floats, ints, strict=True)
+    ):
+        return True, True
+    return False, False

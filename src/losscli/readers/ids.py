@@ -12,7 +12,6 @@ CSV/TSV (the text as written: ``007`` stays ``007``) and for text Parquet column
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ def open_ids(reader: Reader, column: int) -> tuple[Reader, Group] | None:
     from .parquet_reader import ParquetReader
 
     if isinstance(reader, CsvReader):
-        if reader.stdin or not os.path.isfile(reader.path):
+        if reader.read_once:
             return None
         return CsvIds(reader, column), [0]
     if isinstance(reader, ParquetReader):

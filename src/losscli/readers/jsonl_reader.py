@@ -11,13 +11,18 @@ One record per sequence. The log-probabilities are looked for at these paths, in
 
 A null entry (the first token of an echoed prompt has no log-probability) is skipped and
 counted. Records are parsed with the standard json module, one line at a time.
+
+A file is read twice (sequence lengths first, then values). A pipe can be read only once, so
+its first pass also keeps the values (8 bytes a token, far less than the JSON they came in).
 """
 
 from __future__ import annotations
 
+import io
 import json
+from array import array
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,19 +88,30 @@ def token_logprobs(record: Any) -> list[float | None] | None:
 class JsonlReader(Reader):
     """Flattened token log-probabilities; one column, ``logprob``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stream: io.RawIOBase | None = None) -> None:
         self.path = path
-        self.display = path
+        self.display = "<stdin>" if path == "-" else path
         self.column_names = ["logprob"]
         self.n_rows = None
         self.nulls = 0  # null entries skipped (counted on the pre-pass)
         self._lengths: NDArray[np.int64] | None = None
+        self._stream = stream  # a pipe: read once
+        self.streamed = stream is not None
+        self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
 
-    def _records(self) -> Iterator[tuple[int, list[float | None]]]:
+    def _open(self) -> IO[bytes]:
+        if self.streamed:
+            stream, self._stream = self._stream, None
+            if stream is None:
+                raise InputError("was already read: a pipe can be read only once", path=self.display)
+            return io.BufferedReader(stream)
         try:
-            fp = open(self.path, "rb")  # noqa: SIM115 - closed below
+            return open(self.path, "rb")
         except OSError as exc:
             raise InputError(f"cannot be opened ({exc.strerror})", path=self.display) from None
+
+    def _records(self) -> Iterator[tuple[int, list[float | None]]]:
+        fp = self._open()
         with fp:
             for number, raw in enumerate(fp, start=1):
                 if not raw.strip():
@@ -115,19 +131,33 @@ class JsonlReader(Reader):
     def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
         return ()
 
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
     def list_lengths(self, column: int) -> NDArray[np.int64]:
         if self._lengths is None:
             lengths, nulls = [], 0
+            keep = array("d") if self.streamed else None
             for _, values in self._records():
                 kept = sum(v is not None for v in values)
                 nulls += len(values) - kept
                 lengths.append(kept)
+                if keep is not None:
+                    keep.extend(float(v) for v in values if v is not None)
+            self._kept = keep
             self._lengths = np.asarray(lengths, dtype=np.int64)
             self.nulls = nulls
             self.n_rows = int(self._lengths.sum())
         return self._lengths
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        if self._kept is not None:  # a pipe, already read by list_lengths
+            kept = np.frombuffer(self._kept, dtype=np.float64) if len(self._kept) else np.empty(0)
+            for start in range(0, len(kept), max_rows):
+                block = kept[start : start + max_rows]
+                yield [block for _ in groups]
+            return
         pending: list[float] = []
         for _, values in self._records():
             pending.extend(float(v) for v in values if v is not None)

@@ -10,6 +10,7 @@ column by column with ``os.pread``.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import warnings
 import zlib
@@ -162,8 +163,8 @@ class ArrayStream:
             )
         if header.fortran and len(header.shape) == 2 and fd is None:
             raise InputError(
-                "holds a Fortran-ordered 2-D array inside .npz, which cannot be streamed; "
-                "save it with np.ascontiguousarray",
+                "holds a Fortran-ordered 2-D array, which cannot be streamed from a pipe or "
+                "from inside .npz; save it with np.ascontiguousarray (or to a file)",
                 path=display,
             )
 
@@ -265,17 +266,26 @@ def _select(block: NDArray[Any], group: Group) -> NDArray[Any]:
 
 
 class NpyReader(Reader):
-    """One .npy file: its columns are the columns of a 2-D array (a 1-D array is column 0)."""
+    """One .npy file: its columns are the columns of a 2-D array (a 1-D array is column 0).
 
-    def __init__(self, path: str) -> None:
-        self.display = path
-        try:
-            self._fp = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise InputError(f"cannot be opened ({exc.strerror})", path=path) from None
-        size = os.fstat(self._fp.fileno()).st_size
-        header = read_header(self._fp, path, size)
-        self.stream = ArrayStream(self._fp, header, path, self._fp.fileno())
+    ``stream``: the input when it can be read only once (stdin, a pipe): it is then read
+    sequentially, without pread, and offers no range reader (so no worker threads).
+    """
+
+    def __init__(self, path: str, stream: io.RawIOBase | None = None) -> None:
+        self.display = "<stdin>" if path == "-" else path
+        self._fp: Any
+        if stream is not None:
+            self._fp, self._fd, size = stream, None, None
+        else:
+            try:
+                self._fp = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise InputError(f"cannot be opened ({exc.strerror})", path=path) from None
+            self._fd = self._fp.fileno()
+            size = os.fstat(self._fd).st_size
+        header = read_header(self._fp, self.display, size)
+        self.stream = ArrayStream(self._fp, header, self.display, self._fd)
         self.n_rows = header.rows
         self.row_shape = header.row_shape
         self.dtype = self.stream.native
@@ -292,13 +302,15 @@ class NpyReader(Reader):
     def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
         header = self.stream.header
         lead = flatten_header(header, self.display, keep_last)
-        self.stream = ArrayStream(self._fp, header, self.display, self._fp.fileno())
+        self.stream = ArrayStream(self._fp, header, self.display, self._fd)
         self.n_rows = header.rows
         self.row_shape = header.row_shape
         self.column_names = IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
         return lead
 
-    def range_reader(self) -> RangeReader:
+    def range_reader(self) -> RangeReader | None:
+        if self._fd is None:  # a pipe: one sequential reader only
+            return None
         return _NpyRanges(self.stream.twin())
 
     def close(self) -> None:

@@ -2,11 +2,21 @@
 
 A file named .npy that starts with PAR1 is a Parquet file: we say so instead of failing with
 a parser error that hides the real mistake.
+
+An input that is not a regular file (``-``, a FIFO, ``/dev/stdin``, ``/dev/fd/N`` from a
+shell's ``<(...)``, a character device) can be read only once: it is opened here, once, its
+first bytes are sniffed from a buffer, and the reader gets a stream that replays them before
+the rest. Formats that must seek (Parquet, .npz) are refused for such inputs.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import InputError, UsageError
 from .base import Reader
@@ -15,10 +25,64 @@ NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
+#: compressed streams recognised by their first bytes when no extension names them
+COMPRESSION_MAGIC = {
+    GZIP_MAGIC: "gzip",
+    b"BZh": "bz2",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"\x04\x22\x4d\x18": "lz4",
+}
+HEAD_BYTES = 8
 
 FORMATS = ("csv", "tsv", "parquet", "npy", "npz", "jsonl")
 CSV_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
+
+
+class Replay(io.RawIOBase):
+    """A read-once stream that first returns ``head`` (bytes already read from it, to sniff or
+    peek), then the rest of ``rest``. ``tell`` counts the bytes handed out, so parsers that
+    note their offset (numpy's header reader) work on pipes. Closing it closes ``rest`` only
+    when ``owns`` (stdin stays open)."""
+
+    def __init__(self, head: bytes, rest: Any, owns: bool = True) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+        self._owns = owns
+        self._pos = 0
+        self.sniffed = bytes(head)  # what open_reader looked at to pick the format
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        mv = memoryview(b).cast("B")
+        if self._head:
+            n = min(len(mv), len(self._head))
+            mv[:n] = self._head[:n]
+            self._head = self._head[n:]
+        else:
+            readinto = getattr(self._rest, "readinto", None)
+            if readinto is not None:
+                n = int(readinto(mv) or 0)
+            else:
+                data = self._rest.read(len(mv))
+                n = len(data)
+                mv[:n] = data
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed and self._owns:
+            self._rest.close()
+        super().close()
 
 
 def format_from_name(path: str) -> str | None:
@@ -57,71 +121,190 @@ def sniff(head: bytes) -> str | None:
 _EXT = {"npy": ".npy", "npz": ".npz", "parquet": ".parquet"}
 
 
-def open_reader(path: str, fmt: str | None = None) -> Reader:
-    """A reader for ``path`` (``-`` is CSV on stdin); ``fmt`` overrides the extension."""
+def open_reader(path: str, fmt: str | None = None, header: bool | None = None, nan: str = "error") -> Reader:
+    """A reader for ``path`` (``-`` is stdin); ``fmt`` overrides the extension.
+
+    ``header`` forces whether a CSV's first row is a header (None: detect it; see
+    ``settle_headers``). ``nan`` is the --nan policy: "skip" turns missing values (empty CSV
+    cells, Parquet nulls) into NaN for the engine to drop; "error" refuses them where found.
+    """
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    named = fmt or format_from_name(path)
-    if path != "-":
-        head = _head(path)
-        actual = sniff(head)
-        if not head:
-            raise InputError("is empty (0 bytes)", path=path)
-        compressed = path.lower().endswith(COMPRESSION_SUFFIXES)
-        if named is None:
-            named = actual or "csv"
-        elif named in ("csv", "tsv", "jsonl") and actual is not None and not compressed:
-            raise InputError(
-                f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
-                f"rename it to {_EXT[actual]}",
-                path=path,
-            )
-        elif named in _EXT and actual != named:
-            what = (
-                f"a {actual} file"
-                if actual
-                else ("gzip-compressed data" if head.startswith(GZIP_MAGIC) else "not one")
-            )
-            raise InputError(
-                f"has the {_EXT[named]} extension but is {what}"
-                + (f"; rename it to {_EXT[actual]}" if actual else "")
-                + ("" if actual else f" (a {named} file starts with {_magic_text(named)})"),
-                path=path,
-            )
+    stream = _open_stream(path)
+    try:
+        return _reader(path, fmt, header, nan, stream)
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        raise
+
+
+def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: Replay | None) -> Reader:
+    named = fmt or (None if path == "-" else format_from_name(path))
+    head = stream.sniffed if stream is not None else _head(path)
+    display = "<stdin>" if path == "-" else path
+    actual = sniff(head)
+    if not head:
+        raise InputError("is empty (0 bytes)", path=display)
+    compression = _compression_from_name(path)
+    if named is None and actual is None and compression is None:
+        compression = next((c for m, c in COMPRESSION_MAGIC.items() if head.startswith(m)), None)
+    if named is None:  # no extension (a pipe has none): the bytes decide
+        named = actual or ("jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "csv")
+    elif named in ("csv", "tsv", "jsonl") and actual is not None and compression is None:
+        raise InputError(
+            f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
+            f"rename it to {_EXT[actual]}",
+            path=display,
+        )
+    elif named in _EXT and actual != named:
+        what = (
+            f"a {actual} file"
+            if actual
+            else ("gzip-compressed data" if head.startswith(GZIP_MAGIC) else "not one")
+        )
+        raise InputError(
+            f"has the {_EXT[named]} extension but is {what}"
+            + (f"; rename it to {_EXT[actual]}" if actual else "")
+            + ("" if actual else f" (a {named} file starts with {_magic_text(named)})"),
+            path=display,
+        )
+    if stream is not None and named in ("parquet", "npz"):
+        raise InputError(
+            f"is a pipe or device, but a {_EXT[named]} file needs a seekable file (it is read "
+            f"from its end); save it to a file first (for example: ... > input{_EXT[named]})",
+            path=display,
+        )
+    return _construct(path, named, header, nan, stream, compression)
+
+
+def _construct(
+    path: str, named: str, header: bool | None, nan: str, stream: Replay | None, compression: str | None
+) -> Reader:
     if named == "jsonl":
         from .jsonl_reader import JsonlReader
 
-        return JsonlReader(path)
+        return JsonlReader(path, stream=stream)
     if named in ("csv", "tsv"):
         from .csv_reader import CsvReader
 
-        return CsvReader(path, "\t" if named == "tsv" else None)
+        return CsvReader(
+            path,
+            "\t" if named == "tsv" else None,
+            header=header,
+            nan=nan,
+            stream=stream,
+            compression=compression,
+        )
     if named == "parquet":
         from .parquet_reader import ParquetReader
 
-        return ParquetReader(path)
+        return ParquetReader(path, nan=nan)
     if named == "npz":
         from .numpy_reader import NpzReader
 
         return NpzReader(path)
     from .numpy_reader import NpyReader
 
-    return NpyReader(path)
+    return NpyReader(path, stream=stream)
+
+
+def _compression_from_name(path: str) -> str | None:
+    low = path.lower()
+    names = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
+    return next((name for ext, name in names.items() if low.endswith(ext)), None)
 
 
 def _magic_text(fmt: str) -> str:
     return {"npy": "\\x93NUMPY", "npz": "PK (a zip archive)", "parquet": "PAR1"}[fmt]
 
 
-def _head(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise InputError("no such file", path=path)
-    if os.path.isdir(path):
-        raise InputError("is a directory, not a file", path=path)
+def _open_stream(path: str) -> Replay | None:
+    """For an input that can be read only once (stdin, a pipe, a device): open it now, once,
+    and read its first bytes into the replay buffer (``peek_head``). None for regular files,
+    which readers open (and may reopen) by path."""
+    if path == "-":
+        raw: Any = sys.stdin.buffer
+        owns = False
+    else:
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            raise InputError("no such file", path=path) from None
+        except OSError as exc:
+            raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError("is a directory, not a file", path=path)
+        if stat.S_ISREG(info.st_mode):
+            return None
+        raw = _open_raw(path)
+        owns = True
+    display = "<stdin>" if path == "-" else path
+    head = bytearray()
     try:
-        with open(path, "rb") as fp:
-            return fp.read(8)
+        while len(head) < HEAD_BYTES:  # a pipe may hand out fewer bytes than asked
+            piece = raw.read(HEAD_BYTES - len(head))
+            if not piece:
+                break
+            head += piece
+    except OSError as exc:
+        if owns:
+            raw.close()
+        raise InputError(f"cannot be read ({exc.strerror})", path=display) from None
+    return Replay(bytes(head), raw, owns)
+
+
+def _open_raw(path: str) -> Any:
+    try:
+        return open(path, "rb", buffering=0)
     except PermissionError:
         raise InputError("permission denied", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
+
+
+def _head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fp:
+            return fp.read(HEAD_BYTES)
+    except PermissionError:
+        raise InputError("permission denied", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
+
+
+def settle_headers(readers: Sequence[Reader]) -> list[str]:
+    """Decide, in one place, whether each CSV input whose first row cannot tell (``0`` or
+    ``0,1,...,k-1`` above rows of integers: pandas' default header, or a row of labels) has a
+    header, and say so: returns one warning per decision.
+
+    pandas writes ``pd.DataFrame(arr).to_csv(index=False)`` with that header, and the files of
+    one run are usually written the same way: if another input certainly has a header, so does
+    this one. Otherwise the row is data. Either way the guess is announced with the option
+    that forces the other reading. Inputs decided earlier are left alone (call it again when
+    another input, such as weights, is opened later).
+    """
+    from .csv_reader import CsvReader
+
+    csvs = [r for r in dict.fromkeys(readers) if isinstance(r, CsvReader)]
+    evidence = [r for r in csvs if r.header_certain]
+    warnings: list[str] = []
+    for reader in csvs:
+        if reader.header_certain or reader.header_settled:
+            continue
+        reader.header_settled = True
+        k = len(reader.first_fields)
+        row = ",".join(reader.first_fields) if k <= 4 else f"0,1,...,{k - 1}"
+        by = next((o for o in evidence if o is not reader and o.has_header), None)
+        reader.has_header = by is not None
+        if by is not None:
+            warnings.append(
+                f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
+                f"read it as a header, as {by.display} has one; give --no-header if it is data"
+            )
+        else:
+            warnings.append(
+                f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
+                "read it as data; give --header if it is a header"
+            )
+    return warnings

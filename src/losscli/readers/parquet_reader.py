@@ -14,7 +14,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
-from .base import Chunk, Group, Reader, arrow_column, arrow_to_numpy, assemble, wanted_columns
+from .base import (
+    Chunk,
+    Group,
+    Reader,
+    arrow_column,
+    arrow_to_numpy,
+    assemble,
+    refuse_missing,
+    wanted_columns,
+)
 from .prefetch import prefetch
 
 READ_BYTES = 8 << 20
@@ -45,11 +54,16 @@ def pandas_index_columns(metadata: dict[bytes, bytes] | None, names: list[str]) 
 
 
 class ParquetReader(Reader):
-    def __init__(self, path: str) -> None:
+    """A Parquet file. A null in a numeric column is a missing value (pandas and Polars write
+    one for NaN/None, in float and integer columns alike): NaN under ``nan="skip"``, for the
+    engine to drop with its row, else refused naming row and column."""
+
+    def __init__(self, path: str, nan: str = "error") -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.display = path
+        self.skip_missing = nan == "skip"
         try:
             # pre_buffer=False: reading whole row groups ahead doubles peak RSS and is slower here
             self._file = pq.ParquetFile(path, pre_buffer=False)
@@ -122,9 +136,18 @@ class ParquetReader(Reader):
         name = repr(self.column_names[j])
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        if arr.null_count:
-            arrow_column(arr, self.display, row, name, "null value")  # raises at the first null
         t = arr.type
+        if arr.null_count:
+            if not (pt.is_list(t) or pt.is_large_list(t) or pt.is_fixed_size_list(t)):
+                return arrow_column(arr, self.display, row, name, "null value", self.skip_missing)
+            bad = int(np.argmax(arrow_to_numpy(arr.is_null())))
+            raise InputError(
+                "null list (a missing row) in a list column, which cannot be skipped; "
+                "drop or fill such rows before writing the file",
+                path=self.display,
+                row=row + bad,
+                column=name,
+            )
         if j in self._tokens:
             tokens = arr.flatten()  # one element per token: an id, or a list of V logits
             if tokens.null_count:
@@ -168,6 +191,8 @@ class ParquetReader(Reader):
                 batch_size=self._read_rows(max_rows), columns=names, use_threads=True
             )
             for batch in prefetch(batches):
+                if not self.skip_missing:
+                    self._refuse_missing(batch, wanted, row)
                 cols = {j: self._to_numpy(batch.column(pos), j, row) for pos, j in enumerate(wanted)}
                 out = assemble(groups, wanted, cols, self._buffers, self.display)
                 lengths = {len(a) for a in out}
@@ -180,6 +205,21 @@ class ParquetReader(Reader):
                 row += batch.num_rows
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise InputError(f"is corrupt near row {row} ({_short(exc)})", path=self.display) from None
+
+    def _refuse_missing(self, batch: Any, wanted: list[int], row: int) -> None:
+        """The first null of the batch's numeric columns in reading order (row, then column)."""
+        import pyarrow.types as pt
+
+        scalar = [
+            (batch.column(pos), repr(self.column_names[j]))
+            for pos, j in enumerate(wanted)
+            if not (
+                pt.is_list(self._types[j])
+                or pt.is_large_list(self._types[j])
+                or pt.is_fixed_size_list(self._types[j])
+            )
+        ]
+        refuse_missing(scalar, self.display, row, "null value")
 
     def _read_rows(self, max_rows: int) -> int:
         """Rows per decoded batch: about READ_BYTES of data (small batches decode far slower),
