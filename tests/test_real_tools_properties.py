@@ -61,13 +61,18 @@ def _write(df: pd.DataFrame, path: Path, fmt: str, index: bool) -> Path:
     if fmt == "parquet":
         df.to_parquet(path.with_suffix(".parquet"), index=index)
         return path.with_suffix(".parquet")
-    if fmt == "polars":
-        pl.from_pandas(df, include_index=index).write_csv(path.with_suffix(".csv"))
+    if fmt == "polars":  # Polars has no index: its files never hold one
+        pl.from_pandas(df).write_csv(path.with_suffix(".csv"))
         return path.with_suffix(".csv")
     sep = "\t" if fmt == "tsv" else ","
     out = path.with_suffix("." + fmt)
     df.to_csv(out, sep=sep, index=index)
     return out
+
+
+def _ends_missing(df: pd.DataFrame) -> bool:
+    """A one-column frame whose last value is missing."""
+    return df.shape[1] == 1 and bool(df.iloc[-1].isna().all())
 
 
 def _evaluate(metric: str, files: list[Path], **options: object) -> losscli.Report:
@@ -76,11 +81,11 @@ def _evaluate(metric: str, files: list[Path], **options: object) -> losscli.Repo
         return losscli.evaluate(metric, *files, **options)  # type: ignore[arg-type]
 
 
-@settings(max_examples=60)
+@settings(max_examples=150)
 @given(
     metric=st.sampled_from(METRICS),
     fmt=st.sampled_from(["csv", "tsv", "parquet", "polars"]),
-    variant=st.sampled_from(["index", "id", "string_id", "filtered"]),
+    variant=st.sampled_from(["index", "id", "string_id", "missing", "filtered"]),
     two_files=st.booleans(),
     n=st.integers(3, 40),
     seed=st.integers(0, 2**32 - 1),
@@ -129,6 +134,12 @@ def test_real_files_score_like_the_clean_reference(
     else:
         both = pd.concat([preds, targets.drop(columns=["id"], errors="ignore")], axis=1)
         files = [_write(both, tmp / "data", fmt, index)]
+    if two_files and fmt == "polars" and _ends_missing(preds) != _ends_missing(targets):
+        # Polars writes a null in the last row of a one-column CSV as an empty last line, which
+        # holds no row: the files then differ in length, and the refusal says why
+        with pytest.raises(losscli.InputError, match="ends with 1 empty line"):
+            _evaluate(metric, files, **options)
+        return
     report = _evaluate(metric, files, **options)
     assert report.n == len(clean_p)
     assert math.isclose(report.value, want, rel_tol=REL), (report.value, want)

@@ -65,8 +65,12 @@ def align(streams: Sequence[Iterator[Chunk]], labels: Sequence[str]) -> Iterator
             c.pos += rows
 
 
-def length_mismatch(labels: Sequence[str], totals: Sequence[int]) -> InputError:
+class LengthMismatch(InputError):
+    """Inputs with different row counts; the engine may add what it knows of the cause."""
+
+
+def length_mismatch(labels: Sequence[str], totals: Sequence[int]) -> LengthMismatch:
     parts = [f"{label} has {n} row{'s' if n != 1 else ''}" for label, n in zip(labels, totals, strict=True)]
-    return InputError(
+    return LengthMismatch(
         "inputs differ in length: " + ", ".join(parts) + "; every input needs one row per example"
     )

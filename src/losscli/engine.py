@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .accumulate import LossState, SequenceStats
-from .align import align, length_mismatch
+from .align import LengthMismatch, align, length_mismatch
 from .errors import AmbiguousInput, DataProblem, InputError, UsageError
 from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row
 from .readers.base import Chunk, Group, RangeReader, Reader
@@ -390,13 +390,30 @@ def run(
     if shift:
         assert seqmap is not None
         streams[t_reader] = shifted_stream(streams[t_reader], t_index, seqmap)
-    for pieces in align(streams, labels):
-        rows = feed(evaluator, pieces)
-        if progress is not None:
-            progress(rows)
+    try:
+        for pieces in align(streams, labels):
+            rows = feed(evaluator, pieces)
+            if progress is not None:
+                progress(rows)
+    except LengthMismatch as exc:
+        raise LengthMismatch(exc.detail + _blank_tail_hint(readers)) from None
     if evaluator.state is None:
         raise InputError("no rows to score", path=" and ".join(dict.fromkeys(labels)))
     return evaluator.state
+
+
+def _blank_tail_hint(readers: Sequence[Reader]) -> str:
+    """Why a one-column CSV may be a row short: Polars writes a null in the last row as an
+    empty last line, which cannot be told from the blank line many files end with."""
+    for r in readers:
+        tail = getattr(r, "blank_tail", 0)
+        if tail:
+            return (
+                f". {r.display} ends with {tail} empty line(s), which hold no row: if its last "
+                "value is missing (Polars writes a null in a one-column CSV as an empty line), "
+                "write missing values as NaN (Polars: write_csv(null_value='NaN')) or use Parquet"
+            )
+    return ""
 
 
 def _range_opener(reader: Reader) -> Callable[[], RangeReader]:

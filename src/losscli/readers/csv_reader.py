@@ -152,6 +152,7 @@ class CsvReader(Reader):
             fields, _sample_rows(raw, delimiter, self._peek_eof), header
         )
         self.header_settled = False  # set by open.settle_headers once it has decided
+        self.blank_tail = 0  # empty lines ending a one-column file: not rows (known once read)
         if self.has_header:
             names = [f.strip() or f"column{j}" for j, f in enumerate(fields)]
             seen: dict[str, int] = {}
@@ -313,6 +314,7 @@ class CsvReader(Reader):
                         cut -= first
                 if eof:
                     end = _rstrip_newlines(buf, filled) if self.one_column else filled
+                    self.blank_tail = max(0, buf.count(b"\n", end, filled) - 1)
                     if end > 0:
                         yield slot, memoryview(buf)[:end]
                     return
@@ -497,6 +499,7 @@ class CsvReader(Reader):
                         row=data_row,
                     )
                 yield self._cells(fields, wanted, data_row, line)
+            self.blank_tail = len(blanks)
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"is not valid UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {bad_utf8[0]}",
