@@ -371,6 +371,7 @@ def run_evaluation(
             sink = open_writer(per_example, ("sequence", "position") if plan is not None else (), carry)
             stack.callback(sink.abort)  # no-op after commit
         evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
+        evaluator.text_ids = frozenset(k for k, r in roles.items() if getattr(r.reader, "ids_as_text", False))
         if plan is not None:
             evaluator.seqmap = plan.seqmap
         total = next((r.n_rows for r in readers if r.n_rows is not None), None)

@@ -72,6 +72,8 @@ class Evaluator:
     overflow: bool = False
     scratch: Scratch = field(default_factory=Scratch)
     seqmap: SequenceMap | None = None
+    #: roles whose ids are text in the file but may arrive as int64 (see readers.ids): shown as text
+    text_ids: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.nan not in NAN_POLICIES:
@@ -122,13 +124,18 @@ class Evaluator:
         if not differ.any():
             return
         r = int(np.argmax(differ))
-        a, b = ids[r : r + 1].tolist()[0], other[r : r + 1].tolist()[0]
+        a, b = self._shown(IDS, ids[r : r + 1])[0], self._shown(TARGET_IDS, other[r : r + 1])[0]
         raise InputError(
             f"row {self.offset + r}: {self.labels.get(IDS)} has id {a!r} but "
             f"{self.labels.get(TARGET_IDS)} has id {b!r}: the files are in different orders "
             "(or hold different examples); sort both by their id column, or, if the rows do "
             "match and the ids mean different things, rename one file's id column"
         )
+
+    def _shown(self, role: str, ids: NDArray[Any]) -> list[Any]:
+        """Ids as the file holds them: text stays text even when it was compared as int64."""
+        values = ids.tolist()
+        return [str(v) for v in values] if role in self.text_ids else values
 
     def _check_weights(self, w: NDArray[Any]) -> NDArray[Any]:
         if w.ndim == 2 and w.shape[1] == 1:
@@ -227,7 +234,7 @@ class Evaluator:
             src = picked if local is None else local[picked]
             details = self.metric.describe(p, t, src, losses[picked])
             if row_ids is not None:  # the id leads the detail tuple; the report takes it out
-                picked_ids = row_ids[src if row_map is None else row_map[src]].tolist()
+                picked_ids = self._shown(IDS, row_ids[src if row_map is None else row_map[src]])
                 details = [(i, *d) for i, d in zip(picked_ids, details, strict=True)]
             state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
         if self.sink is not None:
@@ -236,6 +243,8 @@ class Evaluator:
             sink_ids = None
             if row_ids is not None:
                 sink_ids = row_ids[counted_rows - self.offset]
+                if IDS in self.text_ids and sink_ids.dtype != object:
+                    sink_ids = sink_ids.astype(str)
             self.sink.write(counted_rows, losses, extra, sink_ids)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
@@ -256,6 +265,7 @@ class Evaluator:
         assert self.state is not None, "bind on the first chunk before forking"
         twin = Evaluator(self.metric.clone(), self.nan, self.worst_capacity, None, self.labels, self.columns)
         twin.seqmap = self.seqmap
+        twin.text_ids = self.text_ids
         twin.state = twin._new_state()
         return twin
 
