@@ -24,11 +24,15 @@ from .columns import (
     RULE_EVERY,
     RULE_ID_NAME,
     RULE_NAME,
+    RULE_OTHERS,
     RULE_WHOLE,
     USER,
     Choice,
+    class_labels,
     find_id,
+    has_names,
     others,
+    pair_by_name,
     whole_file,
 )
 from .engine import IDS, TARGET_IDS, WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
@@ -316,6 +320,7 @@ def run_evaluation(
     def opened(source: Source, name: str) -> Reader:
         return stack.enter_context(_open(source, name, fmt, header, nan))
 
+    label_note: str | None = None
     with ExitStack() as stack:
         if metric == "perplexity":
             from .lm import plan_logits, plan_logprobs, text_size
@@ -327,12 +332,12 @@ def run_evaluation(
                 if shift or topk is not None:
                     raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
                 lp_reader = opened(logprobs, "logprobs")
-                header_warnings = settle_headers([lp_reader])
+                read_warnings = settle_headers([lp_reader])
                 plan = plan_logprobs(lp_reader, pred_col, seq_col)
             else:
                 logits_reader = opened(preds, "logits")
                 ids_reader = opened(targets, "targets") if targets is not None else logits_reader
-                header_warnings = settle_headers([logits_reader, ids_reader])
+                read_warnings = settle_headers([logits_reader, ids_reader])
                 plan = plan_logits(
                     logits_reader, ids_reader, pred_col, target_col, seq_col, ignore_index, topk
                 )
@@ -344,18 +349,23 @@ def run_evaluation(
         else:
             p_reader = opened(preds, "preds")
             t_reader = opened(targets, "targets") if targets is not None else None
-            header_warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
+            read_warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
             exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and weights is None) else ()
             p_choice, t_choice = resolve_roles(metric, p_reader, t_reader, pred_col, target_col, exclude)
+            if t_reader is not None:
+                p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
+                read_warnings += [pairing] if pairing else []
             choices = {PREDS: p_choice, TARGETS: t_choice}
-            m = make_metric(metric, input, ignore_index, topk)
+            labels, label_note = class_labels(p_choice) if metric == "ce" else (None, None)
+            m = make_metric(metric, input, ignore_index, topk, labels)
         if weights is not None or weight_col is not None:
             w_reader = None if weights is None else opened(weights, "weights")
             if w_reader is not None:
-                header_warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
+                read_warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
             choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, weight_col)
         roles, ids = _roles(choices, plan.roles if plan is not None else None)
         columns, notes = _columns_report(choices, ids)
+        notes += [label_note] if label_note else []
         p_role = roles[PREDS]
         readers = list(dict.fromkeys(r.reader for r in roles.values()))
         chunk_rows = choose_chunk_rows(readers, chunk_size)
@@ -420,7 +430,7 @@ def run_evaluation(
         breakdown = "all"
     else:
         examples = examples[:top]
-    warnings: list[str] = list(dict.fromkeys(header_warnings))
+    warnings: list[str] = list(dict.fromkeys(read_warnings))
     if ids.warning:
         warnings.append(ids.warning)
     if evaluator.overflow:
@@ -436,6 +446,14 @@ def run_evaluation(
             f"the {what} in a row do not sum to 1: row {state.row_sum_row} sums to "
             f"{state.row_sum:.6g} (off by {abs(state.row_sum - 1.0):.2g}, the most of any row); "
             "scored as given, not renormalised"
+        )
+    ruled = choices[PREDS]
+    by_rule = ruled.chosen_by in (RULE_OTHERS, RULE_EVERY) and has_names(ruled.reader)
+    if metric == "ce" and m.input_detected and m.input_kind == "logits" and by_rule:
+        warnings.append(
+            f"{ruled.reader.display}: the {len(ruled.positions())} columns a rule took as class "
+            f"scores ({ruled.chosen_by}) were read as logits; if one of them is not a class score "
+            "(a fold, a count), name the score columns with --pred-col, else pass --input logits"
         )
     seq_rows, seq_kind = sequence_rows(state, top, BREAKDOWN_ALL_AT_MOST)
     return Report(
@@ -497,6 +515,11 @@ def in_python_terms(run: Callable[P, Report]) -> Callable[P, Report]:
 
     @functools.wraps(run)
     def evaluate(*args: P.args, **kwargs: P.kwargs) -> Report:
+        for alias, name, place in (("y_pred", "preds", 1), ("y_true", "targets", 2)):
+            if alias in kwargs:  # scikit-learn's keywords, as the shortcuts take them
+                if name in kwargs or len(args) > place:
+                    raise UsageError(f"give {name} or its alias {alias}, not both")
+                kwargs[name] = kwargs.pop(alias)
         try:
             report = run(*args, **kwargs)
         except LossCliError as exc:

@@ -9,8 +9,9 @@ chose, the run gets one note saying what was scored and what was skipped, so no 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import UsageError
@@ -28,6 +29,11 @@ class Choice:
     chosen_by: str  # "user" or "rule: ..."
     skipped_index: list[int] = field(default_factory=list)
     skipped_ids: list[int] = field(default_factory=list)
+    paired: str | None = None  # how this role's columns were matched to the other file's
+
+    def positions(self) -> list[int]:
+        """The column positions read, in order (every column when the group is None)."""
+        return list(range(len(self.reader.column_names))) if self.group is None else list(self.group)
 
     def names(self) -> list[str] | None:
         """The columns' names; None for an unnamed array (or a CSV without a header) read whole."""
@@ -42,22 +48,31 @@ class Choice:
             {"column": self.reader.header_text(j), "reason": "pandas index"} for j in self.skipped_index
         ]
         skipped += [{"column": self.reader.column_names[j], "reason": "id column"} for j in self.skipped_ids]
-        return {
+        out = {
             "file": self.reader.display,
             "columns": self.names(),
             "chosen_by": self.chosen_by,
             "skipped": skipped,
         }
+        if self.paired is not None:
+            out["paired"] = self.paired
+        return out
 
     def note(self, role: str) -> list[str]:
         """What a rule did, for people (["preds column 'y_pred' (rule: every column)",
         "skipped pandas index column ''"]); nothing when the user named the columns or the
         rule had nothing to decide."""
-        quiet = self.chosen_by in (USER, RULE_EVERY, RULE_WHOLE)
-        if quiet and not self.skipped_index and not self.skipped_ids:
+        cols = self.positions()
+        # a whole file of one column, or an array, leaves nothing to decide; several named
+        # columns taken by a rule are a choice worth a line (an unnamed index looks like data)
+        quiet = self.chosen_by == USER or (
+            self.chosen_by in (RULE_EVERY, RULE_WHOLE) and (len(cols) == 1 or not has_names(self.reader))
+        )
+        if quiet and not self.skipped_index and not self.skipped_ids and self.paired is None:
             return []
-        cols = self.group if self.group is not None else range(len(self.reader.column_names))
         parts = [f"{role} {_listed(self.reader, cols, 'column')} ({self.chosen_by})"]
+        if self.paired is not None:
+            parts.append(self.paired)
         if self.skipped_index:
             parts.append(f"skipped pandas index {_listed(self.reader, self.skipped_index, 'column')}")
         if self.skipped_ids:
@@ -70,6 +85,70 @@ RULE_WHOLE = "rule: the whole array"
 RULE_OTHERS = "rule: every other column"
 RULE_NAME = "rule: conventional name"
 RULE_ID_NAME = "rule: id-like name"
+
+
+def has_names(reader: Reader) -> bool:
+    """Columns named by a person (a header, Parquet fields), not numbered by losscli."""
+    return reader.named() and getattr(reader, "has_header", True)
+
+
+def pair_by_name(preds: Choice, targets: Choice) -> tuple[Choice, Choice, str | None]:
+    """Two files of several named columns each: row i's outputs must meet by name, not by the
+    order a writer happened to use (``df[["qty", "price"]]`` against ``price,qty``).
+
+    The same names in another order: the side a rule chose is reordered to the other's order,
+    and the note says so. Different names: paired by position, with a warning (returned), since
+    a shared column such as a named index would then be scored as an output. Columns the user
+    named on both sides are paired as given.
+    """
+    if not (has_names(preds.reader) and has_names(targets.reader)):
+        return preds, targets, None
+    p_cols, t_cols = preds.positions(), targets.positions()
+    if len(p_cols) < 2 or len(p_cols) != len(t_cols):
+        return preds, targets, None
+    p_names = [preds.reader.column_names[j] for j in p_cols]
+    t_names = [targets.reader.column_names[j] for j in t_cols]
+    if p_names == t_names or (preds.chosen_by == USER and targets.chosen_by == USER):
+        return preds, targets, None
+    if sorted(p_names) == sorted(t_names) and len(set(p_names)) == len(p_names):
+        if targets.chosen_by != USER:
+            order = [t_cols[t_names.index(n)] for n in p_names]
+            targets = replace(targets, group=order, paired="targets' columns reordered to pair by name")
+        else:
+            order = [p_cols[p_names.index(n)] for n in t_names]
+            preds = replace(preds, group=order, paired="predictions' columns reordered to pair by name")
+        return preds, targets, None
+    pairs = ", ".join(f"{a!r} with {b!r}" for a, b in list(zip(p_names, t_names, strict=True))[:6])
+    shared = [n for n in p_names if n in t_names]
+    why = f" (column {shared[0]!r} is in both files: if it labels rows, it is being scored)" if shared else ""
+    warning = (
+        f"{preds.reader.display} and {targets.reader.display} name their columns differently, so they "
+        f"were paired by position: {pairs}{why}; name them with --pred-col/--target-col"
+    )
+    return preds, targets, warning
+
+
+def class_labels(scores: Choice) -> tuple[list[int] | None, str | None]:
+    """ce's score columns named by integer class labels that are not their positions (what
+    ``pd.DataFrame(proba, columns=clf.classes_)`` writes for classes ``[1, 2, 3]``, or the
+    columns in another order): the labels, and a note saying they are matched by name. pandas'
+    default names ``0..C-1`` are labels and positions alike: None."""
+    if not has_names(scores.reader):
+        return None, None
+    names = [scores.reader.column_names[j].strip() for j in scores.positions()]
+    if not all(_INTEGER.fullmatch(n) for n in names):
+        return None, None
+    labels = [int(n) for n in names]
+    if labels == list(range(len(labels))) or len(set(labels)) != len(labels):
+        return None, None
+    shown = ", ".join(f"{v} -> column {n!r}" for v, n in list(zip(labels, names, strict=True))[:4])
+    return (
+        labels,
+        f"class labels are matched to the score columns by name ({shown}{', ...' if len(names) > 4 else ''})",
+    )
+
+
+_INTEGER = re.compile(r"-?\d+")
 
 
 def _listed(reader: Reader, cols: Sequence[int], what: str) -> str:

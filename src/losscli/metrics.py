@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -332,7 +333,13 @@ class CEMetric(Metric):
     name = "ce"
     detail_columns = ("predicted", "p(target)", "target")
 
-    def __init__(self, input_kind: str = "auto", ignore_index: int = -100, topk: int | None = None) -> None:
+    def __init__(
+        self,
+        input_kind: str = "auto",
+        ignore_index: int = -100,
+        topk: int | None = None,
+        labels: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         if input_kind not in INPUT_KINDS:
             raise UsageError(f"--input must be one of {', '.join(INPUT_KINDS)}, not {input_kind}")
@@ -343,6 +350,10 @@ class CEMetric(Metric):
         self.topk = topk
         self.classes = 0
         self.soft = False
+        # the class label of each score column, when the columns are named by labels that are
+        # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self._label_order = None if self.labels is None else np.argsort(self.labels, kind="stable")
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds
@@ -396,6 +407,8 @@ class CEMetric(Metric):
             raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
         np.copyto(ids, t, casting="unsafe")
         ignored = np.equal(ids, self.ignore_index, out=self.scratch.get("ignored", (rows,), np.bool_))
+        if self.labels is not None:
+            self._columns_of_labels(ids, ignored)
         n_ignored = int(np.count_nonzero(ignored))
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= self.classes:
@@ -417,6 +430,25 @@ class CEMetric(Metric):
         ids[ignored] = 0
         keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
         return ids, keep, n_ignored
+
+    def _columns_of_labels(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
+        """Class labels -> the positions of the score columns named by them, in place."""
+        assert self.labels is not None and self._label_order is not None
+        ordered = self.labels[self._label_order]
+        pos = np.searchsorted(ordered, ids)
+        np.minimum(pos, len(ordered) - 1, out=pos)
+        found = (ordered[pos] == ids) | ignored
+        if not found.all():
+            r = first_bad_row(found)
+            known = ", ".join(str(v) for v in self.labels[:8].tolist()) + (
+                ", ..." if len(self.labels) > 8 else ""
+            )
+            raise DataProblem(
+                TARGETS,
+                r,
+                f"label {int(ids[r])} names no score column: the columns are named by the classes {known}",
+            )
+        np.take(self._label_order, pos, out=ids)  # ignored rows get a valid position; masked later
 
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
@@ -579,7 +611,7 @@ class CEMetric(Metric):
         argmax = self.scratch.get("argmax", (preds.shape[0],), np.intp)  # from compute, same chunk
         cells: list[tuple[Any, ...]] = []
         for r, loss in zip(rows, losses, strict=True):
-            predicted = int(argmax[r])
+            predicted = int(argmax[r]) if self.labels is None else int(self.labels[argmax[r]])
             if self.soft:
                 target: Any = int(np.argmax(t[r]))
                 p_target = math.nan
@@ -687,15 +719,19 @@ def _cell(v: Any) -> Any:
 
 
 def make_metric(
-    name: str, input_kind: str = "auto", ignore_index: int = -100, topk: int | None = None
+    name: str,
+    input_kind: str = "auto",
+    ignore_index: int = -100,
+    topk: int | None = None,
+    labels: Sequence[int] | None = None,
 ) -> Metric:
-    """The metric object for a command name."""
+    """The metric object for a command name; ``labels``: ce's class label of each score column."""
     if name in ("mse", "mae"):
         return RegressionMetric(name)
     if name == "bce":
         return BCEMetric(input_kind)
     if name == "ce":
-        return CEMetric(input_kind, ignore_index, topk)
+        return CEMetric(input_kind, ignore_index, topk, labels)
     if name == "perplexity":
         m = CEMetric("logits" if input_kind == "auto" else input_kind, ignore_index, topk)
         m.name = "perplexity"  # type: ignore[misc]
