@@ -51,6 +51,21 @@ def cli() -> Any:
     return run_cli
 
 
+def drain_pty(leader: int) -> bytes:
+    """Everything a program wrote to a pseudo-terminal, until it closed (then the fd is closed)."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO once the other side is gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return b"".join(chunks)
+
+
 def write_csv(path: Path, columns: dict[str, np.ndarray], header: bool = True, delimiter: str = ",") -> Path:
     """Full-precision CSV (repr of each float) so the file holds exactly the array's values."""
     names = list(columns)

@@ -36,7 +36,7 @@ from losscli.errors import InputError, UsageError
 from losscli.render.machine import render_value
 from losscli.render.table import fmt_number, report_renderable
 
-from conftest import ROOT, SAMPLES, run_cli
+from conftest import ROOT, SAMPLES, drain_pty, run_cli
 
 LOSSCLI = [sys.executable, "-m", "losscli"]
 PIPE_BUFFER = 65536
@@ -593,18 +593,9 @@ def _on_a_terminal(args: list[Any], columns: int) -> str:
     env["TERM"] = "xterm-256color"
     proc = subprocess.Popen([*LOSSCLI, *map(str, args)], stdout=follower, stderr=subprocess.PIPE, env=env)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
+    output = drain_pty(leader)
     assert proc.wait(timeout=60) == 0
-    text = b"".join(chunks).decode()
+    text = output.decode()
     assert "\x1b[" in text  # really treated as a terminal
     return re.sub(r"\x1b\[[0-9;]*m", "", text).replace("\r\n", "\n")
 

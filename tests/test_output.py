@@ -18,7 +18,7 @@ import pytest
 
 import losscli
 
-from conftest import SAMPLES, run_cli
+from conftest import SAMPLES, drain_pty, run_cli
 
 EX1 = [SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv"]
 
@@ -240,17 +240,7 @@ def _stderr_of(args: list[str], tty: bool) -> str:
     )
     os.close(follower)
     proc.communicate(timeout=60)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return b"".join(chunks).decode(errors="replace")
+    return drain_pty(leader).decode(errors="replace")
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path) -> None:

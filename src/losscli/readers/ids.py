@@ -99,11 +99,8 @@ def _blank_lines_before(base: Any) -> int:
     return len(re.findall(rb"\r\n|\n|\r", blank))
 
 
-class CsvIds(Reader):
-    """One column of a CSV/TSV file as text, streamed with pyarrow; plain integers arrive as
-    int64 (``ids_as_text`` tells the engine to show them as the text they are)."""
-
-    ids_as_text = True
+class _IdColumn(Reader):
+    """One column of a data reader's file, read by a stream of its own."""
 
     def __init__(self, base: Any, column: int) -> None:
         self.base = base
@@ -111,6 +108,13 @@ class CsvIds(Reader):
         self.display = base.display
         self.column_names = [base.column_names[column]]
         self.n_rows = base.n_rows
+
+
+class CsvIds(_IdColumn):
+    """One column of a CSV/TSV file as text, streamed with pyarrow; plain integers arrive as
+    int64 (``ids_as_text`` tells the engine to show them as the text they are)."""
+
+    ids_as_text = True
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
@@ -156,15 +160,8 @@ class CsvIds(Reader):
             src.close()
 
 
-class ParquetIds(Reader):
+class ParquetIds(_IdColumn):
     """One column of a Parquet file, its own type kept (text ids stay text)."""
-
-    def __init__(self, base: Any, column: int) -> None:
-        self.base = base
-        self.column = column
-        self.display = base.display
-        self.column_names = [base.column_names[column]]
-        self.n_rows = base.n_rows
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
