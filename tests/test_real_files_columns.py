@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -666,17 +668,31 @@ def test_compressed_csv_ids_are_checked(tmp_path: Path) -> None:
     )
 
 
-def test_stdin_ids_cannot_be_checked_so_it_warns(tmp_path: Path) -> None:
-    """stdin is read once: its ids cannot be streamed a second time, and that is said."""
+def test_stdin_and_pipe_ids_are_checked_in_the_one_pass(tmp_path: Path) -> None:
+    """stdin and pipes are read once: their ids are parsed with the numbers, so they are
+    carried and checked like a file's."""
     p, t, ids, paths = kaggle_files(tmp_path, 15, "csv")
     res = run_cli("mse", "-", paths[1], "--format", "json", stdin=paths[0].read_bytes())
     assert res.code == 0, res.stderr
     out = res.json()
     assert close(out["value"], ref_mse(p, t))
-    assert any("not checked" in w and "<stdin>" in w for w in out["warnings"])
-    assert "losscli: warning:" in res.stderr
-    assert out["columns"]["ids"]["file"] == str(paths[1])  # the targets' ids are still carried
+    assert "warnings" not in out
+    assert out["columns"]["ids"]["file"] == "<stdin>"
+    assert out["columns"]["ids"]["checked_against"]["file"] == str(paths[1])
     assert all(e["id"] == ids[e["row"]] for e in out["examples"])
+    order = np.arange(15)
+    order[[3, 4]] = order[[4, 3]]
+    (tmp_path / "swapped").mkdir()
+    _, _, _, swapped = kaggle_files(tmp_path / "swapped", 15, "csv", order=order)
+    res = run_cli("mse", "-", swapped[1], stdin=paths[0].read_bytes())
+    assert (
+        res.code == 3
+        and f"row 3: <stdin> has id {ids[3]!r}" in res.stderr
+        and "different orders" in res.stderr
+    )
+    shell = f"{sys.executable} -m losscli mse <(cat {paths[0]}) <(cat {swapped[1]})"
+    piped = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 3 and "row 3:" in piped.stderr and f"{ids[4]!r}" in piped.stderr
 
 
 @pytest.mark.parametrize("ext", ["csv", "tsv"])

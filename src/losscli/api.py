@@ -156,7 +156,6 @@ class IdPlan:
     column: str | None = None
     json: dict[str, Any] | None = None
     note: str | None = None
-    warning: str | None = None  # ids that could not be read, so rows were not checked
 
 
 def plan_ids(choices: dict[str, Choice]) -> IdPlan:
@@ -171,34 +170,21 @@ def plan_ids(choices: dict[str, Choice]) -> IdPlan:
     if not found_ids:
         return IdPlan({})
     names = {r.column_names[j].lower() for r, j in found_ids}
-    sources = [(r, j, open_ids(r, j)) for r, j in found_ids]
-    readable = [(r, j, src) for r, j, src in sources if src is not None]
-    lost = [f"{r.display} column {r.header_text(j)!r}" for r, j, src in sources if src is None]
-    unread = (
-        f"ids in {' and '.join(lost)} were not read (that input can be read only once), so "
-        "the rows were not checked against the other file's ids; pass a file to check them"
-        if lost
-        else None
-    )
-    if not readable:
-        return IdPlan({}, warning=unread)
-    main, j, src = readable[0]
-    assert src is not None
-    roles = {IDS: Role(src[0], src[1], main.display)}
+    main, j = found_ids[0]
+    roles = {IDS: Role(*open_ids(main, j), main.display)}
     against = None
-    if len(readable) == 2 and len(names) == 1:
-        other, k, other_src = readable[1]
-        assert other_src is not None
-        roles[TARGET_IDS] = Role(other_src[0], other_src[1], other.display)
+    if len(found_ids) == 2 and len(names) == 1:
+        other, k = found_ids[1]
+        roles[TARGET_IDS] = Role(*open_ids(other, k), other.display)
         against = {"file": other.display, "columns": [other.column_names[k]]}
     name = main.column_names[j]
     info = {"file": main.display, "columns": [name], "chosen_by": RULE_ID_NAME, "checked_against": against}
     note = f"rows carry ids from {main.display} column {main.header_text(j)!r}"
     if against is not None:
         note += f", checked row by row against {against['file']}"
-    elif len(found_ids) == 2 and unread is None:
+    elif len(found_ids) == 2:
         note += " (not checked against the other file's ids: the id columns have different names)"
-    return IdPlan(roles, name, info, note, unread)
+    return IdPlan(roles, name, info, note)
 
 
 def _weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
@@ -381,7 +367,9 @@ def run_evaluation(
             sink = open_writer(per_example, ("sequence", "position") if plan is not None else (), carry)
             stack.callback(sink.abort)  # no-op after commit
         evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
-        evaluator.text_ids = frozenset(k for k, r in roles.items() if getattr(r.reader, "ids_as_text", False))
+        evaluator.text_ids = frozenset(
+            k for k in (IDS, TARGET_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)
+        )
         if plan is not None:
             evaluator.seqmap = plan.seqmap
         total = next((r.n_rows for r in readers if r.n_rows is not None), None)
@@ -431,8 +419,6 @@ def run_evaluation(
     else:
         examples = examples[:top]
     warnings: list[str] = list(dict.fromkeys(read_warnings))
-    if ids.warning:
-        warnings.append(ids.warning)
     if evaluator.overflow:
         warnings.append("some losses overflowed float64 to inf; the mean is inf")
     if state.clamped:

@@ -110,6 +110,8 @@ class _Slots:
 class CsvReader(Reader):
     """A delimited text file, or ``-`` for stdin.
 
+    ``ids_as_text``: its id columns are text, even when they travel as int64 (see ids).
+
     ``stream``: the input when it can be read only once (stdin, a pipe), replaying the bytes
     open_reader sniffed. ``compression`` overrides what the name says (a pipe has no name).
     """
@@ -153,6 +155,9 @@ class CsvReader(Reader):
         )
         self.header_settled = False  # set by open.settle_headers once it has decided
         self.blank_tail = 0  # empty lines ending a one-column file: not rows (known once read)
+        self.ids_as_text = True
+        self.text_columns: set[int] = set()  # read as text, not numbers (id columns, see ids)
+        self._integer_ids = True  # text ids so far were plain integers (compared as int64)
         if self.has_header:
             names = [f.strip() or f"column{j}" for j, f in enumerate(fields)]
             seen: dict[str, int] = {}
@@ -172,11 +177,6 @@ class CsvReader(Reader):
         """A column's name as the header wrote it ('' for pandas' unnamed index, not 'column0')."""
         header = getattr(self, "_header", None)
         return header[j] if header is not None and j < len(header) else self.column_names[j]
-
-    @property
-    def read_once(self) -> bool:
-        """The input is stdin or a pipe: its bytes can be read once, so no second pass."""
-        return self._stream is not None
 
     @property
     def one_column(self) -> bool:
@@ -350,9 +350,28 @@ class CsvReader(Reader):
         except OSError:
             return False
 
+    def _ids(self, arr: Any) -> NDArray[Any]:
+        """An id column of a parsed block as numpy: int64 while every block's text so far was
+        plain integers (see ids), else str objects."""
+        from .ids import ids_to_numpy
+
+        ids = ids_to_numpy(arr, try_integers=self._integer_ids)
+        self._integer_ids = ids.dtype != object
+        return ids
+
     def _small_chunks(self, groups: Sequence[Group], wanted: list[int], max_rows: int) -> Iterator[Chunk]:
-        values = np.array(list(self._parse_python(wanted)), dtype=np.float64).reshape(-1, len(wanted))
-        cols = {j: values[:, pos] for pos, j in enumerate(wanted)}
+        numbers = [j for j in wanted if j not in self.text_columns]
+        parsed = list(self._parse_python(wanted))
+        if self.text_columns:  # text cells stay text: split them off the numbers
+            from .ids import ids_from_text
+
+            at = {j: pos for pos, j in enumerate(wanted)}
+            texts = {j: ids_from_text([r[at[j]] for r in parsed], True) for j in self.text_columns}
+            parsed = [[r[at[j]] for j in numbers] for r in parsed]
+        values = np.array(parsed, dtype=np.float64).reshape(-1, len(numbers))
+        cols: dict[int, NDArray[Any]] = {j: values[:, pos] for pos, j in enumerate(numbers)}
+        if self.text_columns:
+            cols.update(texts)
         rows = len(values)
         whole = assemble(groups, wanted, cols, self._buffers, self.display)
         for start in range(0, rows, max_rows):
@@ -375,8 +394,9 @@ class CsvReader(Reader):
         # In a one-column file an empty line is an empty cell: a missing value, not a gap.
         keep_empty = self.one_column
         parse_opts = pacsv.ParseOptions(delimiter=self.delimiter, ignore_empty_lines=not keep_empty)
+        text = {self.column_names[j] for j in self.text_columns}
         convert_opts = pacsv.ConvertOptions(
-            column_types={n: pa.float64() for n in names},
+            column_types={n: pa.string() if n in text else pa.float64() for n in names},
             include_columns=names,
             null_values=[""],  # an empty cell, quoted or not, is missing; "nan" is a value, "NA" an error
             strings_can_be_null=False,
@@ -446,21 +466,25 @@ class CsvReader(Reader):
         self, table: Any, groups: Sequence[Group], wanted: list[int], max_rows: int, row: int
     ) -> Iterator[Chunk]:
         for batch in table.to_batches():
+            numbers = [(pos, j) for pos, j in enumerate(wanted) if j not in self.text_columns]
             if not self.skip_missing:
-                named = [(batch.column(pos), repr(self.column_names[j])) for pos, j in enumerate(wanted)]
+                named = [(batch.column(pos), repr(self.column_names[j])) for pos, j in numbers]
                 refuse_missing(named, self.display, row, "empty cell")
             cols: dict[int, NDArray[Any]] = {}
-            for pos, j in enumerate(wanted):
+            for pos, j in numbers:
                 name = repr(self.column_names[j])
                 cols[j] = arrow_column(
                     batch.column(pos), self.display, row, name, "empty cell", self.skip_missing
                 )
+            for pos, j in enumerate(wanted):
+                if j in self.text_columns:
+                    cols[j] = self._ids(batch.column(pos))
             whole = assemble(groups, wanted, cols, self._buffers, self.display)
             for start in range(0, batch.num_rows, max_rows):
                 yield [a[start : start + max_rows] for a in whole]
             row += batch.num_rows
 
-    def _parse_python(self, wanted: list[int]) -> Iterator[list[float]]:
+    def _parse_python(self, wanted: list[int]) -> Iterator[list[Any]]:
         """Row values of the wanted columns via the csv module; raises InputError at the first
         problem with its row, line and column. Serves small files and error diagnosis.
 
@@ -513,12 +537,16 @@ class CsvReader(Reader):
         finally:
             raw.close()
 
-    def _cells(self, fields: list[str], wanted: list[int], data_row: int, line: int) -> list[float]:
-        """The wanted fields of one row as floats: an empty one is missing (NaN, or an error
-        unless --nan skip); anything else that is not a number is an error naming the cell."""
-        values = []
+    def _cells(self, fields: list[str], wanted: list[int], data_row: int, line: int) -> list[Any]:
+        """The wanted fields of one row as floats (text for ``text_columns``): an empty one is
+        missing (NaN, or an error unless --nan skip); anything else that is not a number is an
+        error naming the cell."""
+        values: list[Any] = []
         for j in wanted:
             text = fields[j]
+            if j in self.text_columns:
+                values.append(text)
+                continue
             value = _to_float(text)
             if value is None:
                 if text == "" and self.skip_missing:

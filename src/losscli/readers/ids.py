@@ -1,13 +1,11 @@
-"""Id columns, read as a stream of their own: text or numbers, never converted to float.
+"""Id columns: text or numbers, never converted to float, compared fast where they can be.
 
 The data readers convert every selected cell to a number (fast, and what the metrics need);
-an id may be text (Kaggle ids often are) and must be compared as written. So an id column gets
-its own pyarrow stream over the same file (CSV: only that column is converted; Parquet: only
-that column is decoded). The engine aligns it with the data like any other input, so memory
-stays bounded and the data path is untouched when a file has no id column.
-
-Ids come out as numpy arrays: numbers for numeric Parquet columns, Python ``str`` objects for
-CSV/TSV (the text as written: ``007`` stays ``007``) and for text Parquet columns.
+an id may be text (Kaggle ids often are) and must be compared as written. A CSV reader parses
+its id column as text in the same pass as the numbers (so a pipe's ids are checked too), and
+text that is plain integers travels as int64, which compares far faster than Python strings;
+the engine shows such ids as the text they are. A Parquet id column is decoded by a stream of
+its own (columnar: only that column is read) and keeps its type.
 """
 
 from __future__ import annotations
@@ -21,30 +19,32 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from .base import Chunk, Group, Reader, arrow_to_numpy
-from .prefetch import prefetch
 
 ID_BATCH_ROWS = 1 << 16
-# 1 MB blocks: with 4 MB, pyarrow's read-ahead for the id stream held ~150 MB more at its peak
-# and was no faster (5M-row id files: 1.05 s and 480 MB with 1 MB, against 1.4 s and 625 MB)
-ID_BLOCK_BYTES = 1 << 20
+PLAIN_INTEGER = re.compile(r"-?[1-9][0-9]{0,17}|0")  # as int64 prints it: the text is the number
 
 
-def open_ids(reader: Reader, column: int) -> tuple[Reader, Group] | None:
-    """Where the ids of ``reader``'s ``column`` come from: (reader, group), or None when the
-    input can be read only once (stdin, a pipe), so a second stream is impossible."""
+def open_ids(reader: Reader, column: int) -> tuple[Reader, Group]:
+    """Where the ids of ``reader``'s ``column`` come from: (reader, group)."""
     from .csv_reader import CsvReader
     from .parquet_reader import ParquetReader
 
     if isinstance(reader, CsvReader):
-        if reader.read_once:
-            return None
-        return CsvIds(reader, column), [0]
+        reader.text_columns.add(column)  # parsed as text beside the numbers, in one pass
+        return reader, [column]
     if isinstance(reader, ParquetReader):
         return ParquetIds(reader, column), [0]
     return reader, [column]  # numeric columns of other formats: the reader itself delivers them
 
 
-def _ids_to_numpy(arr: Any, try_integers: bool = False) -> NDArray[Any]:
+def ids_from_text(texts: Sequence[str], try_integers: bool) -> NDArray[Any]:
+    """Ids parsed in Python (small CSV files): int64 when every one is a plain integer."""
+    if try_integers and all(PLAIN_INTEGER.fullmatch(t) for t in texts):
+        return np.array([int(t) for t in texts], dtype=np.int64)
+    return np.array(texts, dtype=object)
+
+
+def ids_to_numpy(arr: Any, try_integers: bool = False) -> NDArray[Any]:
     """An Arrow id column as numpy: numbers as they are, anything else as text objects.
 
     ``try_integers``: text that is exactly the decimal form of integers (``7``, not ``007`` or
@@ -86,21 +86,8 @@ def _exact_integers(text: Any) -> NDArray[np.int64] | None:
     return arrow_to_numpy(ints)
 
 
-def _blank_lines_before(base: Any) -> int:
-    """Empty lines before the header (after a UTF-8 BOM): pyarrow's ``skip_rows`` counts them,
-    so the ids stream must skip them too, or it reads the header as its first id."""
-    src = base._open_binary()
-    try:
-        head = src.read(1 << 16)
-    finally:
-        src.close()
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    blank = head[: len(head) - len(head.lstrip(b"\r\n"))]
-    return len(re.findall(rb"\r\n|\n|\r", blank))
-
-
-class _IdColumn(Reader):
-    """One column of a data reader's file, read by a stream of its own."""
+class ParquetIds(Reader):
+    """One column of a Parquet file, its own type kept (text ids stay text)."""
 
     def __init__(self, base: Any, column: int) -> None:
         self.base = base
@@ -108,60 +95,6 @@ class _IdColumn(Reader):
         self.display = base.display
         self.column_names = [base.column_names[column]]
         self.n_rows = base.n_rows
-
-
-class CsvIds(_IdColumn):
-    """One column of a CSV/TSV file as text, streamed with pyarrow; plain integers arrive as
-    int64 (``ids_as_text`` tells the engine to show them as the text they are)."""
-
-    ids_as_text = True
-
-    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        base = self.base
-        name = base.column_names[self.column]
-        skip = _blank_lines_before(base) + 1 if base.has_header else 0
-        names = list(base.column_names)
-        read = pacsv.ReadOptions(column_names=names, skip_rows=skip, block_size=ID_BLOCK_BYTES)
-        convert = pacsv.ConvertOptions(
-            column_types={name: pa.string()},
-            include_columns=[name],
-            null_values=[],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        )
-        row = 0
-        src = base._open_binary()
-
-        def decoded(stream: Any) -> Iterator[NDArray[Any]]:
-            integers = True  # until a batch holds an id that is not a plain integer
-            for batch in stream:
-                ids = _ids_to_numpy(batch.column(0), try_integers=integers)
-                integers = ids.dtype != object
-                yield ids
-
-        try:
-            stream = pacsv.open_csv(
-                src,
-                read_options=read,
-                parse_options=pacsv.ParseOptions(delimiter=base.delimiter),
-                convert_options=convert,
-            )
-            # parsed and decoded on a thread of its own, while the data stream is scored
-            for ids in prefetch(decoded(stream)):
-                for start in range(0, len(ids), max_rows):
-                    yield [ids[start : start + max_rows] for _ in groups]
-                row += len(ids)
-        except (pa.ArrowException, UnicodeDecodeError, OSError) as exc:
-            raise base._diagnose(exc, row, []) from None  # row shape only: ids are not numbers
-        finally:
-            src.close()
-
-
-class ParquetIds(_IdColumn):
-    """One column of a Parquet file, its own type kept (text ids stay text)."""
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         import pyarrow as pa
@@ -175,7 +108,7 @@ class ParquetIds(_IdColumn):
                     batch_size=max(max_rows, ID_BATCH_ROWS), columns=[self.column_names[0]]
                 )
                 for batch in batches:
-                    ids = _ids_to_numpy(batch.column(0))
+                    ids = ids_to_numpy(batch.column(0))
                     for start in range(0, len(ids), max_rows):
                         yield [ids[start : start + max_rows] for _ in groups]
                     row += batch.num_rows
