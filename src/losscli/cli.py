@@ -291,7 +291,9 @@ def mae(preds: str, targets: str | None, **opts: Any) -> int:
 @click.argument("targets", required=False)
 @_input_option(
     ("auto", "probs", "logits"),
-    "Predictions are probabilities or logits; auto decides from the first chunk and says which.",
+    "Predictions are probabilities or logits; auto decides from the first chunk and says which: "
+    "all in [0, 1] is probabilities, under 90% in [0, 1] is logits, and in between (probabilities "
+    "with stray values) is refused.",
 )
 @_common
 def bce(preds: str, targets: str | None, **opts: Any) -> int:
