@@ -306,8 +306,9 @@ def run_evaluation(
         "bytes": n_bytes,
         "words": n_words,
     }
-    if metric != "perplexity" and any(v not in (None, False) for v in lm_only.values()):
-        used = ", ".join(k for k, v in lm_only.items() if v not in (None, False))
+    given = [k for k, v in lm_only.items() if v is not None and v is not False]  # 0 is given (0 == False)
+    if metric != "perplexity" and given:
+        used = ", ".join(given)
         raise UsageError(f"{used}: only for perplexity")
     size = None
     plan = None

@@ -208,7 +208,9 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
         progress=terminal_progress(),
         threads=opts["threads"],
         header=opts["header"],
-        **{k: opts[k] for k in LM_OPTIONS if opts.get(k) not in (None, False)},
+        # every LM option the command has, as given: 0 is a value (--words 0 is refused in
+        # lm.text_size), not "unset" (0 == False, so a `not in (None, False)` filter dropped it)
+        **{k: opts[k] for k in LM_OPTIONS if k in opts},
     )
     to_stderr = per_example == "-"
     for warning in report.warnings:
