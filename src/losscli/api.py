@@ -291,6 +291,11 @@ def run_evaluation(
     """
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    from .readers.open import check_read_once
+
+    check_read_once(
+        [os.fspath(s) for s in (preds, targets, weights, logprobs, text) if isinstance(s, (str, os.PathLike))]
+    )
     if top < 0:
         raise UsageError("--top must be 0 or more")
     if per_example is not None:  # a bad output name is a usage error, found before any reading

@@ -188,8 +188,6 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     per_example = opts["per_example"]
-    if preds == "-" and targets == "-":
-        raise UsageError("only one input can come from stdin ('-'): give the other as a file path")
     report = run_evaluation(
         metric,
         preds,

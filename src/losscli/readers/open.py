@@ -254,6 +254,46 @@ def _open_stream(path: str) -> Replay | None:
     return Replay(bytes(head), raw, owns)
 
 
+#: names that read this process's standard input, whatever it is (a pipe, a terminal, a file)
+STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+
+
+def check_read_once(paths: Sequence[str]) -> None:
+    """Refuse two inputs that read the same stream: stdin under any of its names, or one pipe
+    or device (same device and inode, not a regular file) given twice.
+
+    Such a stream can be read only once, so the two readers would each get part of it and the
+    run would end in a nonsense length mismatch (or a hang). Called before any input is opened,
+    with the paths of every input of the run (``-`` included).
+    """
+    seen: dict[object, str] = {}
+    for path in paths:
+        keys = _stream_keys(path)
+        for key in keys:
+            if key in seen:
+                raise UsageError(
+                    f"only one input can come from stdin or the same pipe: {seen[key]} and {path} "
+                    "both read it; give the other as a file path"
+                )
+        seen.update(dict.fromkeys(keys, path))
+
+
+def _stream_keys(path: str) -> set[object]:
+    """What ``path`` reads if it is read-once: "stdin" and/or (device, inode) of a non-regular file."""
+    keys: set[object] = set()
+    try:
+        if path in STDIN_NAMES:
+            keys.add("stdin")
+            info = os.fstat(0)
+        else:
+            info = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable, or no stdin: the reader says so later
+        return keys
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        keys.add((info.st_dev, info.st_ino))
+    return keys
+
+
 def _open_raw(path: str) -> Any:
     try:
         return open(path, "rb", buffering=0)
