@@ -281,6 +281,11 @@ def run_evaluation(
     """
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    from .readers.open import check_read_once
+
+    check_read_once(
+        [os.fspath(s) for s in (preds, targets, weights, logprobs, text) if isinstance(s, (str, os.PathLike))]
+    )
     if top < 0:
         raise UsageError("--top must be 0 or more")
     if per_example is not None:  # a bad output name is a usage error, found before any reading
@@ -296,8 +301,9 @@ def run_evaluation(
         "bytes": n_bytes,
         "words": n_words,
     }
-    if metric != "perplexity" and any(v not in (None, False) for v in lm_only.values()):
-        used = ", ".join(k for k, v in lm_only.items() if v not in (None, False))
+    given = [k for k, v in lm_only.items() if v is not None and v is not False]  # 0 is given (0 == False)
+    if metric != "perplexity" and given:
+        used = ", ".join(given)
         raise UsageError(f"{used}: only for perplexity")
     size = None
     plan = None

@@ -188,8 +188,6 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     per_example = opts["per_example"]
-    if preds == "-" and targets == "-":
-        raise UsageError("only one input can come from stdin ('-'): give the other as a file path")
     report = run_evaluation(
         metric,
         preds,
@@ -208,7 +206,9 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
         progress=terminal_progress(),
         threads=opts["threads"],
         header=opts["header"],
-        **{k: opts[k] for k in LM_OPTIONS if opts.get(k) not in (None, False)},
+        # every LM option the command has, as given: 0 is a value (--words 0 is refused in
+        # lm.text_size), not "unset" (0 == False, so a `not in (None, False)` filter dropped it)
+        **{k: opts[k] for k in LM_OPTIONS if k in opts},
     )
     to_stderr = per_example == "-"
     for warning in report.warnings:
@@ -291,7 +291,9 @@ def mae(preds: str, targets: str | None, **opts: Any) -> int:
 @click.argument("targets", required=False)
 @_input_option(
     ("auto", "probs", "logits"),
-    "Predictions are probabilities or logits; auto decides from the first chunk and says which.",
+    "Predictions are probabilities or logits; auto decides from the first chunk and says which: "
+    "all in [0, 1] is probabilities, under 90% in [0, 1] is logits, and in between (probabilities "
+    "with stray values) is refused.",
 )
 @_common
 def bce(preds: str, targets: str | None, **opts: Any) -> int:

@@ -24,6 +24,11 @@ def run() -> None:
 
             _silence_stdout()
             sys.exit(EXIT_SIGPIPE)
+        except OSError as exc:  # a full disk, /dev/full: output not written (exit 4), as rawout says
+            from .errors import EXIT_OUTPUT
+
+            sys.stderr.write(f"losscli: error: stdout: write failed ({exc.strerror or exc})\n")
+            sys.exit(EXIT_OUTPUT)
         return
     from .cli import run as run_cli
 

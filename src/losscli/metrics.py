@@ -34,6 +34,10 @@ INPUT_KINDS = ("auto", "probs", "logits", "logprobs")
 # ~0.013 typically); it rejects rows summing to 0.8 or less, or 1.2 or more. Used by --input auto
 # to recognise probabilities; the rows are never renormalised.
 PROB_SUM_TOLERANCE = 0.1
+# bce --input auto: a first chunk with values outside [0, 1] is logits only when fewer than this
+# share of its finite values lie in [0, 1]; at or above it, the out-of-range values are strays in
+# a probability file and are refused (exit 2). Real logits straddle 0 with most outside [0, 1].
+BCE_PROB_SHARE = 0.9
 # Row-sum deviations above this are reported as a warning for probabilities (auto or given).
 PROB_SUM_WARN = 1e-6
 # Log-probabilities above 0 are refused, except up to this much, which is float rounding of a
@@ -293,9 +297,7 @@ class BCEMetric(ElementwiseMetric):
         super().bind(preds, targets)
         p = squeeze_single(preds)
         if self.requested == "auto":
-            finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
-            in_unit = finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1)
-            self.input_kind = "probs" if in_unit else "logits"
+            self.input_kind = _detect_binary(p)
             self.input_detected = True
         else:
             self.input_kind = self.requested
@@ -314,7 +316,7 @@ class BCEMetric(ElementwiseMetric):
             if self.input_detected:
                 hint = (
                     ", but --input auto read the predictions as probabilities from the first chunk: "
-                    "pass --input logits (or --input probs)"
+                    "pass --input logits if they really are logits, or fix the value"
                 )
             check_range(p, PREDS, "value" if hint else "probability", hint=hint, ambiguous=bool(hint))
             clamped = L.bce_from_probs(p, t, elements, work)
@@ -704,6 +706,37 @@ def _detect_scores(z: NDArray[Any], scored: NDArray[np.bool_] | None = None) -> 
     if hi <= LOGPROB_TOLERANCE and np.all(np.abs(np.exp(zf).sum(axis=1) - 1.0) <= PROB_SUM_TOLERANCE):
         return "logprobs"
     return "logits"
+
+
+def _detect_binary(p: NDArray[Any]) -> str:
+    """bce's --input auto: "probs" when the first chunk's finite values all lie in [0, 1],
+    "logits" when fewer than BCE_PROB_SHARE of them do.
+
+    In between the file is probabilities with stray values (a 1.7, a rounding 1.0000001): reading
+    it all as logits would score every row wrong, so refuse at the first stray value (exit 2).
+    Without this, one value decided the whole file's meaning, and whether it fell in the first
+    chunk (so --chunk-size) decided the outcome.
+    """
+    finite = p[np.isfinite(p)] if p.dtype.kind == "f" else p
+    if finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1):
+        return "probs"
+    in_unit = int(np.count_nonzero((finite >= 0) & (finite <= 1)))
+    if in_unit < BCE_PROB_SHARE * finite.size:
+        return "logits"
+    stray = (p < 0) | (p > 1)  # False for NaN; inf is not among the finite values counted above
+    if p.dtype.kind == "f":
+        stray &= np.isfinite(p)
+    row, col = first_bad_cell(~stray)
+    value = p[row] if col is None else p[row, col]
+    raise DataProblem(
+        PREDS,
+        row,
+        f"value {value} is outside [0, 1], but {in_unit:,} of the first chunk's {finite.size:,} "
+        "values are in [0, 1], so --input auto cannot tell probabilities from logits: pass "
+        "--input logits if they really are logits, or fix the value",
+        col,
+        ambiguous=True,
+    )
 
 
 def _width(a: NDArray[Any]) -> int:

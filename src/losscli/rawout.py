@@ -6,6 +6,9 @@ layer reports success for the rest (seen with CPython 3.11 and ``| head -c 10``)
 using ``set -o pipefail`` would then see exit 0 for output nobody read in full. Plain
 ``os.write`` calls report every short write, so the loop below writes the rest and the next
 call raises ``BrokenPipeError``, which the CLI turns into its quiet exit 141.
+
+Any other failed write (a full disk, ``> /dev/full``, an I/O error) is an ``OutputError``
+naming the stream: exit 4, "output not written", not an internal error.
 """
 
 from __future__ import annotations
@@ -13,19 +16,36 @@ from __future__ import annotations
 import os
 from typing import IO, Any
 
+from .errors import OutputError
+
 
 def write_bytes(stream: IO[Any], data: bytes) -> None:
-    """All of ``data`` to ``stream``'s file descriptor, or ``BrokenPipeError``."""
-    stream.flush()  # anything the stream still buffers goes first, in order
+    """All of ``data`` to ``stream``'s file descriptor, or ``BrokenPipeError`` (the reader left),
+    or ``OutputError`` (the write failed otherwise)."""
+    try:
+        stream.flush()  # anything the stream still buffers goes first, in order
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (a test's StringIO)
+            stream.write(data)
+            stream.flush()
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{stream_name(stream)}: write failed ({exc.strerror or exc})") from None
+
+
+def stream_name(stream: IO[Any]) -> str:
+    """ "stdout"/"stderr" for the standard streams (whatever Python calls them), else its name."""
     try:
         fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real file (a test's StringIO)
-        stream.write(data)
-        stream.flush()
-        return
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    return {1: "stdout", 2: "stderr"}.get(fd, str(getattr(stream, "name", "output")))
 
 
 def write_text(stream: IO[str], text: str) -> None:

@@ -16,7 +16,15 @@ RENAMED = {"input-format": "fmt", "bytes": "n_bytes", "words": "n_words", "logit
 FLAGS = {"shift": "shift=True", "header": "header=True", "no-header": "header=False"}
 
 _NOT_AFTER = r"(?<![\w-])"  # "--x" inside a word or a path is not an option
-_CHOICE = re.compile(_NOT_AFTER + r"--(nan|input)(?:\s+|=)([a-z]+)\b")
+#: options whose value is a choice, quoted in Python ("--nan skip" -> 'nan="skip"'). Only the real
+#: choices: any word would also catch prose ("--input must be one of" -> 'input="must" be one of').
+CHOICES = {"nan": ("error", "skip"), "input": ("auto", "probs", "logits", "logprobs")}
+_CHOICE = re.compile(
+    _NOT_AFTER
+    + "(?:"
+    + "|".join(rf"--({name})(?:\s+|=)({'|'.join(values)})\b" for name, values in CHOICES.items())
+    + ")"
+)
 _NUMBER = re.compile(_NOT_AFTER + r"--(ignore-index|top|topk|threads|chunk-size)(?:\s+|=)(-?\d+)\b")
 _OPTION = re.compile(_NOT_AFTER + r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
@@ -28,6 +36,6 @@ def parameter(option: str) -> str:
 
 def in_api_words(text: str) -> str:
     """``use --nan skip`` -> ``use nan="skip"``; ``--pred-col`` -> ``pred_col``."""
-    text = _CHOICE.sub(lambda m: f'{m[1]}="{m[2]}"', text)
+    text = _CHOICE.sub(lambda m: '{}="{}"'.format(*(g for g in m.groups() if g is not None)), text)
     text = _NUMBER.sub(lambda m: f"{parameter(m[1])}={m[2]}", text)
     return _OPTION.sub(lambda m: FLAGS.get(m[1]) or parameter(m[1]), text)

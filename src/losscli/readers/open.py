@@ -254,6 +254,46 @@ def _open_stream(path: str) -> Replay | None:
     return Replay(bytes(head), raw, owns)
 
 
+#: names that read this process's standard input, whatever it is (a pipe, a terminal, a file)
+STDIN_NAMES = ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+
+
+def check_read_once(paths: Sequence[str]) -> None:
+    """Refuse two inputs that read the same stream: stdin under any of its names, or one pipe
+    or device (same device and inode, not a regular file) given twice.
+
+    Such a stream can be read only once, so the two readers would each get part of it and the
+    run would end in a nonsense length mismatch (or a hang). Called before any input is opened,
+    with the paths of every input of the run (``-`` included).
+    """
+    seen: dict[object, str] = {}
+    for path in paths:
+        keys = _stream_keys(path)
+        for key in keys:
+            if key in seen:
+                raise UsageError(
+                    f"only one input can come from stdin or the same pipe: {seen[key]} and {path} "
+                    "both read it; give the other as a file path"
+                )
+        seen.update(dict.fromkeys(keys, path))
+
+
+def _stream_keys(path: str) -> set[object]:
+    """What ``path`` reads if it is read-once: "stdin" and/or (device, inode) of a non-regular file."""
+    keys: set[object] = set()
+    try:
+        if path in STDIN_NAMES:
+            keys.add("stdin")
+            info = os.fstat(0)
+        else:
+            info = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable, or no stdin: the reader says so later
+        return keys
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        keys.add((info.st_dev, info.st_ino))
+    return keys
+
+
 def _open_raw(path: str) -> Any:
     try:
         return open(path, "rb", buffering=0)
@@ -280,31 +320,37 @@ def settle_headers(readers: Sequence[Reader]) -> list[str]:
 
     pandas writes ``pd.DataFrame(arr).to_csv(index=False)`` with that header, and the files of
     one run are usually written the same way: if another input certainly has a header, so does
-    this one. Otherwise the row is data. Either way the guess is announced with the option
-    that forces the other reading. Inputs decided earlier are left alone (call it again when
-    another input, such as weights, is opened later).
+    this one; if another input starts with pandas' default header row too (both files written
+    by pandas from integer arrays), both rows are headers. A lone such input (one file, or the
+    other is .npy/Parquet or certainly data) reads the row as data. Either way the guess is
+    announced with the option that forces the other reading. Inputs decided earlier are left
+    alone, and count as evidence as decided (call it again when another input, such as
+    weights, is opened later).
     """
     from .csv_reader import CsvReader
 
     csvs = [r for r in dict.fromkeys(readers) if isinstance(r, CsvReader)]
-    evidence = [r for r in csvs if r.header_certain]
+    pending = [r for r in csvs if not (r.header_certain or r.header_settled)]
+    evidence = [r for r in csvs if r.has_header and (r.header_certain or r.header_settled)]
+    decided: list[tuple[CsvReader, str | None]] = []
+    for reader in pending:
+        by = next((o for o in evidence if o is not reader), None)
+        peer = next((o for o in pending if o is not reader), None)
+        if by is not None:
+            decided.append((reader, f"as {by.display} has one"))
+        elif peer is not None:
+            decided.append((reader, f"as {peer.display} starts with one too (both look written by pandas)"))
+        else:
+            decided.append((reader, None))
     warnings: list[str] = []
-    for reader in csvs:
-        if reader.header_certain or reader.header_settled:
-            continue
+    for reader, reason in decided:
         reader.header_settled = True
+        reader.has_header = reason is not None
         k = len(reader.first_fields)
         row = ",".join(reader.first_fields) if k <= 4 else f"0,1,...,{k - 1}"
-        by = next((o for o in evidence if o is not reader and o.has_header), None)
-        reader.has_header = by is not None
-        if by is not None:
-            warnings.append(
-                f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
-                f"read it as a header, as {by.display} has one; give --no-header if it is data"
-            )
+        what = f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
+        if reason is not None:
+            warnings.append(what + f"read it as a header, {reason}; give --no-header if it is data")
         else:
-            warnings.append(
-                f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
-                "read it as data; give --header if it is a header"
-            )
+            warnings.append(what + "read it as data; give --header if it is a header")
     return warnings
