@@ -70,12 +70,31 @@ def _compression(path: str) -> str | None:
     return None
 
 
+# How pandas (True/False) and Polars (true/false) write a bool column: 1 and 0, as in Parquet
+BOOL_VALUES = {"True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0, "TRUE": 1.0, "FALSE": 0.0}
+
+
 def _is_number(text: str) -> bool:
+    """A cell that holds a value: a number, or a bool as pandas and Polars write them."""
+    if text.strip() in BOOL_VALUES:
+        return True
     try:
         float(text.strip())
     except ValueError:
         return False
     return True
+
+
+def _bool_columns(fields: list[str], rows: list[list[str]], has_header: bool) -> set[int]:
+    """Columns whose first non-empty value is True/False: read as booleans (1/0), as the same
+    column is read from Parquet, where it is a bool column."""
+    data = rows if has_header else [fields, *rows]
+    found: set[int] = set()
+    for j in range(len(fields)):
+        first = next((r[j].strip() for r in data if j < len(r) and r[j].strip()), "")
+        if first in BOOL_VALUES:
+            found.add(j)
+    return found
 
 
 class _Slots:
@@ -150,9 +169,9 @@ class CsvReader(Reader):
         if not fields:
             raise InputError("is empty: there are no rows to score", path=self.display)
         self.first_fields = [f.strip() for f in fields]
-        self.has_header, self.header_certain = _detect_header(
-            fields, _sample_rows(raw, delimiter, self._peek_eof), header
-        )
+        sample = _sample_rows(raw, delimiter, self._peek_eof)
+        self.has_header, self.header_certain = _detect_header(fields, sample, header)
+        self.bool_columns = _bool_columns(fields, sample, self.has_header)
         self.header_settled = False  # set by open.settle_headers once it has decided
         self.blank_tail = 0  # empty lines ending a one-column file: not rows (known once read)
         self.ids_as_text = True
@@ -395,8 +414,13 @@ class CsvReader(Reader):
         keep_empty = self.one_column
         parse_opts = pacsv.ParseOptions(delimiter=self.delimiter, ignore_empty_lines=not keep_empty)
         text = {self.column_names[j] for j in self.text_columns}
+        bools = {self.column_names[j] for j in self.bool_columns} - text
         convert_opts = pacsv.ConvertOptions(
-            column_types={n: pa.string() if n in text else pa.float64() for n in names},
+            column_types={
+                n: pa.string() if n in text else pa.bool_() if n in bools else pa.float64() for n in names
+            },
+            true_values=[t for t, v in BOOL_VALUES.items() if v],
+            false_values=[t for t, v in BOOL_VALUES.items() if not v],
             include_columns=names,
             null_values=[""],  # an empty cell, quoted or not, is missing; "nan" is a value, "NA" an error
             strings_can_be_null=False,
@@ -547,7 +571,7 @@ class CsvReader(Reader):
             if j in self.text_columns:
                 values.append(text)
                 continue
-            value = _to_float(text)
+            value = BOOL_VALUES.get(text) if j in self.bool_columns else _to_float(text)
             if value is None:
                 if text == "" and self.skip_missing:
                     value = math.nan
@@ -559,6 +583,8 @@ class CsvReader(Reader):
                         what = missing_message("empty cell")
                     elif not text.strip():
                         what = "blank cell (only spaces) is not a number"
+                    elif j in self.bool_columns:
+                        what = f"{shown!r} is not True or False, as the column's first value is"
                     else:
                         what = f"{shown!r} is not a number"
                     raise InputError(
