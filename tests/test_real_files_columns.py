@@ -284,7 +284,7 @@ def test_kaggle_ids_same_order(tmp_path: Path, ext: str) -> None:
         "file": str(paths[0]),
         "columns": ["id"],
         "chosen_by": "rule: id-like name",
-        "checked_against": {"file": str(paths[1]), "columns": ["id"]},
+        "checked_against": [{"file": str(paths[1]), "columns": ["id"]}],
     }
     worst = np.argsort(-((p - t) ** 2), kind="stable")[:3]
     assert [e["row"] for e in out["examples"]] == worst.tolist()
@@ -445,7 +445,7 @@ def test_columns_object_user_rule_and_weights(tmp_path: Path) -> None:
     cols = out["columns"]
     assert [cols[r]["chosen_by"] for r in ("preds", "targets", "weights")] == ["user"] * 3
     assert cols["weights"]["columns"] == ["w"]
-    assert cols["ids"]["columns"] == ["order_id"] and cols["ids"]["checked_against"] is None
+    assert cols["ids"]["columns"] == ["order_id"] and cols["ids"]["checked_against"] == []
     assert [e["id"] for e in out["examples"]] == [str(100 + e["row"]) for e in out["examples"]]  # CSV: text
     (note,) = column_notes(res.stderr)
     assert "rows carry ids from" in note and "'order_id'" in note
@@ -637,10 +637,12 @@ def test_named_pandas_index_in_parquet_is_an_id(tmp_path: Path) -> None:
     out = res.json()
     assert close(out["value"], ref_mse(p, t))
     assert out["columns"]["preds"]["skipped"] == [{"column": "id", "reason": "pandas index"}]
-    assert out["columns"]["ids"]["checked_against"] == {
-        "file": str(tmp_path / "t.parquet"),
-        "columns": ["id"],
-    }
+    assert out["columns"]["ids"]["checked_against"] == [
+        {
+            "file": str(tmp_path / "t.parquet"),
+            "columns": ["id"],
+        }
+    ]
     assert [e["id"] for e in out["examples"]] == [e["row"] ** 2 for e in out["examples"]]  # Parquet: int
     pd.DataFrame({"id": ids, "y_true": t}).set_index("id").iloc[::-1].to_parquet(tmp_path / "t.parquet")
     res = run_cli("mse", tmp_path / "p.parquet", tmp_path / "t.parquet")
@@ -678,7 +680,7 @@ def test_stdin_and_pipe_ids_are_checked_in_the_one_pass(tmp_path: Path) -> None:
     assert close(out["value"], ref_mse(p, t))
     assert "warnings" not in out
     assert out["columns"]["ids"]["file"] == "<stdin>"
-    assert out["columns"]["ids"]["checked_against"]["file"] == str(paths[1])
+    assert out["columns"]["ids"]["checked_against"][0]["file"] == str(paths[1])
     assert all(e["id"] == ids[e["row"]] for e in out["examples"])
     order = np.arange(15)
     order[[3, 4]] = order[[4, 3]]

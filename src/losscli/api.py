@@ -35,7 +35,18 @@ from .columns import (
     pair_by_name,
     whole_file,
 )
-from .engine import IDS, TARGET_IDS, WEIGHTS, Evaluator, Role, choose_chunk_rows, default_threads, run
+from .engine import (
+    CHECKED_IDS,
+    IDS,
+    TARGET_IDS,
+    WEIGHT_IDS,
+    WEIGHTS,
+    Evaluator,
+    Role,
+    choose_chunk_rows,
+    default_threads,
+    run,
+)
 from .errors import InputError, LossCliError, UsageError
 from .metrics import PREDS, PROB_SUM_WARN, TARGETS, make_metric
 from .readers.base import Group, Reader
@@ -45,6 +56,8 @@ from .wording import in_api_words
 
 METRICS = ("mse", "mae", "bce", "ce", "perplexity")
 BREAKDOWN_ALL_AT_MOST = 20
+# an output with no error on this many rows or more is more likely a row number or id than a prediction
+SUSPICIOUS_ROWS = 10
 
 PRED_NAMES = (
     "pred",
@@ -87,7 +100,27 @@ def _open(
         return open_reader(os.fspath(source), fmt, header=header, nan=nan)
     from .readers.memory import ArrayReader
 
+    _refuse_named_table(source, name)
     return ArrayReader(source, name)
+
+
+def _refuse_named_table(source: Source, name: str) -> None:
+    """A DataFrame (pandas, Polars) or Arrow table of several columns: its names would be lost
+    in an array, and with them the rules that read a file's columns (index and id columns,
+    pairing by name), so a frame with an ``id`` column would score the ids. Refused with the fix
+    until frames are read by name; imports nothing (the caller's library is not ours)."""
+    names = getattr(source, "column_names", None)  # Arrow tables (their .columns are arrays)
+    if names is None:
+        names = getattr(source, "columns", None)  # pandas and Polars DataFrames
+    if names is None:
+        return
+    names = [str(n) for n in names]
+    if len(names) > 1 and names != [str(j) for j in range(len(names))]:  # 0..k-1: nothing to lose
+        raise UsageError(
+            f"{name}: a table of {len(names)} named columns ({', '.join(names[:6])}); its column "
+            f"names are not read from Python yet, so pass the column(s) to score as arrays "
+            f'(for example {name}=df["{names[-1]}"], or df[[...]].to_numpy() for several outputs)'
+        )
 
 
 def _pick(reader: Reader, spec: str | None) -> Group:
@@ -159,31 +192,37 @@ class IdPlan:
 
 
 def plan_ids(choices: dict[str, Choice]) -> IdPlan:
-    """Find an id column in the predictions' file and the targets' file. Its values go with
-    each example into the breakdown and --per-example; when both files hold the same id
-    column (same name, any case) the rows must agree, which the engine checks as it streams."""
-    p_reader, t_reader = choices[PREDS].reader, choices[TARGETS].reader
-    found = [(p_reader, find_id(p_reader, _used(choices, p_reader)))]
-    if t_reader is not p_reader:
-        found.append((t_reader, find_id(t_reader, _used(choices, t_reader))))
-    found_ids = [(r, j) for r, j in found if j is not None]
-    if not found_ids:
+    """Find an id column in the predictions', targets' and weights' files. Its values go with
+    each example into the breakdown and --per-example; every other file holding the same id
+    column (same name, any case) must agree row by row, which the engine checks as it streams."""
+    checked = {TARGETS: TARGET_IDS, WEIGHTS: WEIGHT_IDS}
+    found: list[tuple[str, Reader, int]] = []
+    for role in (PREDS, TARGETS, WEIGHTS):
+        reader = choices[role].reader if role in choices else None
+        if reader is None or any(reader is r for _, r, _ in found):
+            continue
+        j = find_id(reader, _used(choices, reader))
+        if j is not None:
+            found.append((role, reader, j))
+    if not found:
         return IdPlan({})
-    names = {r.column_names[j].lower() for r, j in found_ids}
-    main, j = found_ids[0]
-    roles = {IDS: Role(*open_ids(main, j), main.display)}
-    against = None
-    if len(found_ids) == 2 and len(names) == 1:
-        other, k = found_ids[1]
-        roles[TARGET_IDS] = Role(*open_ids(other, k), other.display)
-        against = {"file": other.display, "columns": [other.column_names[k]]}
+    _, main, j = found[0]
     name = main.column_names[j]
+    roles = {IDS: Role(*open_ids(main, j), main.display)}
+    against: list[dict[str, Any]] = []
+    unmatched: list[str] = []
+    for role, other, k in found[1:]:
+        if other.column_names[k].lower() != name.lower():
+            unmatched.append(other.display)
+            continue
+        roles[checked[role]] = Role(*open_ids(other, k), other.display)
+        against.append({"file": other.display, "columns": [other.column_names[k]]})
     info = {"file": main.display, "columns": [name], "chosen_by": RULE_ID_NAME, "checked_against": against}
     note = f"rows carry ids from {main.display} column {main.header_text(j)!r}"
-    if against is not None:
-        note += f", checked row by row against {against['file']}"
-    elif len(found_ids) == 2:
-        note += " (not checked against the other file's ids: the id columns have different names)"
+    if against:
+        note += f", checked row by row against {' and '.join(str(a['file']) for a in against)}"
+    if unmatched:
+        note += f" (not checked against {' and '.join(unmatched)}: its id column has another name)"
     return IdPlan(roles, name, info, note)
 
 
@@ -374,7 +413,7 @@ def run_evaluation(
             stack.callback(sink.abort)  # no-op after commit
         evaluator = Evaluator(m, nan=nan, worst_capacity=max(top, BREAKDOWN_ALL_AT_MOST), sink=sink)
         evaluator.text_ids = frozenset(
-            k for k in (IDS, TARGET_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)
+            k for k in (IDS, *CHECKED_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)
         )
         if plan is not None:
             evaluator.seqmap = plan.seqmap
@@ -406,6 +445,7 @@ def run_evaluation(
             )
         if sink is not None:
             sink.commit()
+    warnings: list[str] = list(dict.fromkeys(read_warnings))
     mean = state.mean()
     value = safe_exp(mean) if metric == "perplexity" else mean
     per_output: list[tuple[str, dict[str, float]]] = []
@@ -415,6 +455,13 @@ def run_evaluation(
             if metric == "mse":
                 vals["rmse"] = float(v) ** 0.5
             per_output.append((name, vals))
+        exact = [n for n, vals in per_output if vals["value"] == 0.0]
+        if exact and len(exact) < len(per_output) and state.n >= SUSPICIOUS_ROWS:
+            warnings.append(
+                f"output {exact[0]!r} has no error on any row: if it is a row number or an id "
+                "that both inputs hold, it is being scored as an output; name the data columns "
+                "with --pred-col/--target-col"
+            )
     examples = state.worst.examples()
     if IDS in roles:  # the engine put each example's id first in its detail tuple
         examples = [Example(e.row, e.loss, e.detail[1:], e.detail[0]) for e in examples]
@@ -424,7 +471,6 @@ def run_evaluation(
         breakdown = "all"
     else:
         examples = examples[:top]
-    warnings: list[str] = list(dict.fromkeys(read_warnings))
     if evaluator.overflow:
         warnings.append("some losses overflowed float64 to inf; the mean is inf")
     if state.clamped:
@@ -465,7 +511,7 @@ def run_evaluation(
         ignored=state.ignored,
         skipped=state.skipped,
         clamped=state.clamped,
-        files={name: role.label for name, role in roles.items() if name not in (IDS, TARGET_IDS)},
+        files={name: role.label for name, role in roles.items() if name not in (IDS, *CHECKED_IDS)},
         columns=columns,
         notes=notes,
         id_column=ids.column,

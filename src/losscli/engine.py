@@ -28,6 +28,8 @@ from .sequences import SequenceMap, shift_ids, shifted_stream
 WEIGHTS = "weights"
 IDS = "ids"  # the id column whose values the breakdown and --per-example carry
 TARGET_IDS = "target_ids"  # the targets' own id column, checked row by row against IDS
+WEIGHT_IDS = "weight_ids"  # a weights file's own id column, checked likewise
+CHECKED_IDS = (TARGET_IDS, WEIGHT_IDS)
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
 # closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
 # ~7% slower on W5 with two workers; 8 MB measured the same as 5 (see BENCHMARKS.md).
@@ -86,18 +88,20 @@ class Evaluator:
         weights: NDArray[Any] | None = None,
         overwrite: bool = False,
         ids: NDArray[Any] | None = None,
-        other_ids: NDArray[Any] | None = None,
+        other_ids: dict[str, NDArray[Any]] | None = None,
     ) -> None:
         """Score one aligned chunk. ``overwrite``: preds is scratch the math may reuse.
 
         ``ids``: the chunk's row ids, carried into the breakdown and --per-example;
-        ``other_ids``: the targets' ids, which must equal ``ids`` row by row.
+        ``other_ids``: other files' ids by role (the targets', the weights'), which must equal
+        ``ids`` row by row.
         """
         rows = len(preds)
         if rows == 0:
             return
-        if other_ids is not None and ids is not None:
-            self._check_ids(ids, other_ids)
+        for role, other in (other_ids or {}).items():
+            if ids is not None:
+                self._check_ids(ids, other, role)
         row_map: NDArray[np.intp] | None = None
         try:
             if self.state is None:
@@ -115,7 +119,7 @@ class Evaluator:
             raise self._located(problem, row_map) from None
         self.offset += rows
 
-    def _check_ids(self, ids: NDArray[Any], other: NDArray[Any]) -> None:
+    def _check_ids(self, ids: NDArray[Any], other: NDArray[Any], role: str) -> None:
         """Both files hold the same id column: row i must hold the same id in each, or the
         rows are not the same examples. Numbers compare as numbers, anything else as text."""
         differ = np.asarray(ids != other, dtype=bool)
@@ -124,10 +128,10 @@ class Evaluator:
         if not differ.any():
             return
         r = int(np.argmax(differ))
-        a, b = self._shown(IDS, ids[r : r + 1])[0], self._shown(TARGET_IDS, other[r : r + 1])[0]
+        a, b = self._shown(IDS, ids[r : r + 1])[0], self._shown(role, other[r : r + 1])[0]
         raise InputError(
             f"row {self.offset + r}: {self.labels.get(IDS)} has id {a!r} but "
-            f"{self.labels.get(TARGET_IDS)} has id {b!r}: the files are in different orders "
+            f"{self.labels.get(role)} has id {b!r}: the files are in different orders "
             "(or hold different examples); sort both by their id column, or, if the rows do "
             "match and the ids mean different things, rename one file's id column"
         )
@@ -379,8 +383,8 @@ def run(
             ev.update(p, t, w, overwrite=scratch_preds)
             return len(p)
         i = pieces[where[IDS][0]][where[IDS][1]]
-        ti = pieces[where[TARGET_IDS][0]][where[TARGET_IDS][1]] if TARGET_IDS in where else None
-        ev.update(p, t, w, overwrite=scratch_preds, ids=i, other_ids=ti)
+        others = {role: pieces[where[role][0]][where[role][1]] for role in CHECKED_IDS if role in where}
+        ev.update(p, t, w, overwrite=scratch_preds, ids=i, other_ids=others)
         return len(p)
 
     total = known[0] if known and all(k is not None for k in known) else None
@@ -406,15 +410,16 @@ def run(
             if progress is not None:
                 progress(rows)
     except LengthMismatch as exc:
-        raise LengthMismatch(exc.detail + _blank_tail_hint(readers)) from None
+        raise LengthMismatch(exc.detail + _mismatch_hint(readers)) from None
     if evaluator.state is None:
         raise InputError("no rows to score", path=" and ".join(dict.fromkeys(labels)))
     return evaluator.state
 
 
-def _blank_tail_hint(readers: Sequence[Reader]) -> str:
-    """Why a one-column CSV may be a row short: Polars writes a null in the last row as an
-    empty last line, which cannot be told from the blank line many files end with."""
+def _mismatch_hint(readers: Sequence[Reader]) -> str:
+    """What may explain a CSV a row off: Polars writes a null in the last row of a one-column
+    file as an empty last line, which cannot be told from the blank line many files end with;
+    a first row that could be a header was read as data (or the other way round)."""
     for r in readers:
         tail = getattr(r, "blank_tail", 0)
         if tail:
@@ -422,6 +427,14 @@ def _blank_tail_hint(readers: Sequence[Reader]) -> str:
                 f". {r.display} ends with {tail} empty line(s), which hold no row: if its last "
                 "value is missing (Polars writes a null in a one-column CSV as an empty line), "
                 "write missing values as NaN (Polars: write_csv(null_value='NaN')) or use Parquet"
+            )
+    for r in readers:
+        if getattr(r, "header_settled", False):
+            header = getattr(r, "has_header", False)
+            now, other = ("a header", "--no-header") if header else ("data", "--header")
+            return (
+                f". {r.display}'s first row could be a header or data and was read as {now}: "
+                f"give {other} if it is not"
             )
     return ""
 

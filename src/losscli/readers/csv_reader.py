@@ -172,6 +172,16 @@ class CsvReader(Reader):
         sample = _sample_rows(raw, delimiter, self._peek_eof)
         self.has_header, self.header_certain = _detect_header(fields, sample, header)
         self.bool_columns = _bool_columns(fields, sample, self.has_header)
+        # a header of integers other than pandas' default: a guess worth a line (see settle_headers)
+        self.header_note: str | None = None
+        integers = all(_INTEGER.fullmatch(f.strip()) for f in fields)
+        if header is None and self.has_header and integers and not _is_default_header(fields):
+            shown = ",".join(f.strip() for f in fields[:4]) + (",..." if len(fields) > 4 else "")
+            self.header_note = (
+                f"{self.display}: read its first row ({shown}) as column names: integers above "
+                "numbers written with a decimal point, as pandas writes integer column names; "
+                "give --no-header if it is data"
+            )
         self.header_settled = False  # set by open.settle_headers once it has decided
         self.blank_tail = 0  # empty lines ending a one-column file: not rows (known once read)
         self.ids_as_text = True
@@ -697,29 +707,43 @@ def _sample_rows(raw: bytes, delimiter: str, complete: bool) -> list[list[str]]:
 
 def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None) -> tuple[bool, bool]:
     """(has a header, certain). A field that is not a number makes the first row a header.
-    ``0,1,...,k-1`` is pandas' default header when a column below it holds numbers written
-    with a decimal point or exponent (pandas writes 0.0 there, never 0) and no column mixes
-    them with integers (%g style, where 0 may be data); otherwise the file cannot tell and
-    ``open.settle_headers`` decides. Any other row of numbers is data."""
+    A row of integers is a header when a column below it holds numbers written with a decimal
+    point or exponent (pandas and Polars write 0.0 there, never 0) and no column mixes them with
+    integers (%g style, where 0 may be data): pandas' default ``0,1,...,k-1``, and integer
+    column names (years, scikit-learn's ``classes_``), which ``header_note`` then announces.
+    Above integers, ``0,1,...,k-1`` cannot tell and ``open.settle_headers`` decides; any other
+    row of numbers is data."""
     if forced is not None:
         return forced, True
     if len(fields) == 1 and not fields[0].strip():
         return False, True  # "" alone: a missing value, as pandas writes NaN without a header
     if not all(_is_number(f) for f in fields):
         return True, True
-    if [f.strip() for f in fields] != [str(j) for j in range(len(fields))]:
+    default = _is_default_header(fields)
+    if not default and not all(_INTEGER.fullmatch(f.strip()) for f in fields):
         return False, True
-    ints = [False] * len(fields)
-    floats = [False] * len(fields)
+    if _decimals_below(len(fields), rows):
+        return True, True
+    return False, not default
+
+
+def _is_default_header(fields: list[str]) -> bool:
+    """pandas' column names for an unnamed array: ``0,1,...,k-1``."""
+    return [f.strip() for f in fields] == [str(j) for j in range(len(fields))]
+
+
+def _decimals_below(width: int, rows: list[list[str]]) -> bool:
+    """Some column holds numbers written with a decimal point or exponent, and none mixes them
+    with integers: the rows were written by a tool that writes floats as floats."""
+    ints = [False] * width
+    floats = [False] * width
     for row in rows:
-        for j, text in enumerate(row[: len(fields)]):
+        for j, text in enumerate(row[:width]):
             if text.strip():
                 if _INTEGER.fullmatch(text):
                     ints[j] = True
                 else:
                     floats[j] = True
-    if any(f and not i for f, i in zip(floats, ints, strict=True)) and not any(
+    return any(f and not i for f, i in zip(floats, ints, strict=True)) and not any(
         f and i for f, i in zip(floats, ints, strict=True)
-    ):
-        return True, True
-    return False, False
+    )

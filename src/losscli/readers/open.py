@@ -343,6 +343,10 @@ def settle_headers(readers: Sequence[Reader]) -> list[str]:
         else:
             decided.append((reader, None))
     warnings: list[str] = []
+    for reader in csvs:  # integer column names, read as a header: said once
+        if reader.header_note is not None:
+            warnings.append(reader.header_note)
+            reader.header_note = None
     for reader, reason in decided:
         reader.header_settled = True
         reader.has_header = reason is not None

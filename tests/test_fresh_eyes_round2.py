@@ -1,0 +1,105 @@
+"""Second user review: weights files' ids, DataFrames in Python, an index column scored as an output,
+a row off because of an undecided header. Each case as the real tools write it, against float64."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import losscli
+
+import references as ref
+from conftest import run_cli
+
+REL = 1e-12
+
+
+def _kaggle(tmp: Path, n: int = 40) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(21)
+    ids = [f"r{i:03d}" for i in range(n)]
+    p, t, w = rng.normal(size=n), rng.normal(size=n), rng.uniform(0.1, 2.0, n)
+    pd.DataFrame({"id": ids, "y_pred": p}).to_csv(tmp / "p.csv", index=False)
+    pd.DataFrame({"id": ids, "y_true": t}).to_csv(tmp / "t.csv", index=False)
+    return ids, p, t, w
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_weights_files_ids_are_checked(tmp_path: Path, fmt: str) -> None:
+    ids, p, t, w = _kaggle(tmp_path)
+    weights = pd.DataFrame({"id": ids, "weight": w})
+    order = np.arange(len(ids))
+    order[[5, 6]] = order[[6, 5]]
+    for name, frame in (("w", weights), ("shuffled", weights.iloc[order])):
+        if fmt == "csv":
+            frame.to_csv(tmp_path / f"{name}.{fmt}", index=False)
+        else:
+            frame.to_parquet(tmp_path / f"{name}.{fmt}", index=False)
+    good = run_cli(
+        "mse", tmp_path / "p.csv", tmp_path / "t.csv", "--weights", tmp_path / f"w.{fmt}", "-f", "json"
+    )
+    data = good.json()
+    assert math.isclose(data["value"], ref.mse(p, t, w), rel_tol=REL)
+    assert [c["file"] for c in data["columns"]["ids"]["checked_against"]] == [
+        str(tmp_path / "t.csv"),
+        str(tmp_path / f"w.{fmt}"),
+    ]
+    bad = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--weights", tmp_path / f"shuffled.{fmt}")
+    assert (
+        bad.code == 3
+        and "row 5:" in bad.stderr
+        and "'r006'" in bad.stderr
+        and "different orders" in bad.stderr
+    )
+    assert bad.stdout == ""
+
+
+@pytest.mark.parametrize("kind", ["pandas", "polars", "arrow"])
+def test_named_tables_in_python_are_refused_not_guessed(kind: str) -> None:
+    frame = pd.DataFrame({"id": [10, 11, 12], "y_pred": [1.0, 2.0, 4.0]})
+    table = {"pandas": frame, "polars": pl.from_pandas(frame), "arrow": pa.Table.from_pandas(frame)}[kind]
+    with pytest.raises(losscli.UsageError, match=r"named columns \(id, y_pred\).*preds=df\[\"y_pred\"\]"):
+        losscli.mse(table, [1.0, 2.0, 3.0])
+    with pytest.raises(losscli.UsageError, match="named columns"):
+        losscli.evaluate("mse", [1.0, 2.0, 3.0], table)
+
+
+def test_columns_and_arrays_from_frames_still_work() -> None:
+    frame = pd.DataFrame({"id": [10, 11, 12], "y_pred": [1.0, 2.0, 4.0]})
+    assert losscli.mse(frame["y_pred"], [1.0, 2.0, 3.0]) == pytest.approx(1 / 3, rel=REL)
+    assert losscli.mse(pl.from_pandas(frame)["y_pred"], [1.0, 2.0, 3.0]) == pytest.approx(1 / 3, rel=REL)
+    assert losscli.mse(frame[["y_pred"]], [1.0, 2.0, 3.0]) == pytest.approx(1 / 3, rel=REL)
+    unnamed = pd.DataFrame(np.array([[1.0, 2.0], [3.0, 5.0]]))  # pandas' 0..k-1: nothing to lose
+    assert losscli.mse(unnamed, np.array([[1.0, 2.0], [3.0, 4.0]])) == pytest.approx(0.25, rel=REL)
+
+
+def test_an_index_written_without_a_header_is_not_silent(tmp_path: Path) -> None:
+    """Series.to_csv(header=False): the index becomes an unnamed first column of both files."""
+    rng = np.random.default_rng(22)
+    p, t = rng.normal(size=50), rng.normal(size=50)
+    pd.Series(p).to_csv(tmp_path / "p.csv", header=False)
+    pd.Series(t).to_csv(tmp_path / "t.csv", header=False)
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
+    assert any("output '0' has no error on any row" in w for w in r.json()["warnings"])
+    assert "--pred-col" in r.stderr
+    named = run_cli(
+        "mse", tmp_path / "p.csv", tmp_path / "t.csv", "--pred-col", "1", "--target-col", "1", "-f", "value"
+    )
+    assert math.isclose(float(named.stdout), ref.mse(p, t), rel_tol=REL)
+    assert "warning" not in named.stderr
+
+
+def test_a_row_off_from_an_undecided_header_names_the_option(tmp_path: Path) -> None:
+    rng = np.random.default_rng(23)
+    y = rng.integers(0, 5, 30)
+    pd.DataFrame(y).to_csv(tmp_path / "y.csv", index=False)  # header "0" above integers
+    pd.DataFrame({"p": y.astype(float) + 0.5}).to_parquet(tmp_path / "p.parquet", index=False)
+    r = run_cli("mse", tmp_path / "p.parquet", tmp_path / "y.csv")
+    assert r.code == 3 and "was read as data: give --header" in r.stderr
+    fixed = run_cli("mse", tmp_path / "p.parquet", tmp_path / "y.csv", "--header", "-f", "value")
+    assert math.isclose(float(fixed.stdout), 0.25, rel_tol=REL)
