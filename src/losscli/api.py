@@ -581,7 +581,10 @@ def _value(
     aliases: dict[str, Source | None],
     **options: Any,
 ) -> float:
-    """Run a shortcut: predictions first (as torch's losses take them), warnings raised."""
+    """Run a shortcut: predictions first (as torch's losses take them), warnings raised.
+
+    Every shortcut takes ``nan=`` ("error" or "skip"), as ``evaluate`` does: the NaN error's
+    hint says ``use nan="skip"``, so the shortcut that raised it must accept it."""
     y_pred, y_true = aliases["y_pred"], aliases["y_true"]
     for name, given, alias in (("preds", preds, y_pred), ("targets", targets, y_true)):
         if given is not None and alias is not None:
@@ -612,11 +615,12 @@ def mse(
     *,
     y_pred: Source | None = None,
     y_true: Source | None = None,
+    nan: str = "error",
 ) -> float:
     """Mean squared error of ``preds`` against ``targets`` (uniform average over outputs, like
     scikit-learn). Predictions come first, as in torch's losses; scikit-learn's keywords
     ``y_pred=``/``y_true=`` are accepted too."""
-    return _value("mse", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true})
+    return _value("mse", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true}, nan=nan)
 
 
 def mae(
@@ -626,10 +630,11 @@ def mae(
     *,
     y_pred: Source | None = None,
     y_true: Source | None = None,
+    nan: str = "error",
 ) -> float:
     """Mean absolute error of ``preds`` against ``targets`` (predictions first; ``y_pred=``/
     ``y_true=`` accepted)."""
-    return _value("mae", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true})
+    return _value("mae", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true}, nan=nan)
 
 
 def bce(
@@ -640,13 +645,15 @@ def bce(
     *,
     y_pred: Source | None = None,
     y_true: Source | None = None,
+    nan: str = "error",
 ) -> float:
     """Binary cross-entropy in nats of ``preds`` (probabilities or logits: ``input`` is probs,
     logits or auto) against ``targets`` in [0, 1]. Predictions come first, as in
     ``torch.nn.functional.binary_cross_entropy(input, target)``; note that scikit-learn's
     ``log_loss(y_true, y_pred)`` takes the labels first: pass ``y_true=``/``y_pred=`` by keyword
     to be safe. Clamped logs and an auto-detected input kind are raised as ``LossCliWarning``."""
-    return _value("bce", preds, targets, sample_weight, {"y_pred": y_pred, "y_true": y_true}, input=input)
+    aliases = {"y_pred": y_pred, "y_true": y_true}
+    return _value("bce", preds, targets, sample_weight, aliases, input=input, nan=nan)
 
 
 def cross_entropy(
@@ -658,12 +665,14 @@ def cross_entropy(
     *,
     y_pred: Source | None = None,
     y_true: Source | None = None,
+    nan: str = "error",
 ) -> float:
     """Categorical cross-entropy in nats of (N, C) scores ``preds`` (probs, logits or logprobs:
     ``input``) against class ids or (N, C) soft targets. Predictions first, as in
     ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted."""
     aliases = {"y_pred": y_pred, "y_true": y_true}
-    return _value("ce", preds, targets, sample_weight, aliases, input=input, ignore_index=ignore_index)
+    options = {"input": input, "ignore_index": ignore_index, "nan": nan}
+    return _value("ce", preds, targets, sample_weight, aliases, **options)
 
 
 def perplexity(
@@ -673,8 +682,9 @@ def perplexity(
     *,
     y_pred: Source | None = None,
     y_true: Source | None = None,
+    nan: str = "error",
 ) -> float:
     """exp(mean token cross-entropy) from (N, V) or (B, T, V) ``logits`` and token ids
     ``targets`` (logits first; ``y_pred=``/``y_true=`` accepted)."""
     aliases = {"y_pred": y_pred, "y_true": y_true}
-    return _value("perplexity", logits, targets, None, aliases, ignore_index=ignore_index)
+    return _value("perplexity", logits, targets, None, aliases, ignore_index=ignore_index, nan=nan)

@@ -252,12 +252,23 @@ class Evaluator:
             self.sink.write(counted_rows, losses, extra, sink_ids)
 
     def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
-        """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps."""
+        """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps.
+
+        A row of weight 0 adds exactly 0 whatever its loss (scikit-learn's sample_weight), but
+        0 * inf is NaN: when the sum is not finite it is taken again without those rows. Only
+        then, so the normal path keeps its one scratch buffer. Overflow is reported by the caller
+        (the sum stays inf), so numpy's RuntimeWarnings are silenced here.
+        """
         if w is None:
             return float(np.sum(values, dtype=np.float64))
         weighted = self.scratch.get("weighted", (len(values),), np.float64)
-        np.multiply(values, w, out=weighted)
-        return float(np.sum(weighted))
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(values, w, out=weighted)
+            total = float(np.sum(weighted))
+            if not math.isfinite(total):
+                keep = w != 0
+                total = float(np.sum(values[keep] * w[keep]))
+        return total
 
     def _global_rows(self, positions: NDArray[Any], row_map: NDArray[np.intp] | None) -> NDArray[np.int64]:
         """Input row numbers of chunk positions (through --nan skip's compaction, if any)."""
@@ -299,9 +310,21 @@ def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
 
 
 def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
-    """Per-output (weighted) sums; pairwise per column, as accurate as the 1-D path."""
-    data = elements if w is None else elements * w[:, None]
-    return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+    """Per-output (weighted) sums; pairwise per column, as accurate as the 1-D path.
+
+    As in ``Evaluator._weighted_sum``: a row of weight 0 adds exactly 0, even when its loss is
+    inf (taken again without those rows only when some column's sum is not finite).
+    """
+    if w is None:
+        return np.array([np.sum(elements[:, j]) for j in range(elements.shape[1])])
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = elements * w[:, None]
+        sums = np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+        if not np.isfinite(sums).all():
+            keep = w != 0
+            data = elements[keep] * w[keep, None]
+            sums = np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+    return sums
 
 
 def column_namer(reader: Reader, group: Group) -> Callable[[int | None], str | None]:

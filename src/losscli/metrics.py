@@ -676,9 +676,11 @@ def _detect_scores(z: NDArray[Any], scored: NDArray[np.bool_] | None = None) -> 
     when some row does not, they are refused (exit 2): unnormalised probabilities and small
     logits cannot be told apart, so the user must say. Scores all <= 0 (within
     LOGPROB_TOLERANCE) whose rows' exp sums to 1 within the same tolerance are
-    log-probabilities; anything else is logits. Rows holding NaN or +inf are left out: --nan
-    decides about them when the chunk is scored. So are rows the ignore index removes
-    (``scored`` False), unless no other row is left. Later chunks are checked against the choice.
+    log-probabilities; when no row's exp-sum is above 1 + tolerance but some is below 1 - tolerance,
+    they are refused the same way (see ``_logprobs_or_logits``); anything else is logits.
+    Rows holding NaN or +inf are left out: --nan decides about them when the chunk is scored.
+    So are rows the ignore index removes (``scored`` False), unless no other row is left.
+    Later chunks are checked against the choice.
     """
     zf = z.astype(np.float64)
     usable = ~(np.isnan(zf) | (zf == np.inf)).any(axis=1)
@@ -703,9 +705,35 @@ def _detect_scores(z: NDArray[Any], scored: NDArray[np.bool_] | None = None) -> 
             "--input probs (scored as given) or --input logits",
             ambiguous=True,
         )
-    if hi <= LOGPROB_TOLERANCE and np.all(np.abs(np.exp(zf).sum(axis=1) - 1.0) <= PROB_SUM_TOLERANCE):
+    if hi > LOGPROB_TOLERANCE:
+        return "logits"
+    return _logprobs_or_logits(zf, rows)
+
+
+def _logprobs_or_logits(zf: NDArray[np.float64], rows: NDArray[np.intp]) -> str:
+    """Scores all <= 0: log-probabilities when every row's exp-sum is 1 within PROB_SUM_TOLERANCE,
+    logits when some row's exceeds 1 + PROB_SUM_TOLERANCE (max-shifted logits: every row's max
+    is 0, so its exp-sum is at least 1).
+
+    Otherwise some row's exp-sum is below 1 - PROB_SUM_TOLERANCE and none above: top-k truncated
+    log-probabilities look like that, and so do logits that happen to be all negative. Reading
+    them as logits would renormalise them silently, so refuse (exit 2), as for probabilities.
+    """
+    sums = np.exp(zf).sum(axis=1)
+    dev = np.abs(sums - 1.0)
+    worst = int(np.argmax(dev))
+    if dev[worst] <= PROB_SUM_TOLERANCE:
         return "logprobs"
-    return "logits"
+    if sums.max() > 1.0 + PROB_SUM_TOLERANCE:
+        return "logits"
+    raise DataProblem(
+        PREDS,
+        int(rows[worst]),
+        f"the scores are all <= 0 but this row's exp-sum is {sums[worst]:.6g}, the furthest from 1 "
+        f"(log-probabilities' exp-sums are 1 within {PROB_SUM_TOLERANCE:g}; logits are not normalised): "
+        "say what they are with --input logprobs (scored as given) or --input logits",
+        ambiguous=True,
+    )
 
 
 def _detect_binary(p: NDArray[Any]) -> str:

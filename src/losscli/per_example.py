@@ -2,8 +2,11 @@
 
 Writers never hold all losses in memory. They write to a temporary file beside the target and
 rename it into place only when the run succeeds, so a failed or interrupted run leaves neither
-a partial file nor a clobbered old one. The temporary file is created with mode 0666 and the
-kernel applies the umask (and any default ACL), so the result gets the mode any new file gets.
+a partial file nor a clobbered old one. ``-`` (CSV on stdout) is buffered the same way, in an
+anonymous temporary file (disk, not memory), and copied to stdout only at ``commit``: a run that
+fails at row 150000 prints nothing on stdout, as for every other failure. The temporary file
+is created with mode 0666 and the kernel applies the umask (and any default ACL), so the result
+gets the mode any new file gets.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from typing import IO, Any, cast
 
 import numpy as np
@@ -92,10 +97,15 @@ class PerExampleWriter:
         self.rows_written = 0
         self.tmp_path: str | None = None
         self.fp: IO[bytes]
-        if path == "-":
-            from .rawout import RawStdout
-
-            self.fp = cast(IO[bytes], RawStdout(sys.stdout))  # short writes raise, see rawout
+        self._stdout_buffer = path == "-"  # fp is an anonymous file, copied to stdout at commit
+        if self._stdout_buffer:
+            try:
+                # unlinked already, so nothing is left behind even by a kill; closed in commit/abort
+                self.fp = tempfile.TemporaryFile()  # noqa: SIM115
+            except OSError as exc:
+                reason = exc.strerror or exc
+                raise OutputError(f"--per-example -: no temporary file for the rows ({reason})") from None
+            _LIVE.add(self)
             return
         try:
             fd, self.tmp_path = _create_temp(path)
@@ -133,7 +143,9 @@ class PerExampleWriter:
         try:
             self._finish()
             self.fp.flush()
-            if self.tmp_path is not None:
+            if self._stdout_buffer:
+                self._copy_to_stdout()
+            elif self.tmp_path is not None:
                 os.fsync(self.fp.fileno())
                 self.fp.close()
                 os.replace(self.tmp_path, self.path)
@@ -145,9 +157,25 @@ class PerExampleWriter:
             self.abort()
             raise OutputError(f"{self.path}: could not be finished ({exc.strerror or exc})") from None
 
+    def _copy_to_stdout(self) -> None:
+        """The buffered rows to stdout through ``RawStdout``: a reader leaving early is still
+        ``BrokenPipeError`` (exit 141) and a full device an ``OutputError`` (exit 4)."""
+        from .rawout import RawStdout
+
+        self._stdout_buffer = False
+        _LIVE.discard(self)
+        with self.fp:
+            self.fp.seek(0)
+            shutil.copyfileobj(self.fp, cast(IO[bytes], RawStdout(sys.stdout)), 1 << 20)
+
     def abort(self) -> None:
         """Close and remove the temporary file; safe to call twice, and after ``commit``."""
         _LIVE.discard(self)
+        if self._stdout_buffer:  # '-': the anonymous file vanishes when closed; nothing printed
+            self._stdout_buffer = False
+            with contextlib.suppress(OSError):
+                self.fp.close()
+            return
         if self.tmp_path is None:
             return
         self._close_format()

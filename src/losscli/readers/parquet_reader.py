@@ -21,6 +21,7 @@ from .base import (
     arrow_column,
     arrow_to_numpy,
     assemble,
+    csv_index_columns,
     refuse_missing,
     wanted_columns,
 )
@@ -71,7 +72,14 @@ class ParquetReader(Reader):
             raise InputError(f"is not a valid Parquet file ({_short(exc)})", path=path) from None
         schema = self._file.schema_arrow
         self.column_names = list(schema.names)
-        self.index_columns = pandas_index_columns(schema.metadata, self.column_names)
+        # The pandas metadata's index, and a CSV's index carried over: ``pd.read_csv(f)`` (or
+        # Polars') of a ``df.to_csv(f)`` names it ``Unnamed: 0`` (or ''), and writing Parquet keeps
+        # it as a column. The same leading columns are skipped in the CSV, so here too.
+        carried = csv_index_columns(self.column_names)
+        if len(carried) == len(self.column_names):  # nothing but such names: they are the data
+            carried = ()
+        listed = pandas_index_columns(schema.metadata, self.column_names)
+        self.index_columns = tuple(sorted({*listed, *carried}))
         self._types = [schema.field(j).type for j in range(len(schema.names))]
         self.n_rows = self._file.metadata.num_rows
         self._buffers: dict[int, NDArray[Any]] = {}

@@ -7,7 +7,9 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
 * ``json``: one object, ``Report.to_dict()``; non-finite numbers are null and ``status`` says
   ``overflow``.
 * ``csv`` / ``tsv``: a header line, then one row for the whole input (``output`` = ``all``)
-  and, for multi-output regression, one row per output.
+  and, for multi-output regression, one row per output. ``n``, ``ignored``, ``skipped`` and
+  ``clamped`` are whole-run counts, repeated on every per-output row (a row skipped or ignored is
+  skipped in every output), so no cell is empty and pandas reads integer columns, not NaN.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def figure_columns(report: Report) -> list[str]:
 def render_delimited(report: Report, delimiter: str) -> str:
     keys = figure_columns(report)
     header = [*HEAD_COLUMNS, *keys, *TAIL_COLUMNS]
+    counts = [str(report.ignored), str(report.skipped), str(report.clamped)]  # whole-run, every row
     rows = [
         [
             report.metric,
@@ -67,9 +70,7 @@ def render_delimited(report: Report, delimiter: str) -> str:
             number_text(report.value),
             str(report.n),
             *[number_text(report.figure(k)) for k in keys],
-            str(report.ignored),
-            str(report.skipped),
-            str(report.clamped),
+            *counts,
             report.status,
         ]
     ]
@@ -77,7 +78,7 @@ def render_delimited(report: Report, delimiter: str) -> str:
         v = vals["value"]
         extra = [number_text(vals.get(k)) for k in keys]
         status = "ok" if math.isfinite(v) else "overflow"
-        rows.append([report.metric, name, number_text(v), str(report.n), *extra, "", "", "", status])
+        rows.append([report.metric, name, number_text(v), str(report.n), *extra, *counts, status])
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)
