@@ -103,3 +103,10 @@ def test_a_row_off_from_an_undecided_header_names_the_option(tmp_path: Path) -> 
     assert r.code == 3 and "was read as data: give --header" in r.stderr
     fixed = run_cli("mse", tmp_path / "p.parquet", tmp_path / "y.csv", "--header", "-f", "value")
     assert math.isclose(float(fixed.stdout), 0.25, rel_tol=REL)
+
+
+def test_a_one_column_files_errors_name_its_column(tmp_path: Path) -> None:
+    pd.DataFrame({"y_pred": [1.0, float("nan"), 3.0]}).to_csv(tmp_path / "p.csv", index=False, na_rep="nan")
+    pd.DataFrame({"y_true": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "t.csv", index=False)
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv")
+    assert r.code == 3 and "row 1, column 'y_pred'" in r.stderr

@@ -333,6 +333,8 @@ def column_namer(reader: Reader, group: Group) -> Callable[[int | None], str | N
     def name(col: int | None) -> str | None:
         if group is not None and len(group) == 1:
             return repr(reader.column_names[group[0]])
+        if group is None and len(reader.column_names) == 1 and reader.named():
+            return repr(reader.column_names[0])  # a file of one named column, read whole
         if col is None:
             return None
         if group is None:
