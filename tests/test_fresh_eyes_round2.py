@@ -63,7 +63,7 @@ def test_a_weights_files_ids_are_checked(tmp_path: Path, fmt: str) -> None:
 def test_named_tables_in_python_are_refused_not_guessed(kind: str) -> None:
     frame = pd.DataFrame({"id": [10, 11, 12], "y_pred": [1.0, 2.0, 4.0]})
     table = {"pandas": frame, "polars": pl.from_pandas(frame), "arrow": pa.Table.from_pandas(frame)}[kind]
-    with pytest.raises(losscli.UsageError, match=r"named columns \(id, y_pred\).*preds=df\[\"y_pred\"\]"):
+    with pytest.raises(losscli.UsageError, match=r"named columns \(id, y_pred\).*df.to_numpy\(\)"):
         losscli.mse(table, [1.0, 2.0, 3.0])
     with pytest.raises(losscli.UsageError, match="named columns"):
         losscli.evaluate("mse", [1.0, 2.0, 3.0], table)
@@ -110,3 +110,89 @@ def test_a_one_column_files_errors_name_its_column(tmp_path: Path) -> None:
     pd.DataFrame({"y_true": [1.0, 2.0, 3.0]}).to_csv(tmp_path / "t.csv", index=False)
     r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv")
     assert r.code == 3 and "row 1, column 'y_pred'" in r.stderr
+
+
+def test_accuracy_is_weighted_like_the_loss(tmp_path: Path) -> None:
+    rng = np.random.default_rng(31)
+    z = rng.normal(size=(60, 4))
+    y = rng.integers(0, 4, 60)
+    w = rng.uniform(0.1, 3.0, 60)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", w)
+    data = run_cli(
+        "ce", tmp_path / "z.npy", tmp_path / "y.npy", "--weights", tmp_path / "w.npy", "-f", "json"
+    ).json()
+    top1 = z.argmax(axis=1) == y
+    assert math.isclose(data["accuracy"], math.fsum(w[top1]) / math.fsum(w), rel_tol=REL)
+    assert math.isclose(data["value"], ref.ce_logits(z, y, w), rel_tol=REL)
+    r = run_cli(
+        "perplexity",
+        "--logits",
+        tmp_path / "z.npy",
+        "--targets",
+        tmp_path / "y.npy",
+        "--topk",
+        "2",
+        "-f",
+        "json",
+    ).json()
+    rank = (z > z[np.arange(60), y][:, None]).sum(axis=1)
+    assert math.isclose(r["topk_accuracy"], float(np.mean(rank < 2)), rel_tol=REL)
+
+
+def test_float_names_and_identical_first_rows(tmp_path: Path) -> None:
+    """Quantile outputs named 0.1,0.5,0.9 in both files, and float class names 0.0,1.0."""
+    rng = np.random.default_rng(32)
+    q = [0.1, 0.5, 0.9]
+    p, t = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    pd.DataFrame(p, columns=q).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame(t, columns=q).to_csv(tmp_path / "t.csv", index=False)
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
+    assert r.json()["n"] == 30 and math.isclose(r.json()["value"], ref.mse(p, t), rel_tol=REL)
+    assert "--no-header" in r.stderr
+    z = rng.normal(0, 2, (40, 3))
+    proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = np.array([2.0, 0.0, 1.0])[rng.integers(0, 3, 40)]
+    frame = pd.DataFrame(proba[:, [2, 0, 1]], columns=[2.0, 0.0, 1.0])  # classes_ of float labels, reordered
+    frame["label"] = y
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    r = run_cli("ce", tmp_path / "f.csv", "--target-col", "label", "-f", "value")
+    assert math.isclose(float(r.stdout), ref.ce_probs(proba, y.astype(int)), rel_tol=REL)
+
+
+def test_integer_one_hot_under_a_class_header(tmp_path: Path) -> None:
+    rng = np.random.default_rng(33)
+    z = rng.normal(0, 2, (30, 3))
+    proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = rng.integers(0, 3, 30)
+    pd.DataFrame(proba, columns=[1, 2, 3]).to_csv(tmp_path / "p.csv", index=False)
+    pd.get_dummies(pd.Series(y + 1), dtype=int).to_csv(
+        tmp_path / "t.csv", index=False
+    )  # header 1,2,3 over 0/1
+    r = run_cli("ce", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
+    assert r.code == 0, r.stderr
+    assert r.json()["n"] == 30 and math.isclose(r.json()["value"], ref.ce_probs(proba, y), rel_tol=REL)
+
+
+def test_an_unmatched_weights_id_column_is_a_warning(tmp_path: Path) -> None:
+    ids, _, _, w = _kaggle(tmp_path)
+    pd.DataFrame({"sample_id": ids, "weight": w}).to_csv(tmp_path / "w.csv", index=False)
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--weights", tmp_path / "w.csv", "-f", "json")
+    assert any("were not checked" in x and "w.csv" in x for x in r.json()["warnings"])
+
+
+def test_one_integer_above_decimals_is_undecided(tmp_path: Path) -> None:
+    """np.savetxt(fmt="%g") writes 3 then 2.5: data, said in a warning (one file cannot tell)."""
+    (tmp_path / "p.csv").write_text("3\n2.5\n4.25\n1.5\n")
+    (tmp_path / "t.csv").write_text("y\n3.5\n2.0\n4.0\n1.0\n")
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
+    want = ref.mse(np.array([3, 2.5, 4.25, 1.5]), np.array([3.5, 2.0, 4.0, 1.0]))
+    assert r.json()["n"] == 4 and math.isclose(r.json()["value"], want, rel_tol=REL)
+    assert "give --header" in r.stderr
+    (tmp_path / "t3.csv").write_text("y\n2.0\n4.0\n1.0\n")
+    short = run_cli("mse", tmp_path / "p.csv", tmp_path / "t3.csv")
+    assert short.code == 3 and "read as data: give --header" in short.stderr
+    (tmp_path / "q.csv").write_text("2\n2.25\n4.0\n1.0\n")  # two such files: written alike, headers
+    both = run_cli("mse", tmp_path / "p.csv", tmp_path / "q.csv", "-f", "json")
+    assert both.json()["n"] == 3 and "--no-header" in both.stderr

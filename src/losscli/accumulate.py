@@ -250,6 +250,8 @@ class LossState:
     worst: WorstExamples = field(init=False)
     companion_sums: dict[str, CompensatedVector] = field(default_factory=dict)
     correct_k: int = 0
+    # weighted top-1 and top-k hits, so accuracies weigh rows as the loss does (= counts unweighted)
+    hits: CompensatedVector = field(init=False)
     sequences: SequenceStats | None = None
     # probabilities: the row whose sum is furthest from 1 (-1: none seen) and that sum
     row_sum_row: int = -1
@@ -278,6 +280,7 @@ class LossState:
     def __post_init__(self) -> None:
         self.output_sums = CompensatedVector.zeros(self.outputs)
         self.weight_sum = CompensatedVector.zeros(1)
+        self.hits = CompensatedVector.zeros(2)
         self.worst = WorstExamples(self.worst_capacity)
 
     def merge(self, other: LossState) -> LossState:
@@ -294,6 +297,7 @@ class LossState:
         out.counts_correct = self.counts_correct or other.counts_correct
         out.worst = self.worst.merge(other.worst)
         out.correct_k = self.correct_k + other.correct_k
+        out.hits = self.hits.merge(other.hits)
         out.row_sum_row, out.row_sum = self.row_sum_row, self.row_sum
         if other.row_sum_row >= 0:
             out.note_row_sum(other.row_sum_row, other.row_sum)
@@ -307,6 +311,11 @@ class LossState:
                 other.companion_sums.get(name, zero)
             )
         return out
+
+    def accuracy(self, k: int = 0) -> float:
+        """Top-1 (k=0) or top-k (k=1) accuracy, weighted like the loss."""
+        w = float(self.weight_sum.total()[0])
+        return float(self.hits.total()[k]) / w if w else math.nan
 
     def per_output(self) -> F64:
         """The weighted mean loss of each output (NaN before any example is counted)."""

@@ -118,8 +118,9 @@ def _refuse_named_table(source: Source, name: str) -> None:
     if len(names) > 1 and names != [str(j) for j in range(len(names))]:  # 0..k-1: nothing to lose
         raise UsageError(
             f"{name}: a table of {len(names)} named columns ({', '.join(names[:6])}); its column "
-            f"names are not read from Python yet, so pass the column(s) to score as arrays "
-            f'(for example {name}=df["{names[-1]}"], or df[[...]].to_numpy() for several outputs)'
+            "names are not read from Python yet, so pass arrays: df.to_numpy() for every column in "
+            "its order (class scores in class order, outputs in the targets' order), or one column "
+            "by its name"
         )
 
 
@@ -189,6 +190,7 @@ class IdPlan:
     column: str | None = None
     json: dict[str, Any] | None = None
     note: str | None = None
+    warning: str | None = None  # files whose id column could not be matched, so were not checked
 
 
 def plan_ids(choices: dict[str, Choice]) -> IdPlan:
@@ -221,9 +223,14 @@ def plan_ids(choices: dict[str, Choice]) -> IdPlan:
     note = f"rows carry ids from {main.display} column {main.header_text(j)!r}"
     if against:
         note += f", checked row by row against {' and '.join(str(a['file']) for a in against)}"
+    warning = None
     if unmatched:
-        note += f" (not checked against {' and '.join(unmatched)}: its id column has another name)"
-    return IdPlan(roles, name, info, note)
+        warning = (
+            f"the rows of {' and '.join(unmatched)} were not checked against the ids of {main.display}: "
+            f"its id column has another name than {name!r}; rename it to check that the files are in "
+            "the same order"
+        )
+    return IdPlan(roles, name, info, note, warning)
 
 
 def _weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
@@ -446,6 +453,8 @@ def run_evaluation(
         if sink is not None:
             sink.commit()
     warnings: list[str] = list(dict.fromkeys(read_warnings))
+    if ids.warning:
+        warnings.append(ids.warning)
     mean = state.mean()
     value = safe_exp(mean) if metric == "perplexity" else mean
     per_output: list[tuple[str, dict[str, float]]] = []

@@ -138,7 +138,7 @@ def class_labels(scores: Choice) -> tuple[list[int] | None, str | None]:
     names = [scores.reader.column_names[j].strip() for j in scores.positions()]
     if not all(_INTEGER.fullmatch(n) for n in names):
         return None, None
-    labels = [int(n) for n in names]
+    labels = [int(float(n)) for n in names]  # float labels name their columns "2.0"
     if labels == list(range(len(labels))) or len(set(labels)) != len(labels):
         return None, None
     shown = ", ".join(f"{v} -> column {n!r}" for v, n in list(zip(labels, names, strict=True))[:4])
@@ -148,7 +148,7 @@ def class_labels(scores: Choice) -> tuple[list[int] | None, str | None]:
     )
 
 
-_INTEGER = re.compile(r"-?\d+")
+_INTEGER = re.compile(r"-?\d+(\.0+)?")  # "2", and "2.0" as float class labels are written
 
 
 def _listed(reader: Reader, cols: Sequence[int], what: str) -> str:

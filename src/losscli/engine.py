@@ -224,6 +224,7 @@ class Evaluator:
         if correct is not None:
             state.counts_correct = True
             state.correct += int(np.count_nonzero(correct))
+            state.hits.add((_hit_weight(correct, w), _hit_weight(correct_k, w)))
         if correct_k is not None:
             state.correct_k += int(np.count_nonzero(correct_k))
         counted_rows: NDArray[np.int64] | None = None  # input rows of every counted example
@@ -307,6 +308,16 @@ class Evaluator:
 def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
     """Ids as text, to compare a CSV's ids (text) with a Parquet file's (often integers)."""
     return np.array([x if isinstance(x, str) else str(x) for x in ids.tolist()], dtype=object)
+
+
+def _hit_weight(hits: NDArray[np.bool_] | None, w: NDArray[Any] | None) -> float:
+    """How many rows hit (top-1 or top-k), each counted with its weight (accuracy_score's
+    sample_weight): the count itself when unweighted."""
+    if hits is None:
+        return 0.0
+    if w is None:
+        return float(np.count_nonzero(hits))
+    return float(np.sum(w[hits], dtype=np.float64))
 
 
 def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
@@ -454,7 +465,7 @@ def _mismatch_hint(readers: Sequence[Reader]) -> str:
                 "write missing values as NaN (Polars: write_csv(null_value='NaN')) or use Parquet"
             )
     for r in readers:
-        if getattr(r, "header_settled", False):
+        if getattr(r, "header_guessed", False):
             header = getattr(r, "has_header", False)
             now, other = ("a header", "--no-header") if header else ("data", "--header")
             return (

@@ -215,7 +215,7 @@ def figures_for(
     if state.counts_correct and n:
         key = "top1_accuracy" if metric == "perplexity" else "accuracy"
         figs.append(
-            Figure(key, "top-1 accuracy", state.correct / n, "argmax of the scores equals the target")
+            Figure(key, "top-1 accuracy", state.accuracy(0), "argmax of the scores equals the target")
         )
         k = getattr(scorer, "topk", None)
         if k is not None:
@@ -223,7 +223,7 @@ def figures_for(
                 Figure(
                     "topk_accuracy",
                     f"top-{k} accuracy",
-                    state.correct_k / n,
+                    state.accuracy(1),
                     f"the target is among the {k} highest scores",
                 )
             )

@@ -183,11 +183,23 @@ class CsvReader(Reader):
                 "give --no-header if it is data"
             )
         self.header_settled = False  # set by open.settle_headers once it has decided
+        self.header_forced = header is not None  # --header/--no-header: no rule may change it
+        self.pandas_default = _is_default_header(fields)  # 0,1,...,k-1: pandas' unnamed columns
+        self.header_guessed = self.header_note is not None  # a guess was announced (for hints)
         self.blank_tail = 0  # empty lines ending a one-column file: not rows (known once read)
         self.ids_as_text = True
         self.text_columns: set[int] = set()  # read as text, not numbers (id columns, see ids)
         self._integer_ids = True  # text ids so far were plain integers (compared as int64)
-        if self.has_header:
+        self._fields = fields
+        self.use_header(self.has_header)
+        self.n_rows = None
+        self._buffers: dict[int, NDArray[Any]] = {}
+
+    def use_header(self, header: bool) -> None:
+        """Read the first row as column names (or as data): names, and pandas' index columns."""
+        fields = self._fields
+        self.has_header = header
+        if header:
             names = [f.strip() or f"column{j}" for j, f in enumerate(fields)]
             seen: dict[str, int] = {}
             for j, name in enumerate(names):
@@ -196,11 +208,11 @@ class CsvReader(Reader):
                 seen[name] = j
             self.column_names = names
             self.index_columns = csv_index_columns(fields)  # pandas' index: never data
-            self._header = [f.strip() for f in fields]
+            self._header: list[str] | None = [f.strip() for f in fields]
         else:
             self.column_names = [str(j) for j in range(len(fields))]
-        self.n_rows = None
-        self._buffers: dict[int, NDArray[Any]] = {}
+            self.index_columns = ()
+            self._header = None
 
     def header_text(self, j: int) -> str:
         """A column's name as the header wrote it ('' for pandas' unnamed index, not 'column0')."""
@@ -723,7 +735,8 @@ def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None
     if not default and not all(_INTEGER.fullmatch(f.strip()) for f in fields):
         return False, True
     if _decimals_below(len(fields), rows):
-        return True, True
+        # one integer above decimals may be %g-written data (2, then 2.5): let the run decide
+        return (True, True) if default or len(fields) > 1 else (False, False)
     return False, not default
 
 

@@ -314,47 +314,80 @@ def _head(path: str) -> bytes:
 
 
 def settle_headers(readers: Sequence[Reader]) -> list[str]:
-    """Decide, in one place, whether each CSV input whose first row cannot tell (``0`` or
-    ``0,1,...,k-1`` above rows of integers: pandas' default header, or a row of labels) has a
-    header, and say so: returns one warning per decision.
+    """Decide, in one place, the CSV headers that one file alone cannot tell, and say so:
+    returns one warning per decision (each names the option that forces the other reading).
 
-    pandas writes ``pd.DataFrame(arr).to_csv(index=False)`` with that header, and the files of
-    one run are usually written the same way: if another input certainly has a header, so does
-    this one; if another input starts with pandas' default header row too (both files written
-    by pandas from integer arrays), both rows are headers. A lone such input (one file, or the
-    other is .npy/Parquet or certainly data) reads the row as data. Either way the guess is
-    announced with the option that forces the other reading. Inputs decided earlier are left
-    alone, and count as evidence as decided (call it again when another input, such as
-    weights, is opened later).
+    * An undecided first row (pandas' default ``0,1,...,k-1`` above integers, or one integer
+      above decimals): a header if another input certainly has one, or if another input starts
+      undecided too (files of one run are written alike); otherwise data.
+    * A first row read as data that is the same text as another input's header (``1,2,3``
+      above 0/1 one-hot targets, under predictions whose header is ``1,2,3``): a header.
+    * Two inputs whose first rows, read as data, are the same decimals (``0.1,0.5,0.9``, class
+      names ``0.0,1.0``): headers, since no two files of predictions and targets begin alike.
+    Inputs forced by --header/--no-header are left alone; inputs decided earlier count as
+    evidence as decided (call again when another input, such as weights, is opened later).
     """
     from .csv_reader import CsvReader
 
     csvs = [r for r in dict.fromkeys(readers) if isinstance(r, CsvReader)]
-    pending = [r for r in csvs if not (r.header_certain or r.header_settled)]
-    evidence = [r for r in csvs if r.has_header and (r.header_certain or r.header_settled)]
-    decided: list[tuple[CsvReader, str | None]] = []
-    for reader in pending:
-        by = next((o for o in evidence if o is not reader), None)
-        peer = next((o for o in pending if o is not reader), None)
-        if by is not None:
-            decided.append((reader, f"as {by.display} has one"))
-        elif peer is not None:
-            decided.append((reader, f"as {peer.display} starts with one too (both look written by pandas)"))
-        else:
-            decided.append((reader, None))
     warnings: list[str] = []
     for reader in csvs:  # integer column names, read as a header: said once
         if reader.header_note is not None:
             warnings.append(reader.header_note)
             reader.header_note = None
+    pending = [r for r in csvs if not (r.header_certain or r.header_settled)]
+    evidence = [r for r in csvs if r.has_header and (r.header_certain or r.header_settled)]
+    decided: list[tuple[CsvReader, str | None]] = []
+    for reader in pending:
+        # another file's header is evidence for pandas' default row only: one integer above
+        # decimals beside a headed file is more likely %g-written data than a column name
+        by = next((o for o in evidence if o is not reader), None) if reader.pandas_default else None
+        peer = next((o for o in pending if o is not reader), None)
+        if by is not None:
+            decided.append((reader, f"as {by.display} has one"))
+        elif peer is not None:
+            decided.append((reader, f"as {peer.display} starts with one too (both look written alike)"))
+        else:
+            decided.append((reader, None))
     for reader, reason in decided:
-        reader.header_settled = True
-        reader.has_header = reason is not None
-        k = len(reader.first_fields)
-        row = ",".join(reader.first_fields) if k <= 4 else f"0,1,...,{k - 1}"
-        what = f"{reader.display}: its first row ({row}) could be pandas' default header or data; "
+        reader.header_settled = reader.header_guessed = True
+        reader.use_header(reason is not None)
+        what = f"{reader.display}: its first row ({_shown(reader)}) could be a header or data; "
         if reason is not None:
             warnings.append(what + f"read it as a header, {reason}; give --no-header if it is data")
         else:
             warnings.append(what + "read it as data; give --header if it is a header")
+    warnings += _same_first_rows(csvs)
     return warnings
+
+
+def _same_first_rows(csvs: Sequence[Any]) -> list[str]:
+    """First rows read as data that repeat another input's header, or two inputs' identical
+    rows of decimals: headers (see settle_headers)."""
+    warnings: list[str] = []
+    free = [r for r in csvs if not r.has_header and not r.header_forced and not r.header_settled]
+    for reader in free:
+        row = reader.first_fields
+        match = next((o for o in csvs if o is not reader and o.has_header and o.first_fields == row), None)
+        decimals = _has_decimals(row)
+        twin = next((o for o in free if o is not reader and o.first_fields == row and decimals), None)
+        other = match or twin
+        if other is None:
+            continue
+        reader.header_settled = reader.header_guessed = True
+        reader.use_header(True)
+        why = "the header of" if match is not None else "the first row of"
+        warnings.append(
+            f"{reader.display}: its first row ({_shown(reader)}) is the same as {why} {other.display}: "
+            "read it as a header; give --no-header if it is data"
+        )
+    return warnings
+
+
+def _has_decimals(fields: Sequence[str]) -> bool:
+    return any("." in f or "e" in f.lower() for f in fields)
+
+
+def _shown(reader: Any) -> str:
+    k = len(reader.first_fields)
+    return ",".join(reader.first_fields) if k <= 4 else ",".join(reader.first_fields[:3]) + ",..."
