@@ -245,11 +245,9 @@ class LossState:
     ignored: int = 0
     skipped: int = 0
     clamped: int = 0
-    correct: int = 0
     counts_correct: bool = False
     worst: WorstExamples = field(init=False)
     companion_sums: dict[str, CompensatedVector] = field(default_factory=dict)
-    correct_k: int = 0
     # weighted top-1 and top-k hits, so accuracies weigh rows as the loss does (= counts unweighted)
     hits: CompensatedVector = field(init=False)
     sequences: SequenceStats | None = None
@@ -293,10 +291,8 @@ class LossState:
         out.ignored = self.ignored + other.ignored
         out.skipped = self.skipped + other.skipped
         out.clamped = self.clamped + other.clamped
-        out.correct = self.correct + other.correct
         out.counts_correct = self.counts_correct or other.counts_correct
         out.worst = self.worst.merge(other.worst)
-        out.correct_k = self.correct_k + other.correct_k
         out.hits = self.hits.merge(other.hits)
         out.row_sum_row, out.row_sum = self.row_sum_row, self.row_sum
         if other.row_sum_row >= 0:

@@ -223,10 +223,7 @@ class Evaluator:
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
-            state.correct += int(np.count_nonzero(correct))
             state.hits.add((_hit_weight(correct, w), _hit_weight(correct_k, w)))
-        if correct_k is not None:
-            state.correct_k += int(np.count_nonzero(correct_k))
         counted_rows: NDArray[np.int64] | None = None  # input rows of every counted example
         extra: dict[str, NDArray[Any]] | None = None
         if self.seqmap is not None and state.sequences is not None:
