@@ -56,11 +56,15 @@ $(VENV)/.stamp-bench: pyproject.toml $(VENV)/.stamp-install
 	touch $@
 
 # Full scale (several GB of data under benchmarks/data, about 10 minutes); rewrites BENCHMARKS.md.
+# compileall first: with PYTHONDONTWRITEBYTECODE set, edited modules would be compiled on every
+# run and the start-up rows would time the compiler.
 bench: $(VENV)/.stamp-bench
+	$(PY) -m compileall -q src
 	$(PY) benchmarks/bench.py --rounds 5 --write BENCHMARKS.md
 
 # A tenth of the data, one round: under two minutes.
 bench-quick: $(VENV)/.stamp-bench
+	$(PY) -m compileall -q src
 	$(PY) benchmarks/bench.py --quick
 
 # Mutation fuzzing of every reader for FUZZ_SECONDS (default 120); crashes land in
