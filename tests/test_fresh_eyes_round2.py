@@ -141,16 +141,10 @@ def test_accuracy_is_weighted_like_the_loss(tmp_path: Path) -> None:
     assert math.isclose(r["topk_accuracy"], float(np.mean(rank < 2)), rel_tol=REL)
 
 
-def test_float_names_and_identical_first_rows(tmp_path: Path) -> None:
-    """Quantile outputs named 0.1,0.5,0.9 in both files, and float class names 0.0,1.0."""
+def test_float_class_names_and_files_that_begin_alike(tmp_path: Path) -> None:
+    """Float class labels name their columns 2.0,0.0,1.0; and two headerless files that begin
+    with the same row (the same file twice, zero-inflated data) keep every row."""
     rng = np.random.default_rng(32)
-    q = [0.1, 0.5, 0.9]
-    p, t = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
-    pd.DataFrame(p, columns=q).to_csv(tmp_path / "p.csv", index=False)
-    pd.DataFrame(t, columns=q).to_csv(tmp_path / "t.csv", index=False)
-    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
-    assert r.json()["n"] == 30 and math.isclose(r.json()["value"], ref.mse(p, t), rel_tol=REL)
-    assert "--no-header" in r.stderr
     z = rng.normal(0, 2, (40, 3))
     proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     y = np.array([2.0, 0.0, 1.0])[rng.integers(0, 3, 40)]
@@ -159,6 +153,16 @@ def test_float_names_and_identical_first_rows(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "f.csv", index=False)
     r = run_cli("ce", tmp_path / "f.csv", "--target-col", "label", "-f", "value")
     assert math.isclose(float(r.stdout), ref.ce_probs(proba, y.astype(int)), rel_tol=REL)
+    t = rng.normal(size=30)
+    t[0] = 0.0
+    p = np.where(rng.random(30) < 0.5, 0.0, rng.normal(size=30))
+    p[0] = 0.0
+    np.savetxt(tmp_path / "t.csv", t, delimiter=",")
+    np.savetxt(tmp_path / "p.csv", p, delimiter=",")
+    same = run_cli("mse", tmp_path / "t.csv", tmp_path / "t.csv", "-f", "json")
+    assert same.json()["n"] == 30 and same.json()["value"] == 0.0 and same.stderr == ""
+    both = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
+    assert both.json()["n"] == 30 and math.isclose(both.json()["value"], ref.mse(p, t), rel_tol=REL)
 
 
 def test_integer_one_hot_under_a_class_header(tmp_path: Path) -> None:
@@ -193,6 +197,6 @@ def test_one_integer_above_decimals_is_undecided(tmp_path: Path) -> None:
     (tmp_path / "t3.csv").write_text("y\n2.0\n4.0\n1.0\n")
     short = run_cli("mse", tmp_path / "p.csv", tmp_path / "t3.csv")
     assert short.code == 3 and "read as data: give --header" in short.stderr
-    (tmp_path / "q.csv").write_text("2\n2.25\n4.0\n1.0\n")  # two such files: written alike, headers
+    (tmp_path / "q.csv").write_text("2\n2.25\n4.0\n1.0\n")  # two such files (%g, R): data both
     both = run_cli("mse", tmp_path / "p.csv", tmp_path / "q.csv", "-f", "json")
-    assert both.json()["n"] == 3 and "--no-header" in both.stderr
+    assert both.json()["n"] == 4 and both.stderr.count("give --header") == 2

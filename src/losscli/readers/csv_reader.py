@@ -179,7 +179,7 @@ class CsvReader(Reader):
             shown = ",".join(f.strip() for f in fields[:4]) + (",..." if len(fields) > 4 else "")
             self.header_note = (
                 f"{self.display}: read its first row ({shown}) as column names: integers above "
-                "numbers written with a decimal point, as pandas writes integer column names; "
+                "values written as decimals or True/False, as pandas writes integer column names; "
                 "give --no-header if it is data"
             )
         self.header_settled = False  # set by open.settle_headers once it has decided
@@ -752,7 +752,7 @@ def _decimals_below(width: int, rows: list[list[str]]) -> bool:
     floats = [False] * width
     for row in rows:
         for j, text in enumerate(row[:width]):
-            if text.strip():
+            if text.strip():  # True/False count as not integers: a bool column is never data's 0/1
                 if _INTEGER.fullmatch(text):
                     ints[j] = True
                 else:

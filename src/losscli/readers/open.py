@@ -317,13 +317,14 @@ def settle_headers(readers: Sequence[Reader]) -> list[str]:
     """Decide, in one place, the CSV headers that one file alone cannot tell, and say so:
     returns one warning per decision (each names the option that forces the other reading).
 
-    * An undecided first row (pandas' default ``0,1,...,k-1`` above integers, or one integer
-      above decimals): a header if another input certainly has one, or if another input starts
-      undecided too (files of one run are written alike); otherwise data.
-    * A first row read as data that is the same text as another input's header (``1,2,3``
-      above 0/1 one-hot targets, under predictions whose header is ``1,2,3``): a header.
-    * Two inputs whose first rows, read as data, are the same decimals (``0.1,0.5,0.9``, class
-      names ``0.0,1.0``): headers, since no two files of predictions and targets begin alike.
+    * pandas' default row ``0,1,...,k-1`` above integers: a header if another input has
+      pandas' default header or starts with that row too (files of one run are written alike),
+      else data. A named header elsewhere is no evidence: a file written with names would have
+      named this one too, and a headerless label file often starts with 0.
+    * One integer above decimals (``np.savetxt(fmt="%g")`` and R write 3 before 2.5; pandas a
+      column named 2023): data, with the warning.
+    * A first row of several numbers read as data that is the same text as another input's
+      header (``1,2,3`` above 0/1 one-hot targets, under predictions headed ``1,2,3``): a header.
     Inputs forced by --header/--no-header are left alone; inputs decided earlier count as
     evidence as decided (call again when another input, such as weights, is opened later).
     """
@@ -336,17 +337,19 @@ def settle_headers(readers: Sequence[Reader]) -> list[str]:
             warnings.append(reader.header_note)
             reader.header_note = None
     pending = [r for r in csvs if not (r.header_certain or r.header_settled)]
-    evidence = [r for r in csvs if r.has_header and (r.header_certain or r.header_settled)]
+    evidence = [
+        r for r in csvs if r.has_header and r.pandas_default and (r.header_certain or r.header_settled)
+    ]
     decided: list[tuple[CsvReader, str | None]] = []
     for reader in pending:
-        # another file's header is evidence for pandas' default row only: one integer above
-        # decimals beside a headed file is more likely %g-written data than a column name
-        by = next((o for o in evidence if o is not reader), None) if reader.pandas_default else None
-        peer = next((o for o in pending if o is not reader), None)
+        by = peer = None
+        if reader.pandas_default:
+            by = next((o for o in evidence if o is not reader), None)
+            peer = next((o for o in pending if o is not reader and o.pandas_default), None)
         if by is not None:
             decided.append((reader, f"as {by.display} has one"))
         elif peer is not None:
-            decided.append((reader, f"as {peer.display} starts with one too (both look written alike)"))
+            decided.append((reader, f"as {peer.display} starts with one too (both look written by pandas)"))
         else:
             decided.append((reader, None))
     for reader, reason in decided:
@@ -357,35 +360,29 @@ def settle_headers(readers: Sequence[Reader]) -> list[str]:
             warnings.append(what + f"read it as a header, {reason}; give --no-header if it is data")
         else:
             warnings.append(what + "read it as data; give --header if it is a header")
-    warnings += _same_first_rows(csvs)
+    warnings += _repeated_headers(csvs)
     return warnings
 
 
-def _same_first_rows(csvs: Sequence[Any]) -> list[str]:
-    """First rows read as data that repeat another input's header, or two inputs' identical
-    rows of decimals: headers (see settle_headers)."""
+def _repeated_headers(csvs: Sequence[Any]) -> list[str]:
+    """First rows of several numbers, read as data, that repeat another input's header: headers
+    (see settle_headers). One value is too common a coincidence (a label file starting with 0)."""
     warnings: list[str] = []
     free = [r for r in csvs if not r.has_header and not r.header_forced and not r.header_settled]
     for reader in free:
         row = reader.first_fields
+        if len(row) < 2:
+            continue
         match = next((o for o in csvs if o is not reader and o.has_header and o.first_fields == row), None)
-        decimals = _has_decimals(row)
-        twin = next((o for o in free if o is not reader and o.first_fields == row and decimals), None)
-        other = match or twin
-        if other is None:
+        if match is None:
             continue
         reader.header_settled = reader.header_guessed = True
         reader.use_header(True)
-        why = "the header of" if match is not None else "the first row of"
         warnings.append(
-            f"{reader.display}: its first row ({_shown(reader)}) is the same as {why} {other.display}: "
-            "read it as a header; give --no-header if it is data"
+            f"{reader.display}: its first row ({_shown(reader)}) is the same as the header of "
+            f"{match.display}: read it as a header; give --no-header if it is data"
         )
     return warnings
-
-
-def _has_decimals(fields: Sequence[str]) -> bool:
-    return any("." in f or "e" in f.lower() for f in fields)
 
 
 def _shown(reader: Any) -> str:
