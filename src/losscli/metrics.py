@@ -215,9 +215,6 @@ class Metric(ABC):
         twin.scratch = Scratch()
         return twin
 
-    def output_names(self) -> list[str]:
-        return [str(j) for j in range(self.outputs)]
-
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """Called when a chunk's loss sum is not finite: raise if an input is the cause."""
         check_finite(preds, PREDS)
