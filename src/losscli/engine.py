@@ -324,15 +324,18 @@ def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArr
     inf (taken again without those rows only when some column's sum is not finite).
     """
     if w is None:
-        return np.array([np.sum(elements[:, j]) for j in range(elements.shape[1])])
+        return _per_column(elements)
     with np.errstate(over="ignore", invalid="ignore"):
-        data = elements * w[:, None]
-        sums = np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+        sums = _per_column(elements * w[:, None])
         if not np.isfinite(sums).all():
             keep = w != 0
-            data = elements[keep] * w[keep, None]
-            sums = np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+            sums = _per_column(elements[keep] * w[keep, None])
     return sums
+
+
+def _per_column(data: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Column sums, each numpy's pairwise sum of a 1-D column (axis=0 would sum row by row)."""
+    return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
 
 
 def column_namer(reader: Reader, group: Group) -> Callable[[int | None], str | None]:
