@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import losscli
-from losscli.accumulate import LossState
+from losscli.state.parts import LossState
 from losscli.engine import Evaluator
 from losscli.metrics import make_metric
 
@@ -104,7 +104,7 @@ def test_merge_is_associative_and_commutative(data, metric: str) -> None:
 
 
 def test_compensation_survives_cancellation_across_chunks() -> None:
-    from losscli.accumulate import CompensatedVector
+    from losscli.state.parts import CompensatedVector
 
     acc = CompensatedVector.zeros(1)
     for v in (1e16, 1.0, -1e16):  # one value per chunk

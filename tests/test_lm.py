@@ -314,7 +314,7 @@ def test_nan_logit_names_its_row(tmp_path) -> None:
 
 def test_single_sequence_worst_tokens_do_not_depend_on_arrival_order() -> None:
     # threads hand chunks over in any order: a later tie must give way to an earlier position
-    from losscli.accumulate import SequenceStats
+    from losscli.state.parts import SequenceStats
 
     stats = SequenceStats(1)
     for pos in (41, 30, 9, 3):

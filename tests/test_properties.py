@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import losscli
-from losscli.accumulate import LossState
+from losscli.state.parts import LossState
 from losscli.engine import Evaluator
 from losscli.metrics import make_metric
 

@@ -23,7 +23,7 @@ _EXPORTS = {
     "perplexity": "api",
     "Report": "report",
     "Evaluator": "engine",
-    "LossState": "accumulate",
+    "LossState": "state", "EvalState": "state",
     "make_metric": "metrics",
     "LossCliWarning": "api",
     "LossCliError": "errors",

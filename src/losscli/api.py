@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from .accumulate import Example, LossState
+from .state.parts import Example, LossState
 from .columns import (
     RULE_EVERY,
     RULE_ID_NAME,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from .accumulate import LossState, SequenceStats
+from .state.parts import LossState, SequenceStats
 from .align import LengthMismatch, align, length_mismatch
 from .errors import AmbiguousInput, DataProblem, InputError, UsageError
 from .metrics import PREDS, TARGETS, Metric, Scratch, check_finite, first_bad_row

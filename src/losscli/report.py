@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .accumulate import Example, LossState
+from .state.parts import Example, LossState
 
 LN2 = math.log(2.0)
 EXP_LIMIT = math.log(1.7976931348623157e308)  # 709.78...: exp() of more overflows float64

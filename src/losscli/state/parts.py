@@ -254,6 +254,9 @@ class LossState:
     # probabilities: the row whose sum is furthest from 1 (-1: none seen) and that sum
     row_sum_row: int = -1
     row_sum: float = 1.0
+    rows: int = 0  # input rows read: scored, ignored and skipped alike
+    nulls: int = 0  # perplexity: null log-probabilities (JSON Lines), also counted in ``ignored``
+    overflow: bool = False  # some finite inputs gave a loss that overflowed float64 to inf
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
