@@ -11,7 +11,6 @@ import pytest
 import losscli
 from losscli.state.parts import LossState
 from losscli.engine import Evaluator
-from losscli.metrics import make_metric
 
 from conftest import run_cli, single_file, write_csv, write_parquet
 
@@ -80,11 +79,10 @@ def test_row_order_does_not_matter(data) -> None:
 
 
 def _state(metric: str, p: np.ndarray, t: np.ndarray, offset: int = 0) -> LossState:
-    ev = Evaluator(make_metric(metric))
-    ev.offset = offset
-    ev.update(p, t)
-    assert ev.state is not None
-    return ev.state
+    ev = Evaluator(metric)
+    ev.update(p, t, first_row=offset)
+    assert ev.tallies is not None
+    return ev.tallies
 
 
 @pytest.mark.parametrize("metric", ["mse", "ce"])

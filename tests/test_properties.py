@@ -18,7 +18,6 @@ from hypothesis.extra import numpy as hnp
 import losscli
 from losscli.state.parts import LossState
 from losscli.engine import Evaluator
-from losscli.metrics import make_metric
 
 from conftest import single_file
 
@@ -67,11 +66,10 @@ def test_file_format_does_not_matter(tmp_path_factory, py) -> None:
 
 
 def _state(p: np.ndarray, y: np.ndarray, offset: int) -> LossState:
-    ev = Evaluator(make_metric("mse"))
-    ev.offset = offset
-    ev.update(p, y)
-    assert ev.state is not None
-    return ev.state
+    ev = Evaluator("mse")
+    ev.update(p, y, first_row=offset)
+    assert ev.tallies is not None
+    return ev.tallies
 
 
 @given(pairs(min_size=4), st.data())

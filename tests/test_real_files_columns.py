@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import losscli
-from losscli import api
 from losscli.errors import InputError
 from losscli.readers.base import IndexNames
 from losscli.readers.memory import ArrayReader
@@ -555,11 +554,13 @@ class NamedArrays(ArrayReader):
 
 
 def test_ids_checked_on_the_threaded_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    opened = api._open
+    from losscli.engine import plan
+
+    opened = plan.open_source
     monkeypatch.setattr(
-        api,
-        "_open",
-        lambda src, name, *rest: src if isinstance(src, NamedArrays) else opened(src, name, *rest),
+        plan,
+        "open_source",
+        lambda src, *rest: src.data if isinstance(src.data, NamedArrays) else opened(src, *rest),
     )
     n = 10_000
     p, t = regression(n=n, seed=16)

@@ -11,13 +11,14 @@ Exit codes: 0 ok, 1 a --fail-above/--fail-below threshold was crossed, 2 usage e
 from __future__ import annotations
 
 import contextlib
+import inspect
 import errno
 import math
 import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -33,6 +34,9 @@ from .errors import (
     LossCliError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from .metrics.base import MetricDef, MetricOption
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # not OMP_NUM_THREADS: it sizes pyarrow's pool
@@ -54,7 +58,24 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-@click.group(context_settings=CONTEXT)
+class MetricGroup(click.Group):
+    """The metric commands come from the registry, built when first asked for: adding a metric
+    adds its command, with its options and --help, without a line here."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .metrics import registry
+
+        return [*registry.names(), *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from .metrics import registry
+
+        if cmd_name in registry.names():
+            return _metric_command(registry.get(cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=MetricGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="losscli")
 def cli() -> None:
     """How wrong are the predictions? Loss metrics straight from files.
@@ -106,6 +127,47 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             help="NaN/inf in the inputs: an error, or skip those rows (counted).",
         ),
         click.option(
+            "--per-example",
+            metavar="PATH",
+            help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
+            help="Read every file as this format, whatever its extension.",
+        ),
+        click.option(
+            "--row-offset",
+            type=click.IntRange(min=0),
+            default=0,
+            metavar="N",
+            help="Number rows from N (the rows before this part of the data), so the states of "
+            "parts merge with rows numbered as in the whole.",
+        ),
+        *_output_options(state_help="Write the run's state to PATH (for losscli merge)."),
+        click.option(
+            "--header/--no-header",
+            "header",
+            default=None,
+            help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
+            "0,1,... header too); a warning says when the file could not tell.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _output_options(state_help: str) -> list[Callable[..., Any]]:
+    """The options of everything that prints a report: the metric commands and merge."""
+    return [
+        click.option(
             "--format",
             "-f",
             "fmt",
@@ -121,11 +183,6 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Worst examples to show when there are more than 20.",
         ),
         click.option(
-            "--per-example",
-            metavar="PATH",
-            help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout.",
-        ),
-        click.option(
             "--fail-above",
             type=float,
             callback=_comparable,
@@ -139,78 +196,95 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="X",
             help="Exit 1 if the headline value is below X (after printing).",
         ),
-        click.option(
-            "--threads",
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
-        ),
-        click.option(
-            "--input-format",
-            type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
-            help="Read every file as this format, whatever its extension.",
-        ),
-        click.option(
-            "--header/--no-header",
-            "header",
-            default=None,
-            help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
-            "0,1,... header too); a warning says when the file could not tell.",
-        ),
+        click.option("--save-state", metavar="PATH", help=state_help),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
 
 
-def _input_option(choices: tuple[str, ...], help_text: str) -> Callable[..., Any]:
-    return click.option(
-        "--input", "input_kind", type=click.Choice(choices), default="auto", show_default=True, help=help_text
+def _metric_option(option: MetricOption) -> click.Option:
+    """A metric's declared option as a click option."""
+    decls = [option.flag, option.name]
+    if option.kind == "flag":
+        return click.Option(decls, is_flag=True, help=option.help)
+    kinds: dict[str, Any] = {"int": int, "float": float, "str": str, "path": str}
+    kind: Any = click.Choice(option.choices) if option.kind == "choice" else kinds[option.kind]
+    if option.minimum is not None and option.kind in ("int", "float"):
+        kind = (click.IntRange if option.kind == "int" else click.FloatRange)(min=option.minimum)
+    return click.Option(
+        decls,
+        type=kind,
+        default=option.default,
+        show_default=option.default is not None,
+        metavar=option.metavar,
+        help=option.help,
     )
 
 
-def _ignore_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--ignore-index",
-        type=int,
-        default=-100,
-        show_default=True,
-        help="Target value that marks rows to skip (as in torch).",
-    )(f)
+def _token_inputs() -> list[click.Option]:
+    """perplexity's inputs: logits with token ids, or gathered log-probabilities."""
+    return [
+        click.Option(
+            ["--logits", "logits"],
+            metavar="FILE",
+            help="Logits (N, V) or (B, T, V) in float16/32/64; or a Parquet list column per sequence.",
+        ),
+        click.Option(
+            ["--targets", "targets"],
+            metavar="FILE",
+            help="Token ids (N,) or (B, T). Omit when --target-col names a column/array of the logits file.",
+        ),
+        click.Option(
+            ["--logprobs", "logprobs"],
+            metavar="FILE",
+            help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet/.jsonl).",
+        ),
+    ]
 
 
-LM_OPTIONS = ("logprobs", "shift", "topk", "seq_col", "text", "n_bytes", "n_words")
+def _metric_command(definition: MetricDef) -> click.Command:
+    """The command of one registered metric: its inputs, its options, then the common ones."""
+    params: list[click.Parameter] = []
+    if definition.inputs == "pair":
+        params += [click.Argument(["preds"]), click.Argument(["targets"], required=False)]
+    else:
+        params += _token_inputs()
+    params += [_metric_option(o) for o in definition.options]
+
+    def command(**opts: Any) -> int:
+        if definition.inputs == "tokens":
+            if (opts["logits"] is None) == (opts["logprobs"] is None):
+                raise UsageError(
+                    "give either --logits (with --targets or --target-col) or --logprobs, exactly one"
+                )
+            preds = opts.pop("logits")
+        else:
+            preds = opts.pop("preds")
+        return _run(definition.name, preds, opts.pop("targets"), opts)
+
+    decorated = _common(command)
+    params += decorated.__click_params__[::-1]  # type: ignore[attr-defined]
+    return click.Command(
+        definition.name,
+        callback=command,
+        params=params,
+        help=f"{definition.summary}\n\n{inspect.cleandoc(definition.description)}",
+        short_help=definition.summary,
+        context_settings=CONTEXT,
+    )
 
 
 def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, Any]) -> int:
     from .api import run_evaluation
     from .progress import terminal_progress
 
-    fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
-    per_example = opts["per_example"]
-    report = run_evaluation(
-        metric,
-        preds,
-        targets,
-        weights=opts["weights"],
-        pred_col=opts["pred_col"],
-        target_col=opts["target_col"],
-        weight_col=opts["weight_col"],
-        input=opts.get("input_kind", "auto"),
-        ignore_index=opts.get("ignore_index", -100),
-        chunk_size=opts["chunk_size"],
-        nan=opts["nan"],
-        top=opts["top"],
-        per_example=per_example,
-        fmt=opts["input_format"],
-        progress=terminal_progress(),
-        threads=opts["threads"],
-        header=opts["header"],
-        # every LM option the command has, as given: 0 is a value (--words 0 is refused in
-        # lm.text_size), not "unset" (0 == False, so a `not in (None, False)` filter dropped it)
-        **{k: opts[k] for k in LM_OPTIONS if k in opts},
-    )
-    to_stderr = per_example == "-"
+    fmt = opts.pop("fmt") or ("table" if sys.stdout.isatty() else "tsv")
+    thresholds = opts.pop("fail_above"), opts.pop("fail_below")
+    input_format = opts.pop("input_format")
+    report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
+    return _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
+
+
+def _show(report: Any, fmt: str, thresholds: tuple[float | None, float | None], to_stderr: bool = False) -> int:
+    """Warnings and notes on stderr, the report on stdout, then the threshold's exit code."""
     for warning in report.warnings:
         click.echo(f"losscli: warning: {warning}", err=True)
     for note in report.notes:
@@ -218,12 +292,12 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     if report.input_detected and fmt != "table":  # the table has its own "input" row
         click.echo(f"losscli: note: --input auto read the predictions as {report.input_kind}", err=True)
     _print_report(report, fmt, to_stderr)
-    value = report.value
-    if opts["fail_above"] is not None and value > opts["fail_above"]:
-        click.echo(f"losscli: {metric} {value!r} is above --fail-above {opts['fail_above']!r}", err=True)
+    value, (above, below) = report.value, thresholds
+    if above is not None and not value <= above:
+        click.echo(f"losscli: {report.metric} {value!r} is above --fail-above {above!r}", err=True)
         return EXIT_THRESHOLD
-    if opts["fail_below"] is not None and value < opts["fail_below"]:
-        click.echo(f"losscli: {metric} {value!r} is below --fail-below {opts['fail_below']!r}", err=True)
+    if below is not None and not value >= below:
+        click.echo(f"losscli: {report.metric} {value!r} is below --fail-below {below!r}", err=True)
         return EXIT_THRESHOLD
     return EXIT_OK
 
@@ -250,160 +324,30 @@ def _print_report(report: Any, fmt: str, to_stderr: bool) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("preds")
-@click.argument("targets", required=False)
-@_common
-def mse(preds: str, targets: str | None, **opts: Any) -> int:
-    """Mean squared error, mean of (prediction - target)^2, with RMSE beside it.
+@click.argument("states", nargs=-1, required=True, metavar="STATE [STATE...]")
+@(lambda f: [o(f) for o in reversed(_output_options("Write the merged state to PATH."))][-1])
+def merge(states: tuple[str, ...], **opts: Any) -> int:
+    """Report the evaluation of several parts, from their saved states (--save-state).
 
     \b
-    Example (sample_data's exercise 1):
-      $ losscli mse sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv
-      MSE 0.25, RMSE 0.5 over 3 examples
+    Example: evaluate two halves separately (the second numbered from row 1000), then together:
+      $ losscli mse part1.csv --save-state a.state
+      $ losscli mse part2.csv --row-offset 1000 --save-state b.state
+      $ losscli merge a.state b.state
 
-    PREDS and TARGETS hold one value per row, or k values per row for multi-output
-    regression (the mean over every element; the table adds a row per output). One file with
-    both columns works too: losscli mse results.parquet --pred-col yhat --target-col y
+    The report is the one a single run over all the parts would print: the same figures, the
+    same worst rows. States of different metrics or incompatible options are refused (exit 3).
     """
-    return _run("mse", preds, targets, opts)
+    from .api import merge_states
+    from .results.report import build_report
 
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("preds")
-@click.argument("targets", required=False)
-@_common
-def mae(preds: str, targets: str | None, **opts: Any) -> int:
-    """Mean absolute error, mean of |prediction - target|.
-
-    \b
-    Example:
-      $ losscli mae sample_data/exercise1_preds.csv sample_data/exercise1_targets.csv
-      MAE 0.5 over 3 examples
-
-    Same inputs as mse: 1-D values or (N, k) multi-output, two files or one file with
-    --pred-col/--target-col.
-    """
-    return _run("mae", preds, targets, opts)
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("preds")
-@click.argument("targets", required=False)
-@_input_option(
-    ("auto", "probs", "logits"),
-    "Predictions are probabilities or logits; auto decides from the first chunk and says which: "
-    "all in [0, 1] is probabilities, under 90% in [0, 1] is logits, and in between (probabilities "
-    "with stray values) is refused.",
-)
-@_common
-def bce(preds: str, targets: str | None, **opts: Any) -> int:
-    """Binary cross-entropy, -[y log p + (1 - y) log(1 - p)], in nats.
-
-    \b
-    Example:
-      $ losscli bce sample_data/spam_probs.parquet --pred-col prob --target-col label
-      BCE in nats, bits per example, the worst examples
-
-    Targets are in [0, 1] (hard 0/1 labels or soft labels). From logits the stable form
-    max(x, 0) - x y + log1p(exp(-|x|)) is used; from probabilities each log is clamped at
-    -100 as in torch, and clamped examples are counted.
-    """
-    return _run("bce", preds, targets, opts)
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("preds")
-@click.argument("targets", required=False)
-@_input_option(
-    ("auto", "probs", "logits", "logprobs"),
-    "Scores are probabilities, logits or log-probabilities; auto decides from the first chunk.",
-)
-@_ignore_option
-@_common
-def ce(preds: str, targets: str | None, **opts: Any) -> int:
-    """Categorical cross-entropy, -sum y_c log p_c, with perplexity and bits beside it.
-
-    \b
-    Example (sample_data's exercise 2: p = 0.7 and p = 0.1 for the correct class):
-      $ losscli ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv
-      row 0: 0.3567 nats, row 1: 2.303 nats
-
-    PREDS holds (N, C) scores: a 2-D .npy, a wide CSV/Parquet whose columns are the classes,
-    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C).
-    """
-    return _run("ce", preds, targets, opts)
-
-
-@cli.command(context_settings=CONTEXT)
-@click.option(
-    "--logits",
-    "logits",
-    metavar="FILE",
-    help="Logits (N, V) or (B, T, V) in float16/32/64; or a Parquet list column per sequence.",
-)
-@click.option(
-    "--targets",
-    "targets",
-    metavar="FILE",
-    help="Token ids (N,) or (B, T). Omit when --target-col names a column/array of the logits file.",
-)
-@click.option(
-    "--logprobs",
-    "logprobs",
-    metavar="FILE",
-    help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet/.jsonl).",
-)
-@click.option(
-    "--shift",
-    is_flag=True,
-    help="Causal-LM labels: logits at position t score token t+1 (targets may be the input ids).",
-)
-@click.option(
-    "--topk", type=click.IntRange(min=1), metavar="K", help="Also report top-K accuracy of the target id."
-)
-@click.option(
-    "--seq-col",
-    metavar="COL",
-    help="Column of sequence ids (rows of a sequence contiguous), for per-sequence figures.",
-)
-@click.option(
-    "--text",
-    "text",
-    metavar="FILE",
-    help=(
-        "The evaluated text, for bits per byte and word perplexity. Counted as lm-evaluation-harness "
-        "does: UTF-8 bytes, and words = len(re.split(r'\\s+', text)), so leading/trailing whitespace "
-        "counts as an empty word; a UTF-8 BOM is not counted."
-    ),
-)
-@click.option(
-    "--bytes", "n_bytes", type=int, metavar="N", help="Byte count of the evaluated text (instead of --text)."
-)
-@click.option(
-    "--words", "n_words", type=int, metavar="N", help="Word count of the evaluated text (instead of --text)."
-)
-@_ignore_option
-@_common
-def perplexity(logits: str | None, targets: str | None, **opts: Any) -> int:
-    """Perplexity, exp(mean token cross-entropy), with nats and bits per token.
-
-    \b
-    Example (sample_data's "Paris" example: p = 0.15, 0.9 and 0.01 over 50,000 tokens):
-      $ losscli perplexity --logits sample_data/paris_logits.npy --targets sample_data/paris_targets.npy
-      cross-entropy 2.2 nats/token, perplexity 9.0
-    Batched, Hugging Face style (labels = input ids, padding -100):
-      $ losscli perplexity --logits logits.npy --targets input_ids.npy --shift
-    From an inference server's log-probabilities:
-      $ losscli perplexity --logprobs completions.jsonl --text heldout.txt
-
-    The headline is the corpus perplexity: exp of the token-weighted mean NLL. The mean of
-    per-sequence perplexities is shown beside it, labelled, because it is a different number.
-    The log-sum-exp runs in float32 or better (float16 logits never overflow) and memory is
-    bounded by one chunk of tokens, whatever the file size.
-    """
-    if (logits is None) == (opts["logprobs"] is None):
-        raise UsageError("give either --logits (with --targets or --target-col) or --logprobs, exactly one")
-    return _run("perplexity", logits, targets, opts)
+    fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
+    state, warnings = merge_states(states)
+    if opts["save_state"] is not None:
+        state.save(opts["save_state"])
+    report = build_report(state, opts["top"])
+    report.warnings = [*warnings, *report.warnings]
+    return _show(report, fmt, (opts["fail_above"], opts["fail_below"]))
 
 
 def main(argv: list[str] | None = None) -> None:

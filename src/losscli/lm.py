@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import Role
+from .engine.runners import Role
 from .errors import InputError, UsageError
-from .metrics import PREDS, TARGETS, LogprobMetric, Metric, make_metric
+from .metrics.checks import PREDS, TARGETS
 from .readers.base import Group, Reader
 from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
 
@@ -30,7 +30,6 @@ ID_NAMES = ("labels", "label", "targets", "target", "ids", "input_ids", "token_i
 class TokenPlan:
     roles: dict[str, Role]
     seqmap: SequenceMap
-    metric: Metric
     nulls: int = 0  # null log-probabilities skipped (JSON Lines)
 
 
@@ -141,7 +140,7 @@ def plan_logits(
         PREDS: Role(logits, p_group, logits.display),
         TARGETS: Role(targets, t_group, targets.display),
     }
-    return TokenPlan(roles, seqmap, make_metric("perplexity", "logits", ignore_index, topk))
+    return TokenPlan(roles, seqmap)
 
 
 def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
@@ -149,7 +148,7 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
 
     if isinstance(reader, JsonlReader):
         seqmap: SequenceMap = ListSequences(reader.list_lengths(0))
-        return TokenPlan({PREDS: Role(reader, None, reader.display)}, seqmap, LogprobMetric(), reader.nulls)
+        return TokenPlan({PREDS: Role(reader, None, reader.display)}, seqmap, reader.nulls)
     col = _pick(reader, pred_col, LOGPROB_NAMES)
     if col is None:
         if len(reader.column_names) != 1:
@@ -170,7 +169,7 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
     else:
         seqmap = SingleSequence(reader.n_rows)
     group: Group = [col] if len(reader.column_names) > 1 or lead is None else None
-    return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap, LogprobMetric())
+    return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
 
 
 @dataclass(frozen=True)

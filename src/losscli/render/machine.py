@@ -18,7 +18,7 @@ import csv
 import io
 import math
 
-from ..report import Report
+from ..results.report import Report
 
 FORMATS = ("table", "json", "csv", "tsv", "value")
 

@@ -18,16 +18,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from ..report import Report, interpret_perplexity
-
-TITLES = {
-    "mse": "Mean squared error",
-    "mae": "Mean absolute error",
-    "bce": "Binary cross-entropy",
-    "ce": "Categorical cross-entropy",
-    "perplexity": "Perplexity",
-}
-
+from ..results.report import Report
 
 def fmt_number(v: Any, counts: bool = False) -> str:
     """Seven significant digits for people (machine formats keep full precision).
@@ -164,7 +155,7 @@ def summary_table(report: Report) -> FitTable:
             ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
     return FitTable(
-        f"{TITLES[report.metric]} - {files}",
+        f"{report.title} - {files}",
         [
             Col("figure", [r[0] for r in rows], style="bold"),
             Col("value", [r[1] for r in rows], number=True, justify="right"),
@@ -176,14 +167,10 @@ def summary_table(report: Report) -> FitTable:
 def outputs_table(report: Report) -> FitTable | None:
     if not report.per_output:
         return None
-    cols = [
-        Col("output", [name for name, _ in report.per_output]),
-        Col(report.metric.upper(), [fmt_number(v["value"]) for _, v in report.per_output], number=True),
-    ]
-    if report.metric == "mse":
-        cols.append(Col("RMSE", [fmt_number(v["rmse"]) for _, v in report.per_output], number=True, drop=1))
-    for col in cols[1:]:
-        col.justify = "right"
+    cols = [Col("output", [name for name, _ in report.per_output])]
+    for j, (key, label) in enumerate(report.per_output_labels):  # the headline never drops
+        cells = [fmt_number(v.get(key)) for _, v in report.per_output]
+        cols.append(Col(label, cells, number=True, drop=j, justify="right"))
     return FitTable("Per output", cols)
 
 
@@ -253,17 +240,6 @@ def report_renderable(report: Report) -> RenderableType:
     for extra in (outputs_table(report), sequences_table(report), examples_table(report)):
         if extra is not None:
             parts.append(extra)
-    if report.metric == "perplexity":
-        vocab = _figure_or_none(report, "vocab_size")
-        parts.append(Text(interpret_perplexity(report.value, choices=vocab)))
-    elif report.metric == "ce":
-        ppl = report.figure("perplexity")
-        if isinstance(ppl, float):
-            classes = _figure_or_none(report, "classes")
-            parts.append(Text(interpret_perplexity(ppl, unit="classes", choices=classes)))
+    if report.interpretation:
+        parts.append(Text(report.interpretation))
     return Group(*parts)
-
-
-def _figure_or_none(report: Report, key: str) -> int | None:
-    value = next((f.value for f in report.figures if f.key == key), None)
-    return value if isinstance(value, int) else None

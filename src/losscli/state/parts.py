@@ -145,6 +145,7 @@ class SequenceStats:
     """
 
     count: int
+    first: int = 0  # the global index of sequence 0 here (the lead's stopgap; merge by range follows)
     nll: F64 = field(init=False)
     tokens: NDArray[np.int64] = field(init=False)
     # worst tokens per sequence: loss (-inf = empty slot), position, target id (-1 unknown)
@@ -164,6 +165,7 @@ class SequenceStats:
     ) -> None:
         if len(seq) == 0:
             return
+        seq = seq - self.first
         # Only tokens at least as bad as their sequence's current k-th worst can enter (ties too,
         # so the lexsort in _offer breaks them by position whatever the chunk order): usually none.
         if self.count == 1:  # flat logits: one sequence, no per-row bookkeeping
@@ -208,7 +210,7 @@ class SequenceStats:
         self.worst_target[rows, slot] = all_tgt[keep]
 
     def merge(self, other: SequenceStats) -> SequenceStats:
-        out = SequenceStats(self.count)
+        out = SequenceStats(self.count, self.first)
         out.nll = self.nll + other.nll
         out.tokens = self.tokens + other.tokens
         out.worst_loss, out.worst_pos, out.worst_target = (

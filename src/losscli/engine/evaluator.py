@@ -1,0 +1,410 @@
+"""``Evaluator``: one metric accumulated over aligned chunks, torchmetrics-style.
+
+``update`` takes one chunk and the global row of its first row (an argument, so any runner
+can hand out chunks in any order); ``state`` is the self-contained ``EvalState`` it has built
+so far. Errors from the pure math (``DataProblem``, chunk-local) become ``InputError`` here,
+with the file and the global row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import AmbiguousInput, DataProblem, InputError
+from ..metrics import registry
+from ..metrics.base import MetricDef, Scorer, Scratch
+from ..metrics.checks import check_finite, first_bad_row
+from ..options import BREAKDOWN_ALL_AT_MOST, IGNORE_INDEX_DEFAULT, NAN_POLICIES
+from ..state.evalstate import Binding, EvalState, Header, Provenance
+from ..state.parts import LossState, SequenceStats
+from ..errors import UsageError
+from ..sequences import SequenceMap
+
+WEIGHTS = "weights"
+IDS = "ids"  # the id column whose values the breakdown and --per-example carry
+TARGET_IDS = "target_ids"  # the targets' own id column, checked row by row against IDS
+WEIGHT_IDS = "weight_ids"  # a weights file's own id column, checked likewise
+CHECKED_IDS = (TARGET_IDS, WEIGHT_IDS)
+
+
+class ExampleSink(Protocol):
+    """Receives every counted example's loss, in input order (see ``per_example``)."""
+
+    def write(
+        self,
+        rows: NDArray[np.int64],
+        losses: NDArray[np.float64],
+        extra: dict[str, NDArray[Any]] | None = None,
+        ids: NDArray[Any] | None = None,
+    ) -> None: ...
+
+
+class Evaluator:
+    """Accumulates one metric over chunks; ``update`` may be called with any chunking.
+
+        >>> a = Evaluator("mse"); a.update([1.0, 2.0], [1.5, 2.0])
+        >>> b = Evaluator("mse"); b.update([3.0], [1.0], first_row=2)
+        >>> a.state.merge(b.state).report().value   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        metric: str | MetricDef,
+        *,
+        nan: str = "error",
+        worst: int = BREAKDOWN_ALL_AT_MOST,
+        header: Header | None = None,
+        scorer: Scorer | None = None,
+        **metric_options: Any,
+    ) -> None:
+        """``metric``: a name ("mse") or a registry entry; ``metric_options`` are its options
+        (``input=``, ``ignore_index=``, ...). ``header`` and ``scorer`` come from a plan when
+        the engine builds the evaluator; a Python user leaves them out."""
+        self.metric = registry.get(metric) if isinstance(metric, str) else metric
+        if nan not in NAN_POLICIES:
+            raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {nan}")
+        options = {**self.metric.defaults(), **metric_options}
+        for name in metric_options:
+            option = self.metric.option(name)
+            if option is None and name != "labels":
+                raise UsageError(f"{self.metric.name} has no option {name!r}")
+            if option is not None:
+                option.check(metric_options[name])
+        self.scorer = scorer if scorer is not None else self.metric.scorer(options)
+        self.nan = nan
+        self.worst_capacity = worst
+        self.header = header if header is not None else _python_header(self.metric, options, nan)
+        self.sink: ExampleSink | None = None
+        self.labels: dict[str, str] = dict(self.header.files)
+        self.columns: dict[str, Callable[[int | None], str | None]] = {}
+        self.seqmap: SequenceMap | None = None
+        self.text_ids: frozenset[str] = frozenset()  # roles whose ids are text shown as text
+        self.tallies: LossState | None = None
+        #: per-output labels for a given output count (the plan's column names)
+        self.output_namer: Callable[[int], tuple[str, ...]] | None = None
+        self.next_row = self.header.row_offset
+        self.scratch = Scratch()
+        self._offset = 0
+
+    @property
+    def state(self) -> EvalState:
+        """Everything a report needs, as a value: safe to keep, save, merge and ship."""
+        tallies = self.tallies if self.tallies is not None else LossState(1, self.worst_capacity)
+        return EvalState(replace(self.header, binding=self.binding()), tallies)
+
+    def binding(self) -> Binding | None:
+        """What the scorer settled on its first chunk (None before any chunk)."""
+        if self.tallies is None:
+            return None
+        s = self.scorer
+        base = self.header.binding or Binding()
+        return replace(
+            base,
+            input_kind=s.input_kind,
+            input_detected=s.input_detected,
+            outputs=s.outputs,
+            classes=s.classes,
+            labels=s.labels,
+            detail_columns=s.detail_columns,
+            output_names=self.output_namer(s.outputs) if self.output_namer is not None else base.output_names,
+        )
+
+    def finish(self, nulls: int = 0, after: Sequence[Callable[[Binding], str | None]] = ()) -> EvalState:
+        """The state at the end of a run: null log-probabilities (which never reach the scorer)
+        counted as ignored, and the warnings that needed the binding to be known."""
+        state = self.state
+        state.tallies.ignored += nulls
+        state.tallies.nulls += nulls
+        binding = state.header.binding
+        extra = [w for w in (check(binding) for check in after) if w] if binding is not None else []
+        state.header = replace(state.header, warnings=[*state.header.warnings, *extra])
+        return state
+
+    def report(self, top: int = 10) -> Any:
+        """The ``Report`` of everything seen so far (``build_report(self.state)``)."""
+        from ..results.report import build_report
+
+        return build_report(self.state, top)
+
+    def update(
+        self,
+        preds: Any,
+        targets: Any = None,
+        weights: Any = None,
+        *,
+        first_row: int | None = None,
+        overwrite: bool = False,
+        ids: NDArray[Any] | None = None,
+        other_ids: dict[str, NDArray[Any]] | None = None,
+    ) -> None:
+        """Score one aligned chunk whose first row is global row ``first_row`` (default: the
+        row after the previous chunk). ``overwrite``: preds is scratch the math may reuse.
+
+        ``ids``: the chunk's row ids, carried into the breakdown and --per-example;
+        ``other_ids``: other files' ids by role (the targets', the weights'), which must equal
+        ``ids`` row by row.
+        """
+        preds = np.asarray(preds)
+        targets = None if targets is None else np.asarray(targets)
+        weights = None if weights is None else np.asarray(weights)
+        rows = len(preds)
+        self._offset = self.next_row if first_row is None else first_row
+        self.next_row = self._offset + rows
+        if rows == 0:
+            return
+        for role, other in (other_ids or {}).items():
+            if ids is not None:
+                self._check_ids(ids, other, role)
+        row_map: NDArray[np.intp] | None = None
+        try:
+            if self.tallies is None:
+                self.scorer.bind(preds, targets)
+                self.tallies = self._new_tallies()
+            self.tallies.rows += rows
+            if weights is not None:
+                weights = self._check_weights(weights)
+            if self.nan == "skip":
+                preds, targets, weights, row_map = self._drop_nonfinite(preds, targets, weights)
+                if len(preds) == 0:
+                    return
+            self._score(preds, targets, weights, row_map, overwrite, ids)
+        except DataProblem as problem:
+            raise self._located(problem, row_map) from None
+
+    def fork(self) -> Evaluator:
+        """A fresh evaluator for another thread: same bound scorer, its own buffers and tallies."""
+        assert self.tallies is not None, "bind on the first chunk before forking"
+        twin = Evaluator(self.metric, nan=self.nan, worst=self.worst_capacity, header=self.header,
+                         scorer=self.scorer.clone())
+        twin.labels, twin.columns = self.labels, self.columns
+        twin.seqmap, twin.text_ids = self.seqmap, self.text_ids
+        twin.tallies = twin._new_tallies()
+        return twin
+
+    def _new_tallies(self) -> LossState:
+        tallies = LossState(self.scorer.outputs, self.worst_capacity)
+        if self.seqmap is not None:
+            tallies.sequences = SequenceStats(self.seqmap.sequences, first=self.header.sequence_offset)
+        return tallies
+
+    def _check_ids(self, ids: NDArray[Any], other: NDArray[Any], role: str) -> None:
+        """Both files hold the same id column: row i must hold the same id in each, or the
+        rows are not the same examples. Numbers compare as numbers, anything else as text."""
+        differ = np.asarray(ids != other, dtype=bool)
+        if differ.any():  # 7 in a Parquet file and "7" in a CSV are the same id
+            differ = np.asarray(_id_text(ids) != _id_text(other), dtype=bool)
+        if not differ.any():
+            return
+        r = int(np.argmax(differ))
+        a, b = self._shown(IDS, ids[r : r + 1])[0], self._shown(role, other[r : r + 1])[0]
+        raise InputError(
+            f"row {self._offset + r}: {self.labels.get(IDS)} has id {a!r} but "
+            f"{self.labels.get(role)} has id {b!r}: the files are in different orders "
+            "(or hold different examples); sort both by their id column, or, if the rows do "
+            "match and the ids mean different things, rename one file's id column"
+        )
+
+    def _shown(self, role: str, ids: NDArray[Any]) -> list[Any]:
+        """Ids as the file holds them: text stays text even when it was compared as int64."""
+        values = ids.tolist()
+        return [str(v) for v in values] if role in self.text_ids else values
+
+    def _check_weights(self, w: NDArray[Any]) -> NDArray[Any]:
+        if w.ndim == 2 and w.shape[1] == 1:
+            w = w[:, 0]
+        if w.ndim != 1:
+            # bad data, not a usage error: the file (or array) holds more than one number per row
+            per_row = int(np.prod(w.shape[1:]))
+            raise DataProblem(
+                WEIGHTS,
+                None,
+                f"weights must be one number per example, but this holds {per_row} per row; "
+                "pick one column with --weight-col",
+            )
+        if self.nan == "error":
+            check_finite(w, WEIGHTS)
+        if (w < 0).any():
+            r = first_bad_row(~(w < 0))
+            raise DataProblem(WEIGHTS, r, f"weight {w[r]} is negative; weights must be >= 0")
+        return w
+
+    def _drop_nonfinite(
+        self, p: NDArray[Any], t: NDArray[Any] | None, w: NDArray[Any] | None
+    ) -> tuple[NDArray[Any], NDArray[Any] | None, NDArray[Any] | None, NDArray[np.intp] | None]:
+        ok = np.ones(len(p), dtype=bool)
+        for arr in (p, t, w):
+            if arr is not None and arr.dtype.kind == "f":
+                fin = np.isfinite(arr)
+                ok &= fin if fin.ndim == 1 else fin.reshape(len(arr), -1).all(axis=1)
+        if ok.all():
+            return p, t, w, None
+        assert self.tallies is not None
+        self.tallies.skipped += int(len(ok) - np.count_nonzero(ok))
+        keep = np.flatnonzero(ok)
+        return p[keep], (t[keep] if t is not None else None), (w[keep] if w is not None else None), keep
+
+    def _score(
+        self,
+        p: NDArray[Any],
+        t: NDArray[Any] | None,
+        w: NDArray[Any] | None,
+        row_map: NDArray[np.intp] | None,
+        overwrite: bool,
+        row_ids: NDArray[Any] | None = None,
+    ) -> None:
+        state = self.tallies
+        assert state is not None
+        with np.errstate(all="ignore"):  # overflow to inf is detected and reported below, once
+            mc = self.scorer.compute(p, t, overwrite or row_map is not None)
+        losses, elements, correct = mc.losses, mc.elements, mc.correct
+        companions = mc.companions or {}
+        correct_k, ids = mc.correct_k, mc.ids
+        if mc.row_sum is not None:
+            state.note_row_sum(int(self._global_rows(np.array([mc.row_sum[0]]), row_map)[0]), mc.row_sum[1])
+        local = None  # positions in p/t of the counted examples, when not all are counted
+        if mc.keep is not None:
+            local = np.flatnonzero(mc.keep)
+            state.ignored += len(p) - len(local) if mc.ignored is None else mc.ignored
+            losses = losses[local]
+            elements = elements[local] if elements is not None else None
+            correct = correct[local] if correct is not None else None
+            correct_k = correct_k[local] if correct_k is not None else None
+            ids = ids[local] if ids is not None else None
+            companions = {k: v[local] for k, v in companions.items()}
+            w = w[local] if w is not None else None
+        n = len(losses)
+        if n == 0:
+            return
+        total = self._weighted_sum(losses, w)
+        weight_total = float(n) if w is None else float(np.sum(w, dtype=np.float64))
+        for name, values in companions.items():
+            state.companion(name).add1(self._weighted_sum(values, w))
+        if not math.isfinite(total):
+            self.scorer.locate_nonfinite(p, t)  # raises when an input is NaN/inf
+            state.overflow = True
+        if elements is None:
+            state.output_sums.add1(total)
+        else:
+            state.output_sums.add(_column_sums(elements, w))
+        state.weight_sum.add1(weight_total)
+        state.n += n
+        state.clamped += mc.clamped
+        if correct is not None:
+            state.counts_correct = True
+            state.hits.add((_hit_weight(correct, w), _hit_weight(correct_k, w)))
+        counted_rows: NDArray[np.int64] | None = None  # input rows of every counted example
+        extra: dict[str, NDArray[Any]] | None = None
+        if self.seqmap is not None and state.sequences is not None:
+            counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
+            seq, pos = self.seqmap.locate(counted_rows)
+            state.sequences.update(seq, pos, losses, ids)
+            extra = {"sequence": seq, "position": pos}
+        picked = state.worst.candidates(losses)
+        if len(picked):
+            src = picked if local is None else local[picked]
+            details = self.scorer.describe(p, t, src, mc)
+            if row_ids is not None:  # the id leads the detail tuple; the report takes it out
+                picked_ids = self._shown(IDS, row_ids[src if row_map is None else row_map[src]])
+                details = [(i, *d) for i, d in zip(picked_ids, details, strict=True)]
+            state.worst.offer(self._global_rows(src, row_map), losses[picked], details)
+        if self.sink is not None:
+            if counted_rows is None:
+                counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
+            sink_ids = None
+            if row_ids is not None:
+                sink_ids = row_ids[counted_rows - self._offset]
+                if IDS in self.text_ids and sink_ids.dtype != object:
+                    sink_ids = sink_ids.astype(str)
+            self.sink.write(counted_rows, losses, extra, sink_ids)
+
+    def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
+        """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps.
+
+        A row of weight 0 adds exactly 0 whatever its loss (scikit-learn's sample_weight), but
+        0 * inf is NaN: when the sum is not finite it is taken again without those rows. Only
+        then, so the normal path keeps its one scratch buffer. Overflow is reported by the caller
+        (the sum stays inf), so numpy's RuntimeWarnings are silenced here.
+        """
+        if w is None:
+            return float(np.sum(values, dtype=np.float64))
+        weighted = self.scratch.get("weighted", (len(values),), np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(values, w, out=weighted)
+            total = float(np.sum(weighted))
+            if not math.isfinite(total):
+                keep = w != 0
+                total = float(np.sum(values[keep] * w[keep]))
+        return total
+
+    def _global_rows(self, positions: NDArray[Any], row_map: NDArray[np.intp] | None) -> NDArray[np.int64]:
+        """Input row numbers of chunk positions (through --nan skip's compaction, if any)."""
+        idx = positions if row_map is None else row_map[positions]
+        return np.asarray(idx, dtype=np.int64) + self._offset
+
+
+    def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
+        row = None
+        if problem.local_row is not None:
+            local = problem.local_row if row_map is None else int(row_map[problem.local_row])
+            row = self._offset + local
+        column = None
+        if problem.role in self.columns:
+            column = self.columns[problem.role](problem.column)
+        elif problem.column is not None:
+            column = str(problem.column)
+        kind = AmbiguousInput if problem.ambiguous else InputError
+        return kind(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
+
+
+
+def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
+    """Ids as text, to compare a CSV's ids (text) with a Parquet file's (often integers)."""
+    return np.array([x if isinstance(x, str) else str(x) for x in ids.tolist()], dtype=object)
+
+
+def _hit_weight(hits: NDArray[np.bool_] | None, w: NDArray[Any] | None) -> float:
+    """How many rows hit (top-1 or top-k), each counted with its weight (accuracy_score's
+    sample_weight): the count itself when unweighted."""
+    if hits is None:
+        return 0.0
+    if w is None:
+        return float(np.count_nonzero(hits))
+    return float(np.sum(w[hits], dtype=np.float64))
+
+
+def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
+    """Per-output (weighted) sums; pairwise per column, as accurate as the 1-D path.
+
+    As in ``Evaluator._weighted_sum``: a row of weight 0 adds exactly 0, even when its loss is
+    inf (taken again without those rows only when some column's sum is not finite).
+    """
+    if w is None:
+        return _per_column(elements)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = _per_column(elements * w[:, None])
+        if not np.isfinite(sums).all():
+            keep = w != 0
+            sums = _per_column(elements[keep] * w[keep, None])
+    return sums
+
+
+def _per_column(data: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Column sums, each numpy's pairwise sum of a 1-D column (axis=0 would sum row by row)."""
+    return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
+
+
+
+def _python_header(metric: MetricDef, options: dict[str, Any], nan: str) -> Header:
+    """The header of an evaluator made from Python, not from a plan of files."""
+    from .. import __version__
+
+    merge = {o.name: options.get(o.name, o.default) for o in metric.options if o.merge_key}
+    recorded = {k: v for k, v in options.items() if k != "labels"}
+    provenance = Provenance(__version__, metric.name, {**recorded, "nan": nan}, (), 0)
+    return Header(metric.name, merge, provenance, files={"preds": "preds", "targets": "targets"})

@@ -1,0 +1,325 @@
+"""From a checked ``Evaluation`` to a ``Plan``: readers opened, roles and columns chosen, the
+language-model layout laid out, the state's header written. Nothing is scored here.
+
+The plan is the one place that knows both the request and the files; the evaluator and the
+runners take it from there, and the state they build carries the plan's header, so a report
+never needs the plan (or the files) again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .. import __version__
+from ..columns import RULE_EVERY, RULE_OTHERS, Choice, class_labels, has_names, pair_by_name
+from ..errors import UsageError
+from ..metrics import registry
+from ..metrics.base import MetricDef, Scorer
+from ..metrics.checks import PREDS, TARGETS
+from ..options import Evaluation, Source
+from ..readers.base import Reader
+from ..sequences import PeriodicSequences, SequenceMap, SingleSequence
+from ..state.evalstate import Binding, Header, InputFile, Provenance
+from .evaluator import CHECKED_IDS, IDS, WEIGHTS
+from .roles import IdPlan, _columns_report, _output_names, _plan_choice, _roles, _weight_choice, resolve_roles
+from .runners import Role, choose_chunk_rows
+
+
+@dataclass
+class Plan:
+    """Everything a runner needs, and the header of the state it will build."""
+
+    metric: MetricDef
+    scorer: Scorer
+    roles: dict[str, Role]
+    choices: dict[str, Choice]
+    chunk_rows: int
+    header: Header
+    ids: IdPlan
+    seqmap: SequenceMap | None = None  # the input's own sequences (rows counted from 0)
+    shift: bool = False
+    nulls: int = 0  # null log-probabilities: ignored tokens that never reach the scorer
+    text_ids: frozenset[str] = frozenset()
+    total_rows: int | None = None
+    warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
+
+    def output_names(self, count: int) -> tuple[str, ...]:
+        return tuple(_output_names(self.choices, count)) if count > 1 else ()
+
+
+def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
+    """A reader for one input, closed with ``stack``."""
+    if source.is_path:
+        from ..readers.open import open_reader
+
+        reader = open_reader(source.path or "", source.format, header=source.header, nan=nan)
+    else:
+        from ..readers.memory import ArrayReader
+
+        _refuse_named_table(source.data, source.role)
+        reader = ArrayReader(source.data, source.role)
+    return stack.enter_context(reader)
+
+
+def _refuse_named_table(data: Any, name: str) -> None:
+    """A DataFrame (pandas, Polars) or Arrow table of several columns: its names would be lost
+    in an array, and with them the rules that read a file's columns (index and id columns,
+    pairing by name), so a frame with an ``id`` column would score the ids. Refused with the fix
+    until frames are read by name; imports nothing (the caller's library is not ours)."""
+    names = getattr(data, "column_names", None)  # Arrow tables (their .columns are arrays)
+    if names is None:
+        names = getattr(data, "columns", None)  # pandas and Polars DataFrames
+    if names is None:
+        return
+    names = [str(n) for n in names]
+    if len(names) > 1 and names != [str(j) for j in range(len(names))]:  # 0..k-1: nothing to lose
+        raise UsageError(
+            f"{name}: a table of {len(names)} named columns ({', '.join(names[:6])}); its column "
+            "names are not read from Python yet, so pass arrays: df.to_numpy() for every column in "
+            "its order (class scores in class order, outputs in the targets' order), or one column "
+            "by its name"
+        )
+
+
+def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
+    """Open the inputs and decide everything a run needs before its first chunk."""
+    from ..readers.open import settle_headers
+
+    metric = registry.get(evaluation.metric)
+    nan = evaluation.run.nan
+
+    def opened(source: Source) -> Reader:
+        return open_source(source, stack, nan)
+
+    layout: _Layout
+    if metric.inputs == "tokens":
+        layout = _token_layout(evaluation, opened)
+    else:
+        layout = _pair_layout(evaluation, metric, opened)
+    inputs, choices = evaluation.inputs, layout.choices
+    if inputs.weights is not None or inputs.weight_col is not None:
+        w_reader = None if inputs.weights is None else opened(inputs.weights)
+        if w_reader is not None:
+            layout.warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
+        choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, inputs.weight_col)
+    roles, ids = _roles(choices, layout.roles)
+    columns, notes = _columns_report(choices, ids)
+    notes += layout.notes
+    readers = list(dict.fromkeys(r.reader for r in roles.values()))
+    per_example = evaluation.run.per_example
+    if per_example is not None and IDS in roles and per_example.lower().endswith(".npy"):
+        notes.append(f"{per_example}: .npy files have no id column; write .csv or .parquet to get ids")
+    warnings = list(dict.fromkeys(layout.warnings))
+    if ids.warning:
+        warnings.append(ids.warning)
+    options = {**evaluation.metric_options, "labels": layout.labels}
+    if layout.logprobs:
+        options["logprobs"] = True
+    header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
+    plan = Plan(
+        metric,
+        metric.scorer(options),
+        roles,
+        choices,
+        choose_chunk_rows(readers, evaluation.run.chunk_size),
+        header,
+        ids,
+        layout.seqmap,
+        bool(evaluation.lm and evaluation.lm.shift),
+        layout.nulls,
+        frozenset(k for k in (IDS, *CHECKED_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)),
+        next((r.n_rows for r in readers if r.n_rows is not None), None),
+    )
+    if metric.wide_scores:
+        plan.warnings_after.append(_rule_logits_warning(choices[PREDS]))
+    return plan
+
+
+@dataclass
+class _Layout:
+    """What the metric's kind of input decided: roles' columns, sequences, class labels."""
+
+    choices: dict[str, Choice]
+    warnings: list[str]
+    roles: dict[str, Role] | None = None  # a token layout's own roles for preds and targets
+    seqmap: SequenceMap | None = None
+    nulls: int = 0
+    labels: list[int] | None = None
+    notes: list[str] = field(default_factory=list)
+    logprobs: bool = False
+    text_bytes: int | None = None
+    text_words: int | None = None
+
+
+def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[Source], Reader]) -> _Layout:
+    """PREDS [TARGETS]: the columns each role reads, paired by name across two files."""
+    from ..readers.open import settle_headers
+
+    inputs = evaluation.inputs
+    assert inputs.preds is not None
+    p_reader = opened(inputs.preds)
+    t_reader = opened(inputs.targets) if inputs.targets is not None else None
+    warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
+    weight_col = inputs.weight_col
+    exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and inputs.weights is None) else ()
+    pred_col = inputs.preds.columns
+    target_col = inputs.target_col
+    p_choice, t_choice = resolve_roles(not metric.wide_scores, p_reader, t_reader, pred_col, target_col, exclude)
+    if t_reader is not None:
+        p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
+        warnings += [pairing] if pairing else []
+    labels, label_note = class_labels(p_choice) if metric.wide_scores else (None, None)
+    return _Layout(
+        {PREDS: p_choice, TARGETS: t_choice}, warnings, labels=labels, notes=[label_note] if label_note else []
+    )
+
+
+def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) -> _Layout:
+    """Perplexity: logits and ids, or gathered log-probabilities, one token per row."""
+    from ..lm import plan_logits, plan_logprobs, text_size
+    from ..readers.open import settle_headers
+
+    inputs, lm = evaluation.inputs, evaluation.lm
+    assert lm is not None
+    size = text_size(lm.text, lm.n_bytes, lm.n_words)
+    pred_col, target_col = inputs.pred_col, inputs.target_col
+    if inputs.logprobs is not None:
+        lp_reader = opened(inputs.logprobs)
+        warnings = settle_headers([lp_reader])
+        tokens = plan_logprobs(lp_reader, pred_col, lm.seq_col)
+    else:
+        assert inputs.preds is not None
+        logits_reader = opened(inputs.preds)
+        ids_reader = opened(inputs.targets) if inputs.targets is not None else logits_reader
+        warnings = settle_headers([logits_reader, ids_reader])
+        tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col, lm.ignore_index, lm.topk)
+    choices = {
+        name: _plan_choice(role, pred_col if name == PREDS else target_col) for name, role in tokens.roles.items()
+    }
+    return _Layout(
+        choices,
+        warnings,
+        roles=tokens.roles,
+        seqmap=tokens.seqmap,
+        nulls=tokens.nulls,
+        logprobs=inputs.logprobs is not None,
+        text_bytes=size.bytes,
+        text_words=size.words,
+    )
+
+
+def _header(
+    evaluation: Evaluation,
+    metric: MetricDef,
+    roles: dict[str, Role],
+    columns: dict[str, Any],
+    notes: list[str],
+    warnings: list[str],
+    ids: IdPlan,
+    layout: _Layout,
+) -> Header:
+    files = {name: role.label for name, role in roles.items() if name not in (IDS, *CHECKED_IDS)}
+    provenance = Provenance(
+        __version__,
+        metric.name,
+        evaluation.recorded_options(),
+        _input_files(evaluation),
+        evaluation.run.row_offset,
+    )
+    return Header(
+        metric.name,
+        evaluation.merge_options(metric),
+        provenance,
+        binding=Binding(id_column=ids.column, weighted=WEIGHTS in roles),
+        row_offset=evaluation.run.row_offset,
+        sequence_offset=_sequence_offset(evaluation, layout.seqmap),
+        files=files,
+        columns=columns,
+        notes=notes,
+        warnings=warnings,
+        text_bytes=layout.text_bytes,
+        text_words=layout.text_words,
+    )
+
+
+def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
+    """Each input as it was when read: absolute path, size and modification time."""
+    out = []
+    lm = evaluation.lm
+    named = [(s.role, s.path) for s in evaluation.inputs.sources()]
+    if lm is not None and lm.text is not None:
+        named.append(("text", lm.text))
+    for role, path in named:
+        if path is None:
+            out.append(InputFile(role, "<array>"))
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(InputFile(role, path))
+            continue
+        regular = os.path.isfile(path)
+        shown = os.path.abspath(path) if path != "-" else "-"
+        out.append(InputFile(role, shown, st.st_size if regular else None, st.st_mtime if regular else None))
+    return tuple(out)
+
+
+def _sequence_offset(evaluation: Evaluation, seqmap: SequenceMap | None) -> int:
+    """The global index of this part's first sequence: given, or implied by --row-offset where
+    every sequence has one length (flat logits are one sequence; (B, T) rows are T long)."""
+    lm, row_offset = evaluation.lm, evaluation.run.row_offset
+    if lm is None or seqmap is None:
+        return 0
+    if lm.sequence_offset is not None:
+        return lm.sequence_offset
+    if row_offset == 0 or isinstance(seqmap, SingleSequence):
+        return 0
+    if isinstance(seqmap, PeriodicSequences):
+        if row_offset % seqmap.length:
+            raise UsageError(
+                f"--row-offset {row_offset} is not a whole number of sequences of {seqmap.length} tokens; "
+                "give --sequence-offset too"
+            )
+        return row_offset // seqmap.length
+    raise UsageError(
+        "--row-offset with sequences of different lengths needs --sequence-offset (how many "
+        "sequences come before this part), so sequences are numbered as in the whole data"
+    )
+
+
+class GlobalSequences(SequenceMap):
+    """A part's sequence map seen from the whole data: global rows in, global sequences out."""
+
+    def __init__(self, inner: SequenceMap, row_offset: int, sequence_offset: int) -> None:
+        self.inner, self.row_offset, self.sequence_offset = inner, row_offset, sequence_offset
+        self.sequences = inner.sequences
+
+    def locate(self, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        seq, pos = self.inner.locate(rows - self.row_offset)
+        if isinstance(self.inner, SingleSequence):  # one stream of tokens: positions run on
+            return seq + self.sequence_offset, pos + self.row_offset
+        return seq + self.sequence_offset, pos
+
+
+def _rule_logits_warning(ruled: Choice) -> Callable[[Binding], str | None]:
+    """ce: columns a rule took as class scores, read as logits by --input auto, may hold a
+    column that is no score at all (a fold, a count): say so once the kind is known."""
+
+    def warning(binding: Binding) -> str | None:
+        by_rule = ruled.chosen_by in (RULE_OTHERS, RULE_EVERY) and has_names(ruled.reader)
+        if not (binding.input_detected and binding.input_kind == "logits" and by_rule):
+            return None
+        return (
+            f"{ruled.reader.display}: the {len(ruled.positions())} columns a rule took as class "
+            f"scores ({ruled.chosen_by}) were read as logits; if one of them is not a class score "
+            "(a fold, a count), name the score columns with --pred-col, else pass --input logits"
+        )
+
+    return warning

@@ -1,0 +1,280 @@
+"""Runners: each turns a plan's roles into an evaluator's state, serially or on threads.
+
+The serial runner streams every reader through ``align``; the threaded one hands row ranges of
+seekable inputs (.npy, arrays) to workers whose tallies merge at the end (the merge is
+associative, so the result does not depend on which worker took which chunk). Either way the
+global row of each chunk is passed to ``Evaluator.update``, never set on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..align import LengthMismatch, align, length_mismatch
+from ..errors import UsageError
+from ..metrics.checks import PREDS, TARGETS
+from ..readers.base import Chunk, Group, RangeReader, Reader
+from ..sequences import SequenceMap, shift_ids, shifted_stream
+from .evaluator import CHECKED_IDS, IDS, WEIGHTS, Evaluator
+
+# 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
+# closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
+# ~7% slower on W5 with two workers; 8 MB measured the same as 5 (see BENCHMARKS.md).
+DEFAULT_CHUNK_BYTES = 5 << 20
+MAX_CHUNK_ROWS = 1 << 16
+
+
+@dataclass
+class Role:
+    """Where one role's values come from: a reader, a group of its columns, a label."""
+
+    reader: Reader
+    group: Group
+    label: str
+
+
+def column_namer(reader: Reader, group: Group) -> Callable[[int | None], str | None]:
+    """Map a column position inside a role's array back to the file's column name."""
+
+    def name(col: int | None) -> str | None:
+        if group is not None and len(group) == 1:
+            return repr(reader.column_names[group[0]])
+        if group is None and len(reader.column_names) == 1 and reader.named():
+            return repr(reader.column_names[0])  # a file of one named column, read whole
+        if col is None:
+            return None
+        if group is None:
+            names = reader.column_names
+            return repr(names[col]) if col < len(names) and len(names) > 1 else str(col)
+        return repr(reader.column_names[group[col]]) if col < len(group) else str(col)
+
+    return name
+
+
+def choose_chunk_rows(readers: Sequence[Reader], requested: int | None) -> int:
+    """--chunk-size when given; else as many rows as fit DEFAULT_CHUNK_BYTES of the widest input."""
+    if requested is not None:
+        if requested < 1:
+            raise UsageError("--chunk-size must be at least 1 row")
+        return requested
+    widest = 8
+    for r in readers:
+        if r.row_shape is not None:
+            width = int(np.prod(r.row_shape, dtype=np.int64)) if r.row_shape else 1
+            widest = max(widest, width * r.itemsize)
+    return int(max(1, min(MAX_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // widest)))
+
+
+def default_threads() -> int:
+    """Two workers where there are two cores: reading (pread) and numpy both release the GIL."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+
+
+def run(
+    evaluator: Evaluator,
+    roles: dict[str, Role],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None = None,
+    threads: int = 1,
+    shift: SequenceMap | None = None,
+) -> None:
+    """Stream every role's reader through ``evaluator``; its tallies hold the result.
+
+    With ``threads`` > 1, inputs that can seek to a row (.npy, arrays) and no --per-example
+    sink (which needs input order), chunks are scored by worker threads whose states merge.
+    ``shift``: the causal-LM shift, by the input's own (part-local) sequence map.
+    """
+    readers: list[Reader] = []
+    groups: list[list[Group]] = []
+    where: dict[str, tuple[int, int]] = {}
+    for name, role in roles.items():
+        if role.reader not in readers:
+            readers.append(role.reader)
+            groups.append([])
+        ri = readers.index(role.reader)
+        groups[ri].append(role.group)
+        where[name] = (ri, len(groups[ri]) - 1)
+        evaluator.labels[name] = role.label
+        evaluator.columns[name] = column_namer(role.reader, role.group)
+    labels = [r.display for r in readers]
+    known = [r.n_rows for r in readers]
+    if all(k is not None for k in known) and len(set(known)) > 1:
+        raise length_mismatch(labels, [int(k or 0) for k in known])
+
+    # A reader's own reused buffer may be overwritten by the math, unless another role reads it.
+    preds_reader = roles[PREDS].reader
+    scratch_preds = preds_reader.scratch_chunks and all(
+        r.reader is not preds_reader for name, r in roles.items() if name != PREDS
+    )
+
+    def feed(ev: Evaluator, pieces: list[list[NDArray[Any]]], first_row: int | None = None) -> int:
+        p = pieces[where[PREDS][0]][where[PREDS][1]]
+        t = pieces[where[TARGETS][0]][where[TARGETS][1]] if TARGETS in where else None
+        w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
+        if IDS not in where:
+            ev.update(p, t, w, first_row=first_row, overwrite=scratch_preds)
+            return len(p)
+        i = pieces[where[IDS][0]][where[IDS][1]]
+        others = {role: pieces[where[role][0]][where[role][1]] for role in CHECKED_IDS if role in where}
+        ev.update(p, t, w, first_row=first_row, overwrite=scratch_preds, ids=i, other_ids=others)
+        return len(p)
+
+    total = known[0] if known and all(k is not None for k in known) else None
+    seqmap = shift
+    t_reader, t_index = where.get(TARGETS, (0, 0))
+    if threads > 1 and evaluator.sink is None and total is not None and total > chunk_rows:
+        ranges = [r.range_reader() for r in readers]
+        if all(rr is not None for rr in ranges):
+            opener: list[Callable[[], RangeReader]] = [_range_opener(r) for r in readers]
+            if seqmap is not None:
+                opener[t_reader] = _shifted_opener(readers[t_reader], t_index, int(total), seqmap)
+            _run_parallel(evaluator, opener, groups, feed, int(total), chunk_rows, threads, progress)
+            return
+    streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
+    if seqmap is not None:
+        streams[t_reader] = shifted_stream(streams[t_reader], t_index, seqmap)
+    try:
+        for pieces in align(streams, labels):
+            rows = feed(evaluator, pieces)
+            if progress is not None:
+                progress(rows)
+    except LengthMismatch as exc:
+        raise LengthMismatch(exc.detail + _mismatch_hint(readers)) from None
+
+
+def _mismatch_hint(readers: Sequence[Reader]) -> str:
+    """What may explain a CSV a row off: Polars writes a null in the last row of a one-column
+    file as an empty last line, which cannot be told from the blank line many files end with;
+    a first row that could be a header was read as data (or the other way round)."""
+    for r in readers:
+        tail = getattr(r, "blank_tail", 0)
+        if tail:
+            return (
+                f". {r.display} ends with {tail} empty line(s), which hold no row: if its last "
+                "value is missing (Polars writes a null in a one-column CSV as an empty line), "
+                "write missing values as NaN (Polars: write_csv(null_value='NaN')) or use Parquet"
+            )
+    for r in readers:
+        if getattr(r, "header_guessed", False):
+            header = getattr(r, "has_header", False)
+            now, other = ("a header", "--no-header") if header else ("data", "--header")
+            return (
+                f". {r.display}'s first row could be a header or data and was read as {now}: "
+                f"give {other} if it is not"
+            )
+    return ""
+
+
+
+def _range_opener(reader: Reader) -> Callable[[], RangeReader]:
+    def open_range() -> RangeReader:
+        rr = reader.range_reader()
+        assert rr is not None
+        return rr
+
+    return open_range
+
+
+class _ShiftedRanges(RangeReader):
+    """Row ranges of the targets with --shift: each range reads one row past its end."""
+
+    def __init__(self, inner: RangeReader, index: int, total: int, seqmap: SequenceMap) -> None:
+        self.inner, self.index, self.total, self.seqmap = inner, index, total, seqmap
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        chunk = self.inner.read(groups, start, min(stop + 1, self.total))
+        rows = np.arange(start, stop, dtype=np.int64)
+        out = [a[: stop - start] for a in chunk]
+        ids = chunk[self.index]
+        out[self.index] = shift_ids(ids[: stop - start], rows, ids[stop - start :], self.seqmap)
+        return out
+
+
+def _shifted_opener(reader: Reader, index: int, total: int, seqmap: SequenceMap) -> Callable[[], RangeReader]:
+    def open_range() -> RangeReader:
+        rr = reader.range_reader()
+        assert rr is not None
+        return _ShiftedRanges(rr, index, total, seqmap)
+
+    return open_range
+
+
+def _run_parallel(
+    evaluator: Evaluator,
+    openers: list[Callable[[], RangeReader]],
+    groups: list[list[Group]],
+    feed: Callable[[Evaluator, list[list[NDArray[Any]]], int | None], int],
+    total: int,
+    chunk_rows: int,
+    threads: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Chunk 0 binds the metric on this thread; then workers take chunks in order.
+
+    Each worker has its own evaluator and buffers; their states merge at the end (the merge
+    is associative, so the result does not depend on which worker took which chunk). On an
+    error, chunks already handed out finish and the error of the earliest chunk is raised,
+    so the message names the first bad row in file order.
+    """
+    n_chunks = -(-total // chunk_rows)
+
+    def score(ev: Evaluator, rrs: list[RangeReader], index: int) -> int:
+        start = index * chunk_rows
+        stop = min(total, start + chunk_rows)
+        first_row = evaluator.header.row_offset + start
+        return feed(ev, [rr.read(g, start, stop) for rr, g in zip(rrs, groups, strict=True)], first_row)
+
+    first_ranges = [open_range() for open_range in openers]
+    done = score(evaluator, first_ranges, 0)
+    if progress is not None:
+        progress(done)
+    workers = [evaluator.fork() for _ in range(threads)]
+    counter = itertools.count(1)
+    failures: list[tuple[int, BaseException]] = []
+    stop = threading.Event()
+
+    def work(ev: Evaluator) -> None:
+        rrs = [open_range() for open_range in openers]
+        while not stop.is_set():
+            index = next(counter)
+            if index >= n_chunks:
+                return
+            try:
+                rows = score(ev, rrs, index)
+            except BaseException as exc:
+                failures.append((index, exc))
+                stop.set()
+                return
+            if progress is not None:
+                progress(rows)
+
+    pool = [threading.Thread(target=work, args=(ev,), daemon=True) for ev in workers]
+    for t in pool:
+        t.start()
+    try:
+        for t in pool:
+            while t.is_alive():
+                t.join(0.05)
+    except BaseException:
+        stop.set()
+        for t in pool:
+            t.join()
+        raise
+    if failures:
+        raise min(failures, key=lambda f: f[0])[1]
+    tallies = evaluator.tallies
+    assert tallies is not None
+    for ev in workers:
+        assert ev.tallies is not None
+        tallies = tallies.merge(ev.tallies)
+    evaluator.tallies = tallies

@@ -1,0 +1,415 @@
+"""Categorical cross-entropy over (N, C) scores: class ids or soft targets, with perplexity,
+bits and accuracy beside it. Perplexity scores logits with the same ``CEScorer``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import DataProblem
+from ..options import IGNORE_INDEX_DEFAULT
+from ..sequences import SHIFT_DROP
+from . import kernels as K
+from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
+from .checks import (
+    PREDS,
+    PROB_SUM_TOLERANCE,
+    TARGETS,
+    check_finite,
+    check_logprobs,
+    check_range,
+    detect_scores,
+    first_bad_cell,
+    first_bad_row,
+    need_targets,
+    squeeze_single,
+)
+from .common import LN2, accuracy_figures, interpret_perplexity, safe_exp
+from .shortcuts import Source, pair_shortcut
+
+if TYPE_CHECKING:
+    from ..results.report import Report
+    from ..state.evalstate import EvalState
+
+INPUT = MetricOption(
+    "input",
+    "--input",
+    "choice",
+    "auto",
+    "Scores are probabilities, logits or log-probabilities; auto decides from the first chunk.",
+    choices=("auto", "probs", "logits", "logprobs"),
+)
+IGNORE_INDEX = MetricOption(
+    "ignore_index",
+    "--ignore-index",
+    "int",
+    IGNORE_INDEX_DEFAULT,
+    "Target value that marks rows to skip (as in torch).",
+    merge_key=True,
+)
+
+
+class CEScorer(Scorer):
+    """Categorical cross-entropy over (N, C) scores; perplexity is the same math on logits."""
+
+    detail_columns = ("predicted", "p(target)", "target")
+
+    def __init__(
+        self,
+        name: str,
+        input_kind: str = "auto",
+        ignore_index: int = IGNORE_INDEX_DEFAULT,
+        topk: int | None = None,
+        labels: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.requested = input_kind
+        self.ignore_index = ignore_index
+        self.topk = topk
+        self.soft = False
+        # the class label of each score column, when the columns are named by labels that are
+        # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
+        self.labels = None if labels is None else tuple(int(v) for v in labels)
+        self._label_array = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self._label_order = None if labels is None else np.argsort(self._label_array, kind="stable")
+
+    def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        z = preds
+        if z.ndim != 2:
+            raise DataProblem(
+                PREDS, None, f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
+            )
+        self.classes = z.shape[1]
+        if self.classes < 2:
+            raise DataProblem(
+                PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)"
+            )
+        t = squeeze_single(need_targets(targets))
+        if t.ndim == 2:
+            if t.shape[1] != self.classes:
+                raise DataProblem(
+                    TARGETS,
+                    None,
+                    f"targets have {t.shape[1]} columns but the scores have {self.classes} classes; "
+                    "targets must be class ids (one column) or one row of C probabilities",
+                )
+            self.soft = True
+        elif t.ndim != 1:
+            raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
+        if self.requested == "auto":
+            scored = None if self.soft else np.asarray(t) != self.ignore_index
+            self.input_kind = detect_scores(z, scored)
+            self.input_detected = True
+        else:
+            self.input_kind = self.requested
+
+    def _work_dtype(self, z: NDArray[Any]) -> Any:
+        return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
+
+    def _ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
+        """Class ids as intp, with ignored (and --shift dropped) rows mapped to class 0, a keep
+        mask, and how many rows the ignore index removed.
+
+        The ignore index masks whether or not it is a valid class id (GPT-2 pads with 50256, a
+        real token): one (rows,) compare per chunk, so the result never depends on chunking.
+        """
+        rows = t.shape[0]
+        ids = self.scratch.get("ids", (rows,), np.intp)
+        if t.dtype.kind == "f":
+            check_finite(t, TARGETS)
+            integral = np.equal(np.floor(t), t)
+            if not integral.all():
+                r = first_bad_row(integral)
+                raise DataProblem(TARGETS, r, f"class id {t[r]} is not a whole number")
+        elif t.dtype.kind not in "iub":
+            raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
+        np.copyto(ids, t, casting="unsafe")
+        ignored = np.equal(ids, self.ignore_index, out=self.scratch.get("ignored", (rows,), np.bool_))
+        if self.labels is not None:
+            self._columns_of_labels(ids, ignored)
+        n_ignored = int(np.count_nonzero(ignored))
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.classes:
+            dropped = ids == SHIFT_DROP
+            if dropped.any():
+                n_ignored = int(np.count_nonzero(ignored & ~dropped))
+                ignored |= dropped
+            valid = ((ids >= 0) & (ids < self.classes)) | ignored
+            if not valid.all():
+                r = first_bad_row(valid)
+                raise DataProblem(
+                    TARGETS,
+                    r,
+                    f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
+                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
+                )
+        elif n_ignored == 0:
+            return ids, None, 0
+        ids[ignored] = 0
+        keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
+        return ids, keep, n_ignored
+
+    def _columns_of_labels(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
+        """Class labels -> the positions of the score columns named by them, in place."""
+        assert self._label_array is not None and self._label_order is not None
+        ordered = self._label_array[self._label_order]
+        pos = np.searchsorted(ordered, ids)
+        np.minimum(pos, len(ordered) - 1, out=pos)
+        found = (ordered[pos] == ids) | ignored
+        if not found.all():
+            r = first_bad_row(found)
+            known = ", ".join(str(v) for v in self._label_array[:8].tolist()) + (
+                ", ..." if len(self._label_array) > 8 else ""
+            )
+            raise DataProblem(
+                TARGETS,
+                r,
+                f"label {int(ids[r])} names no score column: the columns are named by the classes {known}",
+            )
+        np.take(self._label_order, pos, out=ids)  # ignored rows get a valid position; masked later
+
+    def compute(
+        self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
+    ) -> MetricChunk:
+        z = preds
+        t = squeeze_single(need_targets(targets))
+        rows = z.shape[0]
+        out = self.scratch.get("loss", (rows,), np.float64)
+        argmax = self.scratch.get("argmax", (rows,), np.intp)
+        keep: NDArray[np.bool_] | None = None
+        n_ignored = 0
+        if self.soft:
+            check_range(t, TARGETS, "target probability")
+            target_class = np.argmax(t, axis=1)
+        else:
+            target_class, keep, n_ignored = self._ids(t)
+        correct_k = None
+        if self.topk is not None:
+            # rank of the target = how many scores beat it; before the scores are overwritten
+            target_score = np.take_along_axis(z, target_class[:, None], axis=1)
+            correct_k = np.count_nonzero(z > target_score, axis=1) < self.topk
+        clamped = 0
+        row_sum = None
+        if self.input_kind == "logits":
+            self._logits_loss(z, t, target_class, argmax, out, overwrite)
+        else:
+            row_sum = self._check_scores(z, keep)
+            np.argmax(z, axis=1, out=argmax)
+            clamped = self._normalised_loss(z, t, target_class, out)
+        correct = argmax == target_class
+        return MetricChunk(
+            out,
+            keep=keep,
+            clamped=clamped,
+            correct=correct,
+            correct_k=correct_k,
+            ignored=n_ignored,
+            ids=None if self.soft else target_class,
+            predicted=argmax,
+            row_sum=row_sum,
+        )
+
+    def _normalised_loss(
+        self, z: NDArray[Any], t: NDArray[Any], target_class: NDArray[np.intp], out: NDArray[np.float64]
+    ) -> int:
+        """-log p[target] (or the soft form) from probabilities or log-probabilities, in float64."""
+        work = self.scratch.get("work", z.shape, np.float64) if self.soft else None
+        if self.input_kind == "probs":
+            if work is not None:
+                return K.ce_from_probs_soft(z, t, out, work)
+            return K.ce_from_probs_ids(z, target_class, out)
+        if work is not None:
+            K.ce_from_logprobs_soft(z, t, out, work)
+        else:
+            K.ce_from_logprobs_ids(z, target_class, out)
+        return 0
+
+    def _check_scores(self, z: NDArray[Any], keep: NDArray[np.bool_] | None) -> tuple[int, float] | None:
+        """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
+        when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
+
+        Rows are summed in float64 (log-probabilities through exp). Under --input auto every chunk
+        must still look like what the first chunk was taken for: a row whose sum is outside
+        PROB_SUM_TOLERANCE is refused with exit 2, never scored as a silent wrong number. Rows the
+        ignore index removes (``keep`` False) are range-checked but their sums do not matter.
+        """
+        kind = "probabilities" if self.input_kind == "probs" else "log-probabilities"
+        guessed = ""
+        if self.input_detected:
+            guessed = f", but --input auto read the scores as {kind} from the first chunk"
+        rows = z.shape[0]
+        sums = self.scratch.get("row_sums", (rows,), np.float64)
+        if self.input_kind == "probs":
+            what = "value" if guessed else "probability"
+            fix = ": pass --input logits (or --input probs)" if guessed else ""
+            check_range(z, PREDS, what, hint=guessed + fix, ambiguous=bool(guessed))
+            np.sum(z, axis=1, out=sums, dtype=np.float64)
+        else:
+            fix = ": pass --input logits (or --input logprobs)" if guessed else ""
+            check_logprobs(z, PREDS, hint=guessed + fix, ambiguous=bool(guessed))
+            exp = self.scratch.get("exp", z.shape, np.float64)
+            np.exp(z, out=exp, dtype=np.float64)
+            np.sum(exp, axis=1, out=sums)
+        dev = self.scratch.get("row_dev", (rows,), np.float64)
+        np.subtract(sums, 1.0, out=dev)
+        np.abs(dev, out=dev)
+        if keep is not None:
+            np.multiply(dev, keep, out=dev)
+        worst = int(np.argmax(dev))
+        if guessed and dev[worst] > PROB_SUM_TOLERANCE:
+            total = "sum" if self.input_kind == "probs" else "exp-sum"
+            raise DataProblem(
+                PREDS,
+                worst,
+                f"this row's {kind} {total} to {sums[worst]:.6g}, not 1 (within {PROB_SUM_TOLERANCE:g})"
+                f"{guessed}: pass --input logits, or --input {self.input_kind} to score them as given",
+                ambiguous=True,
+            )
+        if keep is not None and not keep[worst]:  # every row of the chunk was ignored
+            return None
+        return worst, float(sums[worst])
+
+    def _logits_loss(
+        self,
+        z: NDArray[Any],
+        t: NDArray[Any],
+        target_class: NDArray[np.intp],
+        argmax: NDArray[np.intp],
+        out: NDArray[np.float64],
+        overwrite: bool,
+    ) -> None:
+        """lse(z) - z[target] (or the soft-target form), in float32 for float16/32 logits.
+
+        When the chunk buffer is scratch (``overwrite``), the exp runs in place:
+        one (rows, V) buffer instead of two, which keeps a chunk of a 50k-vocabulary in cache.
+        """
+        rows = z.shape[0]
+        wdt = self._work_dtype(z)
+        row_max = self.scratch.get("row_max", (rows,), wdt)
+        row_sum = self.scratch.get("row_sum", (rows,), wdt)
+        lse = self.scratch.get("lse", (rows,), np.float64)
+        K.row_max_and_argmax(z, argmax, row_max)
+        max_range = (float(row_max.min()), float(row_max.max()))  # NaN in any row max shows in both
+        if not (math.isfinite(max_range[0]) and math.isfinite(max_range[1])):
+            r = first_bad_row(np.isfinite(row_max))
+            raise DataProblem(PREDS, r, "holds NaN or +inf logits (use --nan skip to drop such rows)")
+        if self.soft:
+            work = self.scratch.get("work", z.shape, wdt)
+            K.lse_above_max(z, row_max, argmax, work, row_sum, lse, max_range)
+            np.add(lse, row_max, out=lse)
+            ysum = self.scratch.get("ysum", (rows,), np.float64)
+            K.ce_from_logits_soft(z, squeeze_single(t), lse, out, work, ysum)
+            return
+        K.gather(z, target_class, out)  # before z may be overwritten
+        in_place = overwrite and z.dtype == wdt and z.flags.writeable and z.flags.c_contiguous
+        work = z if in_place else self.scratch.get("work", z.shape, wdt)
+        K.lse_above_max(z, row_max, argmax, work, row_sum, lse, max_range)
+        # loss = (lse - max) + (max - z[target]): the difference of two nearby logits is exact,
+        # so logits far from zero (a 1e7 offset) lose nothing to cancellation
+        np.subtract(row_max, out, out=out)
+        np.add(out, lse, out=out)
+
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        """-inf scores are legitimate (a masked class, probability 0); NaN never is."""
+        if targets is not None:
+            check_finite(targets, TARGETS)
+        if preds.dtype.kind == "f" and self.input_kind != "logits":
+            nan = np.isnan(preds)
+            if nan.any():
+                row, col = first_bad_cell(~nan)
+                raise DataProblem(PREDS, row, "nan is not a number (use --nan skip to drop such rows)", col)
+
+    def describe(
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        chunk: MetricChunk,
+    ) -> list[tuple[Any, ...]]:
+        t = squeeze_single(need_targets(targets))
+        argmax = chunk.predicted
+        assert argmax is not None
+        cells: list[tuple[Any, ...]] = []
+        for r in rows:
+            loss = chunk.losses[r]
+            predicted = int(argmax[r]) if self.labels is None else int(self.labels[argmax[r]])
+            if self.soft:
+                target: Any = int(np.argmax(t[r]))
+                p_target = math.nan
+            else:
+                target = int(t[r])
+                p_target = math.exp(-float(loss))
+            cells.append((predicted, p_target, target))
+        return cells
+
+
+
+class CE(MetricDef):
+    name = "ce"
+    shortcut = "cross_entropy"
+    title = "Categorical cross-entropy"
+    summary = "Categorical cross-entropy, -sum y_c log p_c, with perplexity and bits beside it."
+    description = """\b
+    Example (sample_data's exercise 2: p = 0.7 and p = 0.1 for the correct class):
+      $ losscli ce sample_data/exercise2_probs.csv sample_data/exercise2_targets.csv
+      row 0: 0.3567 nats, row 1: 2.303 nats
+
+    PREDS holds (N, C) scores: a 2-D .npy, a wide CSV/Parquet whose columns are the classes,
+    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C)."""
+    headline_key = "cross_entropy"
+    headline_label = "cross-entropy"
+    headline_meaning = "-log p(target), nats per example"
+    options = (INPUT, IGNORE_INDEX)
+    wide_scores = True
+
+    def scorer(self, options: Mapping[str, Any]) -> Scorer:
+        return CEScorer(
+            self.name,
+            options.get("input", "auto"),
+            options.get("ignore_index", IGNORE_INDEX_DEFAULT),
+            None,
+            options.get("labels"),
+        )
+
+    def figures(self, state: EvalState) -> list[Figure]:
+        value = self.value(state)
+        figs = [
+            Figure("value", self.headline_label, value, self.headline_meaning),
+            Figure("n", "examples", state.tallies.n, "rows scored"),
+            Figure("perplexity", "perplexity", safe_exp(value), "exp(cross-entropy)"),
+            Figure("bits", "bits per example", value / LN2, "cross-entropy / ln 2"),
+            *accuracy_figures(state, "accuracy", None),
+        ]
+        classes = state.header.binding.classes if state.header.binding is not None else 0
+        if classes >= 2:
+            figs.append(Figure("classes", "classes", classes, "a uniform guess has this perplexity"))
+        return figs
+
+    def interpretation(self, report: Report) -> str | None:
+        ppl = report.figure("perplexity")
+        if not isinstance(ppl, float):
+            return None
+        classes = report.figure_or_none("classes")
+        return interpret_perplexity(ppl, unit="classes", choices=classes if isinstance(classes, int) else None)
+
+
+def cross_entropy(
+    preds: Source | None = None,
+    targets: Source | None = None,
+    sample_weight: Source | None = None,
+    input: str = "auto",
+    ignore_index: int = IGNORE_INDEX_DEFAULT,
+    *,
+    y_pred: Source | None = None,
+    y_true: Source | None = None,
+    nan: str = "error",
+) -> float:
+    """Categorical cross-entropy in nats of (N, C) scores ``preds`` (probs, logits or logprobs:
+    ``input``) against class ids or (N, C) soft targets. Predictions first, as in
+    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted."""
+    options = {"input": input, "ignore_index": ignore_index, "nan": nan}
+    return pair_shortcut("ce", preds, targets, sample_weight, y_pred, y_true, **options)

@@ -1,0 +1,249 @@
+"""What a run was asked to do, as frozen, typed values, validated before any file is opened.
+
+``Evaluation`` is the whole request: the metric and its own options, the inputs (each a
+``Source``: a path or an array, its format, its columns, its header), the run options (NaN
+policy, chunking, threads, outputs) and, for perplexity, the language-model options. Building
+one checks every option against the others and against the metric's declaration, so a typo in
+an output name or an option another metric owns costs no reading and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+
+from .errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    from .metrics.base import MetricDef
+
+NanPolicy = Literal["error", "skip"]
+NAN_POLICIES: tuple[str, ...] = get_args(NanPolicy)
+#: torch's default ignore index; the one place it is written
+IGNORE_INDEX_DEFAULT = -100
+#: the breakdown lists every example when there are at most this many
+BREAKDOWN_ALL_AT_MOST = 20
+DEFAULT_TOP = 10
+
+Role = Literal["preds", "targets", "weights", "logprobs"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: a path ("-" for stdin) or an array, and how to read it."""
+
+    data: Any  # str | os.PathLike | array-like
+    role: Role
+    format: str | None = None  # --input-format: read whatever the extension says otherwise
+    columns: str | None = None  # --pred-col / --target-col / --weight-col as given
+    header: bool | None = None  # CSV: None detects
+
+    @property
+    def is_path(self) -> bool:
+        return isinstance(self.data, (str, os.PathLike))
+
+    @property
+    def path(self) -> str | None:
+        return os.fspath(self.data) if self.is_path else None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The inputs of one run; ``preds`` is the logits for perplexity."""
+
+    preds: Source | None
+    targets: Source | None = None
+    weights: Source | None = None  # a --weights file
+    logprobs: Source | None = None
+    pred_col: str | None = None  # the predictions' (logits', log-probabilities') columns
+    target_col: str | None = None  # the targets' columns: in TARGETS, or in PREDS without it
+    weight_col: str | None = None  # in the --weights file, or in the preds' file without one
+
+    def sources(self) -> list[Source]:
+        return [s for s in (self.preds, self.targets, self.weights, self.logprobs) if s is not None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    nan: NanPolicy = "error"
+    chunk_size: int | None = None  # rows; None: sized from the widest input
+    threads: int | None = None  # None: two on a machine with two cores
+    top: int = DEFAULT_TOP
+    per_example: str | None = None
+    row_offset: int = 0  # the global row of the first input row (for merging parts)
+    save_state: str | None = None
+
+
+@dataclass(frozen=True)
+class LMOptions:
+    """Perplexity's layout and text options, typed (they arrive as the metric's options)."""
+
+    shift: bool = False
+    topk: int | None = None
+    seq_col: str | None = None
+    text: str | None = None
+    n_bytes: int | None = None
+    n_words: int | None = None
+    sequence_offset: int | None = None
+    ignore_index: int = IGNORE_INDEX_DEFAULT
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> LMOptions:
+        return cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One run, completely described and checked."""
+
+    metric: str
+    inputs: Inputs
+    run: RunOptions = RunOptions()
+    metric_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def lm(self) -> LMOptions | None:
+        return LMOptions.of(self.metric_options) if self.metric == "perplexity" else None
+
+    def merge_options(self, metric: MetricDef) -> dict[str, Any]:
+        """The options two states must agree on to be merged."""
+        return {o.name: self.metric_options.get(o.name, o.default) for o in metric.options if o.merge_key}
+
+    def recorded_options(self) -> dict[str, Any]:
+        """Every option that is not an output option, as plain data for provenance."""
+        out: dict[str, Any] = {**self.metric_options, "nan": self.run.nan, "row_offset": self.run.row_offset}
+        for s in self.inputs.sources():
+            if s.columns is not None:
+                out[f"{s.role}_columns"] = s.columns
+        return out
+
+
+COMMON = (
+    "weights",
+    "pred_col",
+    "target_col",
+    "weight_col",
+    "chunk_size",
+    "nan",
+    "top",
+    "per_example",
+    "fmt",
+    "progress",
+    "threads",
+    "header",
+    "row_offset",
+    "save_state",
+    "logprobs",
+)
+
+
+def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mapping[str, Any]) -> Evaluation:
+    """``evaluate``'s keywords -> a checked ``Evaluation``; every refusal is a UsageError (or an
+    OutputError for an output that cannot be written), raised before anything is opened."""
+    _refuse_foreign(metric, kwargs)
+    fmt, header = kwargs.get("fmt"), kwargs.get("header")
+
+    def source(data: Any, role: Role, columns: str | None) -> Source | None:
+        return None if data is None else Source(data, role, fmt, columns, header)
+
+    weights, weight_col = kwargs.get("weights"), kwargs.get("weight_col")
+    inputs = Inputs(
+        source(preds, "preds", kwargs.get("pred_col")),
+        source(targets, "targets", kwargs.get("target_col")),
+        source(weights, "weights", weight_col) if weights is not None else None,
+        source(kwargs.get("logprobs"), "logprobs", kwargs.get("pred_col")),
+        kwargs.get("pred_col"),
+        kwargs.get("target_col"),
+        weight_col,
+    )
+    run = _run_options(kwargs)
+    options = {**metric.defaults(), **{o.name: kwargs[o.name] for o in metric.options if o.name in kwargs}}
+    for o in metric.options:
+        o.check(options[o.name])
+    evaluation = Evaluation(metric.name, inputs, run, MappingProxyType(options))
+    _check_inputs(evaluation)
+    from .readers.open import check_read_once
+
+    check_read_once([s.path for s in inputs.sources() if s.path is not None] + _text_paths(evaluation))
+    return evaluation
+
+
+def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:
+    """An option this metric does not have: name the metrics that do (``shift``: perplexity)."""
+    from .metrics import registry
+
+    own = {o.name for o in metric.options} | set(COMMON)
+    defaults = {o.name: o.default for n in registry.names() for o in registry.get(n).options}
+    # another metric's option at its default value (input="auto", ignore_index=-100) says nothing
+    foreign = [
+        k for k, v in kwargs.items() if k not in own and v is not None and v is not False and v != defaults.get(k)
+    ]
+    if "logprobs" in kwargs and kwargs["logprobs"] is not None and metric.inputs != "tokens":
+        foreign.insert(0, "logprobs")
+    if not foreign:
+        return
+    owners = [n for n in registry.names() if registry.get(n).option(foreign[0]) is not None]
+    if foreign[0] == "logprobs":
+        owners = ["perplexity"]
+    where = f"only for {', '.join(owners)}" if owners else "not an option of losscli"
+    raise UsageError(f"{', '.join(foreign)}: {where}")
+
+
+def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
+    nan = kwargs.get("nan", "error")
+    if nan not in NAN_POLICIES:
+        raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {nan}")
+    top = kwargs.get("top", DEFAULT_TOP)
+    if top is None or top < 0:
+        raise UsageError("--top must be 0 or more")
+    chunk_size = kwargs.get("chunk_size")
+    if chunk_size is not None and chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1 row")
+    threads = kwargs.get("threads")
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be at least 1")
+    row_offset = kwargs.get("row_offset") or 0
+    if row_offset < 0:
+        raise UsageError("--row-offset must be 0 or more")
+    per_example = kwargs.get("per_example")
+    if per_example is not None:
+        from .per_example import output_kind
+
+        output_kind(str(per_example))
+    save_state = kwargs.get("save_state")
+    if save_state is not None:
+        save_state = os.fspath(save_state)
+        _check_writable(save_state, "--save-state")
+    return RunOptions(cast(NanPolicy, nan), chunk_size, threads, top, per_example, row_offset, save_state)
+
+
+def _check_writable(path: str, option: str) -> None:
+    """The output's directory exists and the name is not a directory: checked before reading."""
+    if os.path.isdir(path):
+        raise OutputError(f"{option} {path}: is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise OutputError(f"{option} {path}: directory {parent} does not exist")
+
+
+def _check_inputs(evaluation: Evaluation) -> None:
+    inputs, lm = evaluation.inputs, evaluation.lm
+    if lm is None:
+        if inputs.preds is None:
+            raise UsageError(f"{evaluation.metric} needs predictions")
+        return
+    if (inputs.logprobs is None) == (inputs.preds is None):
+        raise UsageError("give either logits (with targets) or --logprobs, not both")
+    if inputs.logprobs is not None and (lm.shift or lm.topk is not None):
+        raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
+    for name, value in (("--bytes", lm.n_bytes), ("--words", lm.n_words)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1")
+
+
+def _text_paths(evaluation: Evaluation) -> list[str]:
+    lm = evaluation.lm
+    return [lm.text] if lm is not None and lm.text is not None else []

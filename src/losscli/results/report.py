@@ -1,0 +1,303 @@
+"""Plain results: what was computed, named so it cannot be mistaken, and its JSON form.
+
+``build_report(state)`` is the only way to a ``Report``: every figure is a function of the
+``EvalState`` (through its metric's declaration), never of per-chunk values or of the run that
+made it, so a saved or merged state reports exactly what one run over all the data would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..metrics import registry
+from ..metrics.base import Figure
+from ..metrics.checks import PROB_SUM_WARN
+from ..metrics.common import safe_exp
+from ..options import BREAKDOWN_ALL_AT_MOST, DEFAULT_TOP
+from ..state.evalstate import EvalState
+from ..state.parts import Example
+
+# an output with no error on this many rows or more is more likely a row number or id than a prediction
+SUSPICIOUS_ROWS = 10
+
+@dataclass
+class Report:
+    metric: str
+    value: float
+    n: int
+    figures: list[Figure]
+    per_output: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    breakdown: str = "worst"  # "all" when every example is listed, in row order
+    detail_columns: tuple[str, ...] = ()
+    input_kind: str | None = None
+    input_detected: bool = False
+    weighted: bool = False
+    ignored: int = 0
+    skipped: int = 0
+    clamped: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    sequences: list[dict[str, Any]] = field(default_factory=list)  # per-sequence breakdown
+    sequence_breakdown: str = "all"  # or "worst": the highest-perplexity sequences
+    columns: dict[str, Any] = field(default_factory=dict)  # per role: columns used, chosen how
+    notes: list[str] = field(default_factory=list)  # what a rule chose (stderr notes, not warnings)
+    id_column: str | None = None  # the id column examples carry (Example.id), if any
+    title: str = ""  # the metric's title, for the table
+    interpretation: str | None = None  # a line relating the headline to a baseline
+    per_output_labels: tuple[tuple[str, str], ...] = ()  # (key, header) of per-output figures
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.n == 0:
+            return "empty"  # a saved part with nothing scored: its value is not a number
+        return "ok" if math.isfinite(self.value) else "overflow"
+
+    def figure_or_none(self, key: str) -> float | int | None:
+        return next((f.value for f in self.figures if f.key == key), None)
+
+    def figure(self, key: str) -> float | int | None:
+        for f in self.figures:
+            if f.key == key:
+                return f.value
+        raise KeyError(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: non-finite numbers become null and ``status`` says why."""
+        out: dict[str, Any] = {"metric": self.metric, "value": _json_number(self.value), "n": self.n}
+        for f in self.figures:
+            if f.key not in out:
+                out[f.key] = _json_number(f.value)
+        out["status"] = self.status
+        if self.input_kind is not None:
+            out["input"] = self.input_kind
+            out["input_detected"] = self.input_detected
+        out["weighted"] = self.weighted
+        out["ignored"] = self.ignored
+        out["skipped"] = self.skipped
+        out["clamped"] = self.clamped
+        if self.per_output:
+            out["outputs"] = [
+                {"output": name, **{k: _json_number(v) for k, v in vals.items()}}
+                for name, vals in self.per_output
+            ]
+        out["breakdown"] = self.breakdown
+        out["examples"] = [
+            {
+                "row": e.row,
+                **({"id": _json_value(e.id)} if self.id_column is not None else {}),
+                "loss": _json_number(e.loss),
+                **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
+            }
+            for e in self.examples
+        ]
+        if self.sequences:
+            out["sequence_breakdown"] = self.sequence_breakdown
+            out["sequence_rows"] = [
+                {k: (_json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in self.sequences
+            ]
+        out["files"] = self.files
+        out["columns"] = self.columns
+        if self.warnings:
+            out["warnings"] = self.warnings
+        out["provenance"] = self.provenance
+        return out
+
+
+def _json_number(v: float | int | None) -> float | int | None:
+    if v is None:
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_json_number(x) for x in v]
+    if isinstance(v, float):
+        return _json_number(v)
+    return v
+
+
+
+
+def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = False) -> Report:
+    """The report of ``state``: its metric's figures, breakdowns and warnings.
+
+    "Nothing was scored" and "the weights sum to zero" are judged here, on the final (merged)
+    state, never on a part: ``allow_empty`` reports a part with nothing scored (status
+    ``empty``) instead of refusing it, for a run that saves its state to be merged.
+    """
+    metric = registry.get(state.header.metric)
+    h, t = state.header, state.tallies
+    if t.n == 0 and not allow_empty:
+        raise InputError(_nothing_scored(state), path=h.files.get("preds"))
+    if t.weights_sum_to_zero():
+        raise InputError(
+            f"the weights sum to zero over the {t.n} scored rows, so there is no weighted mean",
+            path=h.files.get("weights"),
+            column=_weight_column(state),
+        )
+    binding = h.binding
+    examples, breakdown = _examples(state, top)
+    seq_rows, seq_kind = sequence_rows(state, top, BREAKDOWN_ALL_AT_MOST)
+    report = Report(
+        metric=metric.name,
+        value=metric.value(state) if t.n else math.nan,
+        n=t.n,
+        figures=metric.figures(state),
+        per_output=_per_output(state),
+        examples=examples,
+        breakdown=breakdown,
+        detail_columns=binding.detail_columns if binding else (),
+        input_kind=binding.input_kind if binding else None,
+        input_detected=binding.input_detected if binding else False,
+        weighted=binding.weighted if binding else False,
+        ignored=t.ignored,
+        skipped=t.skipped,
+        clamped=t.clamped,
+        files=dict(h.files),
+        warnings=[*h.warnings, *_warnings(state)],
+        sequences=seq_rows,
+        sequence_breakdown=seq_kind,
+        columns=h.columns,
+        notes=list(h.notes),
+        id_column=binding.id_column if binding else None,
+        title=metric.title,
+        per_output_labels=(("value", metric.headline_label), *((c.key, c.label) for c in metric.per_output)),
+        provenance=_plain(h.provenance),
+    )
+    report.interpretation = metric.interpretation(report) if t.n else None
+    return report
+
+
+def _plain(value: Any) -> Any:
+    """A provenance (nested frozen dataclasses) as JSON-ready data."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+
+
+def _per_output(state: EvalState) -> list[tuple[str, dict[str, float]]]:
+    """One row per output of a multi-output metric: its value and the metric's per-output figures."""
+    t, binding = state.tallies, state.header.binding
+    if t.outputs <= 1 or binding is None:
+        return []
+    metric = registry.get(state.header.metric)
+    names = binding.output_names or tuple(str(j) for j in range(t.outputs))
+    rows = []
+    for name, v in zip(names, t.per_output(), strict=True):
+        vals = {"value": float(v)}
+        for col in metric.per_output:
+            vals[col.key] = col.of_value(float(v))
+        rows.append((name, vals))
+    return rows
+
+
+def _examples(state: EvalState, top: int) -> tuple[list[Example], str]:
+    """The worst rows (every row, in order, when there are few), ids taken out of the details."""
+    examples = state.tallies.worst.examples()
+    binding = state.header.binding
+    if binding is not None and binding.id_column is not None:  # the engine put each id first
+        examples = [Example(e.row, e.loss, e.detail[1:], e.detail[0]) for e in examples]
+    if state.tallies.n <= BREAKDOWN_ALL_AT_MOST:
+        return sorted(examples, key=lambda e: e.row), "all"
+    return examples[:top], "worst"
+
+
+def _warnings(state: EvalState) -> list[str]:
+    """What the tallies say about the data: overflow, clamped logs, rows off 1, an exact output."""
+    t, binding = state.tallies, state.header.binding
+    out = []
+    if t.outputs > 1 and t.n >= SUSPICIOUS_ROWS:
+        per = _per_output(state)
+        exact = [n for n, vals in per if vals["value"] == 0.0]
+        if exact and len(exact) < len(per):
+            out.append(
+                f"output {exact[0]!r} has no error on any row: if it is a row number or an id "
+                "that both inputs hold, it is being scored as an output; name the data columns "
+                "with --pred-col/--target-col"
+            )
+    if t.overflow:
+        out.append("some losses overflowed float64 to inf; the mean is inf")
+    if t.clamped:
+        out.append(
+            f"{t.clamped} example(s) had a probability of 0 (or 1) where the target needs "
+            "the opposite; their log was clamped at -100, as torch does"
+        )
+    if t.row_sum_row >= 0 and abs(t.row_sum - 1.0) > PROB_SUM_WARN:
+        kind = binding.input_kind if binding else None
+        what = "probabilities" if kind == "probs" else "probabilities (exp of the log-probabilities)"
+        out.append(
+            f"the {what} in a row do not sum to 1: row {t.row_sum_row} sums to "
+            f"{t.row_sum:.6g} (off by {abs(t.row_sum - 1.0):.2g}, the most of any row); "
+            "scored as given, not renormalised"
+        )
+    return out
+
+
+def _nothing_scored(state: EvalState) -> str:
+    """Why no row was counted, naming every reason that removed rows."""
+    t = state.tallies
+    reasons = []
+    by_index = t.ignored - t.nulls
+    if by_index:
+        ignore_index = state.header.metric_options.get("ignore_index")
+        reasons.append(f"{by_index} row(s) have the ignore index {ignore_index}")
+    if t.nulls:
+        reasons.append(f"{t.nulls} log-probabilities are null")
+    if t.skipped:
+        reasons.append(f"{t.skipped} row(s) held NaN or inf and were skipped")
+    if not reasons:
+        return "nothing was scored: no rows"
+    return "nothing was scored: every row was left out (" + "; ".join(reasons) + ")"
+
+
+def _weight_column(state: EvalState) -> str | None:
+    """The weights column's name for a message, when the weights are one column of a table."""
+    info = state.header.columns.get("weights")
+    if not isinstance(info, dict) or info.get("chosen_by") != "user":
+        return None
+    cols = info.get("columns")
+    return repr(cols[0]) if isinstance(cols, list) and len(cols) == 1 else None
+
+
+def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[list[dict[str, Any]], str]:
+    """Every sequence when there are few, else the ``top`` with the highest perplexity."""
+    seq = state.tallies.sequences
+    if seq is None:
+        return [], "all"
+    scored = np.flatnonzero(seq.tokens > 0)
+    kind = "all"
+    if len(scored) > show_all_at_most:
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = seq.nll[scored] / seq.tokens[scored]
+        order = np.lexsort((scored, -mean))[:top]
+        scored, kind = scored[order], "worst"
+    rows = []
+    first = getattr(seq, "first", 0)
+    for s in scored.tolist():
+        tokens = int(seq.tokens[s])
+        mean_nll = float(seq.nll[s]) / tokens
+        worst = [
+            {"position": int(p), "target": int(t), "logprob": -float(loss)}
+            for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True)
+            if loss > -np.inf
+        ]
+        rows.append(
+            {
+                "sequence": first + s,
+                "tokens": tokens,
+                "nll": mean_nll,
+                "perplexity": safe_exp(mean_nll),
+                "worst_tokens": worst,
+            }
+        )
+    return rows, kind
