@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import losscli
-from losscli.state.parts import LossState
 from losscli.engine import Evaluator
+from losscli.state.parts import LossState
 
 from conftest import run_cli, single_file, write_csv, write_parquet
 

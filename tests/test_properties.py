@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import losscli
-from losscli.state.parts import LossState
 from losscli.engine import Evaluator
+from losscli.state.parts import LossState
 
 from conftest import single_file
 

@@ -79,11 +79,14 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
 
             per_example = evaluation.run.per_example
             carry = IDS in plan.roles and not per_example.lower().endswith(".npy")
-            sink = open_writer(per_example, ("sequence", "position") if plan.seqmap is not None else (), carry)
+            sink = open_writer(
+                per_example, ("sequence", "position") if plan.seqmap is not None else (), carry
+            )
             stack.callback(sink.abort)  # no-op after commit
         top = evaluation.run.top
-        evaluator = Evaluator(plan.metric, nan=evaluation.run.nan, worst=max(top, 20), header=plan.header,
-                              scorer=plan.scorer)
+        evaluator = Evaluator(
+            plan.metric, nan=evaluation.run.nan, worst=max(top, 20), header=plan.header, scorer=plan.scorer
+        )
         evaluator.sink = sink
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names

@@ -11,8 +11,8 @@ Exit codes: 0 ok, 1 a --fail-above/--fail-below threshold was crossed, 2 usage e
 from __future__ import annotations
 
 import contextlib
-import inspect
 import errno
+import inspect
 import math
 import os
 import signal
@@ -208,7 +208,8 @@ def _metric_option(option: MetricOption) -> click.Option:
     kinds: dict[str, Any] = {"int": int, "float": float, "str": str, "path": str}
     kind: Any = click.Choice(option.choices) if option.kind == "choice" else kinds[option.kind]
     if option.minimum is not None and option.kind in ("int", "float"):
-        kind = (click.IntRange if option.kind == "int" else click.FloatRange)(min=option.minimum)
+        low = option.minimum
+        kind = click.IntRange(min=int(low)) if option.kind == "int" else click.FloatRange(min=low)
     return click.Option(
         decls,
         type=kind,
@@ -283,7 +284,9 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     return _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
 
 
-def _show(report: Any, fmt: str, thresholds: tuple[float | None, float | None], to_stderr: bool = False) -> int:
+def _show(
+    report: Any, fmt: str, thresholds: tuple[float | None, float | None], to_stderr: bool = False
+) -> int:
     """Warnings and notes on stderr, the report on stdout, then the threshold's exit code."""
     for warning in report.warnings:
         click.echo(f"losscli: warning: {warning}", err=True)

@@ -179,7 +179,9 @@ def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:
     defaults = {o.name: o.default for n in registry.names() for o in registry.get(n).options}
     # another metric's option at its default value (input="auto", ignore_index=-100) says nothing
     foreign = [
-        k for k, v in kwargs.items() if k not in own and v is not None and v is not False and v != defaults.get(k)
+        k
+        for k, v in kwargs.items()
+        if k not in own and v is not None and v is not False and v != defaults.get(k)
     ]
     if "logprobs" in kwargs and kwargs["logprobs"] is not None and metric.inputs != "tokens":
         foreign.insert(0, "logprobs")

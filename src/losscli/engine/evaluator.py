@@ -16,15 +16,14 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import AmbiguousInput, DataProblem, InputError
+from ..errors import AmbiguousInput, DataProblem, InputError, UsageError
 from ..metrics import registry
 from ..metrics.base import MetricDef, Scorer, Scratch
 from ..metrics.checks import check_finite, first_bad_row
-from ..options import BREAKDOWN_ALL_AT_MOST, IGNORE_INDEX_DEFAULT, NAN_POLICIES
+from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
+from ..sequences import SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.parts import LossState, SequenceStats
-from ..errors import UsageError
-from ..sequences import SequenceMap
 
 WEIGHTS = "weights"
 IDS = "ids"  # the id column whose values the breakdown and --per-example carry
@@ -48,9 +47,9 @@ class ExampleSink(Protocol):
 class Evaluator:
     """Accumulates one metric over chunks; ``update`` may be called with any chunking.
 
-        >>> a = Evaluator("mse"); a.update([1.0, 2.0], [1.5, 2.0])
-        >>> b = Evaluator("mse"); b.update([3.0], [1.0], first_row=2)
-        >>> a.state.merge(b.state).report().value   # doctest: +SKIP
+    >>> a = Evaluator("mse"); a.update([1.0, 2.0], [1.5, 2.0])
+    >>> b = Evaluator("mse"); b.update([3.0], [1.0], first_row=2)
+    >>> a.state.merge(b.state).report().value   # doctest: +SKIP
     """
 
     def __init__(
@@ -180,8 +179,13 @@ class Evaluator:
     def fork(self) -> Evaluator:
         """A fresh evaluator for another thread: same bound scorer, its own buffers and tallies."""
         assert self.tallies is not None, "bind on the first chunk before forking"
-        twin = Evaluator(self.metric, nan=self.nan, worst=self.worst_capacity, header=self.header,
-                         scorer=self.scorer.clone())
+        twin = Evaluator(
+            self.metric,
+            nan=self.nan,
+            worst=self.worst_capacity,
+            header=self.header,
+            scorer=self.scorer.clone(),
+        )
         twin.labels, twin.columns = self.labels, self.columns
         twin.seqmap, twin.text_ids = self.seqmap, self.text_ids
         twin.tallies = twin._new_tallies()
@@ -347,7 +351,6 @@ class Evaluator:
         idx = positions if row_map is None else row_map[positions]
         return np.asarray(idx, dtype=np.int64) + self._offset
 
-
     def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
         row = None
         if problem.local_row is not None:
@@ -360,7 +363,6 @@ class Evaluator:
             column = str(problem.column)
         kind = AmbiguousInput if problem.ambiguous else InputError
         return kind(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
-
 
 
 def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
@@ -397,7 +399,6 @@ def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArr
 def _per_column(data: NDArray[np.float64]) -> NDArray[np.float64]:
     """Column sums, each numpy's pairwise sum of a 1-D column (axis=0 would sum row by row)."""
     return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
-
 
 
 def _python_header(metric: MetricDef, options: dict[str, Any], nan: str) -> Header:

@@ -134,7 +134,9 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
         layout.seqmap,
         bool(evaluation.lm and evaluation.lm.shift),
         layout.nulls,
-        frozenset(k for k in (IDS, *CHECKED_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)),
+        frozenset(
+            k for k in (IDS, *CHECKED_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)
+        ),
         next((r.n_rows for r in readers if r.n_rows is not None), None),
     )
     if metric.wide_scores:
@@ -171,13 +173,18 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and inputs.weights is None) else ()
     pred_col = inputs.preds.columns
     target_col = inputs.target_col
-    p_choice, t_choice = resolve_roles(not metric.wide_scores, p_reader, t_reader, pred_col, target_col, exclude)
+    p_choice, t_choice = resolve_roles(
+        not metric.wide_scores, p_reader, t_reader, pred_col, target_col, exclude
+    )
     if t_reader is not None:
         p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
         warnings += [pairing] if pairing else []
     labels, label_note = class_labels(p_choice) if metric.wide_scores else (None, None)
     return _Layout(
-        {PREDS: p_choice, TARGETS: t_choice}, warnings, labels=labels, notes=[label_note] if label_note else []
+        {PREDS: p_choice, TARGETS: t_choice},
+        warnings,
+        labels=labels,
+        notes=[label_note] if label_note else [],
     )
 
 
@@ -199,9 +206,12 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         logits_reader = opened(inputs.preds)
         ids_reader = opened(inputs.targets) if inputs.targets is not None else logits_reader
         warnings = settle_headers([logits_reader, ids_reader])
-        tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col, lm.ignore_index, lm.topk)
+        tokens = plan_logits(
+            logits_reader, ids_reader, pred_col, target_col, lm.seq_col, lm.ignore_index, lm.topk
+        )
     choices = {
-        name: _plan_choice(role, pred_col if name == PREDS else target_col) for name, role in tokens.roles.items()
+        name: _plan_choice(role, pred_col if name == PREDS else target_col)
+        for name, role in tokens.roles.items()
     }
     return _Layout(
         choices,
@@ -253,7 +263,7 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
     """Each input as it was when read: absolute path, size and modification time."""
     out = []
     lm = evaluation.lm
-    named = [(s.role, s.path) for s in evaluation.inputs.sources()]
+    named: list[tuple[str, str | None]] = [(s.role, s.path) for s in evaluation.inputs.sources()]
     if lm is not None and lm.text is not None:
         named.append(("text", lm.text))
     for role, path in named:

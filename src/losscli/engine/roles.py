@@ -14,7 +14,6 @@ from ..columns import (
     RULE_EVERY,
     RULE_ID_NAME,
     RULE_NAME,
-    RULE_OTHERS,
     RULE_WHOLE,
     USER,
     Choice,
@@ -211,5 +210,3 @@ def _output_names(choices: dict[str, Choice], count: int) -> list[str]:
         if names is not None and len(names) == count:
             return names
     return [str(j) for j in range(count)]
-
-

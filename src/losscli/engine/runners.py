@@ -78,8 +78,6 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-
-
 def run(
     evaluator: Evaluator,
     roles: dict[str, Role],
@@ -173,7 +171,6 @@ def _mismatch_hint(readers: Sequence[Reader]) -> str:
                 f"give {other} if it is not"
             )
     return ""
-
 
 
 def _range_opener(reader: Reader) -> Callable[[], RangeReader]:

@@ -216,4 +216,3 @@ class MetricDef(ABC):
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
-

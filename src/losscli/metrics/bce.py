@@ -73,7 +73,6 @@ class BCEScorer(ElementwiseScorer):
         return MetricChunk(out, elements=elements, clamped=clamped)
 
 
-
 class BCE(MetricDef):
     name = "bce"
     shortcut = "bce"

@@ -75,7 +75,7 @@ class CEScorer(Scorer):
         # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
         self.labels = None if labels is None else tuple(int(v) for v in labels)
         self._label_array = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._label_order = None if labels is None else np.argsort(self._label_array, kind="stable")
+        self._label_order = None if self._label_array is None else np.argsort(self._label_array, kind="stable")
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds
@@ -347,7 +347,6 @@ class CEScorer(Scorer):
         return cells
 
 
-
 class CE(MetricDef):
     name = "ce"
     shortcut = "cross_entropy"
@@ -394,7 +393,9 @@ class CE(MetricDef):
         if not isinstance(ppl, float):
             return None
         classes = report.figure_or_none("classes")
-        return interpret_perplexity(ppl, unit="classes", choices=classes if isinstance(classes, int) else None)
+        return interpret_perplexity(
+            ppl, unit="classes", choices=classes if isinstance(classes, int) else None
+        )
 
 
 def cross_entropy(

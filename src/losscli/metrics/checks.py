@@ -5,7 +5,6 @@ Every check raises ``DataProblem`` with chunk-local rows; the engine adds file n
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -130,7 +129,6 @@ def squeeze_single(arr: NDArray[Any]) -> NDArray[Any]:
     return arr[:, 0] if arr.ndim == 2 and arr.shape[1] == 1 else arr
 
 
-
 def detect_scores(z: NDArray[Any], scored: NDArray[np.bool_] | None = None) -> str:
     """Decide probs / logprobs / logits from the first chunk, the way a person would eyeball it.
 
@@ -239,4 +237,3 @@ def cell(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return float(v)
-

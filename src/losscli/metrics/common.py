@@ -59,7 +59,12 @@ def accuracy_figures(state: EvalState, top1_key: str, topk: int | None) -> list[
     figs = [Figure(top1_key, "top-1 accuracy", t.accuracy(0), "argmax of the scores equals the target")]
     if topk is not None:
         figs.append(
-            Figure("topk_accuracy", f"top-{topk} accuracy", t.accuracy(1), f"the target is among the {topk} highest scores")
+            Figure(
+                "topk_accuracy",
+                f"top-{topk} accuracy",
+                t.accuracy(1),
+                f"the target is among the {topk} highest scores",
+            )
         )
         figs.append(Figure("topk", "k", topk, "for top-k accuracy", in_table=False))
     return figs

@@ -58,4 +58,3 @@ def mae(
     """Mean absolute error of ``preds`` against ``targets`` (predictions first; ``y_pred=``/
     ``y_true=`` accepted)."""
     return pair_shortcut("mae", preds, targets, sample_weight, y_pred, y_true, nan=nan)
-

@@ -63,4 +63,3 @@ def mse(
     scikit-learn). Predictions come first, as in torch's losses; scikit-learn's keywords
     ``y_pred=``/``y_true=`` are accepted too."""
     return pair_shortcut("mse", preds, targets, sample_weight, y_pred, y_true, nan=nan)
-

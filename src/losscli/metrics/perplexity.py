@@ -30,7 +30,13 @@ OPTIONS = (
         "Causal-LM labels: logits at position t score token t+1 (targets may be the input ids).",
     ),
     MetricOption(
-        "topk", "--topk", "int", None, "Also report top-K accuracy of the target id.", metavar="K", minimum=1,
+        "topk",
+        "--topk",
+        "int",
+        None,
+        "Also report top-K accuracy of the target id.",
+        metavar="K",
+        minimum=1,
         merge_key=True,
     ),
     MetricOption(
@@ -52,10 +58,20 @@ OPTIONS = (
         metavar="FILE",
     ),
     MetricOption(
-        "n_bytes", "--bytes", "int", None, "Byte count of the evaluated text (instead of --text).", metavar="N"
+        "n_bytes",
+        "--bytes",
+        "int",
+        None,
+        "Byte count of the evaluated text (instead of --text).",
+        metavar="N",
     ),
     MetricOption(
-        "n_words", "--words", "int", None, "Word count of the evaluated text (instead of --text).", metavar="N"
+        "n_words",
+        "--words",
+        "int",
+        None,
+        "Word count of the evaluated text (instead of --text).",
+        metavar="N",
     ),
     MetricOption(
         "sequence_offset",
@@ -116,7 +132,6 @@ class LogprobScorer(Scorer):
         return [(float(lp[r]),) for r in rows]
 
 
-
 class Perplexity(MetricDef):
     name = "perplexity"
     shortcut = "perplexity"
@@ -144,7 +159,9 @@ class Perplexity(MetricDef):
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         if options.get("logprobs"):
             return LogprobScorer(self.name)
-        return CEScorer(self.name, "logits", options.get("ignore_index", IGNORE_INDEX_DEFAULT), options.get("topk"))
+        return CEScorer(
+            self.name, "logits", options.get("ignore_index", IGNORE_INDEX_DEFAULT), options.get("topk")
+        )
 
     def value(self, state: EvalState) -> float:
         return safe_exp(state.tallies.mean())
@@ -157,7 +174,9 @@ class Perplexity(MetricDef):
             Figure("cross_entropy", "cross-entropy", ce, "nats per token"),
             Figure("bits_per_token", "bits per token", ce / LN2, "cross-entropy / ln 2"),
             Figure("n", "tokens scored", t.n, "ignored tokens are not counted"),
-            Figure("ignored", "tokens ignored", t.ignored, "--ignore-index (padding, prompt), null log-probs"),
+            Figure(
+                "ignored", "tokens ignored", t.ignored, "--ignore-index (padding, prompt), null log-probs"
+            ),
             *sequence_figures(state),
         ]
         total_nll = ce * t.n
@@ -171,7 +190,12 @@ class Perplexity(MetricDef):
                 )
             )
             figs.append(
-                Figure("byte_perplexity", "byte perplexity", safe_exp(total_nll / h.text_bytes), "exp(total NLL / bytes)")
+                Figure(
+                    "byte_perplexity",
+                    "byte perplexity",
+                    safe_exp(total_nll / h.text_bytes),
+                    "exp(total NLL / bytes)",
+                )
             )
         if h.text_words:
             figs.append(
@@ -185,7 +209,11 @@ class Perplexity(MetricDef):
         figs += accuracy_figures(state, "top1_accuracy", h.metric_options.get("topk"))
         vocab = h.binding.classes if h.binding is not None else 0
         if vocab >= 2:
-            figs.append(Figure("vocab_size", "vocabulary", vocab, "logit columns; a uniform guess has this perplexity"))
+            figs.append(
+                Figure(
+                    "vocab_size", "vocabulary", vocab, "logit columns; a uniform guess has this perplexity"
+                )
+            )
         return figs
 
     def interpretation(self, report: Report) -> str | None:

@@ -7,8 +7,9 @@ shortcut) plus one line in ``METRICS``. Modules are imported on first use, so ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UsageError
 from .base import MetricDef

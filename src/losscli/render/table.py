@@ -20,6 +20,7 @@ from rich.text import Text
 
 from ..results.report import Report
 
+
 def fmt_number(v: Any, counts: bool = False) -> str:
     """Seven significant digits for people (machine formats keep full precision).
 

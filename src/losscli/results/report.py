@@ -26,6 +26,7 @@ from ..state.parts import Example
 # an output with no error on this many rows or more is more likely a row number or id than a prediction
 SUSPICIOUS_ROWS = 10
 
+
 @dataclass
 class Report:
     metric: str
@@ -128,8 +129,6 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-
-
 def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = False) -> Report:
     """The report of ``state``: its metric's figures, breakdowns and warnings.
 
@@ -182,7 +181,11 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
 
 def _plain(value: Any) -> Any:
     """A provenance (nested frozen dataclasses) as JSON-ready data."""
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
+    return (
+        dataclasses.asdict(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type)
+        else value
+    )
 
 
 def _per_output(state: EvalState) -> list[tuple[str, dict[str, float]]]:
