@@ -13,16 +13,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import inspect
-import math
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
+from .cli_options import apply, common, metric_option, output_options, token_inputs
 from .errors import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -36,18 +35,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .metrics.base import MetricDef, MetricOption
+    from .metrics.base import MetricDef
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # not OMP_NUM_THREADS: it sizes pyarrow's pool
-OUTPUT_FORMATS = ("table", "json", "csv", "tsv", "value")
-
-
-def _comparable(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """A threshold must be comparable: ``nan`` passes no threshold and fails none, so it is refused."""
-    if value is not None and math.isnan(value):
-        raise click.BadParameter("nan is not a threshold; give a number (or inf, -inf)")
-    return value
 
 
 class Terminated(BaseException):
@@ -93,162 +84,14 @@ def cli() -> None:
     """
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every metric command shares, in the order --help lists them."""
-    options = [
-        click.option(
-            "--pred-col",
-            metavar="COL",
-            help="Prediction column(s): a name or 0-based index; commas for several.",
-        ),
-        click.option("--target-col", metavar="COL", help="Target column(s), as --pred-col."),
-        click.option(
-            "--weights",
-            "weights",
-            metavar="FILE",
-            help="Per-example weights (weighted mean, like scikit-learn's sample_weight).",
-        ),
-        click.option(
-            "--weight-col",
-            metavar="COL",
-            help="Weights column (in --weights FILE, or in PREDS when --weights is not given).",
-        ),
-        click.option(
-            "--chunk-size",
-            type=int,
-            metavar="ROWS",
-            help="Rows per chunk (default: about 2.5 MB of the widest input, at most 65,536 rows).",
-        ),
-        click.option(
-            "--nan",
-            type=click.Choice(["error", "skip"]),
-            default="error",
-            show_default=True,
-            help="NaN/inf in the inputs: an error, or skip those rows (counted).",
-        ),
-        click.option(
-            "--per-example",
-            metavar="PATH",
-            help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout.",
-        ),
-        click.option(
-            "--threads",
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
-        ),
-        click.option(
-            "--input-format",
-            type=click.Choice(["csv", "tsv", "parquet", "npy", "npz"]),
-            help="Read every file as this format, whatever its extension.",
-        ),
-        click.option(
-            "--row-offset",
-            type=click.IntRange(min=0),
-            default=0,
-            metavar="N",
-            help="Number rows from N (the rows before this part of the data), so the states of "
-            "parts merge with rows numbered as in the whole.",
-        ),
-        *_output_options(state_help="Write the run's state to PATH (for losscli merge)."),
-        click.option(
-            "--header/--no-header",
-            "header",
-            default=None,
-            help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
-            "0,1,... header too); a warning says when the file could not tell.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _output_options(state_help: str) -> list[Callable[..., Any]]:
-    """The options of everything that prints a report: the metric commands and merge."""
-    return [
-        click.option(
-            "--format",
-            "-f",
-            "fmt",
-            type=click.Choice(OUTPUT_FORMATS),
-            help="Output format. Default: table on a terminal, tsv when piped.",
-        ),
-        click.option(
-            "--top",
-            type=int,
-            default=10,
-            show_default=True,
-            metavar="K",
-            help="Worst examples to show when there are more than 20.",
-        ),
-        click.option(
-            "--fail-above",
-            type=float,
-            callback=_comparable,
-            metavar="X",
-            help="Exit 1 if the headline value is above X (after printing).",
-        ),
-        click.option(
-            "--fail-below",
-            type=float,
-            callback=_comparable,
-            metavar="X",
-            help="Exit 1 if the headline value is below X (after printing).",
-        ),
-        click.option("--save-state", metavar="PATH", help=state_help),
-    ]
-
-
-def _metric_option(option: MetricOption) -> click.Option:
-    """A metric's declared option as a click option."""
-    decls = [option.flag, option.name]
-    if option.kind == "flag":
-        return click.Option(decls, is_flag=True, help=option.help)
-    kinds: dict[str, Any] = {"int": int, "float": float, "str": str, "path": str}
-    kind: Any = click.Choice(option.choices) if option.kind == "choice" else kinds[option.kind]
-    if option.minimum is not None and option.kind in ("int", "float"):
-        low = option.minimum
-        kind = click.IntRange(min=int(low)) if option.kind == "int" else click.FloatRange(min=low)
-    return click.Option(
-        decls,
-        type=kind,
-        default=option.default,
-        show_default=option.default is not None,
-        metavar=option.metavar,
-        help=option.help,
-    )
-
-
-def _token_inputs() -> list[click.Option]:
-    """perplexity's inputs: logits with token ids, or gathered log-probabilities."""
-    return [
-        click.Option(
-            ["--logits", "logits"],
-            metavar="FILE",
-            help="Logits (N, V) or (B, T, V) in float16/32/64; or a Parquet list column per sequence.",
-        ),
-        click.Option(
-            ["--targets", "targets"],
-            metavar="FILE",
-            help="Token ids (N,) or (B, T). Omit when --target-col names a column/array of the logits file.",
-        ),
-        click.Option(
-            ["--logprobs", "logprobs"],
-            metavar="FILE",
-            help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet/.jsonl).",
-        ),
-    ]
-
-
 def _metric_command(definition: MetricDef) -> click.Command:
     """The command of one registered metric: its inputs, its options, then the common ones."""
     params: list[click.Parameter] = []
     if definition.inputs == "pair":
         params += [click.Argument(["preds"]), click.Argument(["targets"], required=False)]
     else:
-        params += _token_inputs()
-    params += [_metric_option(o) for o in definition.options]
+        params += token_inputs()
+    params += [metric_option(o) for o in definition.options]
 
     def command(**opts: Any) -> int:
         if definition.inputs == "tokens":
@@ -261,7 +104,7 @@ def _metric_command(definition: MetricDef) -> click.Command:
             preds = opts.pop("preds")
         return _run(definition.name, preds, opts.pop("targets"), opts)
 
-    decorated = _common(command)
+    decorated = common(command)
     params += decorated.__click_params__[::-1]  # type: ignore[attr-defined]
     return click.Command(
         definition.name,
@@ -328,7 +171,7 @@ def _print_report(report: Any, fmt: str, to_stderr: bool) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("states", nargs=-1, required=True, metavar="STATE [STATE...]")
-@(lambda f: [o(f) for o in reversed(_output_options("Write the merged state to PATH."))][-1])
+@apply(output_options("Write the merged state to PATH."))
 def merge(states: tuple[str, ...], **opts: Any) -> int:
     """Report the evaluation of several parts, from their saved states (--save-state).
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from ..errors import AmbiguousInput, DataProblem, InputError, UsageError
 from ..metrics import registry
-from ..metrics.base import MetricDef, Scorer, Scratch
+from ..metrics.base import MetricChunk, MetricDef, Scorer, Scratch
 from ..metrics.checks import check_finite, first_bad_row
 from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SequenceMap
@@ -302,6 +302,24 @@ class Evaluator:
         if correct is not None:
             state.counts_correct = True
             state.hits.add((_hit_weight(correct, w), _hit_weight(correct_k, w)))
+        self._record_rows(p, t, mc, losses, ids, local, row_map, row_ids)
+
+    def _record_rows(
+        self,
+        p: NDArray[Any],
+        t: NDArray[Any] | None,
+        mc: MetricChunk,
+        losses: NDArray[np.float64],
+        ids: NDArray[np.intp] | None,
+        local: NDArray[np.intp] | None,
+        row_map: NDArray[np.intp] | None,
+        row_ids: NDArray[Any] | None,
+    ) -> None:
+        """Row-level records of the counted examples (``local``: their chunk positions, None
+        for all): per-sequence statistics, the worst rows with their cells, --per-example."""
+        state = self.tallies
+        assert state is not None
+        n = len(losses)
         counted_rows: NDArray[np.int64] | None = None  # input rows of every counted example
         extra: dict[str, NDArray[Any]] | None = None
         if self.seqmap is not None and state.sequences is not None:

@@ -78,6 +78,73 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+@dataclass
+class Streams:
+    """The distinct readers of a run, the column groups each reads, and where each role's
+    array sits in a chunk (reader index, group index)."""
+
+    readers: list[Reader]
+    groups: list[list[Group]]
+    where: dict[str, tuple[int, int]]
+    scratch_preds: bool  # the preds buffer is the reader's own scratch, safe to overwrite
+
+    @classmethod
+    def of(cls, roles: dict[str, Role]) -> Streams:
+        readers: list[Reader] = []
+        groups: list[list[Group]] = []
+        where: dict[str, tuple[int, int]] = {}
+        for name, role in roles.items():
+            if role.reader not in readers:
+                readers.append(role.reader)
+                groups.append([])
+            ri = readers.index(role.reader)
+            groups[ri].append(role.group)
+            where[name] = (ri, len(groups[ri]) - 1)
+        preds_reader = roles[PREDS].reader
+        # a reader's own reused buffer may be overwritten by the math, unless another role reads it
+        scratch = preds_reader.scratch_chunks and all(
+            r.reader is not preds_reader for name, r in roles.items() if name != PREDS
+        )
+        return cls(readers, groups, where, scratch)
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.display for r in self.readers]
+
+    def total(self) -> int | None:
+        """Rows in every input, when each knows its length; a mismatch is refused here."""
+        known = [r.n_rows for r in self.readers]
+        if not known or any(k is None for k in known):
+            return None
+        if len(set(known)) > 1:
+            raise length_mismatch(self.labels, [int(k or 0) for k in known])
+        return known[0]
+
+    def feed(self, ev: Evaluator, pieces: list[list[NDArray[Any]]], first_row: int | None = None) -> int:
+        """Hand one aligned chunk to ``ev``; returns its row count."""
+
+        def part(role: str) -> NDArray[Any] | None:
+            if role not in self.where:
+                return None
+            ri, gi = self.where[role]
+            return pieces[ri][gi]
+
+        p = part(PREDS)
+        assert p is not None
+        others = {role: a for role in CHECKED_IDS if (a := part(role)) is not None}
+        ids = part(IDS)
+        ev.update(
+            p,
+            part(TARGETS),
+            part(WEIGHTS),
+            first_row=first_row,
+            overwrite=self.scratch_preds,
+            ids=ids,
+            other_ids=others if ids is not None else None,
+        )
+        return len(p)
+
+
 def run(
     evaluator: Evaluator,
     roles: dict[str, Role],
@@ -92,62 +159,51 @@ def run(
     sink (which needs input order), chunks are scored by worker threads whose states merge.
     ``shift``: the causal-LM shift, by the input's own (part-local) sequence map.
     """
-    readers: list[Reader] = []
-    groups: list[list[Group]] = []
-    where: dict[str, tuple[int, int]] = {}
+    streams = Streams.of(roles)
     for name, role in roles.items():
-        if role.reader not in readers:
-            readers.append(role.reader)
-            groups.append([])
-        ri = readers.index(role.reader)
-        groups[ri].append(role.group)
-        where[name] = (ri, len(groups[ri]) - 1)
         evaluator.labels[name] = role.label
         evaluator.columns[name] = column_namer(role.reader, role.group)
-    labels = [r.display for r in readers]
-    known = [r.n_rows for r in readers]
-    if all(k is not None for k in known) and len(set(known)) > 1:
-        raise length_mismatch(labels, [int(k or 0) for k in known])
-
-    # A reader's own reused buffer may be overwritten by the math, unless another role reads it.
-    preds_reader = roles[PREDS].reader
-    scratch_preds = preds_reader.scratch_chunks and all(
-        r.reader is not preds_reader for name, r in roles.items() if name != PREDS
-    )
-
-    def feed(ev: Evaluator, pieces: list[list[NDArray[Any]]], first_row: int | None = None) -> int:
-        p = pieces[where[PREDS][0]][where[PREDS][1]]
-        t = pieces[where[TARGETS][0]][where[TARGETS][1]] if TARGETS in where else None
-        w = pieces[where[WEIGHTS][0]][where[WEIGHTS][1]] if WEIGHTS in where else None
-        if IDS not in where:
-            ev.update(p, t, w, first_row=first_row, overwrite=scratch_preds)
-            return len(p)
-        i = pieces[where[IDS][0]][where[IDS][1]]
-        others = {role: pieces[where[role][0]][where[role][1]] for role in CHECKED_IDS if role in where}
-        ev.update(p, t, w, first_row=first_row, overwrite=scratch_preds, ids=i, other_ids=others)
-        return len(p)
-
-    total = known[0] if known and all(k is not None for k in known) else None
-    seqmap = shift
-    t_reader, t_index = where.get(TARGETS, (0, 0))
+    total = streams.total()
     if threads > 1 and evaluator.sink is None and total is not None and total > chunk_rows:
-        ranges = [r.range_reader() for r in readers]
-        if all(rr is not None for rr in ranges):
-            opener: list[Callable[[], RangeReader]] = [_range_opener(r) for r in readers]
-            if seqmap is not None:
-                opener[t_reader] = _shifted_opener(readers[t_reader], t_index, int(total), seqmap)
-            _run_parallel(evaluator, opener, groups, feed, int(total), chunk_rows, threads, progress)
+        openers = _range_openers(streams, total, shift)
+        if openers is not None:
+            run_threaded(evaluator, streams, openers, total, chunk_rows, threads, progress)
             return
-    streams = [r.chunks(g, chunk_rows) for r, g in zip(readers, groups, strict=True)]
-    if seqmap is not None:
-        streams[t_reader] = shifted_stream(streams[t_reader], t_index, seqmap)
+    run_serial(evaluator, streams, chunk_rows, progress, shift)
+
+
+def run_serial(
+    evaluator: Evaluator,
+    streams: Streams,
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+    shift: SequenceMap | None,
+) -> None:
+    """One chunk after another, every reader streamed and aligned into equal chunks."""
+    chunks = [r.chunks(g, chunk_rows) for r, g in zip(streams.readers, streams.groups, strict=True)]
+    if shift is not None:
+        ri, gi = streams.where[TARGETS]
+        chunks[ri] = shifted_stream(chunks[ri], gi, shift)
     try:
-        for pieces in align(streams, labels):
-            rows = feed(evaluator, pieces)
+        for pieces in align(chunks, streams.labels):
+            rows = streams.feed(evaluator, pieces)
             if progress is not None:
                 progress(rows)
     except LengthMismatch as exc:
-        raise LengthMismatch(exc.detail + _mismatch_hint(readers)) from None
+        raise LengthMismatch(exc.detail + _mismatch_hint(streams.readers)) from None
+
+
+def _range_openers(
+    streams: Streams, total: int, shift: SequenceMap | None
+) -> list[Callable[[], RangeReader]] | None:
+    """Per reader, a way to open an independent row-range reader; None if one cannot seek."""
+    if any(r.range_reader() is None for r in streams.readers):
+        return None
+    openers: list[Callable[[], RangeReader]] = [_range_opener(r) for r in streams.readers]
+    if shift is not None:
+        ri, gi = streams.where[TARGETS]
+        openers[ri] = _shifted_opener(streams.readers[ri], gi, total, shift)
+    return openers
 
 
 def _mismatch_hint(readers: Sequence[Reader]) -> str:
@@ -206,11 +262,10 @@ def _shifted_opener(reader: Reader, index: int, total: int, seqmap: SequenceMap)
     return open_range
 
 
-def _run_parallel(
+def run_threaded(
     evaluator: Evaluator,
+    streams: Streams,
     openers: list[Callable[[], RangeReader]],
-    groups: list[list[Group]],
-    feed: Callable[[Evaluator, list[list[NDArray[Any]]], int | None], int],
     total: int,
     chunk_rows: int,
     threads: int,
@@ -228,11 +283,10 @@ def _run_parallel(
     def score(ev: Evaluator, rrs: list[RangeReader], index: int) -> int:
         start = index * chunk_rows
         stop = min(total, start + chunk_rows)
-        first_row = evaluator.header.row_offset + start
-        return feed(ev, [rr.read(g, start, stop) for rr, g in zip(rrs, groups, strict=True)], first_row)
+        pieces = [rr.read(g, start, stop) for rr, g in zip(rrs, streams.groups, strict=True)]
+        return streams.feed(ev, pieces, evaluator.header.row_offset + start)
 
-    first_ranges = [open_range() for open_range in openers]
-    done = score(evaluator, first_ranges, 0)
+    done = score(evaluator, [open_range() for open_range in openers], 0)
     if progress is not None:
         progress(done)
     workers = [evaluator.fork() for _ in range(threads)]
@@ -255,7 +309,19 @@ def _run_parallel(
             if progress is not None:
                 progress(rows)
 
-    pool = [threading.Thread(target=work, args=(ev,), daemon=True) for ev in workers]
+    _join([threading.Thread(target=work, args=(ev,), daemon=True) for ev in workers], stop)
+    if failures:
+        raise min(failures, key=lambda f: f[0])[1]
+    tallies = evaluator.tallies
+    assert tallies is not None
+    for ev in workers:
+        assert ev.tallies is not None
+        tallies = tallies.merge(ev.tallies)
+    evaluator.tallies = tallies
+
+
+def _join(pool: list[threading.Thread], stop: threading.Event) -> None:
+    """Start the workers and wait for them; a Ctrl-C stops them at their next chunk."""
     for t in pool:
         t.start()
     try:
@@ -267,11 +333,3 @@ def _run_parallel(
         for t in pool:
             t.join()
         raise
-    if failures:
-        raise min(failures, key=lambda f: f[0])[1]
-    tallies = evaluator.tallies
-    assert tallies is not None
-    for ev in workers:
-        assert ev.tallies is not None
-        tallies = tallies.merge(ev.tallies)
-    evaluator.tallies = tallies

@@ -74,8 +74,9 @@ class CEScorer(Scorer):
         # the class label of each score column, when the columns are named by labels that are
         # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
         self.labels = None if labels is None else tuple(int(v) for v in labels)
-        self._label_array = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._label_order = None if self._label_array is None else np.argsort(self._label_array, kind="stable")
+        array = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self._label_array = array
+        self._label_order = None if array is None else np.argsort(array, kind="stable")
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds

@@ -1,0 +1,185 @@
+"""The click options of the commands, declared once: those every metric command shares, the
+output options that ``merge`` shares too, and a metric's own options from its declaration.
+
+Click only: nothing here reads a file or exits. The choices come from where the formats live
+(the readers and the renderers), so a new format is one change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .metrics.base import MetricOption
+
+OUTPUT_FORMATS = ("table", "json", "csv", "tsv", "value")
+INPUT_FORMATS = ("csv", "tsv", "parquet", "npy", "npz")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def comparable(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A threshold must be comparable: ``nan`` passes no threshold and fails none, so it is refused."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a threshold; give a number (or inf, -inf)")
+    return value
+
+
+def apply(options: Sequence[Any]) -> Decorator:
+    """Apply click option decorators in the order --help lists them."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every metric command shares, in the order --help lists them."""
+    options = [
+        click.option(
+            "--pred-col",
+            metavar="COL",
+            help="Prediction column(s): a name or 0-based index; commas for several.",
+        ),
+        click.option("--target-col", metavar="COL", help="Target column(s), as --pred-col."),
+        click.option(
+            "--weights",
+            "weights",
+            metavar="FILE",
+            help="Per-example weights (weighted mean, like scikit-learn's sample_weight).",
+        ),
+        click.option(
+            "--weight-col",
+            metavar="COL",
+            help="Weights column (in --weights FILE, or in PREDS when --weights is not given).",
+        ),
+        click.option(
+            "--chunk-size",
+            type=int,
+            metavar="ROWS",
+            help="Rows per chunk (default: about 2.5 MB of the widest input, at most 65,536 rows).",
+        ),
+        click.option(
+            "--nan",
+            type=click.Choice(["error", "skip"]),
+            default="error",
+            show_default=True,
+            help="NaN/inf in the inputs: an error, or skip those rows (counted).",
+        ),
+        click.option(
+            "--per-example",
+            metavar="PATH",
+            help="Write every example's loss (row, loss) to .csv, .parquet or .npy; '-' is CSV on stdout.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(INPUT_FORMATS),
+            help="Read every file as this format, whatever its extension.",
+        ),
+        click.option(
+            "--row-offset",
+            type=click.IntRange(min=0),
+            default=0,
+            metavar="N",
+            help="Number rows from N (the rows before this part of the data), so the states of "
+            "parts merge with rows numbered as in the whole.",
+        ),
+        *output_options(state_help="Write the run's state to PATH (for losscli merge)."),
+        click.option(
+            "--header/--no-header",
+            "header",
+            default=None,
+            help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
+            "0,1,... header too); a warning says when the file could not tell.",
+        ),
+    ]
+    return apply(options)(f)
+
+
+def output_options(state_help: str) -> list[Callable[..., Any]]:
+    """The options of everything that prints a report: the metric commands and merge."""
+    return [
+        click.option(
+            "--format",
+            "-f",
+            "fmt",
+            type=click.Choice(OUTPUT_FORMATS),
+            help="Output format. Default: table on a terminal, tsv when piped.",
+        ),
+        click.option(
+            "--top",
+            type=int,
+            default=10,
+            show_default=True,
+            metavar="K",
+            help="Worst examples to show when there are more than 20.",
+        ),
+        click.option(
+            "--fail-above",
+            type=float,
+            callback=comparable,
+            metavar="X",
+            help="Exit 1 if the headline value is above X (after printing).",
+        ),
+        click.option(
+            "--fail-below",
+            type=float,
+            callback=comparable,
+            metavar="X",
+            help="Exit 1 if the headline value is below X (after printing).",
+        ),
+        click.option("--save-state", metavar="PATH", help=state_help),
+    ]
+
+
+def metric_option(option: MetricOption) -> click.Option:
+    """A metric's declared option as a click option."""
+    decls = [option.flag, option.name]
+    if option.kind == "flag":
+        return click.Option(decls, is_flag=True, help=option.help)
+    kinds: dict[str, Any] = {"int": int, "float": float, "str": str, "path": str}
+    kind: Any = click.Choice(option.choices) if option.kind == "choice" else kinds[option.kind]
+    if option.minimum is not None and option.kind in ("int", "float"):
+        low = option.minimum
+        kind = click.IntRange(min=int(low)) if option.kind == "int" else click.FloatRange(min=low)
+    return click.Option(
+        decls,
+        type=kind,
+        default=option.default,
+        show_default=option.default is not None,
+        metavar=option.metavar,
+        help=option.help,
+    )
+
+
+def token_inputs() -> list[click.Option]:
+    """perplexity's inputs: logits with token ids, or gathered log-probabilities."""
+    return [
+        click.Option(
+            ["--logits", "logits"],
+            metavar="FILE",
+            help="Logits (N, V) or (B, T, V) in float16/32/64; or a Parquet list column per sequence.",
+        ),
+        click.Option(
+            ["--targets", "targets"],
+            metavar="FILE",
+            help="Token ids (N,) or (B, T). Omit when --target-col names a column/array of the logits file.",
+        ),
+        click.Option(
+            ["--logprobs", "logprobs"],
+            metavar="FILE",
+            help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet/.jsonl).",
+        ),
+    ]
