@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .render import FORMATS as OUTPUT_FORMATS
+
 if TYPE_CHECKING:
     from .metrics.base import MetricOption
 
-OUTPUT_FORMATS = ("table", "json", "csv", "tsv", "value")
 INPUT_FORMATS = ("csv", "tsv", "parquet", "npy", "npz")
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 

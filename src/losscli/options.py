@@ -115,9 +115,19 @@ class Evaluation:
     def recorded_options(self) -> dict[str, Any]:
         """Every option that is not an output option, as plain data for provenance."""
         out: dict[str, Any] = {**self.metric_options, "nan": self.run.nan, "row_offset": self.run.row_offset}
-        for s in self.inputs.sources():
-            if s.columns is not None:
-                out[f"{s.role}_columns"] = s.columns
+        i = self.inputs
+        for name, value in (
+            ("pred_col", i.pred_col),
+            ("target_col", i.target_col),
+            ("weight_col", i.weight_col),
+        ):
+            if value is not None:
+                out[name] = value
+        first = i.sources()[0] if i.sources() else None
+        if first is not None and first.format is not None:
+            out["input_format"] = first.format
+        if first is not None and first.header is not None:
+            out["header"] = first.header
         return out
 
 

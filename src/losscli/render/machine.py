@@ -20,8 +20,6 @@ import math
 
 from ..results.report import Report
 
-FORMATS = ("table", "json", "csv", "tsv", "value")
-
 
 def number_text(v: float | int | None) -> str:
     """Full precision: repr for floats (shortest round-trip), plain for ints, empty for None."""
