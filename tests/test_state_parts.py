@@ -276,6 +276,13 @@ def test_merge_with_an_empty_part_adds_no_range() -> None:
     assert (both_empty.first, both_empty.count) == (3, 0)
 
 
+def test_a_merge_that_would_be_mostly_gap_is_refused() -> None:
+    near, far = SequenceStats(3, 0), SequenceStats(2, 10**12)
+    with pytest.raises(InputError, match=r"0\.\.2 and 1000000000000\.\.1000000000001\) are so far apart"):
+        near.merge(far)
+    assert near.merge(SequenceStats(2, 100)).count == 102  # a real gap between shards is fine
+
+
 def test_sequence_merge_is_associative_and_commutative() -> None:
     datas = [make_data(10 + i, seqs=r) for i, r in enumerate([(0, 6), (4, 6), (20, 3)])]
     parts = [_stats(d) for d in datas]

@@ -5,6 +5,10 @@ loaded on another (or merged with the states of other parts of the data) gives t
 figures as the run that made it. The header says what was evaluated and how (the metric, the
 options that change its numbers, what it settled on the first chunk, where the rows came from);
 the tallies (``LossState``) hold the sums, counts, worst rows and per-sequence statistics.
+
+Every class here has ``to_plain`` / ``from_plain`` (JSON values; ``EvalState`` also numeric
+arrays), checked field by field on the way in (see ``plain``); ``merge`` is in ``merge`` and
+``save`` / ``load`` in ``files``, which documents the file format.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ are always those of its parts plus what the merge itself found.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -53,11 +54,11 @@ class StateMismatch(InputError):
 def merge_states(a: EvalState, b: EvalState) -> EvalState:
     """The state of both evaluations together; ``StateMismatch`` when they cannot be combined."""
     check_mergeable(a.header, b.header)
-    leaves = sorted([*leaves_of(a), *leaves_of(b)], key=_leaf_key)
-    first, second = (a, b) if _leaf_key(leaves_of(a)[0]) <= _leaf_key(leaves_of(b)[0]) else (b, a)
-    header = Header(
+    leaves = sorted([*leaves_of(a), *leaves_of(b)], key=PartOrder)
+    first, second = (b, a) if PartOrder(leaves_of(b)[0]) < PartOrder(leaves_of(a)[0]) else (a, b)
+    header = Header(  # values both sides agree on are taken from ``first``: order-independent
         metric=a.header.metric,
-        metric_options=dict(a.header.metric_options),
+        metric_options=dict(first.header.metric_options),
         provenance=Provenance(
             version=__version__,
             metric=a.header.metric,
@@ -66,11 +67,11 @@ def merge_states(a: EvalState, b: EvalState) -> EvalState:
             row_offset=min(a.header.row_offset, b.header.row_offset),
             parts=tuple(leaves),
         ),
-        binding=_merged_binding(a.header.binding, b.header.binding),
+        binding=_merged_binding(first.header.binding, second.header.binding),
         row_offset=min(a.header.row_offset, b.header.row_offset),
         sequence_offset=min(a.header.sequence_offset, b.header.sequence_offset),
         files=_files(leaves),
-        columns=dict(first.header.columns),
+        columns=copy.deepcopy(first.header.columns),
     )
     summaries = [_summary(leaf) for leaf in leaves]
     header.notes = _distinct(n for s in summaries for n in s.notes)
@@ -118,14 +119,30 @@ def leaves_of(state: EvalState) -> list[Provenance]:
         text_bytes=h.text_bytes,
         text_words=h.text_words,
     )
-    return [dataclasses.replace(prov, summary=summary)]
+    return [dataclasses.replace(prov, row_offset=h.row_offset, summary=summary)]
 
 
-def _leaf_key(leaf: Provenance) -> tuple[int, tuple[str, ...], str]:
-    """Row offset, input paths, then everything else: a total order, so the parts list (and all
-    that follows from it) does not depend on the order or grouping of merges."""
-    everything = json.dumps(leaf.to_plain(), sort_keys=True)
-    return leaf.row_offset, tuple(i.path for i in leaf.inputs), everything
+class PartOrder:
+    """Sort key of a part: row offset, input paths, then everything else (compared as canonical
+    JSON, only when the first two tie). A total order, so the parts list and all that follows
+    from it do not depend on the order or grouping of merges."""
+
+    __slots__ = ("_everything", "head", "leaf")
+
+    def __init__(self, leaf: Provenance) -> None:
+        self.leaf = leaf
+        self.head = (leaf.row_offset, tuple(i.path for i in leaf.inputs))
+        self._everything: str | None = None
+
+    def everything(self) -> str:
+        if self._everything is None:
+            self._everything = json.dumps(self.leaf.to_plain(), sort_keys=True)
+        return self._everything
+
+    def __lt__(self, other: PartOrder) -> bool:
+        if self.head != other.head:
+            return self.head < other.head
+        return self.everything() < other.everything()
 
 
 def _summary(leaf: Provenance) -> PartSummary:
@@ -144,12 +161,10 @@ def _shared_options(leaves: Sequence[Provenance]) -> dict[str, Any]:
 
 def _files(leaves: Sequence[Provenance]) -> dict[str, str]:
     """Per role, the distinct names of the parts' files in part order, joined by " + "."""
-    names: dict[str, list[str]] = {}
+    names: dict[str, dict[str, None]] = {}  # dicts as ordered sets
     for leaf in leaves:
         for role, label in _summary(leaf).files.items():
-            names.setdefault(role, [])
-            if label not in names[role]:
-                names[role].append(label)
+            names.setdefault(role, {})[label] = None
     return {role: " + ".join(labels) for role, labels in names.items()}
 
 
@@ -173,8 +188,10 @@ def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
     for i, x in enumerate(leaves):
         x_end = x.row_offset + _summary(x).rows
         for y in leaves[i + 1 :]:
-            y_end = y.row_offset + _summary(y).rows
-            start, stop = max(x.row_offset, y.row_offset), min(x_end, y_end)
+            if y.row_offset >= x_end:  # sorted by row offset: no later part overlaps x either
+                break
+            stop = min(x_end, y.row_offset + _summary(y).rows)
+            start = y.row_offset
             if start >= stop or x.inputs == y.inputs:
                 continue
             out.append(

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import InputError
 from .plain import Arrays, Meta, StateFileError, expect_members, fields, take, want_int
 
 F64 = NDArray[np.float64]
 WORST_PER_SEQUENCE = 3
+#: a merge whose range would be mostly gap beyond this many sequences (88 bytes each) is refused,
+#: so a state with a wild ``first`` gives an error, not a multi-gigabyte allocation
+MAX_GAP_SPAN = 50_000_000
 
 
 @dataclass
@@ -117,7 +121,14 @@ class SequenceStats:
                 return SequenceStats(0, min(self.first, other.first))
             return (self if other.count == 0 else other).copy()
         lo = min(self.first, other.first)
-        out = SequenceStats(max(self.end, other.end) - lo, lo)
+        span = max(self.end, other.end) - lo
+        if span > max(MAX_GAP_SPAN, 4 * (self.count + other.count)):
+            raise InputError(
+                f"cannot merge these states: their sequences ({self.first}..{self.end - 1} and "
+                f"{other.first}..{other.end - 1}) are so far apart that the merged statistics would "
+                f"cover {span} sequences; check the parts' sequence offsets"
+            )
+        out = SequenceStats(span, lo)
         for part in (self, other):  # in the overlap ``other`` lands last, then the overlap is redone
             at = slice(part.first - lo, part.end - lo)
             out.nll[at], out.tokens[at] = part.nll, part.tokens
