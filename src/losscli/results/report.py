@@ -7,7 +7,6 @@ made it, so a saved or merged state reports exactly what one run over all the da
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,19 +172,10 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         id_column=binding.id_column if binding else None,
         title=metric.title,
         per_output_labels=(("value", metric.headline_label), *((c.key, c.label) for c in metric.per_output)),
-        provenance=_plain(h.provenance),
+        provenance=h.provenance.to_plain(),
     )
     report.interpretation = metric.interpretation(report) if t.n else None
     return report
-
-
-def _plain(value: Any) -> Any:
-    """A provenance (nested frozen dataclasses) as JSON-ready data."""
-    return (
-        dataclasses.asdict(value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type)
-        else value
-    )
 
 
 def _per_output(state: EvalState) -> list[tuple[str, dict[str, float]]]:

@@ -16,6 +16,34 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .plain import (
+    NAME,
+    Arrays,
+    Meta,
+    StateFileError,
+    decode_detail,
+    decode_float,
+    encode_cell,
+    encode_float,
+    expect_members,
+    fields,
+    prefixed,
+    take,
+    under,
+    want_bool,
+    want_int,
+)
+from .seqstats import WORST_PER_SEQUENCE, SequenceStats
+
+__all__ = [
+    "WORST_PER_SEQUENCE",
+    "CompensatedVector",
+    "Example",
+    "LossState",
+    "SequenceStats",
+    "WorstExamples",
+]
+
 F64 = NDArray[np.float64]
 
 
@@ -62,6 +90,18 @@ class CompensatedVector:
     def total(self) -> F64:
         return np.array([h + lo for h, lo in zip(self.hi, self.lo, strict=True)], dtype=np.float64)
 
+    def to_plain(self) -> tuple[Meta, Arrays]:
+        """``{"size": k}`` and ``terms``, a (2, k) float64 array: the high parts, then the low."""
+        terms = np.array([self.hi, self.lo], dtype=np.float64).reshape(2, len(self.hi))
+        return {"size": len(self.hi)}, {"terms": terms}
+
+    @classmethod
+    def from_plain(cls, meta: Any, arrays: Arrays, where: str = "sums") -> CompensatedVector:
+        k = want_int(fields(meta, where, {"size"})["size"], f"{where}.size")
+        expect_members(arrays, {"terms"}, where)
+        terms = take(arrays, "terms", np.float64, (2, k), where)
+        return cls(terms[0].tolist(), terms[1].tolist())
+
 
 @dataclass(frozen=True)
 class Example:
@@ -89,7 +129,7 @@ class WorstExamples:
         self._floor = self._lowest_kept()
 
     def _lowest_kept(self) -> float:
-        if len(self.rows) < self.capacity:
+        if len(self.rows) < self.capacity or len(self.rows) == 0:  # capacity 0 keeps nothing
             return -math.inf
         return float(self.losses.min())
 
@@ -133,101 +173,25 @@ class WorstExamples:
             Example(int(r), float(v), d) for r, v, d in zip(self.rows, self.losses, self.details, strict=True)
         ]
 
+    def to_plain(self) -> tuple[Meta, Arrays]:
+        """``{"capacity", "details"}`` (one list of cells per row) and ``rows``, ``losses``."""
+        details = [[encode_cell(c) for c in d] for d in self.details]
+        return {"capacity": self.capacity, "details": details}, {"rows": self.rows, "losses": self.losses}
 
-WORST_PER_SEQUENCE = 3
-
-
-@dataclass
-class SequenceStats:
-    """Per-sequence token counts, NLL sums and worst tokens (sequence ids are 0..count-1).
-
-    Memory grows with the number of sequences, never with tokens: a few numbers each.
-    """
-
-    count: int
-    first: int = 0  # the global index of sequence 0 here (the lead's stopgap; merge by range follows)
-    nll: F64 = field(init=False)
-    tokens: NDArray[np.int64] = field(init=False)
-    # worst tokens per sequence: loss (-inf = empty slot), position, target id (-1 unknown)
-    worst_loss: F64 = field(init=False)
-    worst_pos: NDArray[np.int64] = field(init=False)
-    worst_target: NDArray[np.int64] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.nll = np.zeros(self.count)
-        self.tokens = np.zeros(self.count, dtype=np.int64)
-        self.worst_loss = np.full((self.count, WORST_PER_SEQUENCE), -np.inf)
-        self.worst_pos = np.full((self.count, WORST_PER_SEQUENCE), -1, dtype=np.int64)
-        self.worst_target = np.full((self.count, WORST_PER_SEQUENCE), -1, dtype=np.int64)
-
-    def update(
-        self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, targets: NDArray[Any] | None
-    ) -> None:
-        if len(seq) == 0:
-            return
-        seq = seq - self.first
-        # Only tokens at least as bad as their sequence's current k-th worst can enter (ties too,
-        # so the lexsort in _offer breaks them by position whatever the chunk order): usually none.
-        if self.count == 1:  # flat logits: one sequence, no per-row bookkeeping
-            self.nll[0] += float(losses.sum())
-            self.tokens[0] += len(seq)
-            enter = losses >= self.worst_loss[0, WORST_PER_SEQUENCE - 1]
-        else:
-            self.nll += np.bincount(seq, weights=losses, minlength=self.count)[: self.count]
-            self.tokens += np.bincount(seq, minlength=self.count)[: self.count]
-            enter = losses >= self.worst_loss[seq, WORST_PER_SEQUENCE - 1]
-        if not enter.any():
-            return
-        idx = np.flatnonzero(enter)
-        tgt = (
-            np.full(len(idx), -1, dtype=np.int64)
-            if targets is None
-            else np.asarray(targets, dtype=np.int64)[idx]
-        )
-        self._offer(seq[idx], pos[idx], losses[idx], tgt)
-
-    def _offer(
-        self, seq: NDArray[np.int64], pos: NDArray[np.int64], losses: F64, tgt: NDArray[np.int64]
-    ) -> None:
-        if len(seq) == 0:
-            return
-        ordered = np.sort(seq)  # np.unique would import numpy.ma (14 ms) on first use
-        touched = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
-        k = WORST_PER_SEQUENCE
-        all_seq = np.concatenate([np.repeat(touched, k), seq])
-        all_loss = np.concatenate([self.worst_loss[touched].ravel(), losses])
-        all_pos = np.concatenate([self.worst_pos[touched].ravel(), pos])
-        all_tgt = np.concatenate([self.worst_target[touched].ravel(), tgt])
-        order = np.lexsort((all_pos, -all_loss, all_seq))  # by sequence, worst first, then position
-        s = all_seq[order]
-        first = np.searchsorted(s, s, side="left")
-        rank = np.arange(len(s)) - first
-        keep = order[rank < k]
-        slot = rank[rank < k]
-        rows = all_seq[keep]
-        self.worst_loss[rows, slot] = all_loss[keep]
-        self.worst_pos[rows, slot] = all_pos[keep]
-        self.worst_target[rows, slot] = all_tgt[keep]
-
-    def merge(self, other: SequenceStats) -> SequenceStats:
-        out = SequenceStats(self.count, self.first)
-        out.nll = self.nll + other.nll
-        out.tokens = self.tokens + other.tokens
-        out.worst_loss, out.worst_pos, out.worst_target = (
-            self.worst_loss.copy(),
-            self.worst_pos.copy(),
-            self.worst_target.copy(),
-        )
-        filled = other.worst_loss > -np.inf
-        seq = np.nonzero(filled)[0].astype(np.int64)
-        out._offer(seq, other.worst_pos[filled], other.worst_loss[filled], other.worst_target[filled])
-        return out
-
-    def perplexities(self) -> F64:
-        """exp(mean NLL) of every sequence with at least one scored token."""
-        scored = self.tokens > 0
-        with np.errstate(over="ignore"):
-            return np.exp(self.nll[scored] / self.tokens[scored])
+    @classmethod
+    def from_plain(cls, meta: Any, arrays: Arrays, where: str = "worst") -> WorstExamples:
+        fields(meta, where, {"capacity", "details"})
+        capacity = want_int(meta["capacity"], f"{where}.capacity")
+        raw = meta["details"]
+        if not isinstance(raw, list) or len(raw) > capacity:
+            raise StateFileError(
+                f"not a valid losscli state: {where}.details should be a list of at most {capacity} rows"
+            )
+        details = [decode_detail(d, f"{where}.details[{i}]") for i, d in enumerate(raw)]
+        expect_members(arrays, {"rows", "losses"}, where)
+        rows = take(arrays, "rows", np.int64, (len(details),), where)
+        losses = take(arrays, "losses", np.float64, (len(details),), where)
+        return cls(capacity, rows, losses, details)
 
 
 @dataclass
@@ -304,8 +268,11 @@ class LossState:
             out.note_row_sum(other.row_sum_row, other.row_sum)
         if self.sequences is not None and other.sequences is not None:
             out.sequences = self.sequences.merge(other.sequences)
-        else:
-            out.sequences = self.sequences or other.sequences
+        elif self.sequences is not None or other.sequences is not None:
+            out.sequences = (self.sequences or other.sequences).copy()  # type: ignore[union-attr]
+        out.rows = self.rows + other.rows
+        out.nulls = self.nulls + other.nulls
+        out.overflow = self.overflow or other.overflow
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -328,3 +295,94 @@ class LossState:
         """Headline value: the uniform average over outputs of the weighted mean loss."""
         per = self.per_output()
         return float(np.mean(per)) if per.size else math.nan
+
+    def to_plain(self) -> tuple[Meta, Arrays]:
+        """(JSON meta, numeric arrays): exact, every float bit kept (see state.files)."""
+        return loss_state_to_plain(self)
+
+    @classmethod
+    def from_plain(cls, meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
+        """The state ``to_plain`` described; ``StateFileError`` on anything malformed."""
+        return loss_state_from_plain(meta, arrays, where)
+
+
+#: LossState's integer counts, as named in its plain form
+_COUNTS = ("n", "ignored", "skipped", "clamped", "rows", "nulls")
+_SUMS = ("output_sums", "weight_sum", "hits")
+
+
+def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
+    """The plain form of ``LossState`` (see state.files for the layout)."""
+    meta: Meta = {"outputs": state.outputs, "worst_capacity": state.worst_capacity}
+    meta.update({name: getattr(state, name) for name in _COUNTS})
+    meta["counts_correct"], meta["overflow"] = state.counts_correct, state.overflow
+    meta["row_sum_row"], meta["row_sum"] = state.row_sum_row, encode_float(state.row_sum)
+    arrays: Arrays = {}
+    parts: list[tuple[str, Any]] = [(name, getattr(state, name)) for name in _SUMS]
+    parts += [(f"companion.{name}", vec) for name, vec in state.companion_sums.items()]
+    parts += [("worst", state.worst), ("sequences", state.sequences)]
+    meta["companions"] = {}
+    for key, part in parts:
+        if part is None:
+            meta[key] = None
+            continue
+        if key.startswith("companion.") and not NAME.fullmatch(key[len("companion.") :]):
+            raise ValueError(f"companion name {key!r} cannot be saved: letters, digits and _ only")
+        sub_meta, sub_arrays = part.to_plain()
+        arrays.update(prefixed(key, sub_arrays))
+        if key.startswith("companion."):
+            meta["companions"][key[len("companion.") :]] = sub_meta
+        else:
+            meta[key] = sub_meta
+    return meta, arrays
+
+
+_LOSS_KEYS = {
+    *["outputs", "worst_capacity", "counts_correct", "overflow", "row_sum_row", "row_sum"],
+    *_COUNTS,
+}
+_LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
+
+
+def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
+    """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
+    fields(meta, where, _LOSS_KEYS)
+    outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
+    capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
+    companions = meta["companions"]
+    if not isinstance(companions, dict) or not all(NAME.fullmatch(k) for k in companions):
+        raise StateFileError(f"not a valid losscli state: {where}.companions should map names to sums")
+    known = {*_SUMS, "worst", *(f"companion.{k}" for k in companions)}
+    if meta["sequences"] is not None:
+        known.add("sequences")
+    for name in arrays:
+        if name.rsplit(".", 1)[0] not in known:
+            raise StateFileError(f"not a valid losscli state: unknown array {where}.{name}")
+    out = LossState(1, 0)  # small on purpose: every field is replaced by a checked one below
+    out.outputs, out.worst_capacity = outputs, capacity
+    for name in _COUNTS:
+        setattr(out, name, want_int(meta[name], f"{where}.{name}"))
+    out.counts_correct = want_bool(meta["counts_correct"], f"{where}.counts_correct")
+    out.overflow = want_bool(meta["overflow"], f"{where}.overflow")
+    out.row_sum_row = want_int(meta["row_sum_row"], f"{where}.row_sum_row", -1)
+    out.row_sum = decode_float(meta["row_sum"], f"{where}.row_sum")
+    for name, size in zip(_SUMS, (outputs, 1, 2), strict=True):
+        vec = CompensatedVector.from_plain(meta[name], under(name, arrays), f"{where}.{name}")
+        _want_size(vec, size, f"{where}.{name}")
+        setattr(out, name, vec)
+    for name, sub in companions.items():
+        key = f"companion.{name}"
+        out.companion_sums[name] = CompensatedVector.from_plain(sub, under(key, arrays), f"{where}.{key}")
+        _want_size(out.companion_sums[name], 1, f"{where}.{key}")
+    out.worst = WorstExamples.from_plain(meta["worst"], under("worst", arrays), f"{where}.worst")
+    if out.worst.capacity != capacity:
+        raise StateFileError(f"not a valid losscli state: {where}.worst.capacity differs from worst_capacity")
+    if meta["sequences"] is not None:
+        seq_arrays = under("sequences", arrays)
+        out.sequences = SequenceStats.from_plain(meta["sequences"], seq_arrays, f"{where}.sequences")
+    return out
+
+
+def _want_size(vec: CompensatedVector, size: int, where: str) -> None:
+    if len(vec.hi) != size:
+        raise StateFileError(f"not a valid losscli state: {where} should hold {size} sums, not {len(vec.hi)}")
