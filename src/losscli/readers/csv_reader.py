@@ -135,6 +135,8 @@ class CsvReader(Reader):
     open_reader sniffed. ``compression`` overrides what the name says (a pipe has no name).
     """
 
+    delimited = True
+
     def __init__(
         self,
         path: str,
@@ -213,6 +215,10 @@ class CsvReader(Reader):
             self.column_names = [str(j) for j in range(len(fields))]
             self.index_columns = ()
             self._header = None
+
+    @property
+    def header_row(self) -> bool:
+        return self.has_header
 
     def header_text(self, j: int) -> str:
         """A column's name as the header wrote it ('' for pandas' unnamed index, not 'column0')."""

@@ -201,7 +201,7 @@ def _construct(
 
         return ParquetReader(path, nan=nan)
     if named == "npz":
-        from .numpy_reader import NpzReader
+        from .npz_reader import NpzReader
 
         return NpzReader(path)
     from .numpy_reader import NpyReader
