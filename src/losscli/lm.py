@@ -91,6 +91,9 @@ def plan_logits(
     ignore_index: int,
     topk: int | None,
 ) -> TokenPlan:
+    """Logits and token ids, each read through a token view (the readers given are left as
+    they are; the plan's roles hold the views). One file holding both (.npz keys, Parquet
+    columns) needs both columns named."""
     same = logits is targets
     pcol = _pick(logits, pred_col, LOGIT_NAMES) if (pred_col or len(logits.column_names) > 1) else None
     tcol = _pick(targets, target_col, ID_NAMES) if (target_col or len(targets.column_names) > 1) else None
@@ -136,6 +139,8 @@ def _logit_sequences(lv: TokenView, tv: TokenView, seq_col: str | None, rows: in
 
 
 def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
+    """Gathered log-probabilities: a column (named, conventionally named, or the only one)
+    read through a token view, or JSON Lines records, one per sequence."""
     if reader.sequence_records:  # JSON Lines: the format fixes the column and the sequences
         lengths = reader.list_lengths(0)
         if lengths is None:
