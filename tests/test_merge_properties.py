@@ -10,6 +10,7 @@ its pieces in another order).
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ from losscli.state import EvalState
 REL = 1e-12
 TOP = 5
 SETTINGS = settings(
-    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -54,7 +58,11 @@ def assert_same_report(merged: Report, whole: Report) -> None:
     assert merged.breakdown == whole.breakdown
     assert len(merged.sequences) == len(whole.sequences)
     for a, b in zip(merged.sequences, whole.sequences, strict=True):
-        assert (a["sequence"], a["tokens"], a["worst_tokens"]) == (b["sequence"], b["tokens"], b["worst_tokens"])
+        assert (a["sequence"], a["tokens"], a["worst_tokens"]) == (
+            b["sequence"],
+            b["tokens"],
+            b["worst_tokens"],
+        )
         assert _close(a["nll"], b["nll"]) and _close(a["perplexity"], b["perplexity"])
 
 
@@ -86,9 +94,19 @@ def data_for(metric: str, n: int, seed: int, weighted: bool) -> tuple[Any, Any, 
     return rng.normal(size=(n, t, 7)).astype(np.float32) * 2, ids, tw, t
 
 
-def run_part(metric: str, p: Any, t: Any, w: Any, offset: int, path: Path, chunk: int, threads: int) -> EvalState:
+def run_part(
+    metric: str, p: Any, t: Any, w: Any, offset: int, path: Path, chunk: int, threads: int
+) -> EvalState:
     losscli.evaluate(
-        metric, p, t, weights=w, row_offset=offset, save_state=str(path), top=TOP, chunk_size=chunk, threads=threads
+        metric,
+        p,
+        t,
+        weights=w,
+        row_offset=offset,
+        save_state=str(path),
+        top=TOP,
+        chunk_size=chunk,
+        threads=threads,
     )
     return EvalState.load(str(path))
 
@@ -122,7 +140,7 @@ def test_parts_merged_in_any_tree_equal_one_run(
     bounds = sorted({0, n, *(c % (n + 1) for c in cuts)})
     whole = losscli.evaluate(metric, p, t, weights=w, top=TOP)
     states = []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         wp = None if w is None else w[a * per_row : b * per_row]
         states.append(
             run_part(metric, p[a:b], t[a:b], wp, a * per_row, tmp_path / f"s{seed}-{i}.state", chunk, threads)
@@ -137,7 +155,7 @@ def test_merge_order_does_not_change_the_report(tmp_path: Path, metric: str) -> 
     bounds = [0, 10, 11, 50, 90]
     states = [
         run_part(metric, p[a:b], t[a:b], None, a, tmp_path / f"{i}.state", 7, 1)
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
     whole = losscli.evaluate(metric, p, t, top=TOP)
     for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):

@@ -18,7 +18,6 @@ from .render import FORMATS as OUTPUT_FORMATS
 if TYPE_CHECKING:
     from .metrics.base import MetricOption
 
-INPUT_FORMATS = ("csv", "tsv", "parquet", "npy", "npz")
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -42,6 +41,8 @@ def apply(options: Sequence[Any]) -> Decorator:
 
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
+    from .readers import INPUT_FORMATS  # the readers know their formats (numpy is loaded by now)
+
     options = [
         click.option(
             "--pred-col",

@@ -89,7 +89,7 @@ RULE_ID_NAME = "rule: id-like name"
 
 def has_names(reader: Reader) -> bool:
     """Columns named by a person (a header, Parquet fields), not numbered by losscli."""
-    return reader.named() and getattr(reader, "has_header", True)
+    return reader.named() and (reader.header_row or not reader.delimited)
 
 
 def pair_by_name(preds: Choice, targets: Choice) -> tuple[Choice, Choice, str | None]:
@@ -206,7 +206,7 @@ def _nothing_left(reader: Reader, index: Sequence[int]) -> UsageError:
 
 def _is_array(reader: Reader) -> bool:
     """Arrays (.npy, in-memory) have numbered columns; a CSV without a header has columns."""
-    return not hasattr(reader, "has_header")
+    return not reader.delimited
 
 
 def find_id(reader: Reader, used: Sequence[int]) -> int | None:

@@ -1,4 +1,4 @@
-"""How a perplexity run is laid out: which columns, which sequences, which metric.
+"""How a perplexity run is laid out: which columns and which sequences.
 
 Language-model inputs come in several shapes (flat (N, V) logits, batched (B, T, V), Parquet
 list columns per sequence, gathered log-probabilities in JSON Lines); this module turns each into
@@ -17,6 +17,7 @@ from .engine.runners import Role
 from .errors import InputError, UsageError
 from .metrics.checks import PREDS, TARGETS
 from .readers.base import Group, Reader
+from .readers.tokens import TokenView, token_view
 from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
 
 LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
@@ -38,20 +39,6 @@ def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | Non
     if spec is not None:
         return reader.resolve(spec)
     return reader.guess(names)
-
-
-def _tokens(reader: Reader, column: int | None, keep_last: bool) -> tuple[int, ...] | None:
-    """Flatten to one token per row where the format has token arrays; None for flat tables."""
-    from .readers.memory import ArrayReader
-    from .readers.numpy_reader import NpyReader, NpzReader
-    from .readers.parquet_reader import ParquetReader
-
-    if isinstance(reader, (NpyReader, NpzReader, ArrayReader)):
-        return reader.as_tokens(column, keep_last)
-    if isinstance(reader, ParquetReader) and column is not None and reader.is_list(column):
-        reader.as_tokens(column, keep_last)
-        return ()
-    return None
 
 
 def run_lengths(reader: Reader, column: int) -> NDArray[np.int64]:
@@ -103,6 +90,9 @@ def plan_logits(
     ignore_index: int,
     topk: int | None,
 ) -> TokenPlan:
+    """Logits and token ids, each read through a token view (the readers given are left as
+    they are; the plan's roles hold the views). One file holding both (.npz keys, Parquet
+    columns) needs both columns named."""
     same = logits is targets
     pcol = _pick(logits, pred_col, LOGIT_NAMES) if (pred_col or len(logits.column_names) > 1) else None
     tcol = _pick(targets, target_col, ID_NAMES) if (target_col or len(targets.column_names) > 1) else None
@@ -110,28 +100,11 @@ def plan_logits(
         raise UsageError(
             f"{logits.display}: name the logits and the token ids with --pred-col and --target-col"
         )
-    lead_l = _tokens(logits, pcol, keep_last=True)
-    lead_t = _tokens(targets, tcol, keep_last=False)
-    seqmap: SequenceMap
-    if seq_col is not None:
-        seqmap = ListSequences(run_lengths(targets, targets.resolve(seq_col)))
-    elif lead_l == () or lead_t == ():  # Parquet lists: one list per sequence
-        src, col = (targets, tcol) if lead_t == () else (logits, pcol)
-        assert col is not None
-        lengths = src.list_lengths(col)
-        assert lengths is not None
-        seqmap = ListSequences(lengths)
-    elif lead_l is not None and len(lead_l) == 2:
-        seqmap = PeriodicSequences(*lead_l)
-        if lead_t is not None and int(np.prod(lead_t)) != lead_l[0] * lead_l[1]:
-            raise InputError(
-                f"logits are {lead_l[0]} sequences x {lead_l[1]} tokens but the ids have shape {lead_t}",
-                path=targets.display,
-            )
-    elif lead_t is not None and len(lead_t) == 2:
-        seqmap = PeriodicSequences(*lead_t)
-    else:
-        seqmap = SingleSequence(logits.n_rows)
+    lv = token_view(logits, pcol, keep_last=True)
+    # one file holding both: the ids' view is taken of the logits' view, so one reader reads both
+    tv = token_view(lv.reader if same else targets, tcol, keep_last=False)
+    logits, targets = (tv.reader if same else lv.reader), tv.reader
+    seqmap = _logit_sequences(lv, tv, seq_col, logits.n_rows)
     p_group: Group = _without_index(logits) if pcol is None else [pcol]
     t_group: Group = _without_index(targets) if tcol is None else [tcol]
     if same:
@@ -143,12 +116,36 @@ def plan_logits(
     return TokenPlan(roles, seqmap)
 
 
-def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
-    from .readers.jsonl_reader import JsonlReader
+def _logit_sequences(lv: TokenView, tv: TokenView, seq_col: str | None, rows: int | None) -> SequenceMap:
+    """Where sequences end, for logits and ids: a sequence-id column, else list columns (one
+    list per sequence), else the (B, T) of batched logits (or ids), else one sequence of
+    ``rows`` tokens (the logits' rows, when known)."""
+    if seq_col is not None:
+        return ListSequences(run_lengths(tv.reader, tv.reader.resolve(seq_col)))
+    if lv.lists or tv.lists:
+        return ListSequences((tv if tv.lists else lv).lengths())
+    if lv.batched is not None:
+        batch, length = lv.batched
+        if tv.lead is not None and int(np.prod(tv.lead)) != batch * length:
+            raise InputError(
+                f"logits are {batch} sequences x {length} tokens but the ids have shape {tv.lead}",
+                path=tv.reader.display,
+            )
+        return PeriodicSequences(batch, length)
+    if tv.batched is not None:
+        return PeriodicSequences(*tv.batched)
+    return SingleSequence(rows)
 
-    if isinstance(reader, JsonlReader):
-        seqmap: SequenceMap = ListSequences(reader.list_lengths(0))
-        return TokenPlan({PREDS: Role(reader, None, reader.display)}, seqmap, reader.nulls)
+
+def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
+    """Gathered log-probabilities: a column (named, conventionally named, or the only one)
+    read through a token view, or JSON Lines records, one per sequence."""
+    if reader.sequence_records:  # JSON Lines: the format fixes the column and the sequences
+        lengths = reader.list_lengths(0)
+        if lengths is None:
+            raise TypeError(f"{type(reader).__name__} has sequence records but no list lengths")
+        role = Role(reader, None, reader.display)
+        return TokenPlan({PREDS: role}, ListSequences(lengths), reader.nulls)
     col = _pick(reader, pred_col, LOGPROB_NAMES)
     if col is None:
         if len(reader.column_names) != 1:
@@ -157,18 +154,18 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
                 f"(columns: {', '.join(reader.column_names[:20])})"
             )
         col = 0
-    lead = _tokens(reader, col, keep_last=False)
+    view = token_view(reader, col, keep_last=False)
+    reader = view.reader
+    seqmap: SequenceMap
     if seq_col is not None:
         seqmap = ListSequences(run_lengths(reader, reader.resolve(seq_col)))
-    elif lead == ():
-        lengths = reader.list_lengths(col)
-        assert lengths is not None
-        seqmap = ListSequences(lengths)
-    elif lead is not None and len(lead) == 2:
-        seqmap = PeriodicSequences(*lead)
+    elif view.lists:
+        seqmap = ListSequences(view.lengths())
+    elif view.batched is not None:
+        seqmap = PeriodicSequences(*view.batched)
     else:
         seqmap = SingleSequence(reader.n_rows)
-    group: Group = [col] if len(reader.column_names) > 1 or lead is None else None
+    group: Group = [col] if len(reader.column_names) > 1 or view.lead is None else None
     return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
 
 

@@ -135,7 +135,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
         bool(evaluation.lm and evaluation.lm.shift),
         layout.nulls,
         frozenset(
-            k for k in (IDS, *CHECKED_IDS) if k in roles and getattr(roles[k].reader, "ids_as_text", False)
+            k for k in (IDS, *CHECKED_IDS) if k in roles and roles[k].reader.ids_as_text
         ),
         next((r.n_rows for r in readers if r.n_rows is not None), None),
     )

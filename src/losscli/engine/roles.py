@@ -196,7 +196,7 @@ def _plan_choice(role: Role, spec: str | None) -> Choice:
     if spec is not None:
         return Choice(reader, group, USER)
     if group is None:
-        return Choice(reader, None, RULE_EVERY if hasattr(reader, "has_header") else RULE_WHOLE)
+        return Choice(reader, None, RULE_EVERY if reader.delimited else RULE_WHOLE)
     index = list(reader.index_columns)
     if index and sorted(group) == [j for j in range(len(reader.column_names)) if j not in index]:
         return Choice(reader, group, RULE_EVERY, index)  # the whole file but its pandas index

@@ -211,7 +211,7 @@ def _mismatch_hint(readers: Sequence[Reader]) -> str:
     file as an empty last line, which cannot be told from the blank line many files end with;
     a first row that could be a header was read as data (or the other way round)."""
     for r in readers:
-        tail = getattr(r, "blank_tail", 0)
+        tail = r.blank_tail
         if tail:
             return (
                 f". {r.display} ends with {tail} empty line(s), which hold no row: if its last "
@@ -219,8 +219,8 @@ def _mismatch_hint(readers: Sequence[Reader]) -> str:
                 "write missing values as NaN (Polars: write_csv(null_value='NaN')) or use Parquet"
             )
     for r in readers:
-        if getattr(r, "header_guessed", False):
-            header = getattr(r, "has_header", False)
+        if r.header_guessed:
+            header = r.header_row
             now, other = ("a header", "--no-header") if header else ("data", "--header")
             return (
                 f". {r.display}'s first row could be a header or data and was read as {now}: "

@@ -9,11 +9,12 @@ until the next one is requested.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -82,6 +83,9 @@ class IndexNames(Sequence[str]):
         return int(name)
 
 
+R = TypeVar("R", bound="Reader")
+
+
 class Reader(ABC):
     """A file opened for streaming. Subclasses know one format each."""
 
@@ -100,6 +104,29 @@ class Reader(ABC):
     #: positions of pandas index columns (CSV: an empty or ``Unnamed: 0`` first header field;
     #: Parquet: the ``index_columns`` of the pandas metadata): row labels, never data
     index_columns: tuple[int, ...] = ()
+    #: a delimited text table (CSV/TSV): its first row may be a header, its cells are text
+    delimited: bool = False
+    #: whether the first row was read as a guess between header and data, announced in a
+    #: warning (CSV/TSV), so a row-count mismatch can point at it
+    header_guessed: bool = False
+    #: empty lines that ended a one-column text file and held no row (known once read)
+    blank_tail: int = 0
+    #: id columns are text in the file even when they travel as int64 (see ids)
+    ids_as_text: bool = False
+    #: each record is one sequence's tokens (JSON Lines of log-probabilities): the format fixes
+    #: the column and where sequences end (``list_lengths(0)``)
+    sequence_records: bool = False
+    #: values the file marks missing that the reader skips (JSON Lines' null log-probabilities
+    #: of echoed prompts), counted once ``list_lengths`` has read them
+    nulls: int = 0
+    #: a view (``token_reader``) that shares its reader's open files: closing it closes nothing
+    shares_files: bool = False
+
+    @property
+    def header_row(self) -> bool:
+        """The first row was read as column names (CSV/TSV); False for formats whose columns
+        are named (or numbered) otherwise."""
+        return False
 
     def named(self) -> bool:
         """True when the columns have names a person gave them (a header, Parquet fields,
@@ -141,14 +168,17 @@ class Reader(ABC):
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         """Yield one list of arrays per chunk, one array per group, all with the same rows."""
 
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        """Read ``column`` (or the file's array) one token per row, for language models.
+    def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]] | None:
+        """A NEW reader of ``column`` (or the file's array) one token per row, for language
+        models, and the leading shape it flattened; this reader is left as it was. Called
+        through ``tokens.token_view``.
 
-        ``keep_last``: logits, (B, T, V) -> (B*T, V); otherwise ids, (B, T) -> (B*T,). Returns
-        the leading shape that was flattened ((B, T), or (N,)), so sequences can be recovered.
-        Formats without such arrays say so.
+        ``keep_last``: logits, (B, T, V) -> (B*T, V), leading shape (B, T); otherwise ids,
+        (B, T) -> (B*T,), leading shape (B, T). A list column per sequence (Parquet) gives
+        ``()``: its list lengths are the sequences. None: a flat table, already one token per
+        row (CSV, JSON Lines, a Parquet column that is not a list), to be read as it is.
         """
-        raise UsageError(f"{self.display}: this format has no token arrays; use .npy, .npz or Parquet lists")
+        return None
 
     def list_lengths(self, column: int) -> NDArray[np.int64] | None:
         """Per-row list lengths of a list column (tokens per sequence), or None if not a list."""
@@ -167,6 +197,13 @@ class Reader(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _view(self: R) -> R:
+        """A shallow copy that shares this reader's open files (closing it closes nothing: this
+        reader owns them). The caller replaces whatever the view reads differently."""
+        view = copy.copy(self)
+        view.shares_files = True
+        return view
 
 
 class RangeReader(ABC):

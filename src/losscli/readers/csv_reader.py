@@ -44,6 +44,7 @@ from .base import (
     refuse_missing,
     wanted_columns,
 )
+from .formats import detect_compression, tab_separated
 from .open import Replay
 from .prefetch import prefetch
 
@@ -60,14 +61,6 @@ PEEK_BYTES = 1 << 16  # read at least this much (or SAMPLE_LINES lines) to judge
 SAMPLE_LINES = 1000
 _NON_BLANK = re.compile(rb"[^\r\n]")
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
-COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
-
-
-def _compression(path: str) -> str | None:
-    for ext, name in COMPRESSED.items():
-        if path.lower().endswith(ext):
-            return name
-    return None
 
 
 # How pandas (True/False) and Polars (true/false) write a bool column: 1 and 0, as in Parquet
@@ -135,6 +128,8 @@ class CsvReader(Reader):
     open_reader sniffed. ``compression`` overrides what the name says (a pipe has no name).
     """
 
+    delimited = True
+
     def __init__(
         self,
         path: str,
@@ -149,17 +144,12 @@ class CsvReader(Reader):
         self.display = "<stdin>" if path == "-" else path
         if stream is None and path == "-":
             stream = Replay(b"", sys.stdin.buffer, owns=False)
-        self.compression = compression or (None if stream is not None else _compression(path))
+        self.compression = compression or (None if stream is not None else detect_compression(path))
         self.skip_missing = nan == "skip"
         self._stream = self._decompressed(stream) if stream is not None and self.compression else stream
-        stem = path.lower()
-        for ext in COMPRESSED:
-            stem = stem.removesuffix(ext)
-        if delimiter is None and stem.endswith((".tsv", ".tab")):
-            delimiter = "\t"
         first, raw = self._peek()
         if delimiter is None:
-            delimiter = "\t" if ("\t" in first and "," not in first) else ","
+            delimiter = "\t" if tab_separated(path, first) else ","
         self.delimiter = delimiter
         self._prefix: bytes | None = raw
         try:
@@ -213,6 +203,10 @@ class CsvReader(Reader):
             self.column_names = [str(j) for j in range(len(fields))]
             self.index_columns = ()
             self._header = None
+
+    @property
+    def header_row(self) -> bool:
+        return self.has_header
 
     def header_text(self, j: int) -> str:
         """A column's name as the header wrote it ('' for pandas' unnamed index, not 'column0')."""

@@ -86,7 +86,10 @@ def token_logprobs(record: Any) -> list[float | None] | None:
 
 
 class JsonlReader(Reader):
-    """Flattened token log-probabilities; one column, ``logprob``."""
+    """Flattened token log-probabilities; one column, ``logprob``. Its rows are already one
+    token each (no token view to take); each record is a sequence (``sequence_records``)."""
+
+    sequence_records = True
 
     def __init__(self, path: str, stream: io.RawIOBase | None = None) -> None:
         self.path = path
@@ -127,9 +130,6 @@ class JsonlReader(Reader):
                         path=self.display,
                     )
                 yield number, values
-
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        return ()
 
     def close(self) -> None:
         if self._stream is not None:

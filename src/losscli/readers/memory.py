@@ -45,22 +45,20 @@ class ArrayReader(Reader, RangeReader):
                 out.append(block[:, list(g)])
         return out
 
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        """(B, T, V) logits as B*T rows of V; (B, T) ids as B*T values (views, no copies)."""
+    def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]]:
+        """(B, T, V) logits as B*T rows of V; (B, T) ids as B*T values: a new reader of a view
+        of the same array (a copy only where numpy's reshape needs one, as for a strided
+        array). ``column`` plays no part: the array is the tokens."""
         shape = self.array.shape
         if keep_last:
             if len(shape) < 2:
                 raise UsageError(f"{self.display}: logits need (N, V) or (B, T, V), not {shape}")
-            self.array = self.array.reshape(-1, shape[-1])
+            view = ArrayReader(self.array.reshape(-1, shape[-1]), self.display)
             lead = shape[:-1]
         else:
-            self.array = self.array.reshape(-1)
+            view = ArrayReader(self.array.reshape(-1), self.display)
             lead = shape
-        self.n_rows = self.array.shape[0]
-        self.row_shape = self.array.shape[1:]
-        width = int(self.array.shape[-1]) if self.array.ndim == 2 else 1
-        self.column_names = IndexNames(width)
-        return tuple(int(x) for x in lead)
+        return view, tuple(int(x) for x in lead)
 
     def range_reader(self) -> RangeReader:
         return self

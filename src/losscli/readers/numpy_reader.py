@@ -1,4 +1,5 @@
-"""NumPy .npy and .npz files, read a chunk at a time into reused buffers.
+"""NumPy .npy files (and the arrays inside .npz, see npz_reader), read a chunk at a time into
+reused buffers.
 
 We parse the header ourselves (numpy's literal-eval parser, never pickle) and ``readinto`` a
 buffer of at most ``max_rows`` rows. Unlike ``np.load(mmap_mode='r')``, whose touched pages
@@ -20,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputError, UsageError
+from ..errors import InputError
 from .base import Chunk, Group, IndexNames, RangeReader, Reader
 
 MAX_HEADER_SIZE = 1 << 20
@@ -78,7 +79,7 @@ def read_header(fp: IO[bytes], display: str, available: int | None) -> ArrayHead
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # numpy's header parser raises many kinds (TokenError, ...)
-        raise InputError(f"not a valid .npy array ({_short(exc)})", path=display) from None
+        raise InputError(f"not a valid .npy array ({short_error(exc)})", path=display) from None
     return _vet_header(fp, display, available, shape, fortran, dtype)
 
 
@@ -122,13 +123,14 @@ def _vet_header(
     return header
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
 
-def flatten_header(header: ArrayHeader, display: str, keep_last: bool) -> tuple[int, ...]:
-    """Reshape a header in place to one token per row; returns the flattened leading shape."""
+def flat_header(header: ArrayHeader, display: str, keep_last: bool) -> tuple[ArrayHeader, tuple[int, ...]]:
+    """A header read one token per row (``header`` itself is left as it is), and the leading
+    shape it flattened: (B, T, V) logits as (B*T, V) with (B, T); ids (B, T) as (B*T,)."""
     shape = header.shape
     if header.fortran and len(shape) > 1:
         raise InputError(
@@ -138,11 +140,17 @@ def flatten_header(header: ArrayHeader, display: str, keep_last: bool) -> tuple[
         if len(shape) < 2:
             raise InputError(f"holds shape {shape}; logits need (N, V) or (B, T, V)", path=display)
         lead = shape[:-1]
-        header.shape = (int(np.prod(lead, dtype=np.int64)), shape[-1])
+        flat: tuple[int, ...] = (int(np.prod(lead, dtype=np.int64)), shape[-1])
     else:
         lead = shape
-        header.shape = (int(np.prod(shape, dtype=np.int64)),)
-    return tuple(int(x) for x in lead)
+        flat = (int(np.prod(shape, dtype=np.int64)),)
+    tokens = ArrayHeader(header.dtype, flat, header.fortran, header.offset)
+    return tokens, tuple(int(x) for x in lead)
+
+
+def array_columns(header: ArrayHeader) -> IndexNames:
+    """The columns of an array: those of a 2-D array, else one."""
+    return IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
 
 
 class ArrayStream:
@@ -232,7 +240,7 @@ class ArrayStream:
                 got = read(mv[filled:], filled)
             except errors as exc:
                 raise InputError(
-                    f"could not be read at row {start} ({_short(exc)})", path=self.display
+                    f"could not be read at row {start} ({short_error(exc)})", path=self.display
                 ) from None
             if not got:
                 raise InputError(
@@ -255,7 +263,7 @@ class ArrayStream:
             view[:, j] = np.frombuffer(data, dtype=self.native)
 
 
-def _select(block: NDArray[Any], group: Group) -> NDArray[Any]:
+def select_group(block: NDArray[Any], group: Group) -> NDArray[Any]:
     if group is None:
         return block
     if block.ndim == 1:
@@ -291,22 +299,36 @@ class NpyReader(Reader):
         self.dtype = self.stream.native
         self.itemsize = self.dtype.itemsize
         self.scratch_chunks = True
-        width = header.shape[1] if len(header.shape) == 2 else 1
-        self.column_names = IndexNames(width)
+        self.column_names = array_columns(header)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
-        while self.stream.row < self.stream.header.rows:
-            block = self.stream.read(max_rows)
-            yield [_select(block, g) for g in groups]
+        """Every row from the first: a file is read by pread from row 0 on every pass (as every
+        other reader of a file starts over); a pipe only once (a second pass is refused, not
+        silently empty)."""
+        stream = self.stream
+        if self._fd is None:
+            if stream.row:
+                raise InputError("was already read: a pipe can be read only once", path=self.display)
+            while stream.row < stream.header.rows:
+                yield [select_group(stream.read(max_rows), g) for g in groups]
+            return
+        row = 0
+        while row < stream.header.rows:
+            block = stream.read_at(row, max_rows)
+            row += len(block)
+            yield [select_group(block, g) for g in groups]
 
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        header = self.stream.header
-        lead = flatten_header(header, self.display, keep_last)
-        self.stream = ArrayStream(self._fp, header, self.display, self._fd)
-        self.n_rows = header.rows
-        self.row_shape = header.row_shape
-        self.column_names = IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
-        return lead
+    def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]]:
+        """The array one token per row (``column`` plays no part: the array is the tokens). The
+        view reads the same file descriptor with its own stream and buffer, so it keeps the
+        preadv fast path and its range readers for worker threads."""
+        header, lead = flat_header(self.stream.header, self.display, keep_last)
+        view = self._view()
+        view.stream = ArrayStream(self._fp, header, self.display, self._fd)
+        view.n_rows = header.rows
+        view.row_shape = header.row_shape
+        view.column_names = array_columns(header)
+        return view, lead
 
     def range_reader(self) -> RangeReader | None:
         if self._fd is None:  # a pipe: one sequential reader only
@@ -314,7 +336,8 @@ class NpyReader(Reader):
         return _NpyRanges(self.stream.twin())
 
     def close(self) -> None:
-        self._fp.close()
+        if not self.shares_files:
+            self._fp.close()
 
 
 class _NpyRanges(RangeReader):
@@ -323,129 +346,4 @@ class _NpyRanges(RangeReader):
 
     def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
         block = self.stream.read_at(start, stop - start)
-        return [_select(block, g) for g in groups]
-
-
-class NpzReader(Reader):
-    """A .npz archive. With one array it reads like that array's .npy; with several, each
-    array is a "column" picked by its key (``--pred-col logits --target-col labels``)."""
-
-    def __init__(self, path: str) -> None:
-        import zipfile
-
-        self.display = path
-        try:
-            self._zip = zipfile.ZipFile(path)
-        except zip_errors() as exc:
-            raise InputError(f"is not a valid .npz archive ({_short(exc)})", path=path) from None
-        self._infos = {
-            info.filename[:-4]: info for info in self._zip.infolist() if info.filename.endswith(".npy")
-        }
-        if not self._infos:
-            raise InputError("is a .npz archive with no arrays in it", path=path)
-        self.keys = list(self._infos)
-        self._headers = {k: self._peek_header(k) for k in self.keys}
-        self.single = len(self.keys) == 1
-        if self.single:
-            h = self._headers[self.keys[0]]
-            self.column_names = IndexNames(h.shape[1] if len(h.shape) == 2 else 1)
-            self.row_shape = h.row_shape
-        else:
-            self.column_names = list(self.keys)
-        rows = {h.rows for h in self._headers.values()}
-        self.n_rows = rows.pop() if len(rows) == 1 else None
-        self._open: list[IO[bytes]] = []
-
-    def _peek_header(self, key: str) -> ArrayHeader:
-        info = self._infos[key]
-        display = f"{self.display}[{key}]"
-        import zipfile  # already loaded by __init__
-
-        try:
-            with self._zip.open(info) as fp:
-                header = read_header(fp, display, info.file_size)
-        except zip_errors() as exc:
-            raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
-        # The sizes in a zip directory can lie; deflate cannot expand more than ~1032:1, so a
-        # header that needs more than that is refused before anything is allocated.
-        limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
-        if header.nbytes > limit:
-            raise InputError(
-                f"declares shape {header.shape} ({header.nbytes} bytes), more than its "
-                f"{info.compress_size} stored bytes can hold",
-                path=display,
-            )
-        return header
-
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        key = self.keys[0] if (self.single or column is None) else self.keys[column]
-        header = self._headers[key]
-        lead = flatten_header(header, f"{self.display}[{key}]", keep_last)
-        if self.single:
-            self.column_names = IndexNames(header.shape[1] if len(header.shape) == 2 else 1)
-            self.row_shape = header.row_shape
-        rows = {h.rows for h in self._headers.values()}
-        self.n_rows = rows.pop() if len(rows) == 1 else None
-        return lead
-
-    def resolve(self, spec: str) -> int:
-        """An array by key (or a column of the single array); a missing key lists those present."""
-        if self.single or spec in self.keys:
-            return super().resolve(spec)
-        raise InputError(f"has no array {spec!r}; the arrays are {self.describe_keys()}", path=self.display)
-
-    def describe_keys(self) -> str:
-        return ", ".join(f"{k} {self._headers[k].shape}" for k in self.keys)
-
-    def _stream(self, key: str) -> ArrayStream:
-        header = self._headers[key]
-        display = f"{self.display}[{key}]"
-        try:
-            fp = self._zip.open(self._infos[key])
-        except zip_errors() as exc:
-            raise InputError(f"cannot be read ({_short(exc)})", path=display) from None
-        self._open.append(fp)
-        read_header(fp, display, None)  # skip past the header of this fresh handle
-        return ArrayStream(fp, header, display, None)
-
-    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
-        if self.single:
-            stream = self._stream(self.keys[0])
-            while stream.row < stream.header.rows:
-                block = stream.read(max_rows)
-                yield [_select(block, g) for g in groups]
-            return
-        for g in groups:
-            if g is None:
-                raise InputError(
-                    f"holds several arrays ({self.describe_keys()}); "
-                    "name the one to use with --pred-col / --target-col",
-                    path=self.display,
-                )
-        wanted = sorted({j for g in groups if g is not None for j in g})
-        streams = {j: self._stream(self.keys[j]) for j in wanted}
-        lengths = {self.keys[j]: s.header.rows for j, s in streams.items()}
-        if len(set(lengths.values())) > 1:
-            raise InputError(f"arrays have different lengths: {lengths}", path=self.display)
-        total = next(iter(streams.values())).header.rows
-        done = 0
-        while done < total:
-            blocks = {j: s.read(max_rows) for j, s in streams.items()}
-            done += len(next(iter(blocks.values())))
-            yield [_group_from_arrays(blocks, g) for g in groups]
-
-    def close(self) -> None:
-        for fp in self._open:
-            fp.close()
-        self._open.clear()
-        self._zip.close()
-
-
-def _group_from_arrays(blocks: dict[int, NDArray[Any]], group: Group) -> NDArray[Any]:
-    assert group is not None
-    if len(group) == 1:
-        return blocks[group[0]]
-    cols = [blocks[j] for j in group]
-    if any(c.ndim != 1 for c in cols):
-        raise UsageError("only 1-D arrays can be combined into columns of one input")
-    return np.stack(cols, axis=1)
+        return [select_group(block, g) for g in groups]

@@ -20,23 +20,17 @@ from typing import Any
 
 from ..errors import InputError, UsageError
 from .base import Reader
+from .formats import (
+    BY_NAME,
+    FORMATS,
+    GZIP_MAGIC,
+    detect_compression,
+    extension,
+    format_from_name,
+    sniff,
+)
 
-NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = b"PK\x03\x04"
-PARQUET_MAGIC = b"PAR1"
-GZIP_MAGIC = b"\x1f\x8b"
-#: compressed streams recognised by their first bytes when no extension names them
-COMPRESSION_MAGIC = {
-    GZIP_MAGIC: "gzip",
-    b"BZh": "bz2",
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"\x04\x22\x4d\x18": "lz4",
-}
 HEAD_BYTES = 8
-
-FORMATS = ("csv", "tsv", "parquet", "npy", "npz", "jsonl")
-CSV_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
 
 
 class Replay(io.RawIOBase):
@@ -85,42 +79,6 @@ class Replay(io.RawIOBase):
         super().close()
 
 
-def format_from_name(path: str) -> str | None:
-    """The format an extension promises, or None when it says nothing."""
-    if path == "-":
-        return "csv"
-    low = path.lower()
-    for comp in COMPRESSION_SUFFIXES:
-        low = low.removesuffix(comp)
-    if low.endswith((".parquet", ".pq")):
-        return "parquet"
-    if low.endswith(".npy"):
-        return "npy"
-    if low.endswith(".npz"):
-        return "npz"
-    if low.endswith((".jsonl", ".ndjson")):
-        return "jsonl"
-    if low.endswith((".tsv", ".tab")):
-        return "tsv"
-    if low.endswith(CSV_SUFFIXES):
-        return "csv"
-    return None
-
-
-def sniff(head: bytes) -> str | None:
-    """What the first bytes say the file is."""
-    if head.startswith(NPY_MAGIC):
-        return "npy"
-    if head.startswith(ZIP_MAGIC):
-        return "npz"
-    if head.startswith(PARQUET_MAGIC):
-        return "parquet"
-    return None
-
-
-_EXT = {"npy": ".npy", "npz": ".npz", "parquet": ".parquet"}
-
-
 def open_reader(path: str, fmt: str | None = None, header: bool | None = None, nan: str = "error") -> Reader:
     """A reader for ``path`` (``-`` is stdin); ``fmt`` overrides the extension.
 
@@ -146,33 +104,32 @@ def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: R
     actual = sniff(head)
     if not head:
         raise InputError("is empty (0 bytes)", path=display)
-    compression = _compression_from_name(path)
-    if named is None and actual is None and compression is None:
-        compression = next((c for m, c in COMPRESSION_MAGIC.items() if head.startswith(m)), None)
+    # the bytes may say a compression only when neither the name nor the magic says anything
+    compression = detect_compression(path, head if named is None and actual is None else None)
     if named is None:  # no extension (a pipe has none): the bytes decide
         named = actual or ("jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "csv")
-    elif named in ("csv", "tsv", "jsonl") and actual is not None and compression is None:
+    elif BY_NAME[named].magic is None and actual is not None and compression is None:
         raise InputError(
             f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
-            f"rename it to {_EXT[actual]}",
+            f"rename it to {extension(actual)}",
             path=display,
         )
-    elif named in _EXT and actual != named:
+    elif BY_NAME[named].magic is not None and actual != named:
         what = (
             f"a {actual} file"
             if actual
             else ("gzip-compressed data" if head.startswith(GZIP_MAGIC) else "not one")
         )
         raise InputError(
-            f"has the {_EXT[named]} extension but is {what}"
-            + (f"; rename it to {_EXT[actual]}" if actual else "")
-            + ("" if actual else f" (a {named} file starts with {_magic_text(named)})"),
+            f"has the {extension(named)} extension but is {what}"
+            + (f"; rename it to {extension(actual)}" if actual else "")
+            + ("" if actual else f" (a {named} file starts with {BY_NAME[named].magic_text})"),
             path=display,
         )
-    if stream is not None and named in ("parquet", "npz"):
+    if stream is not None and BY_NAME[named].seekable_only:
         raise InputError(
-            f"is a pipe or device, but a {_EXT[named]} file needs a seekable file (it is read "
-            f"from its end); save it to a file first (for example: ... > input{_EXT[named]})",
+            f"is a pipe or device, but a {extension(named)} file needs a seekable file (it is read "
+            f"from its end); save it to a file first (for example: ... > input{extension(named)})",
             path=display,
         )
     return _construct(path, named, header, nan, stream, compression)
@@ -201,22 +158,12 @@ def _construct(
 
         return ParquetReader(path, nan=nan)
     if named == "npz":
-        from .numpy_reader import NpzReader
+        from .npz_reader import NpzReader
 
         return NpzReader(path)
     from .numpy_reader import NpyReader
 
     return NpyReader(path, stream=stream)
-
-
-def _compression_from_name(path: str) -> str | None:
-    low = path.lower()
-    names = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4", ".br": "brotli"}
-    return next((name for ext, name in names.items() if low.endswith(ext)), None)
-
-
-def _magic_text(fmt: str) -> str:
-    return {"npy": "\\x93NUMPY", "npz": "PK (a zip archive)", "parquet": "PAR1"}[fmt]
 
 
 def _open_stream(path: str) -> Replay | None:

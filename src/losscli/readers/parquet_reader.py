@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputError, UsageError
+from ..errors import InputError
 from .base import (
     Chunk,
     Group,
@@ -85,20 +85,17 @@ class ParquetReader(Reader):
         self._buffers: dict[int, NDArray[Any]] = {}
         self._tokens: dict[int, bool] = {}  # list columns read one token per row: keep_last
 
-    def as_tokens(self, column: int | None, keep_last: bool) -> tuple[int, ...]:
-        """A list column per sequence: its elements (ids, or rows of V logits) become rows."""
-        import pyarrow.types as pt
-
-        j = 0 if column is None else column
-        t = self._types[j]
-        if not (pt.is_list(t) or pt.is_large_list(t)):
-            raise UsageError(
-                f"{self.display}: column {self.column_names[j]!r} is {t}; token data in Parquet is "
-                "a list column per sequence (list<int> ids, list<list<float>> logits)"
-            )
-        self._tokens[j] = keep_last
-        self.n_rows = None  # rows are now tokens, counted as they are read
-        return ()
+    def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]] | None:
+        """A list column per sequence read one token per row: its elements (ids, or rows of V
+        logits) become rows, and ``list_lengths`` gives the sequences. Any other column (or
+        none named) is a flat table, read as it is (None)."""
+        if column is None or not self.is_list(column):
+            return None
+        view = self._view()
+        view._tokens = {**self._tokens, column: keep_last}
+        view._buffers = {}
+        view.n_rows = None  # rows are now tokens, counted as they are read
+        return view, ()
 
     def is_list(self, column: int) -> bool:
         import pyarrow.types as pt
@@ -242,4 +239,5 @@ class ParquetReader(Reader):
         return int(max(max_rows, min(READ_MAX_ROWS, READ_BYTES // per_row)))
 
     def close(self) -> None:
-        self._file.close()
+        if not self.shares_files:
+            self._file.close()
