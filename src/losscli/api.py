@@ -120,7 +120,7 @@ def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[EvalState, li
         raise UsageError("merge needs at least one state file")
     warnings = []
     seen: dict[str, str] = {}
-    merged: EvalState | None = None
+    states = []
     for path in paths:
         key = os.path.realpath(os.fspath(path))
         if key in seen:
@@ -128,10 +128,11 @@ def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[EvalState, li
                 f"{os.fspath(path)} is named more than once (as {seen[key]}): its rows count once per naming"
             )
         seen.setdefault(key, os.fspath(path))
-        state = EvalState.load(os.fspath(path))
-        merged = state if merged is None else merged.merge(state)
-    assert merged is not None
-    return merged, warnings
+        states.append(EvalState.load(os.fspath(path)))
+    while len(states) > 1:  # pairwise, as a balanced tree: each merge copies both sides' parts
+        paired = [a.merge(b) for a, b in zip(states[::2], states[1::2], strict=False)]
+        states = paired + states[len(paired) * 2 :]
+    return states[0], warnings
 
 
 def merge(paths: Sequence[str | os.PathLike[str]], top: int = 10) -> Report:

@@ -54,10 +54,12 @@ class Report:
     per_output_labels: tuple[tuple[str, str], ...] = ()  # (key, header) of per-output figures
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
+
     @property
     def status(self) -> str:
-        if self.n == 0:
-            return "empty"  # a saved part with nothing scored: its value is not a number
+        if self.empty:
+            return "empty"
         return "ok" if math.isfinite(self.value) else "overflow"
 
     def figure_or_none(self, key: str) -> float | int | None:
@@ -132,14 +134,15 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
     """The report of ``state``: its metric's figures, breakdowns and warnings.
 
     "Nothing was scored" and "the weights sum to zero" are judged here, on the final (merged)
-    state, never on a part: ``allow_empty`` reports a part with nothing scored (status
-    ``empty``) instead of refusing it, for a run that saves its state to be merged.
+    state, never on a part: ``allow_empty`` reports such a part (status ``empty``, no value)
+    instead of refusing it, for a run that saves its state to be merged.
     """
     metric = registry.get(state.header.metric)
     h, t = state.header, state.tallies
     if t.n == 0 and not allow_empty:
         raise InputError(_nothing_scored(state), path=h.files.get("preds"))
-    if t.weights_sum_to_zero():
+    no_weight = t.weights_sum_to_zero()
+    if no_weight and not allow_empty:
         raise InputError(
             f"the weights sum to zero over the {t.n} scored rows, so there is no weighted mean",
             path=h.files.get("weights"),
@@ -150,7 +153,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
     seq_rows, seq_kind = sequence_rows(state, top, BREAKDOWN_ALL_AT_MOST)
     report = Report(
         metric=metric.name,
-        value=metric.value(state) if t.n else math.nan,
+        value=metric.value(state) if t.n and not no_weight else math.nan,
         n=t.n,
         figures=metric.figures(state),
         per_output=_per_output(state),
@@ -173,6 +176,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         title=metric.title,
         per_output_labels=(("value", metric.headline_label), *((c.key, c.label) for c in metric.per_output)),
         provenance=h.provenance.to_plain(),
+        empty=t.n == 0 or no_weight,
     )
     report.interpretation = metric.interpretation(report) if t.n else None
     return report
