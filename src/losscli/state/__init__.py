@@ -8,7 +8,6 @@ there); ``plain`` is the checked plain-data form both use.
 """
 
 from .evalstate import FORMAT_VERSION, Binding, EvalState, Header, InputFile, PartSummary, Provenance
-from .merge import StateMismatch
 from .parts import CompensatedVector, Example, LossState, SequenceStats, WorstExamples
 from .plain import StateFileError
 
@@ -28,3 +27,12 @@ __all__ = [
     "StateMismatch",
     "WorstExamples",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``StateMismatch`` lives with the merge, imported only when a merge happens (it needs json)."""
+    if name == "StateMismatch":
+        from .merge import StateMismatch
+
+        return StateMismatch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
