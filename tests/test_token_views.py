@@ -231,7 +231,7 @@ def test_plans_leave_the_readers_they_were_given_untouched(
     np.save(tmp_path / "i.npy", arrays["ids"])
     with open_reader(str(tmp_path / "l.npy")) as lr, open_reader(str(tmp_path / "i.npy")) as ir:
         before = (snapshot(lr, [None]), snapshot(ir, [None]))
-        plan = plan_logits(lr, ir, None, None, None, -100, None)
+        plan = plan_logits(lr, ir, None, None, None)
         assert isinstance(plan.seqmap, PeriodicSequences)
         assert (plan.seqmap.sequences, plan.seqmap.length) == (B, T)
         assert plan.roles["preds"].reader is not lr and plan.roles["targets"].reader is not ir

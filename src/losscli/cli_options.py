@@ -41,9 +41,13 @@ def apply(options: Sequence[Any]) -> Decorator:
 
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
-    from .readers import INPUT_FORMATS  # the readers know their formats (numpy is loaded by now)
+    state_help = "Write the run's state to PATH (for losscli merge)."
+    return apply([*column_options(), *reading_options(), *output_options(state_help)])(f)
 
-    options = [
+
+def column_options() -> list[Callable[..., Any]]:
+    """Which columns hold the predictions, targets and weights."""
+    return [
         click.option(
             "--pred-col",
             metavar="COL",
@@ -61,6 +65,15 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="COL",
             help="Weights column (in --weights FILE, or in PREDS when --weights is not given).",
         ),
+    ]
+
+
+def reading_options() -> list[Callable[..., Any]]:
+    """How the inputs are read and scored: chunks, NaN, threads, format, header, row numbers."""
+    from .options import NAN_POLICIES
+    from .readers import INPUT_FORMATS  # the readers know their formats (numpy is loaded by now)
+
+    return [
         click.option(
             "--chunk-size",
             type=int,
@@ -69,7 +82,7 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--nan",
-            type=click.Choice(["error", "skip"]),
+            type=click.Choice(NAN_POLICIES),
             default="error",
             show_default=True,
             help="NaN/inf in the inputs: an error, or skip those rows (counted).",
@@ -98,7 +111,6 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Number rows from N (the rows before this part of the data), so the states of "
             "parts merge with rows numbered as in the whole.",
         ),
-        *output_options(state_help="Write the run's state to PATH (for losscli merge)."),
         click.option(
             "--header/--no-header",
             "header",
@@ -107,7 +119,6 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
             "0,1,... header too); a warning says when the file could not tell.",
         ),
     ]
-    return apply(options)(f)
 
 
 def output_options(state_help: str) -> list[Callable[..., Any]]:

@@ -87,8 +87,6 @@ def plan_logits(
     pred_col: str | None,
     target_col: str | None,
     seq_col: str | None,
-    ignore_index: int,
-    topk: int | None,
 ) -> TokenPlan:
     """Logits and token ids, each read through a token view (the readers given are left as
     they are; the plan's roles hold the views). One file holding both (.npz keys, Parquet

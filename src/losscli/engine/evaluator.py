@@ -24,6 +24,7 @@ from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.parts import LossState, SequenceStats
+from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
 IDS = "ids"  # the id column whose values the breakdown and --per-example carry
@@ -285,23 +286,23 @@ class Evaluator:
         n = len(losses)
         if n == 0:
             return
-        total = self._weighted_sum(losses, w)
+        total = weighted_sum(losses, w, self.scratch)
         weight_total = float(n) if w is None else float(np.sum(w, dtype=np.float64))
         for name, values in companions.items():
-            state.companion(name).add1(self._weighted_sum(values, w))
+            state.companion(name).add1(weighted_sum(values, w, self.scratch))
         if not math.isfinite(total):
             self.scorer.locate_nonfinite(p, t)  # raises when an input is NaN/inf
             state.overflow = True
         if elements is None:
             state.output_sums.add1(total)
         else:
-            state.output_sums.add(_column_sums(elements, w))
+            state.output_sums.add(column_sums(elements, w))
         state.weight_sum.add1(weight_total)
         state.n += n
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
-            state.hits.add((_hit_weight(correct, w), _hit_weight(correct_k, w)))
+            state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
         self._record_rows(p, t, mc, losses, ids, local, row_map, row_ids)
 
     def _record_rows(
@@ -345,25 +346,6 @@ class Evaluator:
                     sink_ids = sink_ids.astype(str)
             self.sink.write(counted_rows, losses, extra, sink_ids)
 
-    def _weighted_sum(self, values: NDArray[np.float64], w: NDArray[Any] | None) -> float:
-        """sum(values) or sum(w * values): numpy's pairwise sum, within log2(n) ulps.
-
-        A row of weight 0 adds exactly 0 whatever its loss (scikit-learn's sample_weight), but
-        0 * inf is NaN: when the sum is not finite it is taken again without those rows. Only
-        then, so the normal path keeps its one scratch buffer. Overflow is reported by the caller
-        (the sum stays inf), so numpy's RuntimeWarnings are silenced here.
-        """
-        if w is None:
-            return float(np.sum(values, dtype=np.float64))
-        weighted = self.scratch.get("weighted", (len(values),), np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(values, w, out=weighted)
-            total = float(np.sum(weighted))
-            if not math.isfinite(total):
-                keep = w != 0
-                total = float(np.sum(values[keep] * w[keep]))
-        return total
-
     def _global_rows(self, positions: NDArray[Any], row_map: NDArray[np.intp] | None) -> NDArray[np.int64]:
         """Input row numbers of chunk positions (through --nan skip's compaction, if any)."""
         idx = positions if row_map is None else row_map[positions]
@@ -386,37 +368,6 @@ class Evaluator:
 def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
     """Ids as text, to compare a CSV's ids (text) with a Parquet file's (often integers)."""
     return np.array([x if isinstance(x, str) else str(x) for x in ids.tolist()], dtype=object)
-
-
-def _hit_weight(hits: NDArray[np.bool_] | None, w: NDArray[Any] | None) -> float:
-    """How many rows hit (top-1 or top-k), each counted with its weight (accuracy_score's
-    sample_weight): the count itself when unweighted."""
-    if hits is None:
-        return 0.0
-    if w is None:
-        return float(np.count_nonzero(hits))
-    return float(np.sum(w[hits], dtype=np.float64))
-
-
-def _column_sums(elements: NDArray[np.float64], w: NDArray[Any] | None) -> NDArray[np.float64]:
-    """Per-output (weighted) sums; pairwise per column, as accurate as the 1-D path.
-
-    As in ``Evaluator._weighted_sum``: a row of weight 0 adds exactly 0, even when its loss is
-    inf (taken again without those rows only when some column's sum is not finite).
-    """
-    if w is None:
-        return _per_column(elements)
-    with np.errstate(over="ignore", invalid="ignore"):
-        sums = _per_column(elements * w[:, None])
-        if not np.isfinite(sums).all():
-            keep = w != 0
-            sums = _per_column(elements[keep] * w[keep, None])
-    return sums
-
-
-def _per_column(data: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Column sums, each numpy's pairwise sum of a 1-D column (axis=0 would sum row by row)."""
-    return np.array([np.sum(data[:, j]) for j in range(data.shape[1])])
 
 
 def _python_header(metric: MetricDef, options: dict[str, Any], nan: str) -> Header:

@@ -134,9 +134,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
         layout.seqmap,
         bool(evaluation.lm and evaluation.lm.shift),
         layout.nulls,
-        frozenset(
-            k for k in (IDS, *CHECKED_IDS) if k in roles and roles[k].reader.ids_as_text
-        ),
+        frozenset(k for k in (IDS, *CHECKED_IDS) if k in roles and roles[k].reader.ids_as_text),
         next((r.n_rows for r in readers if r.n_rows is not None), None),
     )
     if metric.wide_scores:
@@ -206,9 +204,7 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         logits_reader = opened(inputs.preds)
         ids_reader = opened(inputs.targets) if inputs.targets is not None else logits_reader
         warnings = settle_headers([logits_reader, ids_reader])
-        tokens = plan_logits(
-            logits_reader, ids_reader, pred_col, target_col, lm.seq_col, lm.ignore_index, lm.topk
-        )
+        tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col)
     choices = {
         name: _plan_choice(role, pred_col if name == PREDS else target_col)
         for name, role in tokens.roles.items()
