@@ -309,3 +309,50 @@ def test_evaluator_halves_equal_the_whole(data) -> None:
     halves.update(p[1234:], t[1234:])
     assert close(halves.report().value, whole.report().value)
     assert close(whole.report().value, ref_huber(p, t, 0.5))
+
+
+# --- saved states: delta is a merge key ----------------------------------------------------
+
+
+def _halves(tmp_path: Path, p: np.ndarray, t: np.ndarray, cut: int) -> list[Path]:
+    paths = []
+    for name, rows in (("a", slice(None, cut)), ("b", slice(cut, None))):
+        np.save(tmp_path / f"p{name}.npy", p[rows])
+        np.save(tmp_path / f"t{name}.npy", t[rows])
+        paths += [tmp_path / f"p{name}.npy", tmp_path / f"t{name}.npy"]
+    return paths
+
+
+def test_merged_halves_equal_the_whole(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    t = rng.normal(0, 1, (500, 2))
+    p = t + rng.normal(0, 2, (500, 2))
+    pa, ta, pb, tb = _halves(tmp_path, p, t, 180)
+    a = run_cli("huber", pa, ta, "--delta", "0.5", "--save-state", tmp_path / "a.state", "-f", "value")
+    b = run_cli("huber", pb, tb, "--delta", "0.5", "--row-offset", "180",
+                "--save-state", tmp_path / "b.state", "-f", "value")  # fmt: skip
+    assert a.code == b.code == 0, a.stderr + b.stderr
+    merged = run_cli("merge", tmp_path / "b.state", tmp_path / "a.state", "-f", "json")
+    assert merged.code == 0, merged.stderr
+    m = merged.json()
+    assert m["metric"] == "huber" and m["delta"] == 0.5 and m["n"] == 500
+    assert close(m["value"], ref_huber(p, t, 0.5))
+    for row, j in zip(m["outputs"], range(2), strict=True):
+        assert close(row["value"], ref_huber(p[:, j], t[:, j], 0.5))
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "t.npy", t)
+    whole = run_cli("huber", tmp_path / "p.npy", tmp_path / "t.npy", "--delta", "0.5", "-f", "json").json()
+    worst = [(e["row"], e["loss"]) for e in whole["examples"]]
+    assert [(e["row"], e["loss"]) for e in m["examples"]] == worst
+
+
+def test_states_of_different_deltas_do_not_merge(tmp_path: Path) -> None:
+    p, t = np.arange(6.0), np.zeros(6)
+    pa, ta, pb, tb = _halves(tmp_path, p, t, 3)
+    a = run_cli("huber", pa, ta, "--save-state", tmp_path / "a.state", "-f", "value")
+    b = run_cli("huber", pb, tb, "--delta", "2", "--save-state", tmp_path / "b.state", "-f", "value")
+    assert a.code == b.code == 0, a.stderr + b.stderr
+    r = run_cli("merge", tmp_path / "a.state", tmp_path / "b.state")
+    assert r.code == 3
+    assert "delta" in r.stderr and "1.0" in r.stderr and "2.0" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
