@@ -18,6 +18,7 @@ from .base import MetricDef
 METRICS: dict[str, tuple[str, str]] = {
     "mse": ("mse", "MSE"),
     "mae": ("mae", "MAE"),
+    "huber": ("huber", "Huber"),
     "bce": ("bce", "BCE"),
     "ce": ("ce", "CE"),
     "perplexity": ("perplexity", "Perplexity"),
