@@ -111,7 +111,7 @@ def run_part(
     return EvalState.load(str(path))
 
 
-METRICS = ["mse", "mae", "bce", "ce", "perplexity"]
+METRICS = ["mse", "mae", "huber", "bce", "ce", "perplexity"]
 
 
 @pytest.mark.parametrize("metric", METRICS)
