@@ -57,7 +57,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, *_shortcut_names()})
+    """The public API (tab completion, ``help``): exports and one shortcut per metric."""
+    return sorted({"__version__", *_EXPORTS, *_shortcut_names()})
 
 
 __all__ = ["__version__", *_EXPORTS]  # the metric shortcuts are listed by dir(losscli)

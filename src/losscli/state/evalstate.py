@@ -41,6 +41,8 @@ from .plain import (
 if TYPE_CHECKING:
     from os import PathLike
 
+    from ..results.report import Report
+
 #: bump when the saved form changes meaning; ``load`` refuses versions it does not know
 FORMAT_VERSION = 1
 
@@ -286,6 +288,13 @@ class EvalState:
         from .merge import merge_states
 
         return merge_states(self, other)
+
+    def report(self, top: int = 10) -> Report:
+        """``build_report(self)``: the report of this evaluation (a convenience for Python users;
+        the state itself knows no metric, so the import is here, not at the top)."""
+        from ..results.report import build_report
+
+        return build_report(self, top)
 
     def save(self, path: str | PathLike[str]) -> None:
         """Write atomically (see state.files); ``OutputError`` (exit 4) when it cannot be written."""
