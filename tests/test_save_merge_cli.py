@@ -277,3 +277,103 @@ def test_perplexity_sequences_of_two_jsonl_parts_number_as_the_whole(tmp_path: P
 def test_save_state_into_a_missing_directory_is_refused_before_reading(tmp_path: Path) -> None:
     r = run_cli("mse", tmp_path / "nope.csv", "--save-state", tmp_path / "no" / "dir" / "s.state")
     assert r.code == 4 and "does not exist" in r.stderr  # the output is checked before the input
+
+
+def test_shifted_and_unshifted_parts_do_not_merge(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    logits, ids = tmp_path / "l.npy", tmp_path / "i.npy"
+    np.save(logits, rng.normal(size=(4, 6, 9)))
+    np.save(ids, rng.integers(0, 9, (4, 6)))
+    run_cli(
+        "perplexity", "--logits", logits, "--targets", ids, "--shift", "--save-state", tmp_path / "s.state"
+    )
+    run_cli("perplexity", "--logits", logits, "--targets", ids, "--save-state", tmp_path / "u.state")
+    r = run_cli("merge", tmp_path / "s.state", tmp_path / "u.state")
+    assert r.code == 3 and "shift" in r.stderr and "u.state" in r.stderr
+
+
+def test_a_refusal_names_the_state_that_does_not_fit(tmp_path: Path, halves) -> None:
+    a, b, *_ = halves
+    run_cli("mse", a, "--save-state", tmp_path / "a.state")
+    run_cli("mse", b, "--row-offset", 120, "--save-state", tmp_path / "b.state")
+    run_cli("mae", b, "--row-offset", 120, "--save-state", tmp_path / "odd.state")
+    r = run_cli("merge", tmp_path / "a.state", tmp_path / "b.state", tmp_path / "odd.state")
+    assert r.code == 3 and "odd.state" in r.stderr and "'mae'" in r.stderr and "a.state" in r.stderr
+
+
+def test_a_state_of_an_unknown_metric_is_exit_3_naming_the_file(tmp_path: Path, halves) -> None:
+    a, *_ = halves
+    good = tmp_path / "good.state"
+    run_cli("mse", a, "--save-state", good)
+    odd = tmp_path / "odd.state"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(odd, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "state.json":
+                data = data.replace(b'"metric":"mse"', b'"metric":"nosuch"')
+                assert b"nosuch" in data
+            dst.writestr(name, data)
+    r = run_cli("merge", odd)
+    assert r.code == 3 and "odd.state" in r.stderr and "nosuch" in r.stderr
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "-"])
+def test_save_state_never_replaces_a_device_or_means_stdout(tmp_path: Path, halves, target: str) -> None:
+    a, *_ = halves
+    r = run_cli("mse", a, "--save-state", target)
+    assert r.code in (2, 4) and r.stdout == ""
+    assert Path("/dev/null").is_char_device()
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_save_state_through_a_symlink_writes_its_target(tmp_path: Path, halves) -> None:
+    a, *_ = halves
+    real = tmp_path / "real.state"
+    real.write_text("old")
+    link = tmp_path / "link.state"
+    link.symlink_to(real)
+    assert run_cli("mse", a, "--save-state", link).code == 0
+    assert link.is_symlink() and zipfile.is_zipfile(real)
+
+
+def test_an_empty_part_has_no_figures_and_no_gate_passes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    pd.DataFrame({"y_pred": [np.nan], "y_true": [1.0]}).to_csv(empty, index=False)
+    r = run_cli("mse", empty, "--nan", "skip", "--save-state", tmp_path / "e.state", "-f", "json")
+    assert r.code == 0 and r.json()["rmse"] is None and r.json()["mae"] is None and r.json()["rows"] == 1
+    gated = run_cli("mse", empty, "--nan", "skip", "--save-state", tmp_path / "e.state", "--fail-above", 1)
+    assert gated.code == 1 and "no value" in gated.stderr
+
+
+def test_json_rows_is_the_next_parts_row_offset(tmp_path: Path) -> None:
+    """Null log-probabilities are dropped by the reader: ``rows`` counts the tokens read."""
+    lines = [{"logprobs": [-0.5, None, -1.0]}, {"logprobs": [-2.0, -0.25]}]
+    path = tmp_path / "lp.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = run_cli("perplexity", "--logprobs", path, "-f", "json").json()
+    assert r["n"] == 4 and r["ignored"] == 1 and r["rows"] == 4
+
+
+def test_top_beyond_what_the_parts_kept_is_said(tmp_path: Path, halves) -> None:
+    a, b, _, p, y = halves
+    run_cli("mse", a, "--top", 50, "--save-state", tmp_path / "a.state")
+    run_cli("mse", b, "--row-offset", 120, "--save-state", tmp_path / "b.state")  # keeps 20
+    r = run_cli("merge", tmp_path / "a.state", tmp_path / "b.state", "--top", 50, "-f", "json")
+    assert r.code == 0 and "--top 50" in r.stderr
+    worst = np.argsort(-((p - y) ** 2), kind="stable")[:20].tolist()
+    assert [e["row"] for e in r.json()["examples"]] == worst  # the 20 the union can vouch for
+
+
+def test_python_merge_takes_one_path_and_make_metric_still_works(tmp_path: Path, halves) -> None:
+    import losscli
+    from losscli import Evaluator, make_metric
+
+    a, *_ = halves
+    s = tmp_path / "a.state"
+    run_cli("mse", a, "--save-state", s)
+    assert losscli.merge(str(s)).n == 120
+    ev = Evaluator(make_metric("mse"))
+    ev.update([1.0, 2.0], [2.0, 2.0])
+    assert ev.report().value == 0.5
+    with pytest.raises(AttributeError, match="first_row"):
+        ev.offset = 5

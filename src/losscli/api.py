@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from .errors import LossCliError, UsageError
+from .errors import InputError, LossCliError, UsageError
 from .metrics import registry
 from .metrics.shortcuts import LossCliWarning, Source
 from .options import Evaluation, build_evaluation
@@ -114,28 +114,55 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
     return state
 
 
-def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[EvalState, list[str]]:
-    """Load and merge saved states, in the order given; warnings for states named twice."""
-    if not paths:
+StatePaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def merge_states(paths: StatePaths) -> tuple[EvalState, list[str]]:
+    """Load and merge saved states; warnings for states named twice.
+
+    Every state is checked against the first before any merging, so a refusal names the file
+    that does not fit (among hundreds of parts); then they merge pairwise, as a balanced tree.
+    """
+    named = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not named:
         raise UsageError("merge needs at least one state file")
     warnings = []
     seen: dict[str, str] = {}
-    states = []
-    for path in paths:
-        key = os.path.realpath(os.fspath(path))
+    states: list[EvalState] = []
+    for path in [str(os.fspath(p)) for p in named]:
+        key = os.path.realpath(path)
         if key in seen:
-            warnings.append(
-                f"{os.fspath(path)} is named more than once (as {seen[key]}): its rows count once per naming"
-            )
-        seen.setdefault(key, os.fspath(path))
-        states.append(EvalState.load(os.fspath(path)))
+            warnings.append(f"{path} is named more than once (as {seen[key]}): its rows count each time")
+        seen.setdefault(key, path)
+        states.append(_load_checked(path, states[0] if states else None, named[0]))
     while len(states) > 1:  # pairwise, as a balanced tree: each merge copies both sides' parts
         paired = [a.merge(b) for a, b in zip(states[::2], states[1::2], strict=False)]
         states = paired + states[len(paired) * 2 :]
     return states[0], warnings
 
 
-def merge(paths: Sequence[str | os.PathLike[str]], top: int = 10) -> Report:
+def _load_checked(path: str, first: EvalState | None, first_path: str | os.PathLike[str]) -> EvalState:
+    """A state file, its metric known to this losscli, mergeable with the first one named."""
+    from .state.merge import StateMismatch, check_mergeable
+
+    state = EvalState.load(path)
+    try:
+        registry.get(state.header.metric)
+    except UsageError:
+        raise InputError(
+            f"a state of metric {state.header.metric!r}, which this losscli does not have "
+            f"({', '.join(registry.names())}): upgrade losscli",
+            path=path,
+        ) from None
+    if first is not None:
+        try:
+            check_mergeable(first.header, state.header)
+        except StateMismatch as exc:
+            raise InputError(f"{exc} against {os.fspath(first_path)}", path=path) from None
+    return state
+
+
+def merge(paths: StatePaths, top: int = 10) -> Report:
     """The report of several saved states merged: as if one run had read all their inputs."""
     state, warnings = merge_states(paths)
     report = build_report(state, top)

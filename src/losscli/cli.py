@@ -139,6 +139,9 @@ def _show(
         click.echo(f"losscli: note: --input auto read the predictions as {report.input_kind}", err=True)
     _print_report(report, fmt, to_stderr)
     value, (above, below) = report.value, thresholds
+    if value != value and (above is not None or below is not None):  # NaN: an empty saved part
+        click.echo(f"losscli: {report.metric} has no value (nothing was scored) to compare", err=True)
+        return EXIT_THRESHOLD
     if above is not None and not value <= above:
         click.echo(f"losscli: {report.metric} {value!r} is above --fail-above {above!r}", err=True)
         return EXIT_THRESHOLD
@@ -185,12 +188,14 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     same worst rows. States of different metrics or incompatible options are refused (exit 3).
     """
     from .api import merge_states
+    from .options import output_path
     from .results.report import build_report
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
+    save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
-    if opts["save_state"] is not None:
-        state.save(opts["save_state"])
+    if save is not None:
+        state.save(save)
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
     return _show(report, fmt, (opts["fail_above"], opts["fail_below"]))

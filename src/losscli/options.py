@@ -224,21 +224,34 @@ def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
     if per_example is not None:
         from .per_example import output_kind
 
-        output_kind(str(per_example))
+        per_example = os.fspath(per_example)
+        output_kind(per_example)
+        if per_example != "-":
+            per_example = output_path(per_example, "--per-example")
     save_state = kwargs.get("save_state")
     if save_state is not None:
-        save_state = os.fspath(save_state)
-        _check_writable(save_state, "--save-state")
+        save_state = output_path(os.fspath(save_state), "--save-state")
     return RunOptions(cast(NanPolicy, nan), chunk_size, threads, top, per_example, row_offset, save_state)
 
 
-def _check_writable(path: str, option: str) -> None:
-    """The output's directory exists and the name is not a directory: checked before reading."""
-    if os.path.isdir(path):
+def output_path(path: str, option: str) -> str:
+    """Where an output file will be written (through a symbolic link, to its target), checked
+    before any input is read: its directory exists, and it is not a directory, a device, a pipe
+    or a socket. Outputs are written to a temporary file and renamed over the target, which
+    would replace a device node (``/dev/full`` as root) or a pipe with a regular file."""
+    if path == "-":
+        raise UsageError(f"{option} needs a file name: stdout carries the report")
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.isdir(target):
         raise OutputError(f"{option} {path}: is a directory; give a file name")
-    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(target) and not os.path.isfile(target):
+        raise OutputError(
+            f"{option} {path}: is not a regular file (a device, pipe or socket); give a file name"
+        )
+    parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
-        raise OutputError(f"{option} {path}: directory {parent} does not exist")
+        raise OutputError(f"{option} {path}: cannot write here: directory {parent} does not exist")
+    return target
 
 
 def _check_inputs(evaluation: Evaluation) -> None:

@@ -55,7 +55,7 @@ class Evaluator:
 
     def __init__(
         self,
-        metric: str | MetricDef,
+        metric: str | MetricDef | Scorer,
         *,
         nan: str = "error",
         worst: int = BREAKDOWN_ALL_AT_MOST,
@@ -66,6 +66,8 @@ class Evaluator:
         """``metric``: a name ("mse") or a registry entry; ``metric_options`` are its options
         (``input=``, ``ignore_index=``, ...). ``header`` and ``scorer`` come from a plan when
         the engine builds the evaluator; a Python user leaves them out."""
+        if isinstance(metric, Scorer):  # make_metric("mse"): a scorer made beforehand
+            scorer, metric = metric, metric.name
         self.metric = registry.get(metric) if isinstance(metric, str) else metric
         if nan not in NAN_POLICIES:
             raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {nan}")
@@ -93,9 +95,20 @@ class Evaluator:
         self._offset = 0
 
     @property
+    def offset(self) -> int:
+        """The global row the next chunk starts at (read only: pass ``first_row`` to ``update``)."""
+        return self.next_row
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        raise AttributeError(
+            "Evaluator.offset cannot be set: pass first_row= to update() (or row_offset= to evaluate)"
+        )
+
+    @property
     def state(self) -> EvalState:
         """Everything a report needs, as a value: safe to keep, save, merge and ship."""
-        tallies = self.tallies if self.tallies is not None else LossState(1, self.worst_capacity)
+        tallies = self.tallies if self.tallies is not None else self._empty_tallies(1)
         return EvalState(replace(self.header, binding=self.binding()), tallies)
 
     def binding(self) -> Binding | None:
@@ -192,8 +205,14 @@ class Evaluator:
         twin.tallies = twin._new_tallies()
         return twin
 
+    def _empty_tallies(self, outputs: int) -> LossState:
+        tallies = LossState(outputs, self.worst_capacity)
+        for name in self.scorer.companions:
+            tallies.companion(name)
+        return tallies
+
     def _new_tallies(self) -> LossState:
-        tallies = LossState(self.scorer.outputs, self.worst_capacity)
+        tallies = self._empty_tallies(self.scorer.outputs)
         if self.seqmap is not None:
             tallies.sequences = SequenceStats(self.seqmap.sequences, first=self.header.sequence_offset)
         return tallies

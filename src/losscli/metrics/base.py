@@ -80,6 +80,9 @@ class Scorer(ABC):
         self.outputs = 1
         self.classes = 0
         self.labels: tuple[int, ...] | None = None
+        #: per-example means kept beside the headline (MSE and MAE), by name: every state of the
+        #: metric has their sums, even a part with nothing scored, so reports keep their keys
+        self.companions: tuple[str, ...] = ()
 
     @abstractmethod
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:

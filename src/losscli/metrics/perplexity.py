@@ -28,6 +28,7 @@ OPTIONS = (
         "flag",
         False,
         "Causal-LM labels: logits at position t score token t+1 (targets may be the input ids).",
+        merge_key=True,  # shifted and unshifted parts score different tokens
     ),
     MetricOption(
         "topk",

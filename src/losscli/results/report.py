@@ -55,6 +55,7 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
+    rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
 
     @property
     def status(self) -> str:
@@ -85,6 +86,7 @@ class Report:
         out["ignored"] = self.ignored
         out["skipped"] = self.skipped
         out["clamped"] = self.clamped
+        out["rows"] = self.rows
         if self.per_output:
             out["outputs"] = [
                 {"output": name, **{k: _json_number(v) for k, v in vals.items()}}
@@ -177,8 +179,20 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         per_output_labels=(("value", metric.headline_label), *((c.key, c.label) for c in metric.per_output)),
         provenance=h.provenance.to_plain(),
         empty=t.n == 0 or no_weight,
+        rows=t.rows,
     )
-    report.interpretation = metric.interpretation(report) if t.n else None
+    if report.empty:  # no value: its companions are not numbers either (JSON null, TSV nan)
+        report.figures = [
+            Figure(f.key, f.label, math.nan, f.meaning, f.in_table) if isinstance(f.value, float) else f
+            for f in report.figures
+        ]
+    kept = t.worst.capacity
+    if breakdown == "worst" and top > kept and len(report.examples) < min(top, t.n):
+        report.warnings.append(
+            f"the state keeps only its {kept} worst rows (the --top of the runs that saved it), so "
+            f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
+        )
+    report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     return report
 
 
