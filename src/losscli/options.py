@@ -186,13 +186,12 @@ def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:
     from .metrics import registry
 
     own = {o.name for o in metric.options} | set(COMMON)
-    defaults = {o.name: o.default for n in registry.names() for o in registry.get(n).options}
-    # another metric's option at its default value (input="auto", ignore_index=-100) says nothing
-    foreign = [
-        k
-        for k, v in kwargs.items()
-        if k not in own and v is not None and v is not False and v != defaults.get(k)
-    ]
+    given = [k for k, v in kwargs.items() if k not in own and v is not None and v is not False]
+    if given:  # the other metrics are loaded only when there is something to look up
+        defaults = {o.name: o.default for n in registry.names() for o in registry.get(n).options}
+        # another metric's option at its default value (input="auto", ignore_index=-100) says nothing
+        given = [k for k in given if kwargs[k] != defaults.get(k, object())]
+    foreign = given
     if "logprobs" in kwargs and kwargs["logprobs"] is not None and metric.inputs != "tokens":
         foreign.insert(0, "logprobs")
     if not foreign:
