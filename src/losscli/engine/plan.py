@@ -28,7 +28,15 @@ from ..readers.base import Reader
 from ..sequences import PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, IDS, WEIGHTS
-from .roles import IdPlan, _columns_report, _output_names, _plan_choice, _roles, _weight_choice, resolve_roles
+from .roles import (
+    IdPlan,
+    columns_report,
+    engine_roles,
+    output_names_of,
+    plan_choice,
+    resolve_roles,
+    weight_choice,
+)
 from .runners import Role, choose_chunk_rows
 
 
@@ -51,7 +59,7 @@ class Plan:
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
 
     def output_names(self, count: int) -> tuple[str, ...]:
-        return tuple(_output_names(self.choices, count)) if count > 1 else ()
+        return tuple(output_names_of(self.choices, count)) if count > 1 else ()
 
 
 def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
@@ -108,9 +116,9 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
         w_reader = None if inputs.weights is None else opened(inputs.weights)
         if w_reader is not None:
             layout.warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
-        choices[WEIGHTS] = _weight_choice(choices[PREDS].reader, w_reader, inputs.weight_col)
-    roles, ids = _roles(choices, layout.roles)
-    columns, notes = _columns_report(choices, ids)
+        choices[WEIGHTS] = weight_choice(choices[PREDS].reader, w_reader, inputs.weight_col)
+    roles, ids = engine_roles(choices, layout.roles)
+    columns, notes = columns_report(choices, ids)
     notes += layout.notes
     readers = list(dict.fromkeys(r.reader for r in roles.values()))
     per_example = evaluation.run.per_example
@@ -206,7 +214,7 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         warnings = settle_headers([logits_reader, ids_reader])
         tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col)
     choices = {
-        name: _plan_choice(role, pred_col if name == PREDS else target_col)
+        name: plan_choice(role, pred_col if name == PREDS else target_col)
         for name, role in tokens.roles.items()
     }
     return _Layout(

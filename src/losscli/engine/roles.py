@@ -159,14 +159,16 @@ def plan_ids(choices: dict[str, Choice]) -> IdPlan:
     return IdPlan(roles, name, info, note, warning)
 
 
-def _weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
+def weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
     """--weight-col in the predictions' file, or a --weights file (its column, or all of it)."""
     if weights is None:
         return Choice(preds, _pick(preds, weight_col), USER)
     return _file_choice(weights, weight_col)
 
 
-def _roles(choices: dict[str, Choice], planned: dict[str, Role] | None) -> tuple[dict[str, Role], IdPlan]:
+def engine_roles(
+    choices: dict[str, Choice], planned: dict[str, Role] | None
+) -> tuple[dict[str, Role], IdPlan]:
     """The engine's roles: the chosen columns (a language-model plan's own for preds and
     targets), plus the id streams when a file has an id column (not for token data)."""
     roles = {name: Role(c.reader, c.group, c.reader.display) for name, c in choices.items()}
@@ -176,7 +178,7 @@ def _roles(choices: dict[str, Choice], planned: dict[str, Role] | None) -> tuple
     return {**roles, **ids.roles}, ids
 
 
-def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:
+def columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:
     """The JSON ``columns`` object, and the one note line when a rule chose anything."""
     columns: dict[str, Any] = {role: c.to_json() for role, c in choices.items()}
     columns["ids"] = ids.json
@@ -190,7 +192,7 @@ def _columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, 
     return columns, (["; ".join(parts)] if parts else [])
 
 
-def _plan_choice(role: Role, spec: str | None) -> Choice:
+def plan_choice(role: Role, spec: str | None) -> Choice:
     """A language-model role as the JSON ``columns`` object describes it."""
     reader, group = role.reader, role.group
     if spec is not None:
@@ -203,7 +205,7 @@ def _plan_choice(role: Role, spec: str | None) -> Choice:
     return Choice(reader, group, RULE_NAME)
 
 
-def _output_names(choices: dict[str, Choice], count: int) -> list[str]:
+def output_names_of(choices: dict[str, Choice], count: int) -> list[str]:
     """Per-output labels: the predictions' column names (else the targets'), else 0, 1, ..."""
     for role in (PREDS, TARGETS):
         names = choices[role].names() if choices[role].reader.named() else None
