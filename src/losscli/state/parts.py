@@ -163,8 +163,10 @@ class WorstExamples:
         self._floor = self._lowest_kept()
 
     def merge(self, other: WorstExamples) -> WorstExamples:
-        out = WorstExamples(max(self.capacity, other.capacity), self.rows, self.losses, self.details)
-        out.offer(other.rows, other.losses, other.details)
+        """The worst rows of both, as many as the smaller capacity: a part that kept 20 rows
+        may have dropped its 21st worst, so only the 20 worst of the union are known."""
+        out = WorstExamples(min(self.capacity, other.capacity), self.rows, self.losses, self.details)
+        out.offer(other.rows, other.losses, other.details)  # keeps the top ``capacity`` of both
         return out
 
     def examples(self) -> list[Example]:
@@ -253,7 +255,7 @@ class LossState:
     def merge(self, other: LossState) -> LossState:
         if other.outputs != self.outputs:
             raise ValueError("cannot merge states with different numbers of outputs")
-        out = LossState(self.outputs, max(self.worst_capacity, other.worst_capacity))
+        out = LossState(self.outputs, min(self.worst_capacity, other.worst_capacity))  # as worst
         out.output_sums = self.output_sums.merge(other.output_sums)
         out.weight_sum = self.weight_sum.merge(other.weight_sum)
         out.n = self.n + other.n
