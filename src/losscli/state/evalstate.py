@@ -33,6 +33,7 @@ from .plain import (
     want_int,
     want_opt_int,
     want_opt_str,
+    want_plain_text,
     want_str,
     want_str_map,
     want_strs,
@@ -236,7 +237,9 @@ class Header:
 
     @classmethod
     def from_plain(cls, raw: Any, where: str = "header") -> Header:
+        """Checked field by field; no string anywhere in it may hold a control character."""
         fields(raw, where, set(cls.__dataclass_fields__))
+        want_plain_text(raw, where)
         binding = raw["binding"]
         return cls(
             want_str(raw["metric"], f"{where}.metric"),

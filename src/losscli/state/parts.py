@@ -193,6 +193,10 @@ class WorstExamples:
         expect_members(arrays, {"rows", "losses"}, where)
         rows = take(arrays, "rows", np.int64, (len(details),), where)
         losses = take(arrays, "losses", np.float64, (len(details),), where)
+        if len(rows) and int(rows.min()) < 0:
+            raise StateFileError(f"not a valid losscli state: {where}.rows holds a negative row")
+        if np.isnan(losses).any():  # the engine scores finite inputs only: a NaN was made by hand
+            raise StateFileError(f"not a valid losscli state: {where}.losses holds NaN")
         return cls(capacity, rows, losses, details)
 
 
@@ -372,6 +376,9 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         vec = CompensatedVector.from_plain(meta[name], under(name, arrays), f"{where}.{name}")
         _want_size(vec, size, f"{where}.{name}")
         setattr(out, name, vec)
+    total = float(out.weight_sum.total()[0])
+    if not total >= 0.0:  # weights are >= 0: 0 (all weights zero) and inf (overflow) are genuine
+        raise StateFileError(f"not a valid losscli state: {where}.weight_sum totals {total}, not >= 0")
     for name, sub in companions.items():
         key = f"companion.{name}"
         out.companion_sums[name] = CompensatedVector.from_plain(sub, under(key, arrays), f"{where}.{key}")
