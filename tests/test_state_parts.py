@@ -58,7 +58,7 @@ def test_worst_examples_keep_detail_types_and_float_bits() -> None:
         (np.int64(4), np.float64(-0.0), "", False, None, (ODD_NAN,)),
     ]
     w = WorstExamples(5)
-    w.offer(np.array([10, 11]), np.array([math.inf, ODD_NAN]), details)
+    w.offer(np.array([10, 11]), np.array([math.inf, -0.0]), details)  # a NaN loss is refused
     meta, arrays = w.to_plain()
     back = WorstExamples.from_plain(meta, arrays)
     assert back.capacity == 5 and back.rows.tolist() == w.rows.tolist()
@@ -388,7 +388,7 @@ def check_against_single_run(merged: EvalState, datas: list[Data]) -> None:
 
 
 def test_merged_header_comes_from_the_parts() -> None:
-    _, (a, b, c) = three_states(text_for_all=False)
+    datas, (a, b, c) = three_states(text_for_all=False)
     m = c.merge(a).merge(b)
     h = m.header
     assert [p.inputs[0].path for p in h.provenance.parts] == ["/data/a.csv", "/data/b.csv", "/data/c.csv"]
@@ -397,11 +397,17 @@ def test_merged_header_comes_from_the_parts() -> None:
     assert h.files == {"preds": "a.csv + b.csv + c.csv", "targets": "targets.csv"}
     assert h.columns == a.header.columns and h.row_offset == 0 and h.sequence_offset == 0
     assert h.notes == ["n1", "shared", "n2", "n3"]
-    assert h.warnings[:2] == ["w1", "w3"] and len(h.warnings) == 3 and "--text" in h.warnings[2]
+    # b.csv covers sequences 6..10 and c.csv 9..14 (their data's lowest and highest ids)
+    lo_c = int(datas[2].tok_seq.min())
+    hi_b = int(datas[1].tok_seq.max())
+    shared = f"sequences {lo_c}..{hi_b} of parts b.csv and c.csv overlap"
+    assert h.warnings[:2] == ["w1", "w3"] and len(h.warnings) == 4
+    assert h.warnings[2].startswith(shared) and "--text" in h.warnings[3]
     assert h.text_bytes is None and h.text_words is None
     _, (a, b, c) = three_states(text_for_all=True)
     m = b.merge(c).merge(a)
-    assert (m.header.text_bytes, m.header.text_words) == (600, 60) and m.header.warnings == ["w1", "w3"]
+    assert (m.header.text_bytes, m.header.text_words) == (600, 60)
+    assert m.header.warnings[:2] == ["w1", "w3"] and len(m.header.warnings) == 3
 
 
 def test_input_detected_is_true_when_any_part_detected() -> None:
@@ -422,10 +428,12 @@ def test_overlapping_parts_of_different_inputs_warn_with_the_offset_to_use() -> 
     assert want in a.merge(d).header.warnings and want in d.merge(a).header.warnings
 
 
-def test_a_state_merged_with_itself_counts_twice_without_an_overlap_warning() -> None:
+def test_a_state_merged_with_itself_counts_twice_and_says_so() -> None:
     a = eval_state(make_data(52), "a.csv")
     m = a.merge(a)
-    assert m.header.warnings == [] and m.tallies.n == 2 * a.tallies.n
+    # the file-read-twice warning only: no overlap of rows or sequences on top of it
+    assert m.header.warnings == ["/data/a.csv was read by two parts (rows 0.. and 0..): its rows count twice"]
+    assert m.tallies.n == 2 * a.tallies.n
     assert m.tallies.weight_sum.total()[0] == pytest.approx(2 * a.tallies.weight_sum.total()[0], rel=1e-15)
     assert len(m.header.provenance.parts) == 2 and m.header.files["preds"] == "a.csv"
 

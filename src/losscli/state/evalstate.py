@@ -33,6 +33,7 @@ from .plain import (
     want_int,
     want_opt_int,
     want_opt_str,
+    want_plain_text,
     want_str,
     want_str_map,
     want_strs,
@@ -87,16 +88,28 @@ class PartSummary:
     warnings: tuple[str, ...] = ()
     text_bytes: int | None = None
     text_words: int | None = None
+    #: (first, count): the global sequence ids of the part's per-sequence statistics, None
+    #: without them; two parts of different data must not share one (see state.overlaps)
+    sequences: tuple[int, int] | None = None
 
     def to_plain(self) -> Meta:
         out: Meta = {"rows": self.rows, "files": dict(self.files)}
         out.update(notes=list(self.notes), warnings=list(self.warnings))
         out.update(text_bytes=self.text_bytes, text_words=self.text_words)
+        seqs = self.sequences
+        out["sequences"] = None if seqs is None else {"first": seqs[0], "count": seqs[1]}
         return out
 
     @classmethod
     def from_plain(cls, raw: Any, where: str) -> PartSummary:
-        fields(raw, where, {"rows", "files", "notes", "warnings", "text_bytes", "text_words"})
+        fields(raw, where, {"rows", "files", "notes", "warnings", "text_bytes", "text_words", "sequences"})
+        seqs = raw["sequences"]
+        if seqs is not None:
+            fields(seqs, f"{where}.sequences", {"first", "count"})
+            seqs = (
+                want_int(seqs["first"], f"{where}.sequences.first"),
+                want_int(seqs["count"], f"{where}.sequences.count"),
+            )
         return cls(
             want_int(raw["rows"], f"{where}.rows"),
             want_str_map(raw["files"], f"{where}.files"),
@@ -104,6 +117,7 @@ class PartSummary:
             tuple(want_strs(raw["warnings"], f"{where}.warnings")),
             want_opt_int(raw["text_bytes"], f"{where}.text_bytes"),
             want_opt_int(raw["text_words"], f"{where}.text_words"),
+            seqs,
         )
 
 
@@ -236,7 +250,9 @@ class Header:
 
     @classmethod
     def from_plain(cls, raw: Any, where: str = "header") -> Header:
+        """Checked field by field; no string anywhere in it may hold a control character."""
         fields(raw, where, set(cls.__dataclass_fields__))
+        want_plain_text(raw, where)
         binding = raw["binding"]
         return cls(
             want_str(raw["metric"], f"{where}.metric"),

@@ -15,13 +15,21 @@ A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
 
   ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime}], row_offset,
   parts: [provenance...], summary}; a merged state lists its parts, each with a ``summary``
-  {rows, files, notes, warnings, text_bytes, text_words}. ``binding`` is null for a part that
-  saw no data, else {input_kind, input_detected, outputs, classes, output_names, labels,
-  detail_columns, id_column, weighted}. ``worst`` is {capacity, details: one list of cells per
-  kept row}. ``sequences`` is null or {count, first}. Every key is required; no other key is
-  allowed. A finite float is a JSON number (shortest text that reads back bit for bit); JSON has
-  no NaN or infinity, so a non-finite float is ``{"$float": "<16 hex digits of its IEEE-754
-  bits>"}``; a tuple is ``{"$tuple": [...]}``.
+  {rows, files, notes, warnings, text_bytes, text_words, sequences: null or {first, count}, the
+  part's range of global sequence ids}; an unmerged state's summary is null. ``binding`` is null
+  for a part that saw no data, else {input_kind, input_detected, outputs, classes, output_names,
+  labels, detail_columns, id_column, weighted}. ``worst`` is {capacity, details: one list of
+  cells per kept row}. ``sequences`` is null or {count, first}. Every key is required; no other
+  key is allowed. A finite float is a JSON number (shortest text that reads back bit for bit);
+  JSON has no NaN or infinity, so a non-finite float is ``{"$float": "<16 hex digits of its
+  IEEE-754 bits>"}``; a tuple is ``{"$tuple": [...]}``.
+
+  Values must be plausible, else the file is refused: every integer in int64's range and counts
+  >= 0; ``weight_sum`` totals >= 0 (0 when all weights were zero, inf when they overflowed); no
+  NaN among the worst rows' losses or the sequences' worst-token losses; no string of the
+  header (keys included) holding a control character (U+0000-001F, U+007F-009F), which would
+  forge or restyle terminal output when notes, warnings or file names are printed (so a state
+  whose column names hold one is not saved either).
 
 * one ``.npy`` member per numeric array (NumPy format 1.0 or 2.0, native byte order when
   written, any order read), named by its place in the tallies:
@@ -78,7 +86,7 @@ from numpy.typing import NDArray
 
 from ..errors import OutputError
 from .evalstate import FORMAT_VERSION, EvalState
-from .plain import Arrays, StateFileError
+from .plain import Arrays, StateFileError, control_character_at
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -111,6 +119,12 @@ _CORRUPT = (
 def save_state(state: EvalState, path: str | PathLike[str]) -> None:
     """Write ``state`` to ``path`` atomically; ``OutputError`` (exit 4) leaves nothing behind."""
     meta, arrays = state.to_plain()  # before any file exists: a bug here creates nothing
+    bad = control_character_at(meta["header"], "header")
+    if bad is not None:  # load would refuse it: say so now, not when the state is merged
+        raise OutputError(
+            f"{os.fspath(path)}: cannot save the state: {bad} holds a control character, "
+            "which a state file may not contain"
+        )
     doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **meta}
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
     target = os.fspath(path)

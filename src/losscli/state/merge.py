@@ -6,11 +6,12 @@ classes, class labels, output names, weights, breakdown columns, id column). A p
 chunk (binding None) is an empty part: it merges with anything of the same metric and options.
 
 The tallies are merged by ``LossState.merge``. Everything in the header that depends on more
-than one part (files, notes, warnings, the text's size, overlapping row ranges) is computed from
-the list of parts, which a merged state keeps in ``provenance.parts`` with a ``PartSummary``
-each. So merging in any grouping and order gives the same state (the float sums up to the last
-bits of their compensation, far below 1e-12 relative), and a merged state's notes and warnings
-are always those of its parts plus what the merge itself found.
+than one part (files, notes, warnings, the text's size, and what ``overlaps`` finds: a file read
+twice, overlapping rows or sequences) is computed from the list of parts, which a merged state
+keeps in ``provenance.parts`` with a ``PartSummary`` each. So merging in any grouping and order
+gives the same state (the float sums up to the last bits of their compensation, far below 1e-12
+relative), and a merged state's notes and warnings are always those of its parts plus what the
+merge itself found (capped: a merge of hundreds of parts prints a few lines, not hundreds).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from .evalstate import Binding, EvalState, Header, PartSummary, Provenance
+from .overlaps import capped, files_label, overlap_warnings, summary
 from .parts import CompensatedVector, LossState
 
 #: binding fields that must agree: each changes what the numbers mean
@@ -73,11 +75,10 @@ def merge_states(a: EvalState, b: EvalState) -> EvalState:
         files=_files(leaves),
         columns=copy.deepcopy(first.header.columns),
     )
-    summaries = [_summary(leaf) for leaf in leaves]
-    header.notes = _distinct(n for s in summaries for n in s.notes)
-    header.warnings = _distinct(
-        [*(w for s in summaries for w in s.warnings), *overlap_warnings(leaves), *_text(header, summaries)]
-    )
+    summaries = [summary(leaf) for leaf in leaves]
+    header.notes = capped((n for s in summaries for n in s.notes), "notes from other parts")
+    parts_said = capped((w for s in summaries for w in s.warnings), "warnings from other parts")
+    header.warnings = _distinct([*parts_said, *overlap_warnings(leaves), *_text(header, summaries)])
     return EvalState(header, _merged_tallies(first, second))
 
 
@@ -110,16 +111,17 @@ def leaves_of(state: EvalState) -> list[Provenance]:
     prov = state.header.provenance
     if prov.parts:
         return list(prov.parts)
-    h = state.header
-    summary = PartSummary(
+    h, seqs = state.header, state.tallies.sequences
+    own = PartSummary(
         rows=state.tallies.rows,
         files=dict(h.files),
         notes=tuple(h.notes),
         warnings=tuple(h.warnings),
         text_bytes=h.text_bytes,
         text_words=h.text_words,
+        sequences=None if seqs is None else (seqs.first, seqs.count),
     )
-    return [dataclasses.replace(prov, row_offset=h.row_offset, summary=summary)]
+    return [dataclasses.replace(prov, row_offset=h.row_offset, summary=own)]
 
 
 class PartOrder:
@@ -145,10 +147,6 @@ class PartOrder:
         return self.everything() < other.everything()
 
 
-def _summary(leaf: Provenance) -> PartSummary:
-    return leaf.summary if leaf.summary is not None else PartSummary()
-
-
 def _distinct(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -160,12 +158,13 @@ def _shared_options(leaves: Sequence[Provenance]) -> dict[str, Any]:
 
 
 def _files(leaves: Sequence[Provenance]) -> dict[str, str]:
-    """Per role, the distinct names of the parts' files in part order, joined by " + "."""
+    """Per role, the distinct names of the parts' files in part order, joined by " + " (the
+    first few, then " + N more": a merge of 300 shards is named on one line)."""
     names: dict[str, dict[str, None]] = {}  # dicts as ordered sets
     for leaf in leaves:
-        for role, label in _summary(leaf).files.items():
+        for role, label in summary(leaf).files.items():
             names.setdefault(role, {})[label] = None
-    return {role: " + ".join(labels) for role, labels in names.items()}
+    return {role: files_label(list(labels)) for role, labels in names.items()}
 
 
 def _text(header: Header, summaries: Sequence[PartSummary]) -> list[str]:
@@ -176,38 +175,6 @@ def _text(header: Header, summaries: Sequence[PartSummary]) -> list[str]:
     header.text_words = None if None in words else sum(x or 0 for x in words)
     some = any(x is not None for x in sizes) and None in sizes
     return [TEXT_SOME_PARTS] if some else []
-
-
-def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
-    """One warning per pair of parts of different inputs whose row ranges overlap (in part order).
-
-    Their worst rows are numbered as if they were the same rows. Parts of the same inputs (a
-    state merged with itself) overlap by design and are not warned about here.
-    """
-    out = []
-    for i, x in enumerate(leaves):
-        x_end = x.row_offset + _summary(x).rows
-        for y in leaves[i + 1 :]:
-            if y.row_offset >= x_end:  # sorted by row offset: no later part overlaps x either
-                break
-            stop = min(x_end, y.row_offset + _summary(y).rows)
-            start = y.row_offset
-            if start >= stop or x.inputs == y.inputs:
-                continue
-            out.append(
-                f"rows {start}..{stop - 1} of parts {_name(x)} and {_name(y)} overlap: worst rows are "
-                "numbered as if they were the same rows; evaluate the later part with "
-                f"--row-offset {x_end} to number rows as in the concatenation"
-            )
-    return out
-
-
-def _name(leaf: Provenance) -> str:
-    """A part as a user knows it: its first file's name."""
-    files = _summary(leaf).files
-    if files:
-        return next(iter(files.values()))
-    return leaf.inputs[0].path if leaf.inputs else f"at row {leaf.row_offset}"
 
 
 def _merged_binding(a: Binding | None, b: Binding | None) -> Binding | None:

@@ -163,8 +163,10 @@ class WorstExamples:
         self._floor = self._lowest_kept()
 
     def merge(self, other: WorstExamples) -> WorstExamples:
-        out = WorstExamples(max(self.capacity, other.capacity), self.rows, self.losses, self.details)
-        out.offer(other.rows, other.losses, other.details)
+        """The worst rows of both, as many as the smaller capacity: a part that kept 20 rows
+        may have dropped its 21st worst, so only the 20 worst of the union are known."""
+        out = WorstExamples(min(self.capacity, other.capacity), self.rows, self.losses, self.details)
+        out.offer(other.rows, other.losses, other.details)  # keeps the top ``capacity`` of both
         return out
 
     def examples(self) -> list[Example]:
@@ -191,6 +193,10 @@ class WorstExamples:
         expect_members(arrays, {"rows", "losses"}, where)
         rows = take(arrays, "rows", np.int64, (len(details),), where)
         losses = take(arrays, "losses", np.float64, (len(details),), where)
+        if len(rows) and int(rows.min()) < 0:
+            raise StateFileError(f"not a valid losscli state: {where}.rows holds a negative row")
+        if np.isnan(losses).any():  # the engine scores finite inputs only: a NaN was made by hand
+            raise StateFileError(f"not a valid losscli state: {where}.losses holds NaN")
         return cls(capacity, rows, losses, details)
 
 
@@ -253,7 +259,7 @@ class LossState:
     def merge(self, other: LossState) -> LossState:
         if other.outputs != self.outputs:
             raise ValueError("cannot merge states with different numbers of outputs")
-        out = LossState(self.outputs, max(self.worst_capacity, other.worst_capacity))
+        out = LossState(self.outputs, min(self.worst_capacity, other.worst_capacity))  # as worst
         out.output_sums = self.output_sums.merge(other.output_sums)
         out.weight_sum = self.weight_sum.merge(other.weight_sum)
         out.n = self.n + other.n
@@ -370,6 +376,9 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         vec = CompensatedVector.from_plain(meta[name], under(name, arrays), f"{where}.{name}")
         _want_size(vec, size, f"{where}.{name}")
         setattr(out, name, vec)
+    total = float(out.weight_sum.total()[0])
+    if not total >= 0.0:  # weights are >= 0: 0 (all weights zero) and inf (overflow) are genuine
+        raise StateFileError(f"not a valid losscli state: {where}.weight_sum totals {total}, not >= 0")
     for name, sub in companions.items():
         key = f"companion.{name}"
         out.companion_sums[name] = CompensatedVector.from_plain(sub, under(key, arrays), f"{where}.{key}")

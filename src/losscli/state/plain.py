@@ -33,6 +33,11 @@ _TUPLE_TAG = "$tuple"
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 #: member names the format uses (and companion names must fit in one)
 NAME = re.compile(r"[A-Za-z0-9_]+")
+#: every integer of a state is an int64 somewhere (numpy arrays, sums of counts)
+INT_LIMIT = 2**63
+#: C0 and C1 control characters and DEL: a newline or ESC in a note would forge or restyle
+#: terminal output when the state's header is printed, and losscli never writes one
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class StateFileError(InputError):
@@ -163,9 +168,11 @@ def fields(raw: Any, where: str, required: set[str], optional: frozenset[str] = 
 
 
 def want_int(raw: Any, where: str, minimum: int | None = 0) -> int:
-    if type(raw) is not int or (minimum is not None and raw < minimum):
+    """An int (not a bool) in int64's range, at least ``minimum`` unless that is None."""
+    low = -INT_LIMIT if minimum is None else minimum
+    if type(raw) is not int or not low <= raw < INT_LIMIT:
         expected = "an integer" if minimum is None else f"an integer >= {minimum}"
-        raise malformed(where, expected, raw)
+        raise malformed(where, f"{expected} below 2**63", raw)
     return raw
 
 
@@ -199,6 +206,34 @@ def want_str_map(raw: Any, where: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise malformed(where, "an object of strings", raw)
     return {k: want_str(v, f"{where}.{k}") for k, v in raw.items()}
+
+
+def control_character_at(raw: Any, where: str) -> str | None:
+    """The place of the first string (key or value) in a JSON value that holds a control
+    character, or None. One walk over the whole header, on load and before a save."""
+    if isinstance(raw, str):
+        return where if CONTROL.search(raw) else None
+    if isinstance(raw, list):
+        items: Any = ((f"{where}[{i}]", v) for i, v in enumerate(raw))
+    elif isinstance(raw, dict):
+        for key in raw:
+            if CONTROL.search(key):
+                return f"{where} (a key)"
+        items = ((f"{where}.{k}", v) for k, v in raw.items())
+    else:
+        return None
+    for place, value in items:
+        found = control_character_at(value, place)
+        if found is not None:
+            return found
+    return None
+
+
+def want_plain_text(raw: Any, where: str) -> None:
+    """Refuse a header holding a control character anywhere (see ``CONTROL``)."""
+    found = control_character_at(raw, where)
+    if found is not None:
+        raise StateFileError(f"not a valid losscli state: {found} holds a control character")
 
 
 def want_dict(raw: Any, where: str) -> dict[str, Any]:

@@ -186,4 +186,6 @@ class SequenceStats:
         out.worst_target = take(arrays, "worst_target", np.int64, k, where)
         if count and int(out.tokens.min()) < 0:
             raise StateFileError(f"not a valid losscli state: {where}.tokens holds a negative count")
+        if np.isnan(out.worst_loss).any():  # tokens of finite inputs only; -inf is an empty slot
+            raise StateFileError(f"not a valid losscli state: {where}.worst_loss holds NaN")
         return out
