@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -377,3 +380,114 @@ def test_python_merge_takes_one_path_and_make_metric_still_works(tmp_path: Path,
     assert ev.report().value == 0.5
     with pytest.raises(AttributeError, match="first_row"):
         ev.offset = 5
+
+
+def test_the_readme_evaluator_example_merges_without_warnings() -> None:
+    import losscli
+    from losscli import Evaluator
+
+    rng = np.random.default_rng(12)
+    p, t = rng.normal(size=1000), rng.normal(size=1000)
+    a = Evaluator("mse")
+    a.update(p[:600], t[:600])
+    b = Evaluator("mse")
+    b.update(p[600:], t[600:], first_row=600)
+    report = a.state.merge(b.state).report()
+    assert report.warnings == [] and close(report.value, float(np.mean((p - t) ** 2)))
+    assert report.examples[0].row == int(np.argmax((p - t) ** 2))
+    with pytest.raises(losscli.UsageError, match="first chunk"):
+        a.update(rng.normal(size=(3, 2)), rng.normal(size=(3, 2)))
+    with pytest.raises(losscli.UsageError, match="weights"):
+        a.update(p[:3], t[:3], np.ones(3))
+
+
+def test_numpy_scalars_are_option_values_and_errors_use_python_words() -> None:
+    import losscli
+    from losscli import Evaluator
+
+    p, t = np.array([0.0, 3.0]), np.array([0.2, 0.0])
+    # errors 0.2 and 3.0 against delta 0.5: 0.5 * 0.04 and 0.5 * (3 - 0.25)
+    assert close(losscli.huber(p, t, delta=np.float32(0.5)), (0.02 + 1.375) / 2)
+    with pytest.raises(losscli.UsageError) as err:
+        Evaluator("huber", delta=0)
+    assert "--delta" not in str(err.value) and "delta" in str(err.value)
+
+
+def test_a_part_reports_the_offsets_of_the_next_part(tmp_path: Path) -> None:
+    lines = [{"logprobs": [-0.5, -1.0]}, {"logprobs": [None]}, {"logprobs": [-2.0, -0.25]}]
+    path = tmp_path / "lp.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    r = run_cli("perplexity", "--logprobs", path, "-f", "json").json()
+    assert r["sequences"] == 2 and r["sequences_read"] == 3 and r["rows"] == 4
+
+
+def test_an_output_never_replaces_an_input(tmp_path: Path) -> None:
+    p = tmp_path / "p.npy"
+    np.save(p, np.arange(4.0))
+    before = p.read_bytes()
+    for option in ("--save-state", "--per-example"):
+        name = p if option == "--save-state" else tmp_path / "p.csv"
+        if option == "--per-example":
+            pd.DataFrame({"y_pred": [1.0], "y_true": [2.0]}).to_csv(name, index=False)
+            r = run_cli("mse", name, option, name)
+        else:
+            r = run_cli("mse", p, p, option, name)
+        assert r.code == 2 and "also an input" in r.stderr
+    assert p.read_bytes() == before
+
+
+def test_errors_in_a_part_name_the_files_row_and_the_whole_datas(tmp_path: Path) -> None:
+    p, t = tmp_path / "p.npy", tmp_path / "t.npy"
+    np.save(p, np.array([0.1, 0.2, 0.3]))
+    np.save(t, np.array([0.0, 1.7, 1.0]))  # 1.7 is no bce target
+    r = run_cli("bce", p, t, "--row-offset", 1000)
+    assert r.code == 3 and "row 1:" in r.stderr and "row 1001 of the whole data" in r.stderr
+
+
+def test_odd_file_and_column_names_still_save(tmp_path: Path) -> None:
+    odd = tmp_path / "bad\udcffname.npy"
+    with open(os.fsencode(odd), "wb") as f:
+        np.save(f, np.arange(3.0))
+    np.save(tmp_path / "t.npy", np.arange(3.0) + 1)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "losscli",
+            "mse",
+            os.fsencode(odd),
+            os.fsencode(tmp_path / "t.npy"),
+            "--save-state",
+            os.fsencode(tmp_path / "s.state"),
+            "-f",
+            "value",
+        ],
+        capture_output=True,
+    )
+    assert proc.returncode == 0 and float(proc.stdout) == 1.0, proc.stderr
+    tab = tmp_path / "tab.csv"
+    pd.DataFrame({"y\tpred": [1.0, 2.0], "y_true": [1.0, 4.0]}).to_csv(tab, index=False)
+    r = run_cli(
+        "mse", tab, "--pred-col", "y\tpred", "--target-col", "y_true", "--save-state", tmp_path / "s2.state"
+    )
+    assert r.code == 0, r.stderr
+    assert close(float(run_cli("merge", tmp_path / "s2.state", "-f", "value").stdout), 2.0)
+
+
+def test_an_overflowing_companion_is_said(tmp_path: Path) -> None:
+    p, t = tmp_path / "p.npy", tmp_path / "t.npy"
+    np.save(p, np.array([1e200, 0.0]))
+    np.save(t, np.array([0.0, 0.0]))
+    r = run_cli("mae", p, t, "-f", "json")
+    assert r.code == 0 and close(r.json()["value"], 5e199)
+    assert r.json()["mse"] is None and "overflowed" in r.stderr
+
+
+def test_merge_refuses_pipes_and_names_gaps(tmp_path: Path, halves) -> None:
+    a, b, *_ = halves
+    run_cli("mse", a, "--save-state", tmp_path / "a.state")
+    run_cli("mse", b, "--row-offset", 200, "--save-state", tmp_path / "b.state")  # should be 120
+    r = run_cli("merge", "-", stdin=(tmp_path / "a.state").read_bytes())
+    assert r.code == 3 and "not stdin" in r.stderr
+    gap = run_cli("merge", tmp_path / "a.state", tmp_path / "b.state")
+    assert gap.code == 0 and "rows 120..199 are in none of the parts" in gap.stderr

@@ -53,25 +53,16 @@ def _save_npy(tmp_path: Path, name: str, logits: np.ndarray, ids: np.ndarray) ->
     return lp, tp
 
 
-def test_a_wrong_sequence_offset_warns_with_the_shared_sequences(tmp_path: Path) -> None:
-    """64 sequences in parts of 40 and 24; the second given --sequence-offset 20 instead of 40."""
+def test_a_sequence_offset_that_contradicts_the_row_offset_is_refused(tmp_path: Path) -> None:
+    """64 sequences of 4 tokens in parts of 40 and 24: the second part starts at token 160, so
+    --sequence-offset 20 (instead of 40) cannot be right; refused before anything is read."""
     t = 4
     logits, ids = _perplexity_files(tmp_path, 64, t)
-    a = _save_npy(tmp_path, "a", logits[:40], ids[:40])
     b = _save_npy(tmp_path, "b", logits[40:], ids[40:])
-    losscli.evaluate("perplexity", *a, save_state=str(tmp_path / "a.state"))
-    losscli.evaluate(
-        "perplexity", *b, row_offset=40 * t, sequence_offset=20, save_state=str(tmp_path / "b.state")
-    )
-    sa, sb = (EvalState.load(tmp_path / f"{p}.state") for p in "ab")
-    m = sb.merge(sa)
-    assert m.tallies.n == 64 * t  # every token counted once...
-    assert m.tallies.sequences is not None and m.tallies.sequences.count == 44  # ...20..39 fused
-    names = sa.header.files["preds"], sb.header.files["preds"]
-    assert sequence_warnings(m.header.warnings) == [seq_warning(20, 39, *names)]
-    assert m.header.warnings == sequence_warnings(m.header.warnings)  # rows are numbered right
-    report = losscli.merge([tmp_path / "b.state", tmp_path / "a.state"])
-    assert seq_warning(20, 39, *names) in report.warnings
+    with pytest.raises(losscli.UsageError, match="contradicts"):
+        losscli.evaluate("perplexity", *b, row_offset=40 * t, sequence_offset=20)
+    ok = losscli.evaluate("perplexity", *b, row_offset=40 * t, sequence_offset=40)
+    assert min(r["sequence"] for r in ok.sequences) >= 40 and ok.sequences_read == 24
 
 
 def test_a_forgotten_row_offset_on_equal_length_parts_warns_twice(tmp_path: Path) -> None:
@@ -319,7 +310,8 @@ def _set(meta: dict, path: str, value: object) -> None:
         *[(f"tallies.{c}", -1, f"tallies.{c}") for c in ("n", "ignored", "skipped", "clamped", "rows")],
         ("tallies.nulls", -1, "tallies.nulls"),
         *[(f"tallies.{c}", 2**63, f"tallies.{c}") for c in ("n", "rows", "nulls")],
-        ("tallies.n", 2**63 - 1, None),  # the largest int64 is a count
+        ("tallies.rows", 2**63 - 1, None),  # the largest int64 is a count (n <= rows holds)
+        ("tallies.n", 10**6, "rows read"),  # more scored than read
         ("header.row_offset", 2**63, "header.row_offset"),
         ("header.binding.labels", [-(2**63) - 1], "header.binding.labels[0]"),
         ("header.notes", ["fine", "forged\nlosscli: all good"], "header.notes[1]"),
@@ -340,7 +332,7 @@ def test_implausible_header_and_counts_are_refused(path: str, value: object, nam
     meta, arrays = _merged_plain()
     _set(meta, path, value)
     if named is None:
-        assert EvalState.from_plain(meta, arrays).tallies.n == 2**63 - 1
+        assert EvalState.from_plain(meta, arrays).tallies.rows == 2**63 - 1
         return
     with pytest.raises(StateFileError) as err:
         EvalState.from_plain(meta, arrays)

@@ -138,13 +138,40 @@ def merge_states(paths: StatePaths) -> tuple[EvalState, list[str]]:
     while len(states) > 1:  # pairwise, as a balanced tree: each merge copies both sides' parts
         paired = [a.merge(b) for a, b in zip(states[::2], states[1::2], strict=False)]
         states = paired + states[len(paired) * 2 :]
+    if len(named) > 1:
+        warnings += _gap_warnings(states[0])
     return states[0], warnings
+
+
+def _gap_warnings(state: EvalState) -> list[str]:
+    """Rows that no part covers, between parts or before the first: a part left out of the
+    merge (or a wrong --row-offset). Shown five times, then counted."""
+    from .state.merge import leaves_of
+    from .state.overlaps import summary
+
+    gaps = []
+    end: int | None = None
+    for leaf in sorted(leaves_of(state), key=lambda p: p.row_offset):
+        start = leaf.row_offset
+        if start > (end or 0) and (end is not None or start > 0):
+            gaps.append(f"rows {end or 0}..{start - 1}")
+        end = max(end or 0, start + summary(leaf).rows)
+    if not gaps:
+        return []
+    shown = ", ".join(gaps[:5]) + (f" and {len(gaps) - 5} more gaps" if len(gaps) > 5 else "")
+    return [f"{shown} are in none of the parts merged: is a part missing, or a --row-offset wrong?"]
 
 
 def _load_checked(path: str, first: EvalState | None, first_path: str | os.PathLike[str]) -> EvalState:
     """A state file, its metric known to this losscli, mergeable with the first one named."""
     from .state.merge import StateMismatch, check_mergeable
 
+    if path == "-" or (os.path.exists(path) and not os.path.isfile(path)):
+        raise InputError(
+            "merge reads state files, not stdin or pipes (a state is a ZIP archive, read by "
+            "seeking): save the state to a file first",
+            path=path,
+        )
     state = EvalState.load(path)
     try:
         registry.get(state.header.metric)

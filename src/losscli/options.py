@@ -170,15 +170,29 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
         weight_col,
     )
     run = _run_options(kwargs)
-    options = {**metric.defaults(), **{o.name: kwargs[o.name] for o in metric.options if o.name in kwargs}}
+    given = {o.name: o.normalize(kwargs[o.name]) for o in metric.options if o.name in kwargs}
+    options = {**metric.defaults(), **given}
     for o in metric.options:
         o.check(options[o.name])
     evaluation = Evaluation(metric.name, inputs, run, MappingProxyType(options))
     _check_inputs(evaluation)
     from .readers.open import check_read_once
 
-    check_read_once([s.path for s in inputs.sources() if s.path is not None] + _text_paths(evaluation))
+    paths = [s.path for s in inputs.sources() if s.path is not None] + _text_paths(evaluation)
+    check_read_once(paths)
+    _refuse_output_over_input(run, paths)
     return evaluation
+
+
+def _refuse_output_over_input(run: RunOptions, inputs: list[str]) -> None:
+    """An output named like one of the run's inputs would replace it (the rename is atomic, the
+    loss is not): refused before anything is read."""
+    for option, output in (("--per-example", run.per_example), ("--save-state", run.save_state)):
+        if output is None or output == "-" or not os.path.exists(output):
+            continue
+        for path in inputs:
+            if path != "-" and os.path.exists(path) and os.path.samefile(output, path):
+                raise UsageError(f"{option} {output} is also an input of this run: give another file name")
 
 
 def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:

@@ -9,14 +9,15 @@ with the file and the global row.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import AmbiguousInput, DataProblem, InputError, UsageError
+from ..errors import AmbiguousInput, DataProblem, InputError, LossCliError, UsageError
 from ..metrics import registry
 from ..metrics.base import MetricChunk, MetricDef, Scorer, Scratch
 from ..metrics.checks import check_finite, first_bad_row
@@ -24,6 +25,7 @@ from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.parts import LossState, SequenceStats
+from ..wording import in_api_words
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -69,16 +71,19 @@ class Evaluator:
         if isinstance(metric, Scorer):  # make_metric("mse"): a scorer made beforehand
             scorer, metric = metric, metric.name
         self.metric = registry.get(metric) if isinstance(metric, str) else metric
-        if nan not in NAN_POLICIES:
-            raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {nan}")
-        options = {**self.metric.defaults(), **metric_options}
-        for name in metric_options:
-            option = self.metric.option(name)
-            if option is None and name != "labels":
-                raise UsageError(f"{self.metric.name} has no option {name!r}")
-            if option is not None:
-                option.check(metric_options[name])
-        self.scorer = scorer if scorer is not None else self.metric.scorer(options)
+        self.python = header is None  # made by a Python user, not from a plan of files
+        with _python_words(self.python):
+            if nan not in NAN_POLICIES:
+                raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not {nan}")
+            metric_options = {k: self.metric.normalize(k, v) for k, v in metric_options.items()}
+            options = {**self.metric.defaults(), **metric_options}
+            for name in metric_options:
+                option = self.metric.option(name)
+                if option is None and name != "labels":
+                    raise UsageError(f"{self.metric.name} has no option {name!r}")
+                if option is not None:
+                    option.check(metric_options[name])
+            self.scorer = scorer if scorer is not None else self.metric.scorer(options)
         self.nan = nan
         self.worst_capacity = worst
         self.header = header if header is not None else _python_header(self.metric, options, nan)
@@ -93,6 +98,10 @@ class Evaluator:
         self.next_row = self.header.row_offset
         self.scratch = Scratch()
         self._offset = 0
+        self._first_row: int | None = None  # the smallest first_row a Python user gave
+        #: the first chunk's row shapes (preds, targets)
+        self._shape: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
+        self._weighted: bool | None = None
 
     @property
     def offset(self) -> int:
@@ -109,14 +118,20 @@ class Evaluator:
     def state(self) -> EvalState:
         """Everything a report needs, as a value: safe to keep, save, merge and ship."""
         tallies = self.tallies if self.tallies is not None else self._empty_tallies(1)
-        return EvalState(replace(self.header, binding=self.binding()), tallies)
+        header = replace(self.header, binding=self.binding())
+        if self.python and self._first_row is not None:  # update(first_row=N): the part's offset
+            offset = self._first_row
+            header = replace(
+                header, row_offset=offset, provenance=replace(header.provenance, row_offset=offset)
+            )
+        return EvalState(header, tallies)
 
     def binding(self) -> Binding | None:
         """What the scorer settled on its first chunk (None before any chunk)."""
         if self.tallies is None:
             return None
         s = self.scorer
-        base = self.header.binding or Binding()
+        base = self.header.binding or Binding(weighted=bool(self._weighted))
         return replace(
             base,
             input_kind=s.input_kind,
@@ -169,8 +184,12 @@ class Evaluator:
         rows = len(preds)
         self._offset = self.next_row if first_row is None else first_row
         self.next_row = self._offset + rows
+        if self.python:
+            self._first_row = self._offset if self._first_row is None else min(self._first_row, self._offset)
         if rows == 0:
             return
+        with _python_words(self.python):
+            self._check_like_first(preds, targets, weights)
         for role, other in (other_ids or {}).items():
             if ids is not None:
                 self._check_ids(ids, other, role)
@@ -188,7 +207,28 @@ class Evaluator:
                     return
             self._score(preds, targets, weights, row_map, overwrite, ids)
         except DataProblem as problem:
-            raise self._located(problem, row_map) from None
+            error = self._located(problem, row_map)
+            if self.python:
+                error.args = (in_api_words(str(error)),)
+            raise error from None
+
+    def _check_like_first(self, preds: NDArray[Any], targets: NDArray[Any] | None, weights: Any) -> None:
+        """Every chunk has the first chunk's row shapes (outputs, classes, vocabulary) and is
+        weighted or not as the first was: a Python caller's chunks are not checked by a reader."""
+        shape = (preds.shape[1:], None if targets is None else targets.shape[1:])
+        weighted = weights is not None
+        if self._shape is None:
+            self._shape, self._weighted = shape, weighted
+            return
+        if shape != self._shape:
+            raise UsageError(
+                f"this chunk's rows have shape {shape[0]} (targets {shape[1]}) but the first chunk's "
+                f"had {self._shape[0]} (targets {self._shape[1]}): every chunk of an evaluation has "
+                "the same outputs and classes"
+            )
+        if weighted != self._weighted:
+            had = "weights" if self._weighted else "no weights"
+            raise UsageError(f"the first chunk had {had}: weight every chunk of an evaluation, or none")
 
     def fork(self) -> Evaluator:
         """A fresh evaluator for another thread: same bound scorer, its own buffers and tallies."""
@@ -307,9 +347,12 @@ class Evaluator:
             return
         total = weighted_sum(losses, w, self.scratch)
         weight_total = float(n) if w is None else float(np.sum(w, dtype=np.float64))
+        finite = math.isfinite(total)
         for name, values in companions.items():
-            state.companion(name).add1(weighted_sum(values, w, self.scratch))
-        if not math.isfinite(total):
+            companion = weighted_sum(values, w, self.scratch)
+            finite = finite and math.isfinite(companion)
+            state.companion(name).add1(companion)
+        if not finite:
             self.scorer.locate_nonfinite(p, t)  # raises when an input is NaN/inf
             state.overflow = True
         if elements is None:
@@ -372,16 +415,30 @@ class Evaluator:
 
     def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
         row = None
+        detail = problem.detail
         if problem.local_row is not None:
             local = problem.local_row if row_map is None else int(row_map[problem.local_row])
-            row = self._offset + local
+            row = self._offset + local - self.header.row_offset  # the file's own row, as readers say
+            if self.header.row_offset:
+                detail += f" (row {self._offset + local} of the whole data, with --row-offset)"
         column = None
         if problem.role in self.columns:
             column = self.columns[problem.role](problem.column)
         elif problem.column is not None:
             column = str(problem.column)
         kind = AmbiguousInput if problem.ambiguous else InputError
-        return kind(problem.detail, path=self.labels.get(problem.role), row=row, column=column)
+        return kind(detail, path=self.labels.get(problem.role), row=row, column=column)
+
+
+@contextmanager
+def _python_words(python: bool) -> Iterator[None]:
+    """Errors in ``evaluate``'s words (``input="logits"``) for a Python user's evaluator."""
+    try:
+        yield
+    except LossCliError as exc:
+        if python:
+            exc.args = (in_api_words(str(exc)),)
+        raise
 
 
 def _id_text(ids: NDArray[Any]) -> NDArray[Any]:

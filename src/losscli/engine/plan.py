@@ -9,6 +9,7 @@ never needs the plan (or the files) again.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class Plan:
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
 
     def output_names(self, count: int) -> tuple[str, ...]:
-        return tuple(output_names_of(self.choices, count)) if count > 1 else ()
+        return tuple(safe_text(output_names_of(self.choices, count))) if count > 1 else ()
 
 
 def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
@@ -243,7 +244,7 @@ def _header(
     provenance = Provenance(
         __version__,
         metric.name,
-        evaluation.recorded_options(),
+        safe_text(evaluation.recorded_options()),
         _input_files(evaluation),
         evaluation.run.row_offset,
     )
@@ -251,16 +252,34 @@ def _header(
         metric.name,
         evaluation.merge_options(metric),
         provenance,
-        binding=Binding(id_column=ids.column, weighted=WEIGHTS in roles),
+        binding=Binding(id_column=safe_text(ids.column), weighted=WEIGHTS in roles),
         row_offset=evaluation.run.row_offset,
         sequence_offset=_sequence_offset(evaluation, layout.seqmap),
-        files=files,
-        columns=columns,
-        notes=notes,
-        warnings=warnings,
+        files=safe_text(files),
+        columns=safe_text(columns),
+        notes=safe_text(notes),
+        warnings=safe_text(warnings),
         text_bytes=layout.text_bytes,
         text_words=layout.text_words,
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe_text(value: Any) -> Any:
+    """Texts a state can hold (valid UTF-8, one line): a file name that is not UTF-8, or a column
+    name with a tab or newline, is kept with backslash escapes, as ``repr`` would show it."""
+    if isinstance(value, str):
+        text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+    if isinstance(value, list):
+        return [safe_text(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(safe_text(v) for v in value)
+    if isinstance(value, dict):
+        return {safe_text(k): safe_text(v) for k, v in value.items()}
+    return value
 
 
 def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
@@ -277,10 +296,10 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
         try:
             st = os.stat(path)
         except OSError:
-            out.append(InputFile(role, path))
+            out.append(InputFile(role, safe_text(path)))
             continue
         regular = os.path.isfile(path)
-        shown = os.path.abspath(path) if path != "-" else "-"
+        shown = safe_text(os.path.abspath(path) if path != "-" else "-")
         out.append(InputFile(role, shown, st.st_size if regular else None, st.st_mtime if regular else None))
     return tuple(out)
 
@@ -292,6 +311,12 @@ def _sequence_offset(evaluation: Evaluation, seqmap: SequenceMap | None) -> int:
     if lm is None or seqmap is None:
         return 0
     if lm.sequence_offset is not None:
+        length = seqmap.length if isinstance(seqmap, PeriodicSequences) else 0
+        if length and row_offset % length == 0 and row_offset // length != lm.sequence_offset:
+            raise UsageError(
+                f"--sequence-offset {lm.sequence_offset} contradicts --row-offset {row_offset}: "
+                f"sequences here are {length} tokens long, so {row_offset // length} come before this part"
+            )
         return lm.sequence_offset
     if row_offset == 0 or isinstance(seqmap, SingleSequence):
         return 0

@@ -149,6 +149,17 @@ class MetricOption:
     minimum: float | None = None  # smallest legal value (int/float)
     merge_key: bool = False
 
+    def normalize(self, value: Any) -> Any:
+        """numpy and torch scalars (``np.float32(0.5)``, ``torch.tensor(2)``) as Python numbers;
+        None for an option whose default is a value means the default."""
+        if value is None:
+            return self.default
+        if self.kind in ("int", "float") and not isinstance(value, (int, float)):
+            item = getattr(value, "item", None)
+            if callable(item) and getattr(value, "ndim", 0) == 0:
+                value = item()
+        return value
+
     def check(self, value: Any) -> None:
         """Refuse a value this option cannot take (before any file is opened)."""
         from ..errors import UsageError
@@ -213,6 +224,11 @@ class MetricDef(ABC):
     def interpretation(self, report: Report) -> str | None:
         """A line under the table relating the figure to a baseline, if the metric has one."""
         return None
+
+    def normalize(self, name: str, value: Any) -> Any:
+        """A numpy or torch scalar given for an option, as the Python number it holds."""
+        option = self.option(name)
+        return value if option is None else option.normalize(value)
 
     def option(self, name: str) -> MetricOption | None:
         return next((o for o in self.options if o.name == name), None)

@@ -56,6 +56,8 @@ class Report:
 
     empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
     rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
+    #: perplexity: sequences read, scored or not: the --sequence-offset of the part after this one
+    sequences_read: int | None = None
 
     @property
     def status(self) -> str:
@@ -87,6 +89,8 @@ class Report:
         out["skipped"] = self.skipped
         out["clamped"] = self.clamped
         out["rows"] = self.rows
+        if self.sequences_read is not None:
+            out["sequences_read"] = self.sequences_read
         if self.per_output:
             out["outputs"] = [
                 {"output": name, **{k: _json_number(v) for k, v in vals.items()}}
@@ -180,6 +184,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         provenance=h.provenance.to_plain(),
         empty=t.n == 0 or no_weight,
         rows=t.rows,
+        sequences_read=None if t.sequences is None else t.sequences.count,
     )
     if report.empty:  # no value: its companions are not numbers either (JSON null, TSV nan)
         report.figures = [
@@ -237,7 +242,12 @@ def _warnings(state: EvalState) -> list[str]:
                 "with --pred-col/--target-col"
             )
     if t.overflow:
-        out.append("some losses overflowed float64 to inf; the mean is inf")
+        if math.isinf(t.mean()):
+            out.append("some losses overflowed float64 to inf; the mean is inf")
+        else:
+            out.append(
+                "some per-example values overflowed float64 to inf: companions shown as inf (JSON null)"
+            )
     if t.clamped:
         out.append(
             f"{t.clamped} example(s) had a probability of 0 (or 1) where the target needs "

@@ -368,6 +368,12 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
     out.outputs, out.worst_capacity = outputs, capacity
     for name in _COUNTS:
         setattr(out, name, want_int(meta[name], f"{where}.{name}"))
+    accounted = out.n + out.skipped + out.ignored - out.nulls  # --shift's dropped tokens: neither
+    if accounted > out.rows or out.nulls > out.ignored:
+        raise StateFileError(
+            f"not a valid losscli state: {where} counts more scored, skipped and ignored rows "
+            f"({accounted}) than rows read ({out.rows}), or more null log-probabilities than ignored"
+        )
     out.counts_correct = want_bool(meta["counts_correct"], f"{where}.counts_correct")
     out.overflow = want_bool(meta["overflow"], f"{where}.overflow")
     out.row_sum_row = want_int(meta["row_sum_row"], f"{where}.row_sum_row", -1)
