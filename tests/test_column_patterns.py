@@ -16,10 +16,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 import losscli
 from losscli.errors import UsageError
+from losscli.readers.base import Reader, is_id_name
+from losscli.readers.colspec import resolve_spec
 
 from conftest import run_cli
 
@@ -371,3 +375,69 @@ def test_help_and_readme_document_the_forms() -> None:
     assert "1-10" in flat and "'p_*'" in flat and "--exclude-col" in flat and "exact name" in flat
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "--exclude-col" in readme and "'p_*'" in readme
+
+
+# ---------------------------------------------------------------- any spec, any header
+
+
+class _Header(Reader):
+    """Just a header: the column rules need nothing else."""
+
+    display = "t.csv"
+    delimited = True
+
+    def __init__(self, names: list[str], index: int) -> None:
+        self.column_names = names
+        self.index_columns = tuple(range(index))
+
+    @property
+    def header_row(self) -> bool:
+        return True
+
+    def chunks(self, groups: Any, max_rows: int) -> Any:
+        raise AssertionError("a spec reads no rows")
+
+
+_NAME_CHARS = "ab_-*,?[]0123Id"
+_names = st.lists(
+    st.text(_NAME_CHARS, min_size=1, max_size=4)
+    | st.sampled_from(["id", "row", "a_id", "PassengerId", "b-1"]),
+    min_size=1,
+    max_size=8,
+    unique=True,
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(names=_names, index=st.integers(0, 1), spec=st.text(_NAME_CHARS + " ", max_size=12))
+def test_any_spec_resolves_to_distinct_columns_or_a_usage_error(
+    names: list[str], index: int, spec: str
+) -> None:
+    """Whatever the spec and the header: a UsageError, or each column at most once; the whole
+    spec as a name is that column alone; every part that is a name is in the result; a
+    range or glob never adds an index or id column that no part names."""
+    reader = _Header(names, min(index, len(names) - 1))
+    try:
+        got = resolve_spec(reader, spec)
+    except UsageError:
+        return
+    assert len(got) == len(set(got)) and all(0 <= j < len(names) for j in got)
+    if spec in names:
+        assert got == [names.index(spec)]
+        return
+    parts = [p.strip() for p in spec.split(",")]
+    if not any("," in n for n in names):
+        assert all(names.index(p) in got for p in parts if p in names)
+        named = {names.index(p) for p in parts if p in names} | {
+            position for p in parts if p not in names and (position := _position(p)) is not None
+        }
+        for j in set(got) - named:
+            assert j not in reader.index_columns and not is_id_name(names[j])
+
+
+def _position(part: str) -> int | None:
+    """What a position is, as before patterns: whatever int() reads (``-0`` is 0)."""
+    try:
+        return int(part)
+    except ValueError:
+        return None

@@ -228,7 +228,7 @@ def plan_choice(role: Role, spec: str | None) -> Choice:
     """A language-model role as the JSON ``columns`` object describes it."""
     reader, group = role.reader, role.group
     if spec is not None:
-        return Choice(reader, group, USER)
+        return Choice(reader, group, USER, spec=spec)
     if group is None:
         return Choice(reader, None, RULE_EVERY if reader.delimited else RULE_WHOLE)
     index = list(reader.index_columns)
