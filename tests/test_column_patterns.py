@@ -441,3 +441,16 @@ def _position(part: str) -> int | None:
         return int(part)
     except ValueError:
         return None
+
+
+def test_perplexity_columns_take_a_pattern_that_comes_to_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(RNG_SEED + 10)
+    lp = -rng.exponential(2.0, size=50)
+    path = tmp_path / "lp.csv"
+    pd.DataFrame({"doc_id": np.arange(50) // 10, "lp_token": lp, "lp_other": lp * 2}).to_csv(
+        path, index=False
+    )
+    report = losscli.evaluate("perplexity", None, logprobs=str(path), pred_col="lp_t*")
+    assert report.value == pytest.approx(float(np.exp(-np.mean(lp))), rel=1e-12)
+    r = run_cli("perplexity", "--logprobs", path, "--pred-col", "lp_*")
+    assert r.code == 2 and "names 2 columns ('lp_token', 'lp_other')" in r.stderr
