@@ -47,9 +47,12 @@ class _Columns:
     count: int
     has_names: bool  # a header or a format's field names, not positions written as names
     excluded: frozenset[int]  # never taken by a range or glob: index, ids, skip
+    positions: dict[str, int] | None  # name -> first column of that name (None: numbered)
 
     def by_name(self, name: str) -> int | None:
-        names = self.reader.column_names
+        if self.positions is not None:
+            return self.positions.get(name)
+        names = self.reader.column_names  # an array's numbered columns look themselves up
         return names.index(name) if name in names else None
 
 
@@ -88,11 +91,17 @@ def resolve_spec(reader: Reader, spec: str, skip: Collection[int] = ()) -> list[
 
 
 def _columns(reader: Reader, skip: Collection[int]) -> _Columns:
+    names = reader.column_names
     named = reader.named() and (reader.header_row or not reader.delimited)
     excluded = set(reader.index_columns) | set(skip)
     if named:
-        excluded |= {j for j, name in enumerate(reader.column_names) if is_id_name(name)}
-    return _Columns(reader, len(reader.column_names), named, frozenset(excluded))
+        excluded |= {j for j, name in enumerate(names) if is_id_name(name)}
+    positions: dict[str, int] | None = None
+    if reader.named():  # one pass, not one per part (a list of 1000 names)
+        positions = {}
+        for j, name in enumerate(names):
+            positions.setdefault(name, j)
+    return _Columns(reader, len(names), named, frozenset(excluded), positions)
 
 
 def _comma_names(reader: Reader) -> dict[str, int]:
