@@ -51,7 +51,9 @@ def run_evaluation(
     """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
 
     Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for stdin) or arrays.
-    Options: ``weights``, ``pred_col``, ``target_col``, ``weight_col``, ``chunk_size``, ``nan``
+    Options: ``weights``, ``pred_col``, ``target_col``, ``weight_col``, ``exclude_col`` (column
+    specs: names, positions, ranges ``"1-10"``/``"3-"`` and globs ``"p_*"``, comma-separated;
+    arrays have positions only), ``chunk_size``, ``nan``
     ("error" or "skip"), ``top``, ``per_example`` (a .csv/.parquet/.npy file receiving every
     example's loss), ``fmt`` (the input format), ``header``, ``threads``, ``row_offset`` and
     ``save_state`` (a path: the run's state, for ``merge``), plus the metric's own (``input``,

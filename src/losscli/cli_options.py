@@ -50,10 +50,19 @@ def column_options() -> list[Callable[..., Any]]:
     return [
         click.option(
             "--pred-col",
-            metavar="COL",
-            help="Prediction column(s): a name or 0-based index; commas for several.",
+            metavar="COLS",
+            help="Prediction column(s): a name, a 0-based position, a range of positions with an "
+            "inclusive end (1-10, or 3- to the last column, index columns counted), or a "
+            "case-sensitive glob ('p_*'); commas for several. A column's exact name always wins; "
+            "ranges and globs never take index or id columns, nor the target/weight columns.",
         ),
-        click.option("--target-col", metavar="COL", help="Target column(s), as --pred-col."),
+        click.option("--target-col", metavar="COLS", help="Target column(s), as --pred-col."),
+        click.option(
+            "--exclude-col",
+            metavar="COLS",
+            help="Leave these columns out of the predictions, however they were chosen (a fold "
+            "column among every-other-column scores); the same forms as --pred-col.",
+        ),
         click.option(
             "--weights",
             "weights",
@@ -63,7 +72,8 @@ def column_options() -> list[Callable[..., Any]]:
         click.option(
             "--weight-col",
             metavar="COL",
-            help="Weights column (in --weights FILE, or in PREDS when --weights is not given).",
+            help="Weights column (in --weights FILE, or in PREDS when --weights is not given): as "
+            "--pred-col, but exactly one column.",
         ),
     ]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import UsageError
 from .readers.base import Group, Reader, is_id_name, is_row_label
+from .readers.colspec import uses_patterns
 
 USER = "user"
 
@@ -30,6 +31,9 @@ class Choice:
     skipped_index: list[int] = field(default_factory=list)
     skipped_ids: list[int] = field(default_factory=list)
     paired: str | None = None  # how this role's columns were matched to the other file's
+    spec: str | None = None  # the user's column spec as given (--pred-col 'p_*')
+    excluded: list[int] = field(default_factory=list)  # taken away by --exclude-col
+    exclude_spec: str | None = None  # --exclude-col as given
 
     def positions(self) -> list[int]:
         """The column positions read, in order (every column when the group is None)."""
@@ -48,7 +52,7 @@ class Choice:
             {"column": self.reader.header_text(j), "reason": "pandas index"} for j in self.skipped_index
         ]
         skipped += [{"column": self.reader.column_names[j], "reason": "id column"} for j in self.skipped_ids]
-        out = {
+        out: dict[str, Any] = {
             "file": self.reader.display,
             "columns": self.names(),
             "chosen_by": self.chosen_by,
@@ -56,7 +60,16 @@ class Choice:
         }
         if self.paired is not None:
             out["paired"] = self.paired
+        if self.spec is not None:
+            out["spec"] = self.spec
+        if self.exclude_spec is not None:
+            removed = [self.reader.header_text(j) for j in self.excluded]
+            out["exclude"] = {"spec": self.exclude_spec, "columns": removed}
         return out
+
+    def expanded(self) -> bool:
+        """The user's spec held a range or a glob: what it took is worth a line."""
+        return self.spec is not None and uses_patterns(self.reader, self.spec)
 
     def note(self, role: str) -> list[str]:
         """What a rule did, for people (["preds column 'y_pred' (rule: every column)",
@@ -65,14 +78,18 @@ class Choice:
         cols = self.positions()
         # a whole file of one column, or an array, leaves nothing to decide; several named
         # columns taken by a rule are a choice worth a line (an unnamed index looks like data)
-        quiet = self.chosen_by == USER or (
+        quiet = (self.chosen_by == USER and not self.expanded()) or (
             self.chosen_by in (RULE_EVERY, RULE_WHOLE) and (len(cols) == 1 or not has_names(self.reader))
         )
-        if quiet and not self.skipped_index and not self.skipped_ids and self.paired is None:
+        said = self.skipped_index or self.skipped_ids or self.excluded or self.paired is not None
+        if quiet and not said:
             return []
-        parts = [f"{role} {_listed(self.reader, cols, 'column')} ({self.chosen_by})"]
+        how = f"from {self.spec!r}" if self.chosen_by == USER and self.spec is not None else self.chosen_by
+        parts = [f"{role} {_listed(self.reader, cols, 'column')} ({how})"]
         if self.paired is not None:
             parts.append(self.paired)
+        if self.excluded:
+            parts.append(f"excluded {_listed(self.reader, self.excluded, 'column')} (--exclude-col)")
         if self.skipped_index:
             parts.append(f"skipped pandas index {_listed(self.reader, self.skipped_index, 'column')}")
         if self.skipped_ids:

@@ -36,8 +36,15 @@ class TokenPlan:
 
 def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | None:
     """A named column, else a conventionally named one, else None (the whole array/file)."""
-    if spec is not None:
-        return reader.resolve(spec)
+    if spec is not None:  # the forms of --pred-col, coming to one column (or array)
+        cols = reader.resolve_many(spec)
+        if len(cols) != 1:
+            shown = ", ".join(repr(reader.header_text(j)) for j in cols[:8])
+            raise UsageError(
+                f"{reader.display}: {spec!r} names {len(cols)} columns ({shown}); perplexity reads one "
+                "column or array for the logits (log-probabilities) and one for the token ids"
+            )
+        return cols[0]
     return reader.guess(names)
 
 

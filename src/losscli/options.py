@@ -61,6 +61,7 @@ class Inputs:
     pred_col: str | None = None  # the predictions' (logits', log-probabilities') columns
     target_col: str | None = None  # the targets' columns: in TARGETS, or in PREDS without it
     weight_col: str | None = None  # in the --weights file, or in the preds' file without one
+    exclude_col: str | None = None  # columns taken away from the predictions, however chosen
 
     def sources(self) -> list[Source]:
         return [s for s in (self.preds, self.targets, self.weights, self.logprobs) if s is not None]
@@ -120,6 +121,7 @@ class Evaluation:
             ("pred_col", i.pred_col),
             ("target_col", i.target_col),
             ("weight_col", i.weight_col),
+            ("exclude_col", i.exclude_col),
         ):
             if value is not None:
                 out[name] = value
@@ -136,6 +138,7 @@ COMMON = (
     "pred_col",
     "target_col",
     "weight_col",
+    "exclude_col",
     "chunk_size",
     "nan",
     "top",
@@ -168,6 +171,7 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
         kwargs.get("pred_col"),
         kwargs.get("target_col"),
         weight_col,
+        kwargs.get("exclude_col"),
     )
     run = _run_options(kwargs)
     given = {o.name: o.normalize(kwargs[o.name]) for o in metric.options if o.name in kwargs}
@@ -273,6 +277,8 @@ def _check_inputs(evaluation: Evaluation) -> None:
         if inputs.preds is None:
             raise UsageError(f"{evaluation.metric} needs predictions")
         return
+    if inputs.exclude_col is not None:
+        raise UsageError("--exclude-col: only for metrics that score prediction columns, not perplexity")
     if (inputs.logprobs is None) == (inputs.preds is None):
         raise UsageError("give either logits (with targets) or --logprobs, not both")
     if inputs.logprobs is not None and (lm.shift or lm.topk is not None):

@@ -33,10 +33,12 @@ from .roles import (
     IdPlan,
     columns_report,
     engine_roles,
+    exclude_columns,
     output_names_of,
     plan_choice,
     resolve_roles,
     weight_choice,
+    weight_column,
 )
 from .runners import Role, choose_chunk_rows
 
@@ -177,12 +179,13 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     t_reader = opened(inputs.targets) if inputs.targets is not None else None
     warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
     weight_col = inputs.weight_col
-    exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and inputs.weights is None) else ()
+    exclude = tuple(weight_column(p_reader, weight_col)) if (weight_col and inputs.weights is None) else ()
     pred_col = inputs.preds.columns
     target_col = inputs.target_col
     p_choice, t_choice = resolve_roles(
         not metric.wide_scores, p_reader, t_reader, pred_col, target_col, exclude
     )
+    p_choice = exclude_columns(p_choice, inputs.exclude_col)
     if t_reader is not None:
         p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
         warnings += [pairing] if pairing else []

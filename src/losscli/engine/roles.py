@@ -7,7 +7,7 @@ column goes with each example into the breakdown and is checked against the othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..columns import (
@@ -23,7 +23,8 @@ from ..columns import (
 )
 from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
-from ..readers.base import Group, Reader
+from ..readers.base import Reader
+from ..readers.colspec import shown_columns
 from ..readers.ids import open_ids
 from .evaluator import IDS, TARGET_IDS, WEIGHT_IDS, WEIGHTS
 from .runners import Role
@@ -48,14 +49,11 @@ PRED_NAMES = (
 TARGET_NAMES = ("target", "targets", "y", "y_true", "label", "labels", "truth", "actual", "class", "ids")
 
 
-def _pick(reader: Reader, spec: str | None) -> Group:
-    return None if spec is None else reader.resolve_many(spec)
-
-
 def _file_choice(reader: Reader, spec: str | None, taken: tuple[int, ...] = ()) -> Choice:
-    """A file's columns for one role: the named ones, else every data column."""
+    """A file's columns for one role: the named ones (a range or glob skips those ``taken``),
+    else every data column."""
     if spec is not None:
-        return Choice(reader, reader.resolve_many(spec), USER)
+        return Choice(reader, reader.resolve_many(spec, taken), USER, spec=spec)
     return whole_file(reader, taken)
 
 
@@ -79,12 +77,15 @@ def resolve_roles(
     """
     if targets is not None:
         return _file_choice(preds, pred_col, exclude), _file_choice(targets, target_col)
-    t_idx = preds.resolve_many(target_col) if target_col else None
+    t_idx = preds.resolve_many(target_col, exclude) if target_col else None
     t_how = USER
     if t_idx is None:
         guess = preds.guess(TARGET_NAMES)
         t_idx, t_how = ([guess] if guess is not None else None), RULE_NAME
-    p_choice = Choice(preds, preds.resolve_many(pred_col), USER) if pred_col else None
+    p_choice = None
+    if pred_col:  # a range or glob of predictions skips the targets and weights
+        p_idx = preds.resolve_many(pred_col, sorted(set(t_idx or ()) | set(exclude)))
+        p_choice = Choice(preds, p_idx, USER, spec=pred_col)
     if p_choice is None and t_idx is not None:
         taken = tuple(sorted(set(t_idx) | set(exclude)))
         guess = None if not by_name else preds.guess(PRED_NAMES)
@@ -96,7 +97,37 @@ def resolve_roles(
             f"--pred-col and --target-col (columns: {', '.join(preds.column_names[:20])}), "
             "or pass the targets as a second file"
         )
-    return p_choice, Choice(preds, t_idx, t_how)
+    return p_choice, Choice(preds, t_idx, t_how, spec=target_col if t_how == USER else None)
+
+
+def exclude_columns(choice: Choice, spec: str | None) -> Choice:
+    """--exclude-col: the predictions' columns, whoever chose them, minus those ``spec`` names
+    (resolved in the predictions' file, in the same forms as --pred-col)."""
+    if spec is None:
+        return choice
+    reader = choice.reader
+    removed = set(reader.resolve_many(spec))
+    chosen = choice.positions()
+    kept = [j for j in chosen if j not in removed]
+    if not kept:
+        raise UsageError(
+            f"{reader.display}: --exclude-col {spec!r} leaves no prediction column (it removes "
+            f"{shown_columns(reader, chosen)}); exclude fewer columns or name the predictions "
+            "with --pred-col"
+        )
+    excluded = [j for j in chosen if j in removed]
+    return replace(choice, group=kept, excluded=excluded, exclude_spec=spec)
+
+
+def weight_column(reader: Reader, spec: str) -> list[int]:
+    """--weight-col: one column, however it is named (a glob must match exactly one)."""
+    cols = reader.resolve_many(spec)
+    if len(cols) != 1:
+        raise UsageError(
+            f"{reader.display}: --weight-col {spec!r} names {len(cols)} columns "
+            f"({shown_columns(reader, cols)}); weights are one column: name exactly one"
+        )
+    return cols
 
 
 def _used(choices: dict[str, Choice], reader: Reader) -> list[int]:
@@ -161,9 +192,10 @@ def plan_ids(choices: dict[str, Choice]) -> IdPlan:
 
 def weight_choice(preds: Reader, weights: Reader | None, weight_col: str | None) -> Choice:
     """--weight-col in the predictions' file, or a --weights file (its column, or all of it)."""
-    if weights is None:
-        return Choice(preds, _pick(preds, weight_col), USER)
-    return _file_choice(weights, weight_col)
+    reader = preds if weights is None else weights
+    if weight_col is None:
+        return Choice(preds, None, USER) if weights is None else whole_file(weights)
+    return Choice(reader, weight_column(reader, weight_col), USER, spec=weight_col)
 
 
 def engine_roles(
@@ -196,7 +228,7 @@ def plan_choice(role: Role, spec: str | None) -> Choice:
     """A language-model role as the JSON ``columns`` object describes it."""
     reader, group = role.reader, role.group
     if spec is not None:
-        return Choice(reader, group, USER)
+        return Choice(reader, group, USER, spec=spec)
     if group is None:
         return Choice(reader, None, RULE_EVERY if reader.delimited else RULE_WHOLE)
     index = list(reader.index_columns)

@@ -13,7 +13,7 @@ import copy
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -160,9 +160,13 @@ class Reader(ABC):
         lowered = [("" if j in self.index_columns else c.lower()) for j, c in enumerate(self.column_names)]
         return next((lowered.index(n) for n in names if n in lowered), None)
 
-    def resolve_many(self, spec: str) -> list[int]:
-        """A comma-separated list of columns (names or positions)."""
-        return [self.resolve(part.strip()) for part in spec.split(",") if part.strip()]
+    def resolve_many(self, spec: str, skip: Collection[int] = ()) -> list[int]:
+        """A column spec: names, positions, ranges (``1-10``, ``3-``) and globs (``p_*``),
+        separated by commas (rules in ``colspec``). Ranges and globs never take an index or id
+        column, nor one in ``skip`` (the columns another role took from this file)."""
+        from .colspec import resolve_spec
+
+        return resolve_spec(self, spec, skip)
 
     @abstractmethod
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:

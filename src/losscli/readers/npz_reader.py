@@ -7,7 +7,7 @@ anything is allocated.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -98,6 +98,13 @@ class NpzReader(Reader):
         if self.single or spec in self.keys:
             return super().resolve(spec)
         raise InputError(f"has no array {spec!r}; the arrays are {self.describe_keys()}", path=self.display)
+
+    def resolve_many(self, spec: str, skip: Collection[int] = ()) -> list[int]:
+        """Arrays by key, separated by commas: the keys of an archive are arrays, not columns,
+        so no ranges or patterns over them (a single array's columns take them)."""
+        if self.single:
+            return super().resolve_many(spec, skip)
+        return [self.resolve(part.strip()) for part in spec.split(",") if part.strip()]
 
     def describe_keys(self) -> str:
         return ", ".join(f"{k} {self._headers[k].shape}" for k in self.keys)
