@@ -51,7 +51,7 @@ def as_table(data: Any, role: str) -> Any | None:
     if top == "pandas" and kind == "DataFrame":
         # as df.to_parquet stores it: a default RangeIndex is metadata only, a named (or
         # filtered) index is a column listed in the pandas metadata, skipped as data
-        return _converted(role, kind, lambda: _pyarrow().Table.from_pandas(data))
+        return _converted(role, kind, lambda: _from_pandas(data))
     if top == "polars" and kind == "DataFrame":
         return _converted(role, kind, data.to_arrow)
     if isinstance(data, Mapping):
@@ -74,6 +74,16 @@ def _pyarrow() -> Any:
     import pyarrow as pa
 
     return pa
+
+
+def _from_pandas(frame: Any) -> Any:
+    """``pa.Table.from_pandas``; its warning that integer column names become text is the
+    reading losscli promises (``columns=clf.classes_`` names class columns "0", "1", ...)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The DataFrame has column names of mixed type")
+        return _pyarrow().Table.from_pandas(frame)
 
 
 def _pyarrow_table(data: Any) -> Any | None:
@@ -143,13 +153,46 @@ def _arrow_column(arr: np.ndarray[Any, Any], where: str) -> Any:
     pa = _pyarrow()
     try:
         if arr.ndim == 2:
-            flat = np.ascontiguousarray(arr).reshape(-1)
-            return pa.FixedSizeListArray.from_arrays(pa.array(flat), arr.shape[1])
-        return pa.array(arr)
+            flat = _numeric(np.ascontiguousarray(arr).reshape(-1))
+            if flat is None:
+                raise TypeError(arr.dtype)
+            return pa.FixedSizeListArray.from_arrays(flat, arr.shape[1])
+        column = _numeric(arr)
+        return column if column is not None else _text(arr)
     except (pa.ArrowException, TypeError, ValueError):
         raise UsageError(
             f"{where}: a column of dtype {arr.dtype} cannot be read; give numbers (or text ids)"
         ) from None
+
+
+def _text(arr: np.ndarray[Any, Any]) -> Any:
+    """A 1-D array of anything else as Arrow text (row ids: ``"r001"``), built from buffers
+    for the reason given in ``_numeric``; objects are written as ``str`` writes them."""
+    pa = _pyarrow()
+    encoded = [(v.decode() if isinstance(v, bytes) else str(v)).encode() for v in arr.tolist()]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    large = offsets[-1] >= 2**31
+    kind = pa.large_string() if large else pa.string()
+    offsets = offsets if large else offsets.astype(np.int32)
+    data = pa.py_buffer(b"".join(encoded))
+    return pa.Array.from_buffers(kind, len(encoded), [None, pa.py_buffer(offsets), data])
+
+
+def _numeric(arr: np.ndarray[Any, Any]) -> Any | None:
+    """A 1-D numeric array as an Arrow array over the same memory; None for other dtypes.
+
+    Not ``pa.array(arr)``: that imports pandas whenever pandas is installed (to ask whether the
+    array is categorical), which a caller who never used pandas should not pay for."""
+    pa = _pyarrow()
+    if arr.dtype.kind == "b":
+        bits = np.packbits(arr, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(arr), [None, pa.py_buffer(bits)])
+    if arr.dtype.kind not in "iuf":
+        return None
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    kind = pa.from_numpy_dtype(arr.dtype)
+    return pa.Array.from_buffers(kind, len(arr), [None, pa.py_buffer(arr)])
 
 
 def as_array(data: Any, role: str) -> np.ndarray[Any, Any]:
