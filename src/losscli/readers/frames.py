@@ -63,6 +63,13 @@ def as_table(data: Any, role: str) -> Any | None:
         raise UsageError(
             f"{role}: a {_type_name(data)} gives an Arrow stream that is not a table; pass {ACCEPTED}"
         )
+    if hasattr(data, "__arrow_c_array__") and not hasattr(data, "__array__"):
+        batch = _from_array_capsule(data)
+        if batch is None:
+            raise UsageError(
+                f"{role}: a {_type_name(data)} gives an Arrow array that is not a table; pass {ACCEPTED}"
+            )
+        return batch
     if hasattr(data, "__dataframe__") and not hasattr(data, "__array__"):
         from pyarrow.interchange import from_dataframe
 
@@ -106,6 +113,17 @@ def _from_stream(data: Any) -> Any | None:
     except (pa.ArrowException, TypeError, ValueError):
         return None
     return reader.read_all()
+
+
+def _from_array_capsule(data: Any) -> Any | None:
+    """An object exporting one Arrow record batch (``__arrow_c_array__`` of a struct), as a
+    Table; None when it is an array of plain values."""
+    pa = _pyarrow()
+    try:
+        batch = pa.record_batch(data)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return pa.Table.from_batches([batch])
 
 
 def _converted(role: str, kind: str, convert: Any) -> Any:
