@@ -14,6 +14,8 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import losscli
 
@@ -366,3 +368,52 @@ def test_a_type_checker_accepts_sources_and_refuses_a_set(tmp_path: Any) -> None
     )
     errors = [line for line in out.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1 and "caller.py:9:" in errors[0] and '"set[int]"' in errors[0], out.stdout
+
+
+FRAME_DTYPES = ["float64", "float32", "float16", "int64", "int8", "uint16", "bool"]
+
+
+@given(
+    n=st.integers(0, 40),
+    dtypes=st.tuples(st.sampled_from(FRAME_DTYPES), st.sampled_from(FRAME_DTYPES)),
+    kind=st.sampled_from(["pandas", "polars", "arrow", "dict", "stream"]),
+    missing=st.one_of(st.none(), st.integers(0, 39)),
+    nan=st.sampled_from(["error", "skip"]),
+    chunk=st.integers(1, 17),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_random_frames_give_the_reference_or_a_losscli_error(
+    n: int,
+    dtypes: tuple[str, str],
+    kind: str,
+    missing: int | None,
+    nan: str,
+    chunk: int,
+    threads: int,
+    seed: int,
+) -> None:
+    """Any dtype, length, missing value, chunking and threading: the float64 reference, or a
+    LossCliError (an empty input, a refused missing value); never another exception."""
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for name, dtype in zip(("y_pred", "y_true"), dtypes, strict=True):
+        values = rng.integers(0, 2, n) if dtype == "bool" else rng.integers(0, 50, n)
+        cols[name] = values.astype(dtype)
+    frame = pd.DataFrame(cols)
+    if missing is not None and missing < n:
+        frame["y_pred"] = frame["y_pred"].astype("float64")
+        frame.loc[missing, "y_pred"] = np.nan
+    source = as_kind(frame, kind)
+    p = frame["y_pred"].to_numpy(dtype=np.float64)
+    t = frame["y_true"].to_numpy(dtype=np.float64)
+    try:
+        report = losscli.evaluate("mse", source, nan=nan, chunk_size=chunk, threads=threads)
+    except losscli.LossCliError as exc:
+        refused_missing = missing is not None and missing < n and nan == "error"
+        empty = n == 0 or (missing is not None and n == 1 and missing == 0)
+        assert refused_missing or empty, str(exc)
+        return
+    keep = ~np.isnan(p)
+    assert report.value == pytest.approx(mse_ref(p[keep], t[keep]), rel=1e-9, abs=1e-12)

@@ -110,7 +110,7 @@ def _from_stream(data: Any) -> Any | None:
     pa = _pyarrow()
     try:
         reader = pa.RecordBatchReader.from_stream(data)
-    except (pa.ArrowException, TypeError, ValueError):
+    except Exception:  # a stream of values, or the caller's object failed: not a table
         return None
     return reader.read_all()
 
@@ -121,17 +121,16 @@ def _from_array_capsule(data: Any) -> Any | None:
     pa = _pyarrow()
     try:
         batch = pa.record_batch(data)
-    except (pa.ArrowException, TypeError, ValueError):
+    except Exception:  # an array of values, or the caller's object failed: not a table
         return None
     return pa.Table.from_batches([batch])
 
 
 def _converted(role: str, kind: str, convert: Any) -> Any:
     """``convert()``, its failure (a column of mixed Python objects) one line naming the input."""
-    pa = _pyarrow()
     try:
         return convert()
-    except (pa.ArrowException, TypeError, ValueError) as exc:
+    except Exception as exc:  # a column of mixed Python objects, or the caller's object failed
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise InputError(f"the {kind} cannot be read as a table of columns ({text})", path=role) from None
 
@@ -218,14 +217,13 @@ def as_array(data: Any, role: str) -> np.ndarray[Any, Any]:
     lists and anything with numpy's array interfaces as numpy reads them; nothing else."""
     if isinstance(data, np.ndarray):
         return data
-    if _top_module(data) == "torch":
-        data = _from_torch(data)
-    elif not _array_like(data):
+    torch = _top_module(data) == "torch"
+    if not torch and not _array_like(data):
         raise UsageError(f"{role}: cannot read a {_type_name(data)}; pass {ACCEPTED}")
     try:
-        return np.asarray(data)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        text = (str(exc).strip().splitlines() or [""])[0][:160]
+        return np.asarray(_from_torch(data) if torch else data)
+    except Exception as exc:  # cupy's __array__ refuses; a broken __array__ raises anything
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise UsageError(
             f"{role}: cannot read a {_type_name(data)} as an array ({text}); pass {ACCEPTED}"
         ) from None
