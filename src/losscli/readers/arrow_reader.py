@@ -48,6 +48,8 @@ class ArrowReader(ParquetReader, RangeReader):
         self.index_columns = tuple(sorted({*listed, *carried}))
         self._types = [schema.field(j).type for j in range(len(schema.names))]
         self.n_rows = table.num_rows
+        # values per row, for the default chunk size: a 1000-class frame gets short chunks
+        self.row_shape = (max(1, sum(getattr(t, "list_size", 1) for t in self._types)),)
         self._buffers: dict[int, NDArray[Any]] = {}
         self._tokens: dict[int, bool] = {}
 
