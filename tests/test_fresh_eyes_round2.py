@@ -60,13 +60,14 @@ def test_a_weights_files_ids_are_checked(tmp_path: Path, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["pandas", "polars", "arrow"])
-def test_named_tables_in_python_are_refused_not_guessed(kind: str) -> None:
+def test_named_tables_in_python_are_read_by_name_not_guessed(kind: str) -> None:
+    """A frame's ``id`` column labels rows (the breakdown), it is never scored as a prediction."""
     frame = pd.DataFrame({"id": [10, 11, 12], "y_pred": [1.0, 2.0, 4.0]})
     table = {"pandas": frame, "polars": pl.from_pandas(frame), "arrow": pa.Table.from_pandas(frame)}[kind]
-    with pytest.raises(losscli.UsageError, match=r"named columns \(id, y_pred\).*df.to_numpy\(\)"):
-        losscli.mse(table, [1.0, 2.0, 3.0])
-    with pytest.raises(losscli.UsageError, match="named columns"):
-        losscli.evaluate("mse", [1.0, 2.0, 3.0], table)
+    assert losscli.mse(table, [1.0, 2.0, 3.0]) == pytest.approx(1 / 3, rel=REL)
+    report = losscli.evaluate("mse", [1.0, 2.0, 3.0], table)
+    assert report.value == pytest.approx(1 / 3, rel=REL)
+    assert report.to_dict()["columns"]["targets"]["columns"] == ["y_pred"]
 
 
 def test_columns_and_arrays_from_frames_still_work() -> None:

@@ -13,7 +13,29 @@ The public API (imported lazily, so ``losscli --version`` stays fast):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time ``__getattr__`` imports lazily
+    from .api import evaluate as evaluate
+    from .api import merge as merge
+    from .engine.evaluator import Evaluator as Evaluator
+    from .errors import InputError as InputError
+    from .errors import LossCliError as LossCliError
+    from .errors import OutputError as OutputError
+    from .errors import UsageError as UsageError
+    from .metrics import make_metric as make_metric
+    from .metrics.bce import bce as bce
+    from .metrics.ce import cross_entropy as cross_entropy
+    from .metrics.huber import huber as huber
+    from .metrics.mae import mae as mae
+    from .metrics.mse import mse as mse
+    from .metrics.perplexity import perplexity as perplexity
+    from .metrics.shortcuts import LossCliWarning as LossCliWarning
+    from .metrics.shortcuts import Source as Source
+    from .results.report import Report as Report
+    from .results.report import build_report as build_report
+    from .state import EvalState as EvalState
+    from .state import LossState as LossState
 
 __version__ = "0.1.0"
 
@@ -27,6 +49,7 @@ _EXPORTS = {
     "LossState": "state",
     "make_metric": "metrics",
     "LossCliWarning": "metrics.shortcuts",
+    "Source": "metrics.shortcuts",
     "LossCliError": "errors",
     "InputError": "errors",
     "UsageError": "errors",

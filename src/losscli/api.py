@@ -50,15 +50,22 @@ def run_evaluation(
 ) -> Report:
     """Stream ``preds`` (and ``targets``, ``weights``) through ``metric``; return a Report.
 
-    Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for stdin) or arrays.
-    Options: ``weights``, ``pred_col``, ``target_col``, ``weight_col``, ``exclude_col`` (column
-    specs: names, positions, ranges ``"1-10"``/``"3-"`` and globs ``"p_*"``, comma-separated;
-    arrays have positions only), ``chunk_size``, ``nan``
-    ("error" or "skip"), ``top``, ``per_example`` (a .csv/.parquet/.npy file receiving every
-    example's loss), ``fmt`` (the input format), ``header``, ``threads``, ``row_offset`` and
-    ``save_state`` (a path: the run's state, for ``merge``), plus the metric's own (``input``,
-    ``ignore_index``, ``topk``, ``delta``, perplexity's ``logprobs``, ``shift``, ``seq_col``,
-    ``text``, ``n_bytes``, ``n_words``): see ``losscli <metric> --help``.
+    Every input is a path (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for stdin), an
+    array (numpy, a list, a torch tensor: detached, on the CPU, bf16 widened to float32), or a
+    table read by column name as the same Parquet file would be (a pandas or Polars DataFrame,
+    a pyarrow Table or RecordBatch, a dict of column name -> 1-D array, any object with
+    ``__arrow_c_stream__`` or ``__dataframe__``). ``y_pred=``/``y_true=`` name preds/targets.
+
+    Options, as the command line's (``losscli <metric> --help``):
+    inputs ``weights``, ``logprobs`` (perplexity's gathered log-probabilities), ``pred_col``,
+    ``target_col``, ``weight_col``, ``exclude_col`` (column specs: names, positions, ranges
+    ``"1-10"``/``"3-"`` and globs ``"p_*"``, comma-separated; arrays have positions only);
+    reading ``fmt`` (the format of paths: csv, tsv, parquet, npy, npz, jsonl), ``header``, ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``,
+    ``row_offset``; outputs ``top``, ``per_example`` (a .csv/.parquet/.npy file receiving every
+    example's loss), ``save_state`` (a path: the run's state, for ``merge``), ``progress``
+    (hooks for a progress bar); the metric's own ``input`` (bce, ce), ``ignore_index`` (ce,
+    perplexity), ``delta`` (huber), and perplexity's ``shift``, ``topk``, ``seq_col``,
+    ``text``, ``n_bytes``, ``n_words``, ``sequence_offset``.
     """
     definition = registry.get(metric)
     evaluation = build_evaluation(definition, preds, targets, options)

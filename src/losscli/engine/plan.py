@@ -72,31 +72,10 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
 
         reader = open_reader(source.path or "", source.format, header=source.header, nan=nan)
     else:
-        from ..readers.memory import ArrayReader
+        from ..readers.frames import open_memory
 
-        _refuse_named_table(source.data, source.role)
-        reader = ArrayReader(source.data, source.role)
+        reader = open_memory(source.data, source.role, nan)
     return stack.enter_context(reader)
-
-
-def _refuse_named_table(data: Any, name: str) -> None:
-    """A DataFrame (pandas, Polars) or Arrow table of several columns: its names would be lost
-    in an array, and with them the rules that read a file's columns (index and id columns,
-    pairing by name), so a frame with an ``id`` column would score the ids. Refused with the fix
-    until frames are read by name; imports nothing (the caller's library is not ours)."""
-    names = getattr(data, "column_names", None)  # Arrow tables (their .columns are arrays)
-    if names is None:
-        names = getattr(data, "columns", None)  # pandas and Polars DataFrames
-    if names is None:
-        return
-    names = [str(n) for n in names]
-    if len(names) > 1 and names != [str(j) for j in range(len(names))]:  # 0..k-1: nothing to lose
-        raise UsageError(
-            f"{name}: a table of {len(names)} named columns ({', '.join(names[:6])}); its column "
-            "names are not read from Python yet, so pass arrays: df.to_numpy() for every column in "
-            "its order (class scores in class order, outputs in the targets' order), or one column "
-            "by its name"
-        )
 
 
 def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:

@@ -7,12 +7,47 @@ on raising what ``evaluate`` would record as a warning.
 
 from __future__ import annotations
 
+import os
 import warnings
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeAlias
+
+from numpy.typing import ArrayLike
 
 from ..errors import UsageError
 
-Source = Any  # a path (str or os.PathLike) or an array-like
+
+class SupportsArrowStream(Protocol):
+    """A table exporting the Arrow PyCapsule stream (pandas >= 2.2, Polars, pyarrow, DuckDB)."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+class SupportsArrowArray(Protocol):
+    """A record batch exporting the Arrow PyCapsule array interface."""
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]: ...
+
+
+class SupportsDataFrame(Protocol):
+    """A table exporting the dataframe interchange protocol (``__dataframe__``)."""
+
+    def __dataframe__(self, nan_as_null: bool = False, allow_copy: bool = True) -> object: ...
+
+
+#: What an input may be: a path (``"-"`` for stdin); an array (numpy, a list, a torch tensor:
+#: anything numpy reads); a table read by column name (pandas and Polars DataFrames, pyarrow
+#: Tables and RecordBatches, any Arrow stream or interchange object); or a dict of column name
+#: -> 1-D array. Written with protocols, so no DataFrame library is imported to name it.
+Source: TypeAlias = (
+    str
+    | os.PathLike[str]
+    | ArrayLike
+    | SupportsArrowStream
+    | SupportsArrowArray
+    | SupportsDataFrame
+    | Mapping[str, ArrayLike]
+)
 
 
 class LossCliWarning(UserWarning):

@@ -26,12 +26,15 @@ PLAIN_INTEGER = re.compile(r"-?[1-9][0-9]{0,17}|0")  # as int64 prints it: the t
 
 def open_ids(reader: Reader, column: int) -> tuple[Reader, Group]:
     """Where the ids of ``reader``'s ``column`` come from: (reader, group)."""
+    from .arrow_reader import ArrowIds, ArrowReader
     from .csv_reader import CsvReader
     from .parquet_reader import ParquetReader
 
     if isinstance(reader, CsvReader):
         reader.text_columns.add(column)  # parsed as text beside the numbers, in one pass
         return reader, [column]
+    if isinstance(reader, ArrowReader):  # an in-memory table (a ParquetReader without a file)
+        return ArrowIds(reader, column), [0]
     if isinstance(reader, ParquetReader):
         return ParquetIds(reader, column), [0]
     return reader, [column]  # numeric columns of other formats: the reader itself delivers them
