@@ -60,12 +60,13 @@ def run_evaluation(
     inputs ``weights``, ``logprobs`` (perplexity's gathered log-probabilities), ``pred_col``,
     ``target_col``, ``weight_col``, ``exclude_col`` (column specs: names, positions, ranges
     ``"1-10"``/``"3-"`` and globs ``"p_*"``, comma-separated; arrays have positions only);
-    reading ``fmt`` (the format of paths: csv, tsv, parquet, npy, npz, jsonl), ``header``, ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``,
-    ``row_offset``; outputs ``top``, ``per_example`` (a .csv/.parquet/.npy file receiving every
-    example's loss), ``save_state`` (a path: the run's state, for ``merge``), ``progress``
-    (hooks for a progress bar); the metric's own ``input`` (bce, ce), ``ignore_index`` (ce,
-    perplexity), ``delta`` (huber), and perplexity's ``shift``, ``topk``, ``seq_col``,
-    ``text``, ``n_bytes``, ``n_words``, ``sequence_offset``.
+    reading ``fmt`` (the format of paths: csv, tsv, parquet, npy, npz, jsonl), ``header``,
+    ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``, ``row_offset``; outputs ``top``,
+    ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
+    (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar); the
+    metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``delta`` (huber), and
+    perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
+    ``sequence_offset``.
     """
     definition = registry.get(metric)
     evaluation = build_evaluation(definition, preds, targets, options)
