@@ -1,16 +1,11 @@
-"""JSON Lines of per-token log-probabilities, as OpenAI-compatible servers (vLLM, ...) return them.
+"""Per-token log-probabilities in JSON, as language-model servers write them (vLLM, llama.cpp,
+OpenAI-compatible servers): one record per sequence (json_records.py reads a record's shapes).
 
-One record per sequence. The log-probabilities are looked for at these paths, in order:
-
-    token_logprobs
-    logprobs.token_logprobs
-    choices[0].logprobs.token_logprobs
-    logprobs.content[].logprob
-    choices[0].logprobs.content[].logprob
-    logprobs                          (a plain list of numbers)
-
-A null entry (the first token of an echoed prompt has no log-probability) is skipped and
-counted. Records are parsed with the standard json module, one line at a time.
+A file (``.jsonl``, ``.ndjson``, ``.json``, compressed or not, or a pipe) holds either
+JSON Lines (one record a line), one JSON array (of records; or of ``{"token", "logprob"}``
+objects: one sequence), or one JSON document spread over several lines (a saved server
+response). A null entry is skipped and counted. Errors name the line (JSON Lines) or the
+array element, and what is wrong.
 
 A file is read twice (sequence lengths first, then values). A pipe can be read only once, so
 its first pass also keeps the values (8 bytes a token, far less than the JSON they came in).
@@ -29,60 +24,11 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from .base import Chunk, Group, Reader
+from .json_records import FIELD_PATHS, SHAPES, Parsed, RecordError, parse_record, token_logprobs
 
-FIELD_PATHS = (
-    "token_logprobs",
-    "logprobs.token_logprobs",
-    "choices[0].logprobs.token_logprobs",
-    "logprobs.content[].logprob",
-    "choices[0].logprobs.content[].logprob",
-    "logprobs",
-)
+__all__ = ["FIELD_PATHS", "JsonlReader", "token_logprobs"]
 
-
-def _walk(record: Any, path: str) -> list[Any] | None:
-    """The list at ``path`` in ``record``, or None when the record has no such list.
-
-    ``key[]`` steps into a list and applies the rest of the path to each element; ``key[0]``
-    takes its first element. Only after ``[]`` does a key reach inside list elements: a plain
-    list found on the way (``{"logprobs": [-0.5, ...]}`` walked for ``logprobs.token_logprobs``)
-    is not this path, so the next path gets its turn.
-    """
-    node = record
-    each = False  # after "[]": node is a list whose elements the remaining parts apply to
-    for part in path.split("."):
-        key = part.removesuffix("[]").removesuffix("[0]")
-        if each:
-            node = [item.get(key) if isinstance(item, dict) else None for item in node]
-        elif isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return None
-        if part.endswith("[]"):
-            if each or not isinstance(node, list):
-                return None
-            each = True
-        elif part.endswith("[0]"):
-            if each or not isinstance(node, list) or not node:
-                return None
-            node = node[0]
-    if isinstance(node, list) and all(v is None or _is_number(v) for v in node):
-        return node
-    return None
-
-
-def _is_number(v: Any) -> bool:
-    """A JSON number (``true``/``false`` parse as bool, a subclass of int, and are not)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def token_logprobs(record: Any) -> list[float | None] | None:
-    """The list of token log-probabilities in one record, from the first path that has one."""
-    for path in FIELD_PATHS:
-        found = _walk(record, path)
-        if found is not None:
-            return found
-    return None
+BOM = b"\xef\xbb\xbf"
 
 
 class JsonlReader(Reader):
@@ -91,8 +37,11 @@ class JsonlReader(Reader):
 
     sequence_records = True
 
-    def __init__(self, path: str, stream: io.RawIOBase | None = None) -> None:
+    def __init__(
+        self, path: str, stream: io.RawIOBase | None = None, compression: str | None = None
+    ) -> None:
         self.path = path
+        self.compression = compression
         self.display = "<stdin>" if path == "-" else path
         self.column_names = ["logprob"]
         self.n_rows = None
@@ -103,33 +52,102 @@ class JsonlReader(Reader):
         self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
 
     def _open(self) -> IO[bytes]:
+        """The file's bytes, decompressed (gzip, bz2, zstd, lz4, brotli: as for CSV)."""
         if self.streamed:
             stream, self._stream = self._stream, None
             if stream is None:
                 raise InputError("was already read: a pipe can be read only once", path=self.display)
-            return io.BufferedReader(stream)
+            raw: Any = stream
+            if self.compression:
+                import pyarrow as pa
+
+                raw = pa.CompressedInputStream(stream, self.compression)
+            return io.BufferedReader(raw)
         try:
+            if self.compression:
+                import pyarrow as pa
+
+                return io.BufferedReader(pa.input_stream(self.path, compression=self.compression))
             return open(self.path, "rb")
         except OSError as exc:
-            raise InputError(f"cannot be opened ({exc.strerror})", path=self.display) from None
+            raise InputError(f"cannot be opened ({exc.strerror or exc})", path=self.display) from None
 
-    def _records(self) -> Iterator[tuple[int, list[float | None]]]:
+    def _records(self) -> Iterator[tuple[str, list[float | None]]]:
+        """Each sequence's log-probabilities, with where its record is (for messages)."""
+        try:
+            for where, record in self._documents():
+                try:
+                    parsed = parse_record(record)
+                except RecordError as exc:
+                    raise InputError(f"{where}: {exc}", path=self.display) from None
+                if parsed is None:
+                    raise InputError(
+                        f"{where} has no token log-probabilities; looked for {SHAPES}", path=self.display
+                    )
+                yield where, parsed.values
+        except (OSError, EOFError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"cannot be read or decompressed ({exc})", path=self.display) from None
+
+    def _documents(self) -> Iterator[tuple[str, Any]]:
+        """The records: JSON Lines, one top-level array, or one document over several lines."""
         fp = self._open()
         with fp:
-            for number, raw in enumerate(fp, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
-                values = token_logprobs(record)
-                if values is None:
-                    raise InputError(
-                        f"line {number} has no token log-probabilities at any of: {', '.join(FIELD_PATHS)}",
-                        path=self.display,
-                    )
-                yield number, values
+            number, first = 0, b""
+            for number, raw in enumerate(fp, start=1):  # noqa: B007 (number is used after)
+                first = raw.removeprefix(BOM) if number == 1 else raw
+                if first.strip():
+                    break
+            if not first.strip():
+                return
+            if first.lstrip().startswith(b"["):
+                yield from self._array(number, first + fp.read())
+                return
+            try:
+                yield f"line {number}", json.loads(first)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield f"line {number}", self._whole(number, first + fp.read(), exc)
+                return
+            for number, raw in enumerate(fp, start=number + 1):
+                if raw.strip():
+                    yield f"line {number}", self._loads(raw, number)
+
+    def _loads(self, raw: bytes, number: int) -> Any:
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
+
+    def _whole(self, number: int, data: bytes, first_error: Exception) -> Any:
+        """A document spread over lines (``json.dump(..., indent=2)`` of one response)."""
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            if exc.lineno == 1:  # the first line alone is not JSON either: say what it says
+                raise InputError(f"line {number} is not valid JSON ({first_error})", path=self.display) from None
+            line = number + exc.lineno - 1
+            raise InputError(f"line {line} is not valid JSON ({exc.msg})", path=self.display) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"is not UTF-8 text ({exc.reason})", path=self.display) from None
+
+    def _array(self, number: int, data: bytes) -> Iterator[tuple[str, Any]]:
+        """One top-level array: of records (each a sequence), or of token objects (one sequence)."""
+        try:
+            items = json.loads(data)
+        except json.JSONDecodeError as exc:
+            line = number + exc.lineno - 1
+            raise InputError(f"line {line} is not valid JSON ({exc.msg})", path=self.display) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"is not UTF-8 text ({exc.reason})", path=self.display) from None
+        if not isinstance(items, list):
+            raise InputError("is not a JSON array of records", path=self.display)
+        objects = all(isinstance(item, dict) for item in items)
+        if objects and any("logprob" in item for item in items):
+            yield "the top-level array (one sequence of token objects)", items
+            return
+        for i, item in enumerate(items):
+            yield f"element [{i}] of the top-level array", item
 
     def close(self) -> None:
         if self._stream is not None:

@@ -205,7 +205,7 @@ def sequences_table(report: Report) -> FitTable | None:
     rows = report.sequences
     worst = [
         "; ".join(
-            f"{w['position']}: {w['target'] if w['target'] >= 0 else '?'}, {fmt_number(w['logprob'])}"
+            f"{w['position']}: {'?' if w['target'] is None else w['target']}, {fmt_number(w['logprob'])}"
             for w in row["worst_tokens"]
         )
         for row in rows

@@ -105,8 +105,7 @@ class Report:
         if self.sequences:
             out["sequence_breakdown"] = self.sequence_breakdown
             out["sequence_rows"] = [
-                {k: (_json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
-                for row in self.sequences
+                {k: _json_row_value(v) for k, v in row.items()} for row in self.sequences
             ]
         out["files"] = self.files
         out["columns"] = self.columns
@@ -122,6 +121,13 @@ def _json_number(v: float | int | None) -> float | int | None:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _json_row_value(v: Any) -> Any:
+    """A sequence row's value: its worst tokens' log-probs may be -inf (a probability of 0)."""
+    if isinstance(v, list):
+        return [{k: _json_value(x) for k, x in w.items()} if isinstance(w, dict) else w for w in v]
+    return _json_value(v)
 
 
 def _json_value(v: Any) -> Any:
@@ -298,7 +304,8 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
         tokens = int(seq.tokens[s])
         mean_nll = float(seq.nll[s]) / tokens
         worst = [
-            {"position": int(p), "target": int(t), "logprob": -float(loss)}
+            # -1 is the state's "unknown" (gathered log-probs carry no ids): null, never -1
+            {"position": int(p), "target": int(t) if t >= 0 else None, "logprob": -float(loss)}
             for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True)
             if loss > -np.inf
         ]
