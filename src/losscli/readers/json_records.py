@@ -49,9 +49,8 @@ TEXT_PATHS = {
 }
 #: every shape, for the message when a record has none of them
 SHAPES = (
-    ", ".join(FIELD_PATHS)
-    + ", prompt_logprobs (vLLM), completion_probabilities (llama.cpp server), "
-    "or a list of {\"token\", \"logprob\"} objects"
+    ", ".join(FIELD_PATHS) + ", prompt_logprobs (vLLM), completion_probabilities (llama.cpp server), "
+    'or a list of {"token", "logprob"} objects'
 )
 
 
@@ -136,9 +135,8 @@ def parse_record(record: Any) -> Parsed | None:
         found = _walk(record, path)
         if found is not None:
             return Parsed(found, _texts(record, path, len(found)))
-    if isinstance(record, dict):
-        if "completion_probabilities" in record:
-            return _llama_cpp(record["completion_probabilities"])
+    if isinstance(record, dict) and "completion_probabilities" in record:
+        return _llama_cpp(record["completion_probabilities"])
     if isinstance(record, list) and all(isinstance(item, dict) for item in record) and record:
         return _token_objects(record)
     return None
@@ -211,7 +209,7 @@ def _vllm(holder: dict[str, Any], where: str) -> Parsed:
             )
         item = entry[key]
         if not isinstance(item, dict) or "logprob" not in item:
-            raise RecordError(f"{name}[{t}][{key!r}] has no \"logprob\"")
+            raise RecordError(f'{name}[{t}][{key!r}] has no "logprob"')
         values.append(_logprob(item["logprob"], f"{name}[{t}][{key!r}].logprob"))
         text = item.get("decoded_token")
         texts.append(text if isinstance(text, str) else None)
@@ -240,8 +238,8 @@ def _llama_cpp(items: Any) -> Parsed:
             values.append(_chosen_probability(item["probs"], text, what))
         else:
             raise RecordError(
-                f"{what} has no \"logprob\" or \"prob\" (newer llama.cpp servers) and no "
-                "\"content\" with \"probs\" (older ones)"
+                f'{what} has no "logprob" or "prob" (newer llama.cpp servers) and no '
+                '"content" with "probs" (older ones)'
             )
         texts.append(text if isinstance(text, str) else None)
     return Parsed(values, texts)
@@ -268,7 +266,7 @@ def _token_objects(items: list[dict[str, Any]]) -> Parsed | None:
     texts: list[str | None] = []
     for t, item in enumerate(items):
         if "logprob" not in item:
-            raise RecordError(f"token {t} ({_shown(item)}) has no \"logprob\"")
+            raise RecordError(f'token {t} ({_shown(item)}) has no "logprob"')
         values.append(_logprob(item["logprob"], f"token {t}'s logprob"))
         text = item.get("token")
         texts.append(text if isinstance(text, str) else None)

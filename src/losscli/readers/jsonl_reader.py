@@ -37,9 +37,7 @@ class JsonlReader(Reader):
 
     sequence_records = True
 
-    def __init__(
-        self, path: str, stream: io.RawIOBase | None = None, compression: str | None = None
-    ) -> None:
+    def __init__(self, path: str, stream: io.RawIOBase | None = None, compression: str | None = None) -> None:
         self.path = path
         self.compression = compression
         self.display = "<stdin>" if path == "-" else path
@@ -50,6 +48,7 @@ class JsonlReader(Reader):
         self._stream = stream  # a pipe: read once
         self.streamed = stream is not None
         self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
+        self.token_texts: TokenTexts | None = None  # when the records carry token text
 
     def _open(self) -> IO[bytes]:
         """The file's bytes, decompressed (gzip, bz2, zstd, lz4, brotli: as for CSV)."""
@@ -72,8 +71,8 @@ class JsonlReader(Reader):
         except OSError as exc:
             raise InputError(f"cannot be opened ({exc.strerror or exc})", path=self.display) from None
 
-    def _records(self) -> Iterator[tuple[str, list[float | None]]]:
-        """Each sequence's log-probabilities, with where its record is (for messages)."""
+    def _records(self) -> Iterator[tuple[str, Parsed]]:
+        """Each sequence's log-probabilities (and token text), with where its record is."""
         try:
             for where, record in self._documents():
                 try:
@@ -84,7 +83,7 @@ class JsonlReader(Reader):
                     raise InputError(
                         f"{where} has no token log-probabilities; looked for {SHAPES}", path=self.display
                     )
-                yield where, parsed.values
+                yield where, parsed
         except (OSError, EOFError, ValueError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -95,7 +94,7 @@ class JsonlReader(Reader):
         fp = self._open()
         with fp:
             number, first = 0, b""
-            for number, raw in enumerate(fp, start=1):  # noqa: B007 (number is used after)
+            for number, raw in enumerate(fp, start=1):
                 first = raw.removeprefix(BOM) if number == 1 else raw
                 if first.strip():
                     break
@@ -109,9 +108,9 @@ class JsonlReader(Reader):
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield f"line {number}", self._whole(number, first + fp.read(), exc)
                 return
-            for number, raw in enumerate(fp, start=number + 1):
+            for later, raw in enumerate(fp, start=number + 1):
                 if raw.strip():
-                    yield f"line {number}", self._loads(raw, number)
+                    yield f"line {later}", self._loads(raw, later)
 
     def _loads(self, raw: bytes, number: int) -> Any:
         try:
@@ -125,7 +124,9 @@ class JsonlReader(Reader):
             return json.loads(data)
         except json.JSONDecodeError as exc:
             if exc.lineno == 1:  # the first line alone is not JSON either: say what it says
-                raise InputError(f"line {number} is not valid JSON ({first_error})", path=self.display) from None
+                raise InputError(
+                    f"line {number} is not valid JSON ({first_error})", path=self.display
+                ) from None
             line = number + exc.lineno - 1
             raise InputError(f"line {line} is not valid JSON ({exc.msg})", path=self.display) from None
         except UnicodeDecodeError as exc:
@@ -157,16 +158,20 @@ class JsonlReader(Reader):
         if self._lengths is None:
             lengths, nulls = [], 0
             keep = array("d") if self.streamed else None
-            for _, values in self._records():
+            texts = TokenTexts()
+            for _, parsed in self._records():
+                values = parsed.values
                 kept = sum(v is not None for v in values)
                 nulls += len(values) - kept
                 lengths.append(kept)
                 if keep is not None:
                     keep.extend(float(v) for v in values if v is not None)
+                texts.add(values, parsed.tokens)
             self._kept = keep
             self._lengths = np.asarray(lengths, dtype=np.int64)
             self.nulls = nulls
             self.n_rows = int(self._lengths.sum())
+            self.token_texts = texts if texts.any else None
         return self._lengths
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
@@ -177,8 +182,8 @@ class JsonlReader(Reader):
                 yield [block for _ in groups]
             return
         pending: list[float] = []
-        for _, values in self._records():
-            pending.extend(float(v) for v in values if v is not None)
+        for _, parsed in self._records():
+            pending.extend(float(v) for v in parsed.values if v is not None)
             while len(pending) >= max_rows:
                 block = np.asarray(pending[:max_rows], dtype=np.float64)
                 del pending[:max_rows]
@@ -186,3 +191,42 @@ class JsonlReader(Reader):
         if pending:
             block = np.asarray(pending, dtype=np.float64)
             yield [block for _ in groups]
+
+
+class TokenTexts:
+    """The text of every scored token (rows in order, nulls left out), kept compactly: one
+    UTF-8 blob and an end offset per token (8 bytes a token plus the text), so the worst
+    tokens of a report can show what they were. A token without text has an empty slot and
+    a flag."""
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")
+        self._missing = bytearray()  # 1: the record had no text for this token
+        self._before = 0  # tokens before the first that has text
+        self.any = False
+
+    def add(self, values: Sequence[float | None], tokens: Sequence[str | None] | None) -> None:
+        """One sequence's scored tokens' text (``tokens`` aligned with ``values``)."""
+        if not self.any:  # nothing stored until a record carries text: only counted
+            if tokens is None or all(t is None for t in tokens):
+                self._before += sum(v is not None for v in values)
+                return
+            self._ends.extend([0] * self._before)
+            self._missing.extend(b"\x01" * self._before)
+        for j, v in enumerate(values):
+            if v is None:
+                continue
+            text = tokens[j] if tokens is not None else None
+            if text is not None:
+                self._blob += text.encode("utf-8", "surrogatepass")
+                self.any = True
+            self._ends.append(len(self._blob))
+            self._missing.append(text is None)
+
+    def get(self, row: int) -> str | None:
+        """The text of scored token ``row`` (0-based in this file), None when unknown."""
+        if not 0 <= row < len(self._ends) or self._missing[row]:
+            return None
+        start = self._ends[row - 1] if row else 0
+        return self._blob[start : self._ends[row]].decode("utf-8", "replace")

@@ -49,6 +49,7 @@ class Report:
     columns: dict[str, Any] = field(default_factory=dict)  # per role: columns used, chosen how
     notes: list[str] = field(default_factory=list)  # what a rule chose (stderr notes, not warnings)
     id_column: str | None = None  # the id column examples carry (Example.id), if any
+    token_text: dict[int, str] | None = None  # row -> token text (JSON log-probs that have it)
     title: str = ""  # the metric's title, for the table
     interpretation: str | None = None  # a line relating the headline to a baseline
     per_output_labels: tuple[tuple[str, str], ...] = ()  # (key, header) of per-output figures
@@ -99,14 +100,13 @@ class Report:
                 **({"id": _json_value(e.id)} if self.id_column is not None else {}),
                 "loss": _json_number(e.loss),
                 **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
+                **({} if self.token_text is None else {"token": self.token_text.get(e.row)}),
             }
             for e in self.examples
         ]
         if self.sequences:
             out["sequence_breakdown"] = self.sequence_breakdown
-            out["sequence_rows"] = [
-                {k: _json_row_value(v) for k, v in row.items()} for row in self.sequences
-            ]
+            out["sequence_rows"] = [{k: _json_row_value(v) for k, v in row.items()} for row in self.sequences]
         out["files"] = self.files
         out["columns"] = self.columns
         if self.warnings:
@@ -178,6 +178,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         warnings=[*h.warnings, *_warnings(state)],
         sequences=seq_rows,
         sequence_breakdown=seq_kind,
+        token_text=state.token_text.rows if state.token_text is not None else None,
         columns=h.columns,
         notes=list(h.notes),
         id_column=binding.id_column if binding else None,
@@ -300,15 +301,20 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
         scored, kind = scored[order], "worst"
     rows = []
     first = getattr(seq, "first", 0)
+    texts = state.token_text.positions if state.token_text is not None else None
     for s in scored.tolist():
         tokens = int(seq.tokens[s])
         mean_nll = float(seq.nll[s]) / tokens
-        worst = [
+        worst: list[dict[str, Any]] = []
+        for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True):
+            if not loss > -np.inf:  # an empty slot
+                continue
             # -1 is the state's "unknown" (gathered log-probs carry no ids): null, never -1
-            {"position": int(p), "target": int(t) if t >= 0 else None, "logprob": -float(loss)}
-            for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True)
-            if loss > -np.inf
-        ]
+            entry: dict[str, Any] = {"position": int(p), "target": int(t) if t >= 0 else None}
+            entry["logprob"] = -float(loss)
+            if texts is not None:  # the input carries token text (JSON of vLLM, llama.cpp, ...)
+                entry["token"] = texts.get((first + s, int(p)))
+            worst.append(entry)
         rows.append(
             {
                 "sequence": first + s,
