@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 import losscli
-from conftest import run_cli
 from losscli.errors import InputError, UsageError
+
+from conftest import run_cli
 
 
 def ppl(nats: list[float]) -> float:
@@ -283,7 +284,7 @@ def test_a_record_of_no_known_shape_names_the_shapes(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text('{"token_logprobs": [-1.0]}\n{"text": "hello"}\n')
     with pytest.raises(
-        InputError, match="line 2 has no token log-probabilities; looked for .*prompt_logprobs"
+        InputError, match=r"line 2 has no token log-probabilities; looked for .*prompt_logprobs"
     ):
         report(path)
 
