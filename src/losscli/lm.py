@@ -169,8 +169,8 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
 
 
 def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:
-    """The text of the tokens a report shows (each sequence's worst, the worst examples), when
-    ``reader`` (JSON log-probs) carries token text; None otherwise. Rows and sequences in the
+    """The text and ids of the tokens a report shows (each sequence's worst, the worst
+    examples), when ``reader`` (JSON log-probs) carries them; None otherwise. Rows and sequences in the
     state are global (``--row-offset``, ``--sequence-offset``); the reader's are its own."""
     from .readers.jsonl_reader import JsonlReader
 
@@ -193,9 +193,11 @@ def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:
             (starts[local] + seq.worst_pos[s_idx, slot]).tolist(),
             strict=True,
         ):
-            text = texts.get(row)
+            text, token_id = texts.get(row), texts.token_id(row)
             if text is not None:
                 out.positions[(s, p)] = text
+            if token_id is not None:
+                out.ids[(s, p)] = token_id
     return out
 
 

@@ -65,6 +65,7 @@ class Parsed:
 
     values: list[float | None]
     tokens: list[str | None] | None = None
+    ids: list[int | None] | None = None  # token ids (vLLM, newer llama.cpp), when known
 
 
 def _walk(record: Any, path: str, numbers: bool = True) -> list[Any] | None:
@@ -185,10 +186,12 @@ def _vllm(holder: dict[str, Any], where: str) -> Parsed:
         )
     values: list[float | None] = []
     texts: list[str | None] = []
+    token_ids: list[int | None] = []
     for t, entry in enumerate(entries):
         if entry is None:  # the first prompt token: nothing predicts it
             values.append(None)
             texts.append(None)
+            token_ids.append(None)
             continue
         if not isinstance(entry, dict) or not entry:
             raise RecordError(f"{name}[{t}] is {_shown(entry)}, not null or a dict from token id to log-prob")
@@ -213,7 +216,17 @@ def _vllm(holder: dict[str, Any], where: str) -> Parsed:
         values.append(_logprob(item["logprob"], f"{name}[{t}][{key!r}].logprob"))
         text = item.get("decoded_token")
         texts.append(text if isinstance(text, str) else None)
-    return Parsed(values, texts)
+        token_ids.append(_token_id(key))
+    return Parsed(values, texts, token_ids)
+
+
+def _token_id(value: Any) -> int | None:
+    """A token id as JSON has it (a number, or a dict key's digits); None when it is not one."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62:
+        return value
+    return None
 
 
 def _llama_cpp(items: Any) -> Parsed:
@@ -223,6 +236,7 @@ def _llama_cpp(items: Any) -> Parsed:
         raise RecordError(f"completion_probabilities is {_shown(items)}, not a list (one item per token)")
     values: list[float | None] = []
     texts: list[str | None] = []
+    token_ids: list[int | None] = []
     for t, item in enumerate(items):
         what = f"completion_probabilities[{t}]"
         if not isinstance(item, dict):
@@ -242,7 +256,8 @@ def _llama_cpp(items: Any) -> Parsed:
                 '"content" with "probs" (older ones)'
             )
         texts.append(text if isinstance(text, str) else None)
-    return Parsed(values, texts)
+        token_ids.append(_token_id(item.get("id")))
+    return Parsed(values, texts, token_ids)
 
 
 def _chosen_probability(probs: Any, content: Any, what: str) -> float | None:

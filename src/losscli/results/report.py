@@ -123,6 +123,14 @@ def _json_number(v: float | int | None) -> float | int | None:
     return v
 
 
+def _example_text(state: EvalState) -> dict[int, str] | None:
+    """Row -> token text of the worst examples; None when the input has no token text."""
+    known = state.token_text
+    if known is None or not (known.rows or known.positions):
+        return None
+    return known.rows
+
+
 def _json_row_value(v: Any) -> Any:
     """A sequence row's value: its worst tokens' log-probs may be -inf (a probability of 0)."""
     if isinstance(v, list):
@@ -178,7 +186,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         warnings=[*h.warnings, *_warnings(state)],
         sequences=seq_rows,
         sequence_breakdown=seq_kind,
-        token_text=state.token_text.rows if state.token_text is not None else None,
+        token_text=_example_text(state),
         columns=h.columns,
         notes=list(h.notes),
         id_column=binding.id_column if binding else None,
@@ -301,7 +309,9 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
         scored, kind = scored[order], "worst"
     rows = []
     first = getattr(seq, "first", 0)
-    texts = state.token_text.positions if state.token_text is not None else None
+    known = state.token_text
+    texts = known.positions if known is not None and (known.positions or known.rows) else None
+    ids = known.ids if known is not None else {}
     for s in scored.tolist():
         tokens = int(seq.tokens[s])
         mean_nll = float(seq.nll[s]) / tokens
@@ -310,7 +320,8 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
             if not loss > -np.inf:  # an empty slot
                 continue
             # -1 is the state's "unknown" (gathered log-probs carry no ids): null, never -1
-            entry: dict[str, Any] = {"position": int(p), "target": int(t) if t >= 0 else None}
+            target = int(t) if t >= 0 else ids.get((first + s, int(p)))
+            entry: dict[str, Any] = {"position": int(p), "target": target}
             entry["logprob"] = -float(loss)
             if texts is not None:  # the input carries token text (JSON of vLLM, llama.cpp, ...)
                 entry["token"] = texts.get((first + s, int(p)))

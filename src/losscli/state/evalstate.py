@@ -272,12 +272,14 @@ class Header:
 
 @dataclass
 class TokenText:
-    """The text of the worst tokens, for the run that read it (JSON log-probs of servers that
-    write token text). Kept in memory only: not saved with the state, not merged; a report
+    """The text (and id) of the worst tokens, for the run that read it (JSON log-probs of
+    servers that write token text). Kept in memory only: not saved with the state, not merged; a report
     from a saved or merged state shows no token text."""
 
     rows: dict[int, str] = field(default_factory=dict)  # global row -> text (worst examples)
     positions: dict[tuple[int, int], str] = field(default_factory=dict)  # (sequence, position)
+    #: token ids the file gives (vLLM's prompt ids, llama.cpp's ids), by (sequence, position)
+    ids: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 @dataclass
