@@ -371,3 +371,18 @@ def test_the_table_shows_unknown_targets_as_a_question_mark(tmp_path: Path) -> N
     result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
     assert "1: ?, -2" in result.stdout and "-1," not in result.stdout
+
+
+def test_a_top_level_array_of_numbers_is_one_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "lp.json"
+    path.write_text("[-1.0, null, -2.0, -0.5]")
+    data = report(path)
+    assert data["value"] == pytest.approx(ppl([-1.0, -2.0, -0.5]), rel=1e-12)
+    assert data["ignored"] == 1 and data["sequences"] == 1
+
+
+def test_json_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="too deeply"):
+        report(path)

@@ -19,7 +19,7 @@ A record is one sequence. What is looked for, in order (the first that is presen
   and ``token``; older ones give ``content`` (the chosen token's text) and ``probs``, a list of
   ``{"tok_str", "prob"}`` in which the chosen token's probability is found by its text.
   Probabilities are logged (a probability of 0 is -inf: an infinite loss).
-* A list of token objects ``{"token": ..., "logprob": ...}`` (or of numbers).
+* A list of token objects ``{"token": ..., "logprob": ...}``, or a bare list of numbers.
 
 A null log-probability (the first token of an echoed prompt, vLLM's first prompt position) is
 not scored and is counted as ignored. Anything else that is not as documented is an error
@@ -140,6 +140,8 @@ def parse_record(record: Any) -> Parsed | None:
         return _llama_cpp(record["completion_probabilities"])
     if isinstance(record, list) and all(isinstance(item, dict) for item in record) and record:
         return _token_objects(record)
+    if isinstance(record, list) and record and all(v is None or is_number(v) for v in record):
+        return Parsed(record)  # a bare list of log-probabilities
     return None
 
 

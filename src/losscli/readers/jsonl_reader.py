@@ -24,7 +24,15 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from .base import Chunk, Group, Reader
-from .json_records import FIELD_PATHS, SHAPES, Parsed, RecordError, parse_record, token_logprobs
+from .json_records import (
+    FIELD_PATHS,
+    SHAPES,
+    Parsed,
+    RecordError,
+    is_number,
+    parse_record,
+    token_logprobs,
+)
 
 __all__ = ["FIELD_PATHS", "JsonlReader", "token_logprobs"]
 
@@ -84,6 +92,8 @@ class JsonlReader(Reader):
                         f"{where} has no token log-probabilities; looked for {SHAPES}", path=self.display
                     )
                 yield where, parsed
+        except RecursionError:
+            raise InputError("nests JSON too deeply to be read", path=self.display) from None
         except (OSError, EOFError, ValueError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -146,6 +156,9 @@ class JsonlReader(Reader):
         objects = all(isinstance(item, dict) for item in items)
         if objects and any("logprob" in item for item in items):
             yield "the top-level array (one sequence of token objects)", items
+            return
+        if items and all(item is None or is_number(item) for item in items):
+            yield "the top-level array (one sequence of log-probabilities)", items
             return
         for i, item in enumerate(items):
             yield f"element [{i}] of the top-level array", item

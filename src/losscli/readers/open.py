@@ -113,7 +113,7 @@ def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: R
         named = actual or ("jsonl" if looks_like_json(head) else "csv")
     elif BY_NAME[named].magic is None and actual is not None and compression is None:
         raise InputError(
-            f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
+            f"looks like a {actual} file (it starts with the {actual} magic bytes), not {named.upper()}; "
             f"rename it to {extension(actual)}",
             path=display,
         )
