@@ -386,3 +386,20 @@ def test_json_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InputError, match="too deeply"):
         report(path)
+
+
+def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
+    """What ``jq . a.json b.json`` writes: each document over many lines."""
+    path = tmp_path / "jq.json"
+    path.write_text("".join(json.dumps(vllm_record(*s), indent=2) + "\n" for s in SEQS))
+    data = report(path)
+    assert data["value"] == pytest.approx(ppl([x for _, c, _ in SEQS for x in c]), rel=1e-12)
+    assert [r["tokens"] for r in data["sequence_rows"]] == [3, 2]
+    first = json.dumps(vllm_record(*SEQS[0]), indent=2)
+    bad = vllm_record(*SEQS[1])
+    bad["prompt_logprobs"][2]["7"]["logprob"] = None
+    del bad["prompt_logprobs"][2]["7"]["logprob"]
+    path.write_text(first + "\n" + json.dumps(bad, indent=2) + "\n")
+    start = first.count("\n") + 2  # the line the second document starts on
+    with pytest.raises(InputError, match=rf"line {start}: prompt_logprobs\[2\]\['7'\] has no \"logprob\""):
+        report(path)

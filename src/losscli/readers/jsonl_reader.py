@@ -114,10 +114,11 @@ class JsonlReader(Reader):
                 yield from self._array(number, first + fp.read())
                 return
             try:
-                yield f"line {number}", json.loads(first)
+                record = json.loads(first)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield f"line {number}", self._whole(number, first + fp.read(), exc)
+                yield from self._whole(number, first + fp.read(), exc)
                 return
+            yield f"line {number}", record
             for later, raw in enumerate(fp, start=number + 1):
                 if raw.strip():
                     yield f"line {later}", self._loads(raw, later)
@@ -128,19 +129,30 @@ class JsonlReader(Reader):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
 
-    def _whole(self, number: int, data: bytes, first_error: Exception) -> Any:
-        """A document spread over lines (``json.dump(..., indent=2)`` of one response)."""
+    def _whole(self, number: int, data: bytes, first_error: Exception) -> Iterator[tuple[str, Any]]:
+        """Documents spread over lines (``json.dump(..., indent=2)`` of one response, or
+        ``jq``'s output of several), each named by the line it starts on."""
         try:
-            return json.loads(data)
-        except json.JSONDecodeError as exc:
-            if exc.lineno == 1:  # the first line alone is not JSON either: say what it says
-                raise InputError(
-                    f"line {number} is not valid JSON ({first_error})", path=self.display
-                ) from None
-            line = number + exc.lineno - 1
-            raise InputError(f"line {line} is not valid JSON ({exc.msg})", path=self.display) from None
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"is not UTF-8 text ({exc.reason})", path=self.display) from None
+            raise InputError(f"is not UTF-8 text (byte {exc.start})", path=self.display) from None
+        decoder, pos, end = json.JSONDecoder(), 0, len(text)
+        while True:
+            while pos < end and text[pos] in " \t\r\n":
+                pos += 1
+            if pos >= end:
+                return
+            line = number + text.count("\n", 0, pos)
+            try:
+                record, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                if exc.lineno == 1:  # the first line alone is not JSON either: say what it says
+                    raise InputError(
+                        f"line {number} is not valid JSON ({first_error})", path=self.display
+                    ) from None
+                at = number + exc.lineno - 1
+                raise InputError(f"line {at} is not valid JSON ({exc.msg})", path=self.display) from None
+            yield f"line {line}", record
 
     def _array(self, number: int, data: bytes) -> Iterator[tuple[str, Any]]:
         """One top-level array: of records (each a sequence), or of token objects (one sequence)."""
