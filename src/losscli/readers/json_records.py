@@ -97,9 +97,18 @@ def _walk(record: Any, path: str, numbers: bool = True) -> list[Any] | None:
             node = node[0]
     if not isinstance(node, list):
         return None
-    if numbers and not all(v is None or is_number(v) for v in node):
+    if numbers and not numbers_only(node):
         return None
     return node
+
+
+NUMBER_TYPES = frozenset((int, float, type(None)))
+
+
+def numbers_only(values: list[Any]) -> bool:
+    """Every entry a JSON number or null (bool is its own type, so true/false are not): one
+    pass in C over the types, the hot check of every record."""
+    return set(map(type, values)) <= NUMBER_TYPES
 
 
 def is_number(v: Any) -> bool:
@@ -140,7 +149,7 @@ def parse_record(record: Any) -> Parsed | None:
         return _llama_cpp(record["completion_probabilities"])
     if isinstance(record, list) and all(isinstance(item, dict) for item in record) and record:
         return _token_objects(record)
-    if isinstance(record, list) and record and all(v is None or is_number(v) for v in record):
+    if isinstance(record, list) and record and numbers_only(record):
         return Parsed(record)  # a bare list of log-probabilities
     return None
 

@@ -29,7 +29,7 @@ from .json_records import (
     SHAPES,
     Parsed,
     RecordError,
-    is_number,
+    numbers_only,
     parse_record,
     token_logprobs,
 )
@@ -169,7 +169,7 @@ class JsonlReader(Reader):
         if objects and any("logprob" in item for item in items):
             yield "the top-level array (one sequence of token objects)", items
             return
-        if items and all(item is None or is_number(item) for item in items):
+        if items and numbers_only(items):
             yield "the top-level array (one sequence of log-probabilities)", items
             return
         for i, item in enumerate(items):
@@ -186,9 +186,9 @@ class JsonlReader(Reader):
             texts = TokenTexts()
             for _, parsed in self._records():
                 values = parsed.values
-                kept = sum(v is not None for v in values)
-                nulls += len(values) - kept
-                lengths.append(kept)
+                missing = values.count(None)
+                nulls += missing
+                lengths.append(len(values) - missing)
                 if keep is not None:
                     keep.extend(float(v) for v in values if v is not None)
                 texts.add(parsed)
@@ -206,9 +206,10 @@ class JsonlReader(Reader):
                 block = kept[start : start + max_rows]
                 yield [block for _ in groups]
             return
-        pending: list[float] = []
+        pending: list[Any] = []  # JSON numbers (ints too): float64 by np.asarray
         for _, parsed in self._records():
-            pending.extend(float(v) for v in parsed.values if v is not None)
+            values = parsed.values
+            pending.extend(values if None not in values else [v for v in values if v is not None])
             while len(pending) >= max_rows:
                 block = np.asarray(pending[:max_rows], dtype=np.float64)
                 del pending[:max_rows]
@@ -237,7 +238,7 @@ class TokenTexts:
         values, tokens, ids = parsed.values, parsed.tokens, parsed.ids
         if not self.any:  # nothing stored until a record carries text or ids: only counted
             if all(t is None for t in tokens or ()) and all(i is None for i in ids or ()):
-                self._before += sum(v is not None for v in values)
+                self._before += len(values) - values.count(None)
                 return
             self.any = True
             self._ends.extend([0] * self._before)
