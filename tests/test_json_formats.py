@@ -403,3 +403,15 @@ def test_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
     start = first.count("\n") + 2  # the line the second document starts on
     with pytest.raises(InputError, match=rf"line {start}: prompt_logprobs\[2\]\['7'\] has no \"logprob\""):
         report(path)
+
+
+def test_the_table_shows_token_text_where_the_file_has_it(tmp_path: Path) -> None:
+    path = tmp_path / "lp.jsonl"  # JSON Lines of token-object lists: one sequence a line
+    lines = [
+        [{"token": "a", "logprob": -0.5}, {"token": "bb", "logprob": -2.0}],
+        [{"token": "c", "logprob": -1.0}],
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
+    assert result.code == 0, result.stderr
+    assert "1: 'bb', -2" in result.stdout and "0: 'c', -1" in result.stdout
