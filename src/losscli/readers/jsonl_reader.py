@@ -100,7 +100,8 @@ class JsonlReader(Reader):
             raise InputError(f"cannot be read or decompressed ({exc})", path=self.display) from None
 
     def _documents(self) -> Iterator[tuple[str, Any]]:
-        """The records: JSON Lines, one top-level array, or one document over several lines."""
+        """The records: JSON Lines (of objects or of lists), one top-level array, or documents
+        spread over lines. A single value that is an array is a top-level array (``_items``)."""
         fp = self._open()
         with fp:
             number, first = 0, b""
@@ -110,18 +111,35 @@ class JsonlReader(Reader):
                     break
             if not first.strip():
                 return
-            if first.lstrip().startswith(b"["):
-                yield from self._array(number, first + fp.read())
-                return
             try:
                 record = json.loads(first)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield from self._whole(number, first + fp.read(), exc)
+                yield from self._single_array(self._whole(number, first + fp.read(), exc))
+                return
+            lines = ((n, raw) for n, raw in enumerate(fp, start=number + 1) if raw.strip())
+            following = next(lines, None)
+            if following is None and isinstance(record, list):  # one line holding one array
+                yield from self._items(record)
                 return
             yield f"line {number}", record
-            for later, raw in enumerate(fp, start=number + 1):
-                if raw.strip():
-                    yield f"line {later}", self._loads(raw, later)
+            if following is not None:
+                yield f"line {following[0]}", self._loads(following[1], following[0])
+            for later, raw in lines:
+                yield f"line {later}", self._loads(raw, later)
+
+    def _single_array(self, documents: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        """Documents as they come, but one document that is an array is a top-level array."""
+        head = next(documents, None)
+        if head is None:
+            return
+        second = next(documents, None)
+        if second is None and isinstance(head[1], list):
+            yield from self._items(head[1])
+            return
+        yield head
+        if second is not None:
+            yield second
+            yield from documents
 
     def _loads(self, raw: bytes, number: int) -> Any:
         try:
@@ -154,17 +172,9 @@ class JsonlReader(Reader):
                 raise InputError(f"line {at} is not valid JSON ({exc.msg})", path=self.display) from None
             yield f"line {line}", record
 
-    def _array(self, number: int, data: bytes) -> Iterator[tuple[str, Any]]:
-        """One top-level array: of records (each a sequence), or of token objects (one sequence)."""
-        try:
-            items = json.loads(data)
-        except json.JSONDecodeError as exc:
-            line = number + exc.lineno - 1
-            raise InputError(f"line {line} is not valid JSON ({exc.msg})", path=self.display) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"is not UTF-8 text ({exc.reason})", path=self.display) from None
-        if not isinstance(items, list):
-            raise InputError("is not a JSON array of records", path=self.display)
+    def _items(self, items: list[Any]) -> Iterator[tuple[str, Any]]:
+        """One top-level array: of records (each a sequence), or of token objects or numbers
+        (one sequence)."""
         objects = all(isinstance(item, dict) for item in items)
         if objects and any("logprob" in item for item in items):
             yield "the top-level array (one sequence of token objects)", items
