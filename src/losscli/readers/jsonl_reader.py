@@ -3,9 +3,9 @@ OpenAI-compatible servers): one record per sequence (json_records.py reads a rec
 
 A file (``.jsonl``, ``.ndjson``, ``.json``, compressed or not, or a pipe) holds either
 JSON Lines (one record a line), one JSON array (of records; or of ``{"token", "logprob"}``
-objects: one sequence), or one JSON document spread over several lines (a saved server
-response). A null entry is skipped and counted. Errors name the line (JSON Lines) or the
-array element, and what is wrong.
+objects or numbers: one sequence), or documents spread over several lines (a saved server
+response, ``jq``'s output). A null entry is skipped and counted. Errors name the line (where
+the record starts) or the array element, and what is wrong.
 
 A file is read twice (sequence lengths first, then values). A pipe can be read only once, so
 its first pass also keeps the values (8 bytes a token, far less than the JSON they came in).
