@@ -172,11 +172,10 @@ def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:
     """The text and ids of the tokens a report shows (each sequence's worst, the worst
     examples), when ``reader`` (JSON log-probs) carries them; None otherwise. Rows and sequences in the
     state are global (``--row-offset``, ``--sequence-offset``); the reader's are its own."""
-    from .readers.jsonl_reader import JsonlReader
-
-    if not isinstance(reader, JsonlReader) or reader.token_texts is None:
-        return None
     texts, h = reader.token_texts, state.header
+    lengths = reader.list_lengths(0) if texts is not None else None  # read already: cached
+    if texts is None or lengths is None:
+        return None
     out = TokenText()
     for row in state.tallies.worst.rows.tolist():
         text = texts.get(row - h.row_offset)
@@ -184,7 +183,7 @@ def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:
             out.rows[row] = text
     seq = state.tallies.sequences
     if seq is not None:
-        starts = np.concatenate([[0], np.cumsum(reader.list_lengths(0))])  # read already: cached
+        starts = np.concatenate([[0], np.cumsum(lengths)])
         s_idx, slot = np.nonzero(seq.worst_loss > -np.inf)
         local = seq.first + s_idx - h.sequence_offset
         for s, p, row in zip(

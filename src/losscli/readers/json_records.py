@@ -29,6 +29,7 @@ naming the record and what is wrong.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,3 +298,53 @@ def _token_objects(items: list[dict[str, Any]]) -> Parsed | None:
         text = item.get("token")
         texts.append(text if isinstance(text, str) else None)
     return Parsed(values, texts)
+
+
+class TokenTexts:
+    """The text and id of every scored token (rows in order, nulls left out), when the records
+    carry them, kept compactly (one UTF-8 blob, an end offset and an id per token: 16 bytes a
+    token plus the text), so the worst tokens of a report can show what they were. Nothing is
+    stored until a record carries either; a token without text has a flag, without id -1."""
+
+    def __init__(self) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")
+        self._missing = bytearray()  # 1: the record had no text for this token
+        self._ids = array("q")  # -1: no id
+        self._before = 0  # tokens before the first that has a text or an id
+        self.any = False
+
+    def add(self, parsed: Parsed) -> None:
+        """One sequence's scored tokens' text and ids (aligned with its values)."""
+        values, tokens, ids = parsed.values, parsed.tokens, parsed.ids
+        if not self.any:  # nothing stored until a record carries text or ids: only counted
+            if all(t is None for t in tokens or ()) and all(i is None for i in ids or ()):
+                self._before += len(values) - values.count(None)
+                return
+            self.any = True
+            self._ends.extend([0] * self._before)
+            self._missing.extend(b"\x01" * self._before)
+            self._ids.extend([-1] * self._before)
+        for j, v in enumerate(values):
+            if v is None:
+                continue
+            text = tokens[j] if tokens is not None else None
+            if text is not None:
+                self._blob += text.encode("utf-8", "surrogatepass")
+            self._ends.append(len(self._blob))
+            self._missing.append(text is None)
+            token_id = ids[j] if ids is not None else None
+            self._ids.append(-1 if token_id is None else token_id)
+
+    def get(self, row: int) -> str | None:
+        """The text of scored token ``row`` (0-based in this file), None when unknown."""
+        if not 0 <= row < len(self._ends) or self._missing[row]:
+            return None
+        start = self._ends[row - 1] if row else 0
+        return self._blob[start : self._ends[row]].decode("utf-8", "replace")
+
+    def token_id(self, row: int) -> int | None:
+        """The id of scored token ``row``, None when unknown."""
+        if not 0 <= row < len(self._ids) or self._ids[row] < 0:
+            return None
+        return int(self._ids[row])
