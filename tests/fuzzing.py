@@ -22,7 +22,20 @@ import pyarrow.parquet as pq
 import losscli
 from losscli.errors import LossCliError
 
-FORMATS = ("csv", "tsv", "csv.gz", "npy", "npz", "parquet", "jsonl")
+FORMATS = (
+    "csv",
+    "tsv",
+    "csv.gz",
+    "npy",
+    "npz",
+    "parquet",
+    "jsonl",
+    "json",
+    "jsonl.gz",
+    "vllm.jsonl",
+    "llamacpp.json",
+    "llamacpp-old.json",
+)
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 
 
@@ -55,7 +68,53 @@ def seeds() -> dict[str, bytes]:
     pq.write_table(pa.table({"pred": p, "target": y}), buf)
     out["parquet"] = buf.getvalue()
     out["jsonl"] = (json.dumps({"token_logprobs": [None, -1.5, -0.25]}) + "\n").encode()
+    out.update(json_seeds())
     return out
+
+
+def json_seeds() -> dict[str, bytes]:
+    """The JSON shapes of the log-prob reader: an array of token objects, gzip, vLLM's
+    prompt_logprobs, llama.cpp's completion_probabilities (newer and older servers)."""
+    tokens = [
+        {"token": "a", "logprob": -0.5},
+        {"token": "b", "logprob": None},
+        {"token": "c", "logprob": -2.0},
+    ]
+    vllm = {
+        "prompt_token_ids": [1, 5, 7],
+        "prompt_logprobs": [
+            None,
+            {"5": {"logprob": -1.5, "rank": 2, "decoded_token": " b"}, "9": {"logprob": -0.2, "rank": 1}},
+            {"7": {"logprob": -0.25, "rank": 1, "decoded_token": " c"}},
+        ],
+    }
+    new = {
+        "content": "hi!",
+        "completion_probabilities": [
+            {
+                "id": 3,
+                "token": "hi",
+                "logprob": -0.7,
+                "top_logprobs": [{"id": 3, "token": "hi", "logprob": -0.7}],
+            },
+            {"id": 4, "token": "!", "prob": 0.25, "top_probs": [{"id": 4, "token": "!", "prob": 0.25}]},
+        ],
+    }
+    old = {
+        "content": "hi!",
+        "completion_probabilities": [
+            {"content": "hi", "probs": [{"tok_str": "yo", "prob": 0.5}, {"tok_str": "hi", "prob": 0.25}]},
+            {"content": "!", "probs": [{"tok_str": "!", "prob": 0.0}]},
+        ],
+    }
+    lines = (json.dumps(vllm) + "\n" + json.dumps(vllm) + "\n").encode()
+    return {
+        "json": json.dumps(tokens, indent=1).encode(),
+        "jsonl.gz": gzip.compress((json.dumps({"token_logprobs": [-1.0, -0.5]}) + "\n").encode()),
+        "vllm.jsonl": lines,
+        "llamacpp.json": json.dumps([new, new], indent=1).encode(),
+        "llamacpp-old.json": json.dumps(old).encode(),
+    }
 
 
 def mutate(rng: random.Random, data: bytes, max_ops: int = 6) -> bytes:
@@ -102,7 +161,7 @@ def run_target(fmt: str, data: bytes, directory: Path) -> list[LossCliError | No
 def _attempts(fmt: str, path: Path) -> list[Any]:
     """The ways a file of this format is read: as a regression table, and as language-model
     input (log-probabilities, or logits with --shift), so the token paths are fuzzed too."""
-    if fmt == "jsonl":
+    if "json" in fmt:  # JSON holds log-probabilities only
         return [lambda: losscli.evaluate("perplexity", None, logprobs=path, threads=1)]
     cols = ("0", "1") if fmt == "npy" else ("pred", "target")
     runs = [

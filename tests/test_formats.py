@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,8 @@ def test_sniff_and_format_lists() -> None:
     assert sniff(b"PAR1\x15\x04") == "parquet"
     assert sniff(b"PK\x03\x04") == "npz"
     assert sniff(b"\x1f\x8b") is None
-    assert FORMATS == ("csv", "tsv", "parquet", "npy", "npz", "jsonl")
-    assert INPUT_FORMATS == ("csv", "tsv", "parquet", "npy", "npz")
+    assert FORMATS == ("csv", "tsv", "parquet", "npy", "npz", "jsonl", "json")
+    assert INPUT_FORMATS == FORMATS  # --input-format jsonl/json: JSON log-probs on any name
 
 
 def test_a_gzipped_tsv_is_read_by_its_name(tmp_path: Path) -> None:
@@ -109,6 +110,10 @@ def test_every_input_format_can_be_forced_on_a_file_of_any_name(tmp_path: Path, 
     elif fmt == "npy":
         with open(path, "wb") as fp:
             np.save(fp, values)
+    elif fmt == "jsonl":
+        path.write_text(json.dumps({"token_logprobs": values.tolist()}) + "\n")
+    elif fmt == "json":
+        path.write_text(json.dumps([{"token": "t", "logprob": v} for v in values.tolist()]))
     else:
         with open(path, "wb") as fp:
             np.savez(fp, values)

@@ -116,6 +116,10 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
             shift=plan.seqmap if plan.shift else None,
         )
         state = evaluator.finish(plan.nulls, plan.warnings_after)
+        if plan.seqmap is not None and "preds" in plan.roles:  # JSON log-probs: the tokens' text
+            from .lm import worst_token_text
+
+            state.token_text = worst_token_text(state, plan.roles["preds"].reader)
         if evaluation.run.save_state is not None:
             state.save(evaluation.run.save_state)
         if sink is not None:

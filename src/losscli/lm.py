@@ -19,6 +19,7 @@ from .metrics.checks import PREDS, TARGETS
 from .readers.base import Group, Reader
 from .readers.tokens import TokenView, token_view
 from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
+from .state.evalstate import EvalState, TokenText
 
 LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
 LOGIT_NAMES = ("logits", "logit", "scores")
@@ -172,6 +173,38 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
         seqmap = SingleSequence(reader.n_rows)
     group: Group = [col] if len(reader.column_names) > 1 or view.lead is None else None
     return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
+
+
+def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:
+    """The text and ids of the tokens a report shows (each sequence's worst, the worst
+    examples), when ``reader`` (JSON log-probs) carries them; None otherwise. Rows and sequences in the
+    state are global (``--row-offset``, ``--sequence-offset``); the reader's are its own."""
+    texts, h = reader.token_texts, state.header
+    lengths = reader.list_lengths(0) if texts is not None else None  # read already: cached
+    if texts is None or lengths is None:
+        return None
+    out = TokenText()
+    for row in state.tallies.worst.rows.tolist():
+        text = texts.get(row - h.row_offset)
+        if text is not None:
+            out.rows[row] = text
+    seq = state.tallies.sequences
+    if seq is not None:
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        s_idx, slot = np.nonzero(seq.worst_loss > -np.inf)
+        local = seq.first + s_idx - h.sequence_offset
+        for s, p, row in zip(
+            (seq.first + s_idx).tolist(),
+            seq.worst_pos[s_idx, slot].tolist(),
+            (starts[local] + seq.worst_pos[s_idx, slot]).tolist(),
+            strict=True,
+        ):
+            text, token_id = texts.get(row), texts.token_id(row)
+            if text is not None:
+                out.positions[(s, p)] = text
+            if token_id is not None:
+                out.ids[(s, p)] = token_id
+    return out
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,13 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
         from ..readers.open import open_reader
 
         reader = open_reader(source.path or "", source.format, header=source.header, nan=nan)
+        if reader.sequence_records and source.role != "logprobs":
+            reader.close()
+            raise UsageError(
+                f"{reader.display}: JSON holds per-token log-probabilities, read by "
+                "`losscli perplexity --logprobs FILE`; give predictions, targets and weights as "
+                ".csv, .tsv, .parquet, .npy or .npz"
+            )
     else:
         from ..readers.frames import open_memory
 

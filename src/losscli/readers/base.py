@@ -14,12 +14,15 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from .json_records import TokenTexts
 
 Group = Sequence[int] | None
 Chunk = list[NDArray[Any]]
@@ -116,6 +119,8 @@ class Reader(ABC):
     #: each record is one sequence's tokens (JSON Lines of log-probabilities): the format fixes
     #: the column and where sequences end (``list_lengths(0)``)
     sequence_records: bool = False
+    #: the text and id of each scored token, when the format carries them (JSON of LM servers)
+    token_texts: TokenTexts | None = None
     #: values the file marks missing that the reader skips (JSON Lines' null log-probabilities
     #: of echoed prompts), counted once ``list_lengths`` has read them
     nulls: int = 0

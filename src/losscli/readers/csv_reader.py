@@ -158,6 +158,14 @@ class CsvReader(Reader):
             raise InputError(f"cannot be parsed on its first line ({exc})", path=self.display) from None
         if not fields:
             raise InputError("is empty: there are no rows to score", path=self.display)
+        if first.lstrip("\ufeff \t").startswith(("{", "[")):  # not a header: a JSON record
+            raise InputError(
+                f"looks like JSON, not {'TSV' if delimiter == chr(9) else 'CSV'} (its first line "
+                f"starts with {first.lstrip(chr(0xFEFF) + ' ' + chr(9))[0]!r}); JSON holds per-token "
+                "log-probabilities, read by `losscli perplexity --logprobs FILE`: name the file "
+                ".json or .jsonl, or give --input-format json",
+                path=self.display,
+            )
         self.first_fields = [f.strip() for f in fields]
         sample = _sample_rows(raw, delimiter, self._peek_eof)
         self.has_header, self.header_certain = _detect_header(fields, sample, header)

@@ -22,8 +22,7 @@ class InputFormat:
     magic: bytes | None = None
     #: how messages spell the magic bytes
     magic_text: str = ""
-    #: offered by ``--input-format``, which reads every input of a run as this format. JSON
-    #: Lines holds only log-probabilities (``--logprobs``): it is chosen by name or first byte.
+    #: offered by ``--input-format``, which reads every input of a run as this format
     every_input: bool = True
     #: must seek (read from the end): refused for pipes and devices
     seekable_only: bool = False
@@ -35,7 +34,9 @@ TABLE = (
     InputFormat("parquet", (".parquet", ".pq"), b"PAR1", "PAR1", seekable_only=True),
     InputFormat("npy", (".npy",), b"\x93NUMPY", "\\x93NUMPY"),
     InputFormat("npz", (".npz",), b"PK\x03\x04", "PK (a zip archive)", seekable_only=True),
-    InputFormat("jsonl", (".jsonl", ".ndjson"), every_input=False),
+    # JSON holds log-probabilities only (--logprobs); a pipe's first byte ({ or [) says JSON
+    InputFormat("jsonl", (".jsonl", ".ndjson")),
+    InputFormat("json", (".json",)),
 )
 BY_NAME = {f.name: f for f in TABLE}
 
@@ -101,6 +102,12 @@ def format_from_name(path: str) -> str | None:
 def sniff(head: bytes) -> str | None:
     """What the first bytes say the file is (the binary formats only)."""
     return next((f.name for f in TABLE if f.magic is not None and head.startswith(f.magic)), None)
+
+
+def looks_like_json(head: bytes) -> bool:
+    """JSON by its first non-space byte (a byte-order mark allowed): ``{`` (JSON Lines, one
+    object) or ``[`` (one array). Only asked when nothing else says what the input is."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"["))
 
 
 def extension(name: str) -> str:

@@ -1,16 +1,11 @@
-"""JSON Lines of per-token log-probabilities, as OpenAI-compatible servers (vLLM, ...) return them.
+"""Per-token log-probabilities in JSON, as language-model servers write them (vLLM, llama.cpp,
+OpenAI-compatible servers): one record per sequence (json_records.py reads a record's shapes).
 
-One record per sequence. The log-probabilities are looked for at these paths, in order:
-
-    token_logprobs
-    logprobs.token_logprobs
-    choices[0].logprobs.token_logprobs
-    logprobs.content[].logprob
-    choices[0].logprobs.content[].logprob
-    logprobs                          (a plain list of numbers)
-
-A null entry (the first token of an echoed prompt has no log-probability) is skipped and
-counted. Records are parsed with the standard json module, one line at a time.
+A file (``.jsonl``, ``.ndjson``, ``.json``, compressed or not, or a pipe) holds either
+JSON Lines (one record a line), one JSON array (of records; or of ``{"token", "logprob"}``
+objects or numbers: one sequence), or documents spread over several lines (a saved server
+response, ``jq``'s output). A null entry is skipped and counted. Errors name the line (where
+the record starts) or the array element, and what is wrong.
 
 A file is read twice (sequence lengths first, then values). A pipe can be read only once, so
 its first pass also keeps the values (8 bytes a token, far less than the JSON they came in).
@@ -29,60 +24,20 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from .base import Chunk, Group, Reader
-
-FIELD_PATHS = (
-    "token_logprobs",
-    "logprobs.token_logprobs",
-    "choices[0].logprobs.token_logprobs",
-    "logprobs.content[].logprob",
-    "choices[0].logprobs.content[].logprob",
-    "logprobs",
+from .json_records import (
+    FIELD_PATHS,
+    SHAPES,
+    Parsed,
+    RecordError,
+    TokenTexts,
+    numbers_only,
+    parse_record,
+    token_logprobs,
 )
 
+__all__ = ["FIELD_PATHS", "JsonlReader", "token_logprobs"]
 
-def _walk(record: Any, path: str) -> list[Any] | None:
-    """The list at ``path`` in ``record``, or None when the record has no such list.
-
-    ``key[]`` steps into a list and applies the rest of the path to each element; ``key[0]``
-    takes its first element. Only after ``[]`` does a key reach inside list elements: a plain
-    list found on the way (``{"logprobs": [-0.5, ...]}`` walked for ``logprobs.token_logprobs``)
-    is not this path, so the next path gets its turn.
-    """
-    node = record
-    each = False  # after "[]": node is a list whose elements the remaining parts apply to
-    for part in path.split("."):
-        key = part.removesuffix("[]").removesuffix("[0]")
-        if each:
-            node = [item.get(key) if isinstance(item, dict) else None for item in node]
-        elif isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return None
-        if part.endswith("[]"):
-            if each or not isinstance(node, list):
-                return None
-            each = True
-        elif part.endswith("[0]"):
-            if each or not isinstance(node, list) or not node:
-                return None
-            node = node[0]
-    if isinstance(node, list) and all(v is None or _is_number(v) for v in node):
-        return node
-    return None
-
-
-def _is_number(v: Any) -> bool:
-    """A JSON number (``true``/``false`` parse as bool, a subclass of int, and are not)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def token_logprobs(record: Any) -> list[float | None] | None:
-    """The list of token log-probabilities in one record, from the first path that has one."""
-    for path in FIELD_PATHS:
-        found = _walk(record, path)
-        if found is not None:
-            return found
-    return None
+BOM = b"\xef\xbb\xbf"
 
 
 class JsonlReader(Reader):
@@ -91,8 +46,9 @@ class JsonlReader(Reader):
 
     sequence_records = True
 
-    def __init__(self, path: str, stream: io.RawIOBase | None = None) -> None:
+    def __init__(self, path: str, stream: io.RawIOBase | None = None, compression: str | None = None) -> None:
         self.path = path
+        self.compression = compression
         self.display = "<stdin>" if path == "-" else path
         self.column_names = ["logprob"]
         self.n_rows = None
@@ -101,35 +57,134 @@ class JsonlReader(Reader):
         self._stream = stream  # a pipe: read once
         self.streamed = stream is not None
         self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
+        self.token_texts: TokenTexts | None = None  # when the records carry token text
 
     def _open(self) -> IO[bytes]:
+        """The file's bytes, decompressed (gzip, bz2, zstd, lz4, brotli: as for CSV)."""
         if self.streamed:
             stream, self._stream = self._stream, None
             if stream is None:
                 raise InputError("was already read: a pipe can be read only once", path=self.display)
-            return io.BufferedReader(stream)
+            raw: Any = stream
+            if self.compression:
+                import pyarrow as pa
+
+                raw = pa.CompressedInputStream(stream, self.compression)
+            return io.BufferedReader(raw)
         try:
+            if self.compression:
+                import pyarrow as pa
+
+                return io.BufferedReader(pa.input_stream(self.path, compression=self.compression))
             return open(self.path, "rb")
         except OSError as exc:
-            raise InputError(f"cannot be opened ({exc.strerror})", path=self.display) from None
+            raise InputError(f"cannot be opened ({exc.strerror or exc})", path=self.display) from None
 
-    def _records(self) -> Iterator[tuple[int, list[float | None]]]:
+    def _records(self) -> Iterator[tuple[str, Parsed]]:
+        """Each sequence's log-probabilities (and token text), with where its record is."""
+        try:
+            for where, record in self._documents():
+                try:
+                    parsed = parse_record(record)
+                except RecordError as exc:
+                    raise InputError(f"{where}: {exc}", path=self.display) from None
+                if parsed is None:
+                    raise InputError(
+                        f"{where} has no token log-probabilities; looked for {SHAPES}", path=self.display
+                    )
+                yield where, parsed
+        except RecursionError:
+            raise InputError("nests JSON too deeply to be read", path=self.display) from None
+        except (OSError, EOFError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"cannot be read or decompressed ({exc})", path=self.display) from None
+
+    def _documents(self) -> Iterator[tuple[str, Any]]:
+        """The records: JSON Lines (of objects or of lists), one top-level array, or documents
+        spread over lines. A single value that is an array is a top-level array (``_items``)."""
         fp = self._open()
         with fp:
+            number, first = 0, b""
             for number, raw in enumerate(fp, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
-                values = token_logprobs(record)
-                if values is None:
+                first = raw.removeprefix(BOM) if number == 1 else raw
+                if first.strip():
+                    break
+            if not first.strip():
+                return
+            try:
+                record = json.loads(first)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield from self._single_array(self._whole(number, first + fp.read(), exc))
+                return
+            lines = ((n, raw) for n, raw in enumerate(fp, start=number + 1) if raw.strip())
+            following = next(lines, None)
+            if following is None and isinstance(record, list):  # one line holding one array
+                yield from self._items(record)
+                return
+            yield f"line {number}", record
+            if following is not None:
+                yield f"line {following[0]}", self._loads(following[1], following[0])
+            for later, raw in lines:
+                yield f"line {later}", self._loads(raw, later)
+
+    def _single_array(self, documents: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        """Documents as they come, but one document that is an array is a top-level array."""
+        head = next(documents, None)
+        if head is None:
+            return
+        second = next(documents, None)
+        if second is None and isinstance(head[1], list):
+            yield from self._items(head[1])
+            return
+        yield head
+        if second is not None:
+            yield second
+            yield from documents
+
+    def _loads(self, raw: bytes, number: int) -> Any:
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"line {number} is not valid JSON ({exc})", path=self.display) from None
+
+    def _whole(self, number: int, data: bytes, first_error: Exception) -> Iterator[tuple[str, Any]]:
+        """Documents spread over lines (``json.dump(..., indent=2)`` of one response, or
+        ``jq``'s output of several), each named by the line it starts on."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"is not UTF-8 text (byte {exc.start})", path=self.display) from None
+        decoder, pos, end = json.JSONDecoder(), 0, len(text)
+        while True:
+            while pos < end and text[pos] in " \t\r\n":
+                pos += 1
+            if pos >= end:
+                return
+            line = number + text.count("\n", 0, pos)
+            try:
+                record, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                if exc.lineno == 1:  # the first line alone is not JSON either: say what it says
                     raise InputError(
-                        f"line {number} has no token log-probabilities at any of: {', '.join(FIELD_PATHS)}",
-                        path=self.display,
-                    )
-                yield number, values
+                        f"line {number} is not valid JSON ({first_error})", path=self.display
+                    ) from None
+                at = number + exc.lineno - 1
+                raise InputError(f"line {at} is not valid JSON ({exc.msg})", path=self.display) from None
+            yield f"line {line}", record
+
+    def _items(self, items: list[Any]) -> Iterator[tuple[str, Any]]:
+        """One top-level array: of records (each a sequence), or of token objects or numbers
+        (one sequence)."""
+        objects = all(isinstance(item, dict) for item in items)
+        if objects and any("logprob" in item for item in items):
+            yield "the top-level array (one sequence of token objects)", items
+            return
+        if items and numbers_only(items):
+            yield "the top-level array (one sequence of log-probabilities)", items
+            return
+        for i, item in enumerate(items):
+            yield f"element [{i}] of the top-level array", item
 
     def close(self) -> None:
         if self._stream is not None:
@@ -139,16 +194,20 @@ class JsonlReader(Reader):
         if self._lengths is None:
             lengths, nulls = [], 0
             keep = array("d") if self.streamed else None
-            for _, values in self._records():
-                kept = sum(v is not None for v in values)
-                nulls += len(values) - kept
-                lengths.append(kept)
+            texts = TokenTexts()
+            for _, parsed in self._records():
+                values = parsed.values
+                missing = values.count(None)
+                nulls += missing
+                lengths.append(len(values) - missing)
                 if keep is not None:
                     keep.extend(float(v) for v in values if v is not None)
+                texts.add(parsed)
             self._kept = keep
             self._lengths = np.asarray(lengths, dtype=np.int64)
             self.nulls = nulls
             self.n_rows = int(self._lengths.sum())
+            self.token_texts = texts if texts.any else None
         return self._lengths
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
@@ -158,9 +217,10 @@ class JsonlReader(Reader):
                 block = kept[start : start + max_rows]
                 yield [block for _ in groups]
             return
-        pending: list[float] = []
-        for _, values in self._records():
-            pending.extend(float(v) for v in values if v is not None)
+        pending: list[Any] = []  # JSON numbers (ints too): float64 by np.asarray
+        for _, parsed in self._records():
+            values = parsed.values
+            pending.extend(values if None not in values else [v for v in values if v is not None])
             while len(pending) >= max_rows:
                 block = np.asarray(pending[:max_rows], dtype=np.float64)
                 del pending[:max_rows]

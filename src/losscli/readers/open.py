@@ -27,6 +27,7 @@ from .formats import (
     detect_compression,
     extension,
     format_from_name,
+    looks_like_json,
     sniff,
 )
 
@@ -105,12 +106,14 @@ def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: R
     if not head:
         raise InputError("is empty (0 bytes)", path=display)
     # the bytes may say a compression only when neither the name nor the magic says anything
-    compression = detect_compression(path, head if named is None and actual is None else None)
+    # (or only a text format is named: gzip-compressed JSON on stdin with --input-format json)
+    text = named is None or BY_NAME[named].magic is None
+    compression = detect_compression(path, head if text and actual is None else None)
     if named is None:  # no extension (a pipe has none): the bytes decide
-        named = actual or ("jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "csv")
+        named = actual or ("jsonl" if looks_like_json(head) else "csv")
     elif BY_NAME[named].magic is None and actual is not None and compression is None:
         raise InputError(
-            f"looks like a {actual} file (it starts with the {actual} magic bytes), not CSV; "
+            f"looks like a {actual} file (it starts with the {actual} magic bytes), not {named.upper()}; "
             f"rename it to {extension(actual)}",
             path=display,
         )
@@ -138,10 +141,10 @@ def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: R
 def _construct(
     path: str, named: str, header: bool | None, nan: str, stream: Replay | None, compression: str | None
 ) -> Reader:
-    if named == "jsonl":
+    if named in ("jsonl", "json"):
         from .jsonl_reader import JsonlReader
 
-        return JsonlReader(path, stream=stream)
+        return JsonlReader(path, stream=stream, compression=compression)
     if named in ("csv", "tsv"):
         from .csv_reader import CsvReader
 

@@ -195,6 +195,14 @@ def examples_table(report: Report) -> FitTable | None:
     return FitTable(title, cols)
 
 
+def _token_shown(worst: dict[str, Any]) -> str:
+    """A worst token as the input knows it: its text (quoted), else its id, else '?'."""
+    text = worst.get("token")
+    if text is not None:
+        return repr(text)
+    return "?" if worst["target"] is None else str(worst["target"])
+
+
 def sequences_table(report: Report) -> FitTable | None:
     if not report.sequences or (len(report.sequences) == 1 and report.breakdown == "all"):
         return None
@@ -205,8 +213,7 @@ def sequences_table(report: Report) -> FitTable | None:
     rows = report.sequences
     worst = [
         "; ".join(
-            f"{w['position']}: {w['target'] if w['target'] >= 0 else '?'}, {fmt_number(w['logprob'])}"
-            for w in row["worst_tokens"]
+            f"{w['position']}: {_token_shown(w)}, {fmt_number(w['logprob'])}" for w in row["worst_tokens"]
         )
         for row in rows
     ]

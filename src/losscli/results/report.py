@@ -49,6 +49,7 @@ class Report:
     columns: dict[str, Any] = field(default_factory=dict)  # per role: columns used, chosen how
     notes: list[str] = field(default_factory=list)  # what a rule chose (stderr notes, not warnings)
     id_column: str | None = None  # the id column examples carry (Example.id), if any
+    token_text: dict[int, str] | None = None  # row -> token text (JSON log-probs that have it)
     title: str = ""  # the metric's title, for the table
     interpretation: str | None = None  # a line relating the headline to a baseline
     per_output_labels: tuple[tuple[str, str], ...] = ()  # (key, header) of per-output figures
@@ -103,15 +104,13 @@ class Report:
                 **({"id": _json_value(e.id)} if self.id_column is not None else {}),
                 "loss": _json_number(e.loss),
                 **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
+                **({} if self.token_text is None else {"token": self.token_text.get(e.row)}),
             }
             for e in self.examples
         ]
         if self.sequences:
             out["sequence_breakdown"] = self.sequence_breakdown
-            out["sequence_rows"] = [
-                {k: (_json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
-                for row in self.sequences
-            ]
+            out["sequence_rows"] = [{k: _json_row_value(v) for k, v in row.items()} for row in self.sequences]
         out["files"] = self.files
         out["columns"] = self.columns
         if self.warnings:
@@ -126,6 +125,21 @@ def _json_number(v: float | int | None) -> float | int | None:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _example_text(state: EvalState) -> dict[int, str] | None:
+    """Row -> token text of the worst examples; None when the input has no token text."""
+    known = state.token_text
+    if known is None or not (known.rows or known.positions):
+        return None
+    return known.rows
+
+
+def _json_row_value(v: Any) -> Any:
+    """A sequence row's value: its worst tokens' log-probs may be -inf (a probability of 0)."""
+    if isinstance(v, list):
+        return [{k: _json_value(x) for k, x in w.items()} if isinstance(w, dict) else w for w in v]
+    return _json_value(v)
 
 
 def _json_value(v: Any) -> Any:
@@ -176,6 +190,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         warnings=[*h.warnings, *_warnings(state)],
         sequences=seq_rows,
         sequence_breakdown=seq_kind,
+        token_text=_example_text(state),
         columns=h.columns,
         notes=list(h.notes),
         id_column=binding.id_column if binding else None,
@@ -304,14 +319,23 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
         scored, kind = scored[order], "worst"
     rows = []
     first = getattr(seq, "first", 0)
+    known = state.token_text
+    texts = known.positions if known is not None and (known.positions or known.rows) else None
+    ids = known.ids if known is not None else {}
     for s in scored.tolist():
         tokens = int(seq.tokens[s])
         mean_nll = float(seq.nll[s]) / tokens
-        worst = [
-            {"position": int(p), "target": int(t), "logprob": -float(loss)}
-            for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True)
-            if loss > -np.inf
-        ]
+        worst: list[dict[str, Any]] = []
+        for loss, p, t in zip(seq.worst_loss[s], seq.worst_pos[s], seq.worst_target[s], strict=True):
+            if not loss > -np.inf:  # an empty slot
+                continue
+            # -1 is the state's "unknown" (gathered log-probs carry no ids): null, never -1
+            target = int(t) if t >= 0 else ids.get((first + s, int(p)))
+            entry: dict[str, Any] = {"position": int(p), "target": target}
+            entry["logprob"] = -float(loss)
+            if texts is not None:  # the input carries token text (JSON of vLLM, llama.cpp, ...)
+                entry["token"] = texts.get((first + s, int(p)))
+            worst.append(entry)
         rows.append(
             {
                 "sequence": first + s,

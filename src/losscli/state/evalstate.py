@@ -271,11 +271,24 @@ class Header:
 
 
 @dataclass
+class TokenText:
+    """The text (and id) of the worst tokens, for the run that read it (JSON log-probs of
+    servers that write token text). Kept in memory only: not saved with the state, not merged; a report
+    from a saved or merged state shows no token text."""
+
+    rows: dict[int, str] = field(default_factory=dict)  # global row -> text (worst examples)
+    positions: dict[tuple[int, int], str] = field(default_factory=dict)  # (sequence, position)
+    #: token ids the file gives (vLLM's prompt ids, llama.cpp's ids), by (sequence, position)
+    ids: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+@dataclass
 class EvalState:
     """Header + tallies. ``merge`` is associative; ``save``/``load`` round-trip it exactly."""
 
     header: Header
     tallies: LossState
+    token_text: TokenText | None = field(default=None, compare=False, repr=False)
 
     def to_plain(self) -> tuple[Meta, Arrays]:
         """``({"header": ..., "tallies": ...}, arrays named "tallies.*")``: exact, see state.files."""
