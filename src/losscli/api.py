@@ -97,14 +97,20 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
             progress.start(plan.total_rows)
             stack.callback(progress.stop)
         threads = evaluation.run.threads
-        run(
-            evaluator,
-            plan.roles,
-            plan.chunk_rows,
-            progress.advance if progress else None,
-            threads=default_threads() if threads is None else threads,
-            shift=plan.seqmap if plan.shift else None,
-        )
+        try:
+            run(
+                evaluator,
+                plan.roles,
+                plan.chunk_rows,
+                progress.advance if progress else None,
+                threads=default_threads() if threads is None else threads,
+                shift=plan.seqmap if plan.shift else None,
+            )
+        except LossCliError as exc:  # how a CSV was read may be why (see add_hints)
+            from .readers.csv_dialect import add_hints
+
+            add_hints(exc, plan.readers)
+            raise
         state = evaluator.finish(plan.nulls, plan.warnings_after)
         if evaluation.run.save_state is not None:
             state.save(evaluation.run.save_state)
