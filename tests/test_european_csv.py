@@ -265,3 +265,18 @@ def test_python_api(tmp_path: Path) -> None:
     assert any('delimiter=";" decimal=","' in n for n in detected.notes)
     with pytest.raises(UsageError, match="delimiter and decimal are both"):
         losscli.evaluate("mse", str(path), delimiter=",", decimal=",")
+
+
+def test_weights_and_logprobs_files(tmp_path: Path) -> None:
+    """The other tables a run reads: a --weights file and perplexity's --logprobs."""
+    p, y = _regression(300)
+    w = np.random.default_rng(4).uniform(0.1, 2.0, 300)
+    pd.DataFrame({"y_pred": p, "y": y}).to_csv(tmp_path / "py.csv", sep=";", decimal=",", index=False)
+    pd.DataFrame({"w": w}).to_csv(tmp_path / "w.csv", sep=";", decimal=",", index=False)
+    value, _ = _value("mse", tmp_path / "py.csv", "--weights", tmp_path / "w.csv")
+    assert math.isclose(value, ref.mse(p, y, w), rel_tol=REL)
+    lp = -np.random.default_rng(5).exponential(2.0, 400)
+    pd.DataFrame({"logprob": lp}).to_csv(tmp_path / "lp.csv", sep=";", decimal=",", index=False)
+    ppl, err = _value("perplexity", "--logprobs", tmp_path / "lp.csv")
+    assert math.isclose(ppl, math.exp(-math.fsum(lp) / len(lp)), rel_tol=REL)
+    assert "lp.csv: read as one column of numbers with decimal commas" in err

@@ -53,7 +53,8 @@ def run_evaluation(
     Sources are paths (CSV/TSV, Parquet, .npy, .npz, JSON Lines; ``-`` for stdin) or arrays.
     Options: ``weights``, ``pred_col``, ``target_col``, ``weight_col``, ``chunk_size``, ``nan``
     ("error" or "skip"), ``top``, ``per_example`` (a .csv/.parquet/.npy file receiving every
-    example's loss), ``fmt`` (the input format), ``header``, ``threads``, ``row_offset`` and
+    example's loss), ``fmt`` (the input format), ``header``, ``delimiter`` and ``decimal`` (a
+    CSV's separator and decimal mark: ``delimiter=";", decimal=","``), ``threads``, ``row_offset`` and
     ``save_state`` (a path: the run's state, for ``merge``), plus the metric's own (``input``,
     ``ignore_index``, ``topk``, ``delta``, perplexity's ``logprobs``, ``shift``, ``seq_col``,
     ``text``, ``n_bytes``, ``n_words``): see ``losscli <metric> --help``.
