@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import losscli
 from losscli.errors import LossCliError
 
-FORMATS = ("csv", "tsv", "csv.gz", "npy", "npz", "parquet", "jsonl")
+FORMATS = ("csv", "tsv", "csv.gz", "npy", "npz", "parquet", "jsonl", "eu.csv")
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 
 
@@ -37,6 +37,8 @@ def seeds() -> dict[str, bytes]:
         "csv": csv_text.encode(),
         "tsv": csv_text.replace(",", "\t").encode(),
         "csv.gz": gzip.compress(csv_text.encode()),
+        # European CSV (pandas' to_csv(sep=";", decimal=",")): read detected and as told
+        "eu.csv": csv_text.replace(",", ";").replace(".", ",").encode(),
     }
     buf = io.BytesIO()
     np.save(buf, np.stack([p, y], axis=1))
@@ -108,6 +110,12 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
     runs = [
         lambda: losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
     ]
+    if fmt == "eu.csv":
+        runs.append(
+            lambda: losscli.evaluate(
+                "mse", path, pred_col=cols[0], target_col=cols[1], delimiter=";", decimal=",", threads=1
+            )
+        )
     if fmt in ("npy", "npz", "parquet"):
         runs.append(
             lambda: losscli.evaluate(
