@@ -280,3 +280,15 @@ def test_weights_and_logprobs_files(tmp_path: Path) -> None:
     ppl, err = _value("perplexity", "--logprobs", tmp_path / "lp.csv")
     assert math.isclose(ppl, math.exp(-math.fsum(lp) / len(lp)), rel_tol=REL)
     assert "lp.csv: read as one column of numbers with decimal commas" in err
+
+
+def test_thousands_groups_are_not_decimal_commas(tmp_path: Path) -> None:
+    """"1,234" quoted in a comma CSV (US Excel's thousands) is not taken for 1.234: refused,
+    as before, with the option named."""
+    path = tmp_path / "us.csv"
+    path.write_text('pred,y\n"1,234",2\n"2,000",3\n')
+    r = run_cli("mse", path)
+    assert r.code == 3 and "'1,234' is not a number" in r.stderr and "--decimal ," in r.stderr
+    eu = tmp_path / "eu.csv"  # the same values where ';' separates: decimal commas
+    eu.write_text("pred;y\n1,234;2\n2,000;3\n")
+    assert _value("mse", eu)[0] == ref.mse(np.array([1.234, 2.0]), np.array([2.0, 3.0]))

@@ -11,6 +11,8 @@ below it, so a pipe loses nothing) and never guesses where the file cannot tell:
 * the decimal mark is ``,`` when, split by that separator, the sampled cells hold numbers
   written ``1,5`` / ``-0,25`` / ``1,5e-3`` and none written ``1.5``: a comma inside a cell
   is then never a separator (in a comma-separated file such a cell must have been quoted).
+  Where ``;`` does not separate, cells that are all ``1,234`` could be thousands (US Excel
+  quotes them so in a comma-separated file): not enough.
 * a file of one column under a header, whose rows are all such numbers, is one column of
   decimal-comma numbers: read as ``,``-separated its rows would not match its header.
 
@@ -36,6 +38,7 @@ _QUOTED = re.compile(r'"(?:[^"]|"")*"?')
 _COMMA_NUMBER = re.compile(r"\s*[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?\s*")
 _POINT_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_THOUSANDS = re.compile(r"\s*[+-]?[1-9]\d{0,2},\d{3}\s*")  # 1,234: thousands (US Excel) or 1.234?
 _TWO_INTEGERS = re.compile(r"\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*")
 _SEPARATORS = (",", ";", "\t")
 #: added to "not a number" errors on a cell that a decimal comma would make a number
@@ -106,7 +109,7 @@ def _one_decimal_column(bare: str, lines: Sequence[str]) -> bool:
     seen = False
     for line in lines:
         if _COMMA_NUMBER.fullmatch(line):
-            seen = True
+            seen = seen or not _THOUSANDS.fullmatch(line)
         elif line.strip() and not _INTEGER.fullmatch(line):
             return False
     return seen
@@ -122,11 +125,12 @@ def _decimal_commas(first: str, lines: Sequence[str], delimiter: str) -> bool:
     if delimiter != "," and not any("," in line for line in text):
         return False
     commas = False
+    thousands = delimiter != ";"  # a ";"-separated file writes no thousands commas
     try:
         for row in csv.reader(text, delimiter=delimiter):
             for cell in row:
                 if "," in cell and _COMMA_NUMBER.fullmatch(cell):
-                    commas = True
+                    commas = commas or not (thousands and _THOUSANDS.fullmatch(cell))
                 elif "." in cell and _POINT_NUMBER.fullmatch(cell):
                     return False
     except csv.Error:
