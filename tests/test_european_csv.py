@@ -212,7 +212,7 @@ def test_mixed_decimal_marks_refused_with_a_hint(tmp_path: Path) -> None:
     path.write_text("pred;y\n1.5;2\n1,5;3\n")
     r = run_cli("mse", path)
     assert r.code == 3
-    assert "'1,5' is not a number; numbers with decimal commas? pass --decimal ," in r.stderr
+    assert "'1,5' is not a number (line 3); numbers with decimal commas? pass --decimal ," in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
@@ -292,3 +292,12 @@ def test_thousands_groups_are_not_decimal_commas(tmp_path: Path) -> None:
     eu = tmp_path / "eu.csv"  # the same values where ';' separates: decimal commas
     eu.write_text("pred;y\n1,234;2\n2,000;3\n")
     assert _value("mse", eu)[0] == ref.mse(np.array([1.234, 2.0]), np.array([2.0, 3.0]))
+
+
+def test_ambiguous_file_named_in_the_error_it_causes(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("y\n1\n2\n")
+    (tmp_path / "t.csv").write_text("1,5\n2,5\n")  # two columns: a width error names the option
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv")
+    assert r.code == 3 and len(r.stderr.strip().splitlines()) == 1
+    assert "t.csv: read as comma-separated (1,5 is two columns); if its commas" in r.stderr
+    assert _value("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--decimal", ",")[0] == 0.25

@@ -172,26 +172,28 @@ def decimal_hint(text: str, decimal: str) -> str:
     return f"; {DECIMAL_HINT}" if decimal == "." and _COMMA_NUMBER.fullmatch(text) else ""
 
 
-def describe(readers: Sequence[Any]) -> tuple[list[str], list[str]]:
+def describe(readers: Sequence[Any], failed: bool = False) -> tuple[list[str], list[str]]:
     """(notes, warnings) about the CSV dialects of a run's inputs: what detection chose, one
     note per input; and, for an ambiguous input (see Dialect.ambiguous) beside one read with
-    decimal commas, a warning naming the option."""
+    decimal commas, or with a line that reads best as one (or in a run that ``failed``), a
+    warning naming the option."""
     dialects = [r for r in dict.fromkeys(readers) if getattr(r, "dialect", None) is not None]
     notes = [f"{r.display}: {r.dialect.detected}" for r in dialects if r.dialect.detected]
     commas = next((r for r in dialects if r.dialect.decimal == ","), None)
     warnings = []
     for r in dialects:
         d = r.dialect
-        if not d.ambiguous or (commas is None and d.evidence is None):
+        if not d.ambiguous or (commas is None and d.evidence is None and not failed):
             continue
         line = d.evidence or ",".join(r.first_fields)
-        why = (
-            f"{commas.display} has decimal commas"
-            if commas is not None
-            else "such a line reads best as one number with a decimal comma"
-        )
+        if commas is not None:
+            why = f", but {commas.display} has decimal commas"
+        elif d.evidence is not None:
+            why = ", but such a line reads best as one number with a decimal comma"
+        else:
+            why = ""
         warnings.append(
-            f"{r.display}: read as comma-separated ({line} is two columns), but {why}; "
+            f"{r.display}: read as comma-separated ({line} is two columns){why}; "
             "if its commas are decimal marks, pass --decimal ,"
         )
     return notes, warnings
@@ -201,6 +203,6 @@ def add_hints(exc: LossCliError, readers: Sequence[Any]) -> None:
     """Add ``describe``'s warnings to the error a run ended with: a file read as two columns
     that may hold decimal commas is the likely cause of a shape or width error, and a run that
     fails prints no warnings."""
-    hints = describe(readers)[1]
+    hints = describe(readers, failed=True)[1]
     if hints and exc.args and not any(h in str(exc) for h in hints):
         exc.args = (f"{exc.args[0]} ({'; '.join(hints)})", *exc.args[1:])

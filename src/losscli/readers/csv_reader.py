@@ -613,9 +613,9 @@ class CsvReader(Reader):
                     elif j in self.bool_columns:
                         what = f"{shown!r} is not True or False, as the column's first value is"
                     else:
-                        what = f"{shown!r} is not a number{decimal_hint(text, self.decimal)}"
+                        what = f"{shown!r} is not a number"
                     raise InputError(
-                        f"{what} (line {line})",
+                        f"{what} (line {line}){decimal_hint(text, self.decimal)}",
                         path=self.display,
                         row=data_row,
                         column=repr(self.column_names[j]),
