@@ -104,7 +104,7 @@ def _only_separator(bare: str, sep: str) -> bool:
 def _one_decimal_column(bare: str, lines: Sequence[str]) -> bool:
     """A one-field first line above rows that are single numbers, some of them ``1,5`` and
     none ``1.5``: read with commas as separators, the rows would not match the header."""
-    if not bare.strip() or _COMMA_NUMBER.fullmatch(bare) or _INTEGER.fullmatch(bare):
+    if not bare.strip() or any(p.fullmatch(bare) for p in (_COMMA_NUMBER, _POINT_NUMBER, _INTEGER)):
         return False  # a first line of data: ambiguous, not a header above numbers
     seen = False
     for line in lines:
