@@ -35,6 +35,7 @@ FORMATS = (
     "vllm.jsonl",
     "llamacpp.json",
     "llamacpp-old.json",
+    "eu.csv",
 )
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 
@@ -50,6 +51,8 @@ def seeds() -> dict[str, bytes]:
         "csv": csv_text.encode(),
         "tsv": csv_text.replace(",", "\t").encode(),
         "csv.gz": gzip.compress(csv_text.encode()),
+        # European CSV (pandas' to_csv(sep=";", decimal=",")): read detected and as told
+        "eu.csv": csv_text.replace(",", ";").replace(".", ",").encode(),
     }
     buf = io.BytesIO()
     np.save(buf, np.stack([p, y], axis=1))
@@ -167,6 +170,12 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
     runs = [
         lambda: losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
     ]
+    if fmt == "eu.csv":
+        runs.append(
+            lambda: losscli.evaluate(
+                "mse", path, pred_col=cols[0], target_col=cols[1], delimiter=";", decimal=",", threads=1
+            )
+        )
     if fmt in ("npy", "npz", "parquet"):
         runs.append(
             lambda: losscli.evaluate(

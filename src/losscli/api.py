@@ -61,6 +61,8 @@ def run_evaluation(
     ``target_col``, ``weight_col``, ``exclude_col`` (column specs: names, positions, ranges
     ``"1-10"``/``"3-"`` and globs ``"p_*"``, comma-separated; arrays have positions only);
     reading ``fmt`` (the format of paths: csv, tsv, parquet, npy, npz, jsonl), ``header``,
+    ``delimiter`` and ``decimal`` (a CSV's separator and decimal mark: ``delimiter=";",
+    decimal=","``),
     ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``, ``row_offset``; outputs ``top``,
     ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
     (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar); the
@@ -107,14 +109,20 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
             progress.start(plan.total_rows)
             stack.callback(progress.stop)
         threads = evaluation.run.threads
-        run(
-            evaluator,
-            plan.roles,
-            plan.chunk_rows,
-            progress.advance if progress else None,
-            threads=default_threads() if threads is None else threads,
-            shift=plan.seqmap if plan.shift else None,
-        )
+        try:
+            run(
+                evaluator,
+                plan.roles,
+                plan.chunk_rows,
+                progress.advance if progress else None,
+                threads=default_threads() if threads is None else threads,
+                shift=plan.seqmap if plan.shift else None,
+            )
+        except LossCliError as exc:  # how a CSV was read may be why (see add_hints)
+            from .readers.csv_dialect import add_hints
+
+            add_hints(exc, plan.readers)
+            raise
         state = evaluator.finish(plan.nulls, plan.warnings_after)
         if plan.seqmap is not None and "preds" in plan.roles:  # JSON log-probs: the tokens' text
             from .lm import worst_token_text

@@ -79,7 +79,8 @@ def column_options() -> list[Callable[..., Any]]:
 
 
 def reading_options() -> list[Callable[..., Any]]:
-    """How the inputs are read and scored: chunks, NaN, threads, format, header, row numbers."""
+    """How the inputs are read and scored: chunks, NaN, threads, format, header, delimiter and
+    decimal mark, row numbers."""
     from .options import NAN_POLICIES
     from .readers import INPUT_FORMATS  # the readers know their formats (numpy is loaded by now)
 
@@ -127,6 +128,18 @@ def reading_options() -> list[Callable[..., Any]]:
             default=None,
             help="CSV/TSV: the first row is a header / is data. Default: detected (pandas' "
             "0,1,... header too); a warning says when the file could not tell.",
+        ),
+        click.option(
+            "--delimiter",
+            metavar="CHAR",
+            help="CSV/TSV: the field separator ('\\t' for a tab). Default: detected: tab in .tsv "
+            "files, ';' when the first line's only separator is ';' (European CSV), else ','.",
+        ),
+        click.option(
+            "--decimal",
+            metavar="CHAR",
+            help="CSV/TSV: the decimal mark (',' for pandas' to_csv(sep=';', decimal=',')). "
+            "Default: ',' when the cells look like 1,5 and none like 1.5 (said on stderr), else '.'.",
         ),
     ]
 

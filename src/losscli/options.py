@@ -40,6 +40,8 @@ class Source:
     format: str | None = None  # --input-format: read whatever the extension says otherwise
     columns: str | None = None  # --pred-col / --target-col / --weight-col as given
     header: bool | None = None  # CSV: None detects
+    delimiter: str | None = None  # CSV: the field separator; None detects (",", tab, ";")
+    decimal: str | None = None  # CSV: the decimal mark; None detects ("," in ";"-separated files)
 
     @property
     def is_path(self) -> bool:
@@ -130,6 +132,10 @@ class Evaluation:
             out["input_format"] = first.format
         if first is not None and first.header is not None:
             out["header"] = first.header
+        for name in ("delimiter", "decimal"):
+            value = getattr(first, name, None)
+            if value is not None:
+                out[name] = value
         return out
 
 
@@ -147,6 +153,8 @@ COMMON = (
     "progress",
     "threads",
     "header",
+    "delimiter",
+    "decimal",
     "row_offset",
     "save_state",
     "logprobs",
@@ -158,9 +166,10 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
     OutputError for an output that cannot be written), raised before anything is opened."""
     _refuse_foreign(metric, kwargs)
     fmt, header = kwargs.get("fmt"), kwargs.get("header")
+    delimiter, decimal = text_marks(kwargs.get("delimiter"), kwargs.get("decimal"))
 
     def source(data: Any, role: Role, columns: str | None) -> Source | None:
-        return None if data is None else Source(data, role, fmt, columns, header)
+        return None if data is None else Source(data, role, fmt, columns, header, delimiter, decimal)
 
     weights, weight_col = kwargs.get("weights"), kwargs.get("weight_col")
     inputs = Inputs(
@@ -197,6 +206,37 @@ def _refuse_output_over_input(run: RunOptions, inputs: list[str]) -> None:
         for path in inputs:
             if path != "-" and os.path.exists(path) and os.path.samefile(output, path):
                 raise UsageError(f"{option} {output} is also an input of this run: give another file name")
+
+
+#: what a CSV's --delimiter or --decimal cannot be: the quote, line ends, and (for the
+#: decimal mark) the characters numbers are written with
+_NEVER_MARKS = {'"': "the quote character", "\n": "a line end", "\r": "a line end"}
+_NUMBER_CHARS = "0123456789+-eE"
+
+
+def text_marks(delimiter: Any, decimal: Any) -> tuple[str | None, str | None]:
+    """--delimiter and --decimal checked (None: detect from the file). Each is one character;
+    ``\\t`` (as a shell passes '\\t') and ``tab`` mean a tab. Refused before any file is opened:
+    a quote or a line end, a decimal mark that is a digit, sign or exponent, and one character
+    for both (pandas refuses that too)."""
+    marks: list[str | None] = []
+    for option, value in (("--delimiter", delimiter), ("--decimal", decimal)):
+        if value is None:
+            marks.append(None)
+            continue
+        if not isinstance(value, str):
+            raise UsageError(f"{option} must be one character, not {value!r}")
+        char = "\t" if value in ("\\t", "tab") else value
+        if len(char) != 1:
+            raise UsageError(f"{option} must be one character (or '\\t' for a tab), not {value!r}")
+        if char in _NEVER_MARKS:
+            raise UsageError(f"{option} cannot be {_NEVER_MARKS[char]}")
+        if option == "--decimal" and char in _NUMBER_CHARS:
+            raise UsageError(f"--decimal cannot be {char!r}: numbers are written with it; give ',' or '.'")
+        marks.append(char)
+    if marks[0] is not None and marks[0] == marks[1]:
+        raise UsageError(f"--delimiter and --decimal are both {marks[0]!r}; they must differ")
+    return marks[0], marks[1]
 
 
 def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:

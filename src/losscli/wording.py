@@ -25,6 +25,8 @@ _CHOICE = re.compile(
     + "|".join(rf"--({name})(?:\s+|=)({'|'.join(values)})\b" for name, values in CHOICES.items())
     + ")"
 )
+#: --delimiter ';' / --decimal , -> delimiter=";" / decimal=","
+_MARK = re.compile(_NOT_AFTER + r"--(delimiter|decimal)(?:\s+|=)'?([^'\s])'?(?=[\s)]|$)")
 _NUMBER = re.compile(_NOT_AFTER + r"--(ignore-index|top|topk|threads|chunk-size)(?:\s+|=)(-?\d+)\b")
 _OPTION = re.compile(_NOT_AFTER + r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
@@ -37,5 +39,6 @@ def parameter(option: str) -> str:
 def in_api_words(text: str) -> str:
     """``use --nan skip`` -> ``use nan="skip"``; ``--pred-col`` -> ``pred_col``."""
     text = _CHOICE.sub(lambda m: '{}="{}"'.format(*(g for g in m.groups() if g is not None)), text)
+    text = _MARK.sub(lambda m: f'{m[1]}="{m[2]}"', text)
     text = _NUMBER.sub(lambda m: f"{parameter(m[1])}={m[2]}", text)
     return _OPTION.sub(lambda m: FLAGS.get(m[1]) or parameter(m[1]), text)

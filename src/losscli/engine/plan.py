@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from .. import __version__
 from ..columns import RULE_EVERY, RULE_OTHERS, Choice, class_labels, has_names, pair_by_name
-from ..errors import UsageError
+from ..errors import LossCliError, UsageError
 from ..metrics import registry
 from ..metrics.base import MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
@@ -59,6 +59,7 @@ class Plan:
     nulls: int = 0  # null log-probabilities: ignored tokens that never reach the scorer
     text_ids: frozenset[str] = frozenset()
     total_rows: int | None = None
+    readers: list[Reader] = field(default_factory=list)  # every input opened (for add_hints)
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
 
     def output_names(self, count: int) -> tuple[str, ...]:
@@ -70,7 +71,14 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
     if source.is_path:
         from ..readers.open import open_reader
 
-        reader = open_reader(source.path or "", source.format, header=source.header, nan=nan)
+        reader = open_reader(
+            source.path or "",
+            source.format,
+            header=source.header,
+            nan=nan,
+            delimiter=source.delimiter,
+            decimal=source.decimal,
+        )
         if reader.sequence_records and source.role != "logprobs":
             reader.close()
             raise UsageError(
@@ -86,14 +94,29 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
 
 
 def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
-    """Open the inputs and decide everything a run needs before its first chunk."""
+    """Open the inputs and decide everything a run needs before its first chunk. An error
+    carries the warnings on how a CSV was read (a file read as comma-separated that may have
+    decimal commas): they are its likely cause, and a failed run prints no warnings."""
+    from ..readers.csv_dialect import add_hints
+
+    every: list[Reader] = []
+    try:
+        return _make_plan(evaluation, stack, every)
+    except LossCliError as exc:
+        add_hints(exc, every)
+        raise
+
+
+def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) -> Plan:
+    from ..readers.csv_dialect import describe as describe_dialects
     from ..readers.open import settle_headers
 
     metric = registry.get(evaluation.metric)
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        return open_source(source, stack, nan)
+        every.append(open_source(source, stack, nan))
+        return every[-1]
 
     layout: _Layout
     if metric.inputs == "tokens":
@@ -109,6 +132,9 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
     roles, ids = engine_roles(choices, layout.roles)
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
+    dialect_notes, dialect_warnings = describe_dialects(every)
+    notes[:0] = dialect_notes  # how a file was read comes before what was taken from it
+    layout.warnings += dialect_warnings
     readers = list(dict.fromkeys(r.reader for r in roles.values()))
     per_example = evaluation.run.per_example
     if per_example is not None and IDS in roles and per_example.lower().endswith(".npy"):
@@ -133,6 +159,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
         layout.nulls,
         frozenset(k for k in (IDS, *CHECKED_IDS) if k in roles and roles[k].reader.ids_as_text),
         next((r.n_rows for r in readers if r.n_rows is not None), None),
+        every,
     )
     if metric.wide_scores:
         plan.warnings_after.append(_rule_logits_warning(choices[PREDS]))

@@ -44,7 +44,8 @@ from .base import (
     refuse_missing,
     wanted_columns,
 )
-from .formats import detect_compression, tab_separated
+from .csv_dialect import decimal_hint, detect
+from .formats import detect_compression
 from .open import Replay
 from .prefetch import prefetch
 
@@ -67,12 +68,17 @@ _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 BOOL_VALUES = {"True": 1.0, "False": 0.0, "true": 1.0, "false": 0.0, "TRUE": 1.0, "FALSE": 0.0}
 
 
-def _is_number(text: str) -> bool:
+def _is_number(text: str, decimal: str = ".") -> bool:
     """A cell that holds a value: a number, or a bool as pandas and Polars write them."""
-    if text.strip() in BOOL_VALUES:
+    text = text.strip()
+    if text in BOOL_VALUES:
         return True
+    if decimal != ".":
+        if "." in text:
+            return False
+        text = text.replace(decimal, ".")
     try:
-        float(text.strip())
+        float(text)
     except ValueError:
         return False
     return True
@@ -126,6 +132,7 @@ class CsvReader(Reader):
 
     ``stream``: the input when it can be read only once (stdin, a pipe), replaying the bytes
     open_reader sniffed. ``compression`` overrides what the name says (a pipe has no name).
+    ``delimiter``/``decimal``: the separator and decimal mark, None to detect (csv_dialect).
     """
 
     delimited = True
@@ -139,6 +146,7 @@ class CsvReader(Reader):
         nan: str = "error",
         stream: Any = None,
         compression: str | None = None,
+        decimal: str | None = None,
     ) -> None:
         self.path = path
         self.display = "<stdin>" if path == "-" else path
@@ -148,9 +156,10 @@ class CsvReader(Reader):
         self.skip_missing = nan == "skip"
         self._stream = self._decompressed(stream) if stream is not None and self.compression else stream
         first, raw = self._peek()
-        if delimiter is None:
-            delimiter = "\t" if tab_separated(path, first) else ","
-        self.delimiter = delimiter
+        lines = _sample_lines(raw, self._peek_eof)
+        self.dialect = detect(path, first, lines, delimiter, decimal)
+        self.delimiter = delimiter = self.dialect.delimiter
+        self.decimal = self.dialect.decimal
         self._prefix: bytes | None = raw
         try:
             fields = next(csv.reader([first], delimiter=delimiter)) if first else []
@@ -167,8 +176,8 @@ class CsvReader(Reader):
                 path=self.display,
             )
         self.first_fields = [f.strip() for f in fields]
-        sample = _sample_rows(raw, delimiter, self._peek_eof)
-        self.has_header, self.header_certain = _detect_header(fields, sample, header)
+        sample = _sample_rows(lines, delimiter)
+        self.has_header, self.header_certain = _detect_header(fields, sample, header, self.decimal)
         self.bool_columns = _bool_columns(fields, sample, self.has_header)
         # a header of integers other than pandas' default: a guess worth a line (see settle_headers)
         self.header_note: str | None = None
@@ -449,6 +458,7 @@ class CsvReader(Reader):
             null_values=[""],  # an empty cell, quoted or not, is missing; "nan" is a value, "NA" an error
             strings_can_be_null=False,
             quoted_strings_can_be_null=True,
+            decimal_point=self.decimal,
         )
 
         def parse(number: int, block: memoryview) -> Any:
@@ -565,8 +575,9 @@ class CsvReader(Reader):
                 data_row += 1
                 line = reader.line_num
                 if len(fields) != width:
+                    hint = decimal_hint(",".join(fields), self.decimal) if width == 1 else ""
                     raise InputError(
-                        f"line {line} has {len(fields)} field(s) but the first row has {width}",
+                        f"line {line} has {len(fields)} field(s) but the first row has {width}{hint}",
                         path=self.display,
                         row=data_row,
                     )
@@ -595,7 +606,7 @@ class CsvReader(Reader):
             if j in self.text_columns:
                 values.append(text)
                 continue
-            value = BOOL_VALUES.get(text) if j in self.bool_columns else _to_float(text)
+            value = BOOL_VALUES.get(text) if j in self.bool_columns else _to_float(text, self.decimal)
             if value is None:
                 if text == "" and self.skip_missing:
                     value = math.nan
@@ -612,7 +623,7 @@ class CsvReader(Reader):
                     else:
                         what = f"{shown!r} is not a number"
                     raise InputError(
-                        f"{what} (line {line})",
+                        f"{what} (line {line}){decimal_hint(text, self.decimal)}",
                         path=self.display,
                         row=data_row,
                         column=repr(self.column_names[j]),
@@ -624,7 +635,9 @@ class CsvReader(Reader):
         """pyarrow's errors do not say where; the Python parser finds the first bad cell."""
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if self._stream is not None:
-            return InputError(f"{_friendly(message)} (somewhere after row {row})", path=self.display)
+            bad = re.search(r"invalid value '([^']*)'", message)
+            hint = decimal_hint(bad[1], self.decimal) if bad else ""
+            return InputError(f"{_friendly(message)} (somewhere after row {row}){hint}", path=self.display)
         try:
             for _ in self._parse_python(wanted):
                 pass
@@ -633,10 +646,15 @@ class CsvReader(Reader):
         return InputError(_friendly(message), path=self.display)
 
 
-def _to_float(text: str) -> float | None:
-    """float() as pyarrow reads numbers: no digit separators, surrounding spaces allowed."""
+def _to_float(text: str, decimal: str = ".") -> float | None:
+    """float() as pyarrow reads numbers: no digit separators, surrounding spaces allowed;
+    ``decimal`` is the decimal mark (with a comma, a point is not a number, as in pyarrow)."""
     if "_" in text:
         return None
+    if decimal != ".":
+        if "." in text:
+            return None
+        text = text.replace(decimal, ".")
     try:
         return float(text)
     except ValueError:
@@ -702,9 +720,9 @@ def _rstrip_newlines(buf: bytearray, end: int) -> int:
     return end
 
 
-def _sample_rows(raw: bytes, delimiter: str, complete: bool) -> list[list[str]]:
-    """The rows after the first line in the bytes peeked at, up to SAMPLE_LINES: complete
-    lines only, unless the peek reached the end of the input."""
+def _sample_lines(raw: bytes, complete: bool) -> list[str]:
+    """The non-empty lines after the first line in the bytes peeked at, up to SAMPLE_LINES:
+    complete lines only, unless the peek reached the end of the input."""
     body = raw[_data_start(raw, len(raw)) :]
     nl = body.find(b"\n")
     if nl < 0:
@@ -712,14 +730,20 @@ def _sample_rows(raw: bytes, delimiter: str, complete: bool) -> list[list[str]]:
     rest = body[nl + 1 :]
     if not complete:
         rest = rest[: rest.rfind(b"\n") + 1]
-    lines = [ln for ln in rest.decode("utf-8", errors="replace").splitlines()[:SAMPLE_LINES] if ln]
+    return [ln for ln in rest.decode("utf-8", errors="replace").splitlines()[:SAMPLE_LINES] if ln]
+
+
+def _sample_rows(lines: list[str], delimiter: str) -> list[list[str]]:
+    """The sampled lines (see _sample_lines) split into fields."""
     try:
         return list(csv.reader(lines, delimiter=delimiter))
     except csv.Error:
         return []
 
 
-def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None) -> tuple[bool, bool]:
+def _detect_header(
+    fields: list[str], rows: list[list[str]], forced: bool | None, decimal: str = "."
+) -> tuple[bool, bool]:
     """(has a header, certain). A field that is not a number makes the first row a header.
     A row of integers is a header when a column below it holds numbers written with a decimal
     point or exponent (pandas and Polars write 0.0 there, never 0) and no column mixes them with
@@ -731,7 +755,7 @@ def _detect_header(fields: list[str], rows: list[list[str]], forced: bool | None
         return forced, True
     if len(fields) == 1 and not fields[0].strip():
         return False, True  # "" alone: a missing value, as pandas writes NaN without a header
-    if not all(_is_number(f) for f in fields):
+    if not all(_is_number(f, decimal) for f in fields):
         return True, True
     default = _is_default_header(fields)
     if not default and not all(_INTEGER.fullmatch(f.strip()) for f in fields):

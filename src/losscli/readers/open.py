@@ -16,6 +16,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError, UsageError
@@ -80,25 +81,44 @@ class Replay(io.RawIOBase):
         super().close()
 
 
-def open_reader(path: str, fmt: str | None = None, header: bool | None = None, nan: str = "error") -> Reader:
+@dataclass(frozen=True)
+class TextMarks:
+    """How a CSV/TSV is written: its separator and decimal mark (None: detected from it)."""
+
+    delimiter: str | None = None
+    decimal: str | None = None
+
+
+def open_reader(
+    path: str,
+    fmt: str | None = None,
+    header: bool | None = None,
+    nan: str = "error",
+    delimiter: str | None = None,
+    decimal: str | None = None,
+) -> Reader:
     """A reader for ``path`` (``-`` is stdin); ``fmt`` overrides the extension.
 
     ``header`` forces whether a CSV's first row is a header (None: detect it; see
     ``settle_headers``). ``nan`` is the --nan policy: "skip" turns missing values (empty CSV
     cells, Parquet nulls) into NaN for the engine to drop; "error" refuses them where found.
+    ``delimiter``/``decimal``: a CSV's separator and decimal mark (None: detected; see
+    ``describe_marks``); other formats have neither.
     """
     if fmt is not None and fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     stream = _open_stream(path)
     try:
-        return _reader(path, fmt, header, nan, stream)
+        return _reader(path, fmt, header, nan, stream, TextMarks(delimiter, decimal))
     except BaseException:
         if stream is not None:
             stream.close()
         raise
 
 
-def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: Replay | None) -> Reader:
+def _reader(
+    path: str, fmt: str | None, header: bool | None, nan: str, stream: Replay | None, marks: TextMarks
+) -> Reader:
     named = fmt or (None if path == "-" else format_from_name(path))
     head = stream.sniffed if stream is not None else _head(path)
     display = "<stdin>" if path == "-" else path
@@ -135,11 +155,17 @@ def _reader(path: str, fmt: str | None, header: bool | None, nan: str, stream: R
             f"from its end); save it to a file first (for example: ... > input{extension(named)})",
             path=display,
         )
-    return _construct(path, named, header, nan, stream, compression)
+    return _construct(path, named, header, nan, stream, compression, marks)
 
 
 def _construct(
-    path: str, named: str, header: bool | None, nan: str, stream: Replay | None, compression: str | None
+    path: str,
+    named: str,
+    header: bool | None,
+    nan: str,
+    stream: Replay | None,
+    compression: str | None,
+    marks: TextMarks,
 ) -> Reader:
     if named in ("jsonl", "json"):
         from .jsonl_reader import JsonlReader
@@ -150,8 +176,9 @@ def _construct(
 
         return CsvReader(
             path,
-            "\t" if named == "tsv" else None,
+            marks.delimiter or ("\t" if named == "tsv" else None),
             header=header,
+            decimal=marks.decimal,
             nan=nan,
             stream=stream,
             compression=compression,
