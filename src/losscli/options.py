@@ -172,7 +172,7 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
     run = _run_options(kwargs)
     options = {**metric.defaults(), **{o.name: kwargs[o.name] for o in metric.options if o.name in kwargs}}
     for o in metric.options:
-        o.check(options[o.name])
+        options[o.name] = o.value_of(options[o.name])
     evaluation = Evaluation(metric.name, inputs, run, MappingProxyType(options))
     _check_inputs(evaluation)
     from .readers.open import check_read_once

@@ -23,8 +23,10 @@ from ..errors import UsageError
 from ..metrics import registry
 from ..metrics.base import MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
+from ..metrics.labels import check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
+from ..readers.ids import open_ids
 from ..sequences import PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, IDS, WEIGHTS
@@ -62,8 +64,9 @@ class Plan:
         return tuple(output_names_of(self.choices, count)) if count > 1 else ()
 
 
-def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
-    """A reader for one input, closed with ``stack``."""
+def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) -> Reader:
+    """A reader for one input, closed with ``stack``; ``text``: an array of strings is
+    accepted (text labels for a metric that takes them)."""
     if source.is_path:
         from ..readers.open import open_reader
 
@@ -72,7 +75,7 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
         from ..readers.memory import ArrayReader
 
         _refuse_named_table(source.data, source.role)
-        reader = ArrayReader(source.data, source.role)
+        reader = ArrayReader(source.data, source.role, text=text)
     return stack.enter_context(reader)
 
 
@@ -104,7 +107,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        return open_source(source, stack, nan)
+        return open_source(source, stack, nan, text=metric.text_targets and source.role == TARGETS)
 
     layout: _Layout
     if metric.inputs == "tokens":
@@ -118,6 +121,8 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
             layout.warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
         choices[WEIGHTS] = weight_choice(choices[PREDS].reader, w_reader, inputs.weight_col)
     roles, ids = engine_roles(choices, layout.roles)
+    if layout.text_targets is not None:
+        roles[TARGETS] = layout.text_targets
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
     readers = list(dict.fromkeys(r.reader for r in roles.values()))
@@ -128,6 +133,8 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
     if ids.warning:
         warnings.append(ids.warning)
     options = {**evaluation.metric_options, "labels": layout.labels}
+    if layout.text_targets is not None:
+        options["text_targets"] = True
     if layout.logprobs:
         options["logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
@@ -159,7 +166,8 @@ class _Layout:
     roles: dict[str, Role] | None = None  # a token layout's own roles for preds and targets
     seqmap: SequenceMap | None = None
     nulls: int = 0
-    labels: list[int] | None = None
+    labels: list[int] | list[str] | None = None
+    text_targets: Role | None = None  # the targets' label column, read as text
     notes: list[str] = field(default_factory=list)
     logprobs: bool = False
     text_bytes: int | None = None
@@ -185,13 +193,32 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     if t_reader is not None:
         p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
         warnings += [pairing] if pairing else []
+    text = _text_targets(metric, t_choice)
+    labels: list[int] | list[str] | None = None
     labels, label_note = class_labels(p_choice) if metric.wide_scores else (None, None)
+    if metric.wide_scores:
+        names = [p_choice.reader.column_names[j].strip() for j in p_choice.positions()]
+        named = has_names(p_choice.reader)
+        check_classes(evaluation.metric_options.get("classes"), names if named else None)
+        if text is not None:  # text labels meet the columns by name, whatever the names are
+            labels, label_note = (names if named else None), None
     return _Layout(
         {PREDS: p_choice, TARGETS: t_choice},
         warnings,
         labels=labels,
+        text_targets=text,
         notes=[label_note] if label_note else [],
     )
+
+
+def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:
+    """A label column whose cells are not numbers (``dog``, ``spam``), for a metric that takes
+    text labels: read as text, as id columns are (``ids.open_ids``), not refused as "not a
+    number"."""
+    cols = targets.positions()
+    if not metric.text_targets or len(cols) != 1 or not targets.reader.text_column(cols[0]):
+        return None
+    return Role(*open_ids(targets.reader, cols[0]), targets.reader.display)
 
 
 def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) -> _Layout:

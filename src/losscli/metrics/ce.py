@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import DataProblem
+from ..errors import DataProblem, UsageError
 from ..options import IGNORE_INDEX_DEFAULT
 from ..sequences import SHIFT_DROP
 from . import kernels as K
@@ -29,6 +29,7 @@ from .checks import (
     squeeze_single,
 )
 from .common import LN2, accuracy_figures, interpret_perplexity, safe_exp
+from .labels import ClassMap, Label, parse_classes
 from .shortcuts import Source, pair_shortcut
 
 if TYPE_CHECKING:
@@ -51,6 +52,18 @@ IGNORE_INDEX = MetricOption(
     "Target value that marks rows to skip (as in torch).",
     merge_key=True,
 )
+CLASSES = MetricOption(
+    "classes",
+    "--classes",
+    "str",
+    None,
+    "The class of each score column, in order, separated by commas (clf.classes_: cat,dog,bird or "
+    "1,2,3): labels are matched to these, not taken as column positions. Needed for text labels "
+    "when the scores have no column names (.npy); a wide file's column names are its classes.",
+    metavar="C1,C2,...",
+    merge_key=True,
+    parse=parse_classes,
+)
 
 
 class CEScorer(Scorer):
@@ -64,19 +77,27 @@ class CEScorer(Scorer):
         input_kind: str = "auto",
         ignore_index: int = IGNORE_INDEX_DEFAULT,
         topk: int | None = None,
-        labels: Sequence[int] | None = None,
+        labels: Sequence[Label] | None = None,
+        classes: Sequence[Label] | str | None = None,
+        text_targets: bool = False,
     ) -> None:
+        """``labels``: the score columns' names when they are class labels (integers that are
+        not positions; any names when the targets are text); ``classes``: --classes, which
+        wins; ``text_targets``: the plan reads the targets as text (also found from the dtype)."""
         super().__init__(name)
         self.requested = input_kind
         self.ignore_index = ignore_index
         self.topk = topk
         self.soft = False
-        # the class label of each score column, when the columns are named by labels that are
-        # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
-        self.labels = None if labels is None else tuple(int(v) for v in labels)
-        array = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._label_array = array
-        self._label_order = None if array is None else np.argsort(array, kind="stable")
+        self.text_targets = text_targets
+        given = parse_classes(classes)
+        self.classmap: ClassMap | None = None
+        if given is not None:
+            self.classmap = ClassMap(given, "--classes")
+        elif labels is not None:
+            self.classmap = ClassMap(tuple(labels), "the score columns' names")
+        # the class label of each score column; labels are matched to them, not positions
+        self.labels = None if self.classmap is None else self.classmap.labels
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds
@@ -101,12 +122,31 @@ class CEScorer(Scorer):
             self.soft = True
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
+        self._bind_labels(t)
         if self.requested == "auto":
-            scored = None if self.soft else np.asarray(t) != self.ignore_index
+            scored = None if (self.soft or self.text_targets) else np.asarray(t) != self.ignore_index
             self.input_kind = detect_scores(z, scored)
             self.input_detected = True
         else:
             self.input_kind = self.requested
+
+    def _bind_labels(self, t: NDArray[Any]) -> None:
+        """Text labels need classes to be matched to; --classes must name every column."""
+        self.text_targets = self.text_targets or t.dtype.kind in "OUS"
+        if self.classmap is not None and len(self.classmap.labels) != self.classes:
+            raise UsageError(
+                f"{self.classmap.named_by} names {len(self.classmap.labels)} classes but the scores "
+                f"have {self.classes} columns; give the class of every score column, in order"
+            )
+        if self.text_targets and self.classmap is None:
+            first = next(iter(t.tolist()), None)
+            raise DataProblem(
+                TARGETS,
+                0,
+                f"the labels are text ({first!r}) but the score columns have no names: pass --classes "
+                "with the class of each score column, in order (clf.classes_)",
+                ambiguous=True,
+            )
 
     def _work_dtype(self, z: NDArray[Any]) -> Any:
         return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
@@ -119,6 +159,8 @@ class CEScorer(Scorer):
         real token): one (rows,) compare per chunk, so the result never depends on chunking.
         """
         rows = t.shape[0]
+        if self.text_targets:
+            return self._text_ids(t)
         ids = self.scratch.get("ids", (rows,), np.intp)
         if t.dtype.kind == "f":
             check_finite(t, TARGETS)
@@ -130,8 +172,8 @@ class CEScorer(Scorer):
             raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
         np.copyto(ids, t, casting="unsafe")
         ignored = np.equal(ids, self.ignore_index, out=self.scratch.get("ignored", (rows,), np.bool_))
-        if self.labels is not None:
-            self._columns_of_labels(ids, ignored)
+        if self.classmap is not None:
+            self.classmap.columns_of_numbers(ids, ignored)
         n_ignored = int(np.count_nonzero(ignored))
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= self.classes:
@@ -146,7 +188,8 @@ class CEScorer(Scorer):
                     TARGETS,
                     r,
                     f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
-                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
+                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored); class ids are column "
+                    "positions: for labels such as scikit-learn's classes_ 1,2,3 pass --classes",
                 )
         elif n_ignored == 0:
             return ids, None, 0
@@ -154,24 +197,16 @@ class CEScorer(Scorer):
         keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
         return ids, keep, n_ignored
 
-    def _columns_of_labels(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
-        """Class labels -> the positions of the score columns named by them, in place."""
-        assert self._label_array is not None and self._label_order is not None
-        ordered = self._label_array[self._label_order]
-        pos = np.searchsorted(ordered, ids)
-        np.minimum(pos, len(ordered) - 1, out=pos)
-        found = (ordered[pos] == ids) | ignored
-        if not found.all():
-            r = first_bad_row(found)
-            known = ", ".join(str(v) for v in self._label_array[:8].tolist()) + (
-                ", ..." if len(self._label_array) > 8 else ""
-            )
-            raise DataProblem(
-                TARGETS,
-                r,
-                f"label {int(ids[r])} names no score column: the columns are named by the classes {known}",
-            )
-        np.take(self._label_order, pos, out=ids)  # ignored rows get a valid position; masked later
+    def _text_ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
+        """``_ids`` for text labels: each matched to the class of that name."""
+        assert self.classmap is not None
+        ids, ignored = self.classmap.columns_of_text(t, self.ignore_index, self.scratch)
+        n_ignored = int(np.count_nonzero(ignored))
+        if n_ignored == 0:
+            return ids, None, 0
+        ids[ignored] = 0
+        keep = np.logical_not(ignored, out=self.scratch.get("keep", (t.shape[0],), np.bool_))
+        return ids, keep, n_ignored
 
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
@@ -316,7 +351,7 @@ class CEScorer(Scorer):
 
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """-inf scores are legitimate (a masked class, probability 0); NaN never is."""
-        if targets is not None:
+        if targets is not None and not self.text_targets:
             check_finite(targets, TARGETS)
         if preds.dtype.kind == "f" and self.input_kind != "logits":
             nan = np.isnan(preds)
@@ -337,12 +372,12 @@ class CEScorer(Scorer):
         cells: list[tuple[Any, ...]] = []
         for r in rows:
             loss = chunk.losses[r]
-            predicted = int(argmax[r]) if self.labels is None else int(self.labels[argmax[r]])
+            predicted = int(argmax[r]) if self.labels is None else self.labels[argmax[r]]
             if self.soft:
                 target: Any = int(np.argmax(t[r]))
                 p_target = math.nan
             else:
-                target = int(t[r])
+                target = int(t[r]) if chunk.ids is None or self.labels is None else self.labels[chunk.ids[r]]
                 p_target = math.exp(-float(loss))
             cells.append((predicted, p_target, target))
         return cells
@@ -359,12 +394,23 @@ class CE(MetricDef):
       row 0: 0.3567 nats, row 1: 2.303 nats
 
     PREDS holds (N, C) scores: a 2-D .npy, a wide CSV/Parquet whose columns are the classes,
-    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C)."""
+    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C).
+
+    \b
+    Class labels (scikit-learn's predict_proba with clf.classes_):
+      $ losscli ce proba.csv --target-col species     # columns cat,dog,bird; labels 'dog'
+      $ losscli ce proba.npy labels.csv --classes cat,dog,bird
+      $ losscli ce proba.npy y.npy --classes -1,1     # integer labels that are not positions
+
+    Numbers are column positions (0..C-1) unless the classes are integers: named by --classes,
+    or by the score columns' names (1,2,3, as pandas writes clf.classes_). Text labels are
+    matched to the class of that name; an unknown label is an error naming it."""
     headline_key = "cross_entropy"
     headline_label = "cross-entropy"
     headline_meaning = "-log p(target), nats per example"
-    options = (INPUT, IGNORE_INDEX)
+    options = (INPUT, IGNORE_INDEX, CLASSES)
     wide_scores = True
+    text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         return CEScorer(
@@ -373,6 +419,8 @@ class CE(MetricDef):
             options.get("ignore_index", IGNORE_INDEX_DEFAULT),
             None,
             options.get("labels"),
+            options.get("classes"),
+            bool(options.get("text_targets")),
         )
 
     def figures(self, state: EvalState) -> list[Figure]:
@@ -409,9 +457,12 @@ def cross_entropy(
     y_pred: Source | None = None,
     y_true: Source | None = None,
     nan: str = "error",
+    classes: Sequence[Label] | str | None = None,
 ) -> float:
     """Categorical cross-entropy in nats of (N, C) scores ``preds`` (probs, logits or logprobs:
     ``input``) against class ids or (N, C) soft targets. Predictions first, as in
-    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted."""
-    options = {"input": input, "ignore_index": ignore_index, "nan": nan}
+    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted.
+    ``classes``: the class of each score column (``clf.classes_``, a list or "cat,dog,bird"):
+    labels, text or integers, are matched to them instead of being column positions."""
+    options = {"input": input, "ignore_index": ignore_index, "nan": nan, "classes": classes}
     return pair_shortcut("ce", preds, targets, sample_weight, y_pred, y_true, **options)
