@@ -183,6 +183,7 @@ def test_integer_classes_given_by_option(tmp_path: Path, classes: list[int]) -> 
         assert "column positions" in error and "--classes" in error
 
 
+@pytest.mark.filterwarnings("ignore:The DataFrame has column names of mixed type")
 def test_wide_file_named_by_integer_classes_maps_by_name(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     p = proba(rng, 35, 3)

@@ -10,18 +10,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import DataProblem, UsageError
+from ..errors import DataProblem
 from ..options import IGNORE_INDEX_DEFAULT
 from ..sequences import SHIFT_DROP
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .checks import (
     PREDS,
-    PROB_SUM_TOLERANCE,
     TARGETS,
     check_finite,
-    check_logprobs,
     check_range,
+    check_score_rows,
     detect_scores,
     first_bad_cell,
     first_bad_row,
@@ -29,7 +28,7 @@ from .checks import (
     squeeze_single,
 )
 from .common import LN2, accuracy_figures, interpret_perplexity, safe_exp
-from .labels import ClassMap, Label, parse_classes
+from .labels import ClassMap, Label, check_binding, parse_classes
 from .shortcuts import Source, pair_shortcut
 
 if TYPE_CHECKING:
@@ -122,31 +121,14 @@ class CEScorer(Scorer):
             self.soft = True
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
-        self._bind_labels(t)
+        self.text_targets = self.text_targets or t.dtype.kind in "OUS"
+        check_binding(self.classmap, self.classes, t if self.text_targets else None)
         if self.requested == "auto":
             scored = None if (self.soft or self.text_targets) else np.asarray(t) != self.ignore_index
             self.input_kind = detect_scores(z, scored)
             self.input_detected = True
         else:
             self.input_kind = self.requested
-
-    def _bind_labels(self, t: NDArray[Any]) -> None:
-        """Text labels need classes to be matched to; --classes must name every column."""
-        self.text_targets = self.text_targets or t.dtype.kind in "OUS"
-        if self.classmap is not None and len(self.classmap.labels) != self.classes:
-            raise UsageError(
-                f"{self.classmap.named_by} names {len(self.classmap.labels)} classes but the scores "
-                f"have {self.classes} columns; give the class of every score column, in order"
-            )
-        if self.text_targets and self.classmap is None:
-            first = next(iter(t.tolist()), None)
-            raise DataProblem(
-                TARGETS,
-                0,
-                f"the labels are text ({first!r}) but the score columns have no names: pass --classes "
-                "with the class of each score column, in order (clf.classes_)",
-                ambiguous=True,
-            )
 
     def _work_dtype(self, z: NDArray[Any]) -> Any:
         return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
@@ -160,7 +142,8 @@ class CEScorer(Scorer):
         """
         rows = t.shape[0]
         if self.text_targets:
-            return self._text_ids(t)
+            assert self.classmap is not None
+            return self.classmap.columns_of_text(t, self.ignore_index, self.scratch)
         ids = self.scratch.get("ids", (rows,), np.intp)
         if t.dtype.kind == "f":
             check_finite(t, TARGETS)
@@ -197,17 +180,6 @@ class CEScorer(Scorer):
         keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
         return ids, keep, n_ignored
 
-    def _text_ids(self, t: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
-        """``_ids`` for text labels: each matched to the class of that name."""
-        assert self.classmap is not None
-        ids, ignored = self.classmap.columns_of_text(t, self.ignore_index, self.scratch)
-        n_ignored = int(np.count_nonzero(ignored))
-        if n_ignored == 0:
-            return ids, None, 0
-        ids[ignored] = 0
-        keep = np.logical_not(ignored, out=self.scratch.get("keep", (t.shape[0],), np.bool_))
-        return ids, keep, n_ignored
-
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
     ) -> MetricChunk:
@@ -233,7 +205,7 @@ class CEScorer(Scorer):
         if self.input_kind == "logits":
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
         else:
-            row_sum = self._check_scores(z, keep)
+            row_sum = check_score_rows(z, keep, self.input_kind, self.input_detected, self.scratch)
             np.argmax(z, axis=1, out=argmax)
             clamped = self._normalised_loss(z, t, target_class, out)
         correct = argmax == target_class
@@ -263,51 +235,6 @@ class CEScorer(Scorer):
         else:
             K.ce_from_logprobs_ids(z, target_class, out)
         return 0
-
-    def _check_scores(self, z: NDArray[Any], keep: NDArray[np.bool_] | None) -> tuple[int, float] | None:
-        """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
-        when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
-
-        Rows are summed in float64 (log-probabilities through exp). Under --input auto every chunk
-        must still look like what the first chunk was taken for: a row whose sum is outside
-        PROB_SUM_TOLERANCE is refused with exit 2, never scored as a silent wrong number. Rows the
-        ignore index removes (``keep`` False) are range-checked but their sums do not matter.
-        """
-        kind = "probabilities" if self.input_kind == "probs" else "log-probabilities"
-        guessed = ""
-        if self.input_detected:
-            guessed = f", but --input auto read the scores as {kind} from the first chunk"
-        rows = z.shape[0]
-        sums = self.scratch.get("row_sums", (rows,), np.float64)
-        if self.input_kind == "probs":
-            what = "value" if guessed else "probability"
-            fix = ": pass --input logits (or --input probs)" if guessed else ""
-            check_range(z, PREDS, what, hint=guessed + fix, ambiguous=bool(guessed))
-            np.sum(z, axis=1, out=sums, dtype=np.float64)
-        else:
-            fix = ": pass --input logits (or --input logprobs)" if guessed else ""
-            check_logprobs(z, PREDS, hint=guessed + fix, ambiguous=bool(guessed))
-            exp = self.scratch.get("exp", z.shape, np.float64)
-            np.exp(z, out=exp, dtype=np.float64)
-            np.sum(exp, axis=1, out=sums)
-        dev = self.scratch.get("row_dev", (rows,), np.float64)
-        np.subtract(sums, 1.0, out=dev)
-        np.abs(dev, out=dev)
-        if keep is not None:
-            np.multiply(dev, keep, out=dev)
-        worst = int(np.argmax(dev))
-        if guessed and dev[worst] > PROB_SUM_TOLERANCE:
-            total = "sum" if self.input_kind == "probs" else "exp-sum"
-            raise DataProblem(
-                PREDS,
-                worst,
-                f"this row's {kind} {total} to {sums[worst]:.6g}, not 1 (within {PROB_SUM_TOLERANCE:g})"
-                f"{guessed}: pass --input logits, or --input {self.input_kind} to score them as given",
-                ambiguous=True,
-            )
-        if keep is not None and not keep[worst]:  # every row of the chunk was ignored
-            return None
-        return worst, float(sums[worst])
 
     def _logits_loss(
         self,

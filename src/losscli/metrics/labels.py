@@ -115,9 +115,10 @@ class ClassMap:
 
     def columns_of_text(
         self, t: NDArray[Any], ignore_index: int, scratch: Scratch
-    ) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-        """Text labels -> (positions, ignored): the text of the ignore index (``-100``) is
-        ignored unless it is a class. One dict lookup per distinct label of the chunk."""
+    ) -> tuple[NDArray[np.intp], NDArray[np.bool_] | None, int]:
+        """Text labels -> (positions, keep mask or None, rows ignored), as ``CEScorer._ids``
+        returns them. The text of the ignore index (``-100``) is ignored unless it is a class.
+        One dict lookup per distinct label of the chunk, then a vectorised take."""
         rows = t.shape[0]
         if t.dtype.kind != "O":
             t = t.astype(str)  # a block of a text column that held only integers came as int64
@@ -134,7 +135,30 @@ class ClassMap:
         ids = scratch.get("ids", (rows,), np.intp)
         np.take(at, inverse, out=ids)
         ignored = np.less(ids, 0, out=scratch.get("ignored", (rows,), np.bool_))
-        return ids, ignored
+        n_ignored = int(np.count_nonzero(ignored))
+        if n_ignored == 0:
+            return ids, None, 0
+        ids[ignored] = 0
+        return ids, np.logical_not(ignored, out=scratch.get("keep", (rows,), np.bool_)), n_ignored
+
+
+def check_binding(classmap: ClassMap | None, columns: int, text: NDArray[Any] | None) -> None:
+    """On the first chunk: the classes name every score column, and text labels (``text``)
+    have classes to be matched to (exit 2: the fix is --classes)."""
+    if classmap is not None and len(classmap.labels) != columns:
+        raise UsageError(
+            f"{classmap.named_by} names {len(classmap.labels)} classes but the scores have {columns} "
+            "columns; give the class of every score column, in order"
+        )
+    if text is not None and classmap is None:
+        first = next(iter(text.tolist()), None)
+        raise DataProblem(
+            TARGETS,
+            0,
+            f"the labels are text ({first!r}) but the score columns have no names: pass --classes "
+            "with the class of each score column, in order (clf.classes_)",
+            ambiguous=True,
+        )
 
 
 def _distinct(t: NDArray[Any]) -> tuple[list[Any], NDArray[np.intp]]:
