@@ -161,6 +161,42 @@ def test_many_classes_are_listed_up_to_a_handful(tmp_path: Path) -> None:
     assert "'nope'" in error and "row 9" in error and "(40 in all)" in error and "'c39'" not in error
 
 
+def test_ignore_index_and_an_id_column_beside_text_labels(tmp_path: Path) -> None:
+    """The ignore index written in a text column (-100) is ignored; a text id column in the same
+    file still travels with the rows."""
+    p, y = animals(40, 13)
+    labels: list[str] = list(y)
+    for r in (3, 20):
+        labels[r] = "-100"
+    df = pd.DataFrame({"id": [f"img{k:03d}" for k in range(40)]})
+    df[ANIMALS] = p
+    df["label"] = labels
+    df.to_csv(tmp_path / "p.csv", index=False)
+    r = run_cli("ce", tmp_path / "p.csv", "-f", "json")
+    assert r.code == 0, r.stderr
+    kept = [k for k in range(40) if k not in (3, 20)]
+    assert r.json()["ignored"] == 2 and r.json()["n"] == 38
+    assert math.isclose(r.json()["value"], ce_ref(p[kept], [y[k] for k in kept], ANIMALS), rel_tol=REL)
+    worst = r.json()["examples"][0]
+    assert worst["id"] == f"img{worst['row']:03d}" and worst["target"] == y[worst["row"]]
+
+
+def test_a_state_saved_before_classes_existed_still_merges() -> None:
+    """A state written before --classes and --positive were options has no such keys: the same
+    as not giving them."""
+    from losscli.engine.evaluator import Evaluator
+
+    rng = np.random.default_rng(14)
+    p, y = proba(rng, 30, 3), rng.integers(0, 3, 30)
+    a, b = Evaluator("ce", input="probs"), Evaluator("ce", input="probs")
+    a.update(p[:10], y[:10])
+    b.update(p[10:], y[10:], first_row=10)
+    old = a.state
+    old.header.metric_options.pop("classes")
+    merged = old.merge(b.state)
+    assert math.isclose(merged.report().value, ce_ref(p, y.tolist(), [0, 1, 2]), rel_tol=REL)
+
+
 # ---- ce: integer classes that are not positions ----------------------------------------------
 
 
