@@ -134,6 +134,20 @@ def test_npy_scores_with_classes(tmp_path: Path) -> None:
     assert "--classes" in error and repr(y[0]) in error
 
 
+def test_label_files_as_pandas_and_numpy_write_them(tmp_path: Path) -> None:
+    """Series.to_csv (header 0), and np.savetxt(fmt="%s") with no header: its first label is a
+    class, so it is read as a label, with a warning."""
+    p, y = animals(30, 15)
+    np.save(tmp_path / "p.npy", p)
+    pd.Series(y).to_csv(tmp_path / "series.csv", index=False)
+    np.savetxt(tmp_path / "plain.csv", np.array(y), fmt="%s")
+    for name in ("series.csv", "plain.csv"):
+        r = run_cli("ce", tmp_path / "p.npy", tmp_path / name, "--classes", "cat,dog,bird", "-f", "json")
+        assert r.code == 0, r.stderr
+        assert r.json()["n"] == 30 and math.isclose(r.json()["value"], ce_ref(p, y, ANIMALS), rel_tol=REL)
+    assert f"first row {y[0]!r} is one of the classes" in r.stderr
+
+
 def test_unknown_label_names_it_the_row_and_the_classes(tmp_path: Path) -> None:
     p, y = animals(30, 5)
     y[17] = "fish"

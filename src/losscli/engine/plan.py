@@ -183,6 +183,10 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     p_reader = opened(inputs.preds)
     t_reader = opened(inputs.targets) if inputs.targets is not None else None
     warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
+    if t_reader is not None and inputs.target_col is None and metric.text_targets:
+        options = evaluation.metric_options
+        classes = [*(options.get("classes") or p_reader.column_names), options.get("positive")]
+        warnings += _label_as_header(t_reader, {str(c) for c in classes if c is not None})
     weight_col = inputs.weight_col
     exclude = tuple(p_reader.resolve_many(weight_col)) if (weight_col and inputs.weights is None) else ()
     pred_col = inputs.preds.columns
@@ -209,6 +213,23 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
         text_targets=text,
         notes=[label_note] if label_note else [],
     )
+
+
+def _label_as_header(reader: Reader, classes: set[str]) -> list[str]:
+    """A headerless file of text labels (``np.savetxt(f, y, fmt="%s")``): its first label is
+    not a number, so it was taken for a column name. When it is one of the classes, it is a
+    label: read the file without a header, and say so."""
+    use_header = getattr(reader, "use_header", None)
+    if use_header is None or getattr(reader, "header_forced", True) or not reader.header_row:
+        return []
+    first = reader.header_text(0).strip() if len(reader.column_names) == 1 else None
+    if first not in classes:
+        return []
+    use_header(False)
+    return [
+        f"{reader.display}: its first row {first!r} is one of the classes, so it "
+        "was read as a label, not as a column name; give --header if it is a name"
+    ]
 
 
 def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:
