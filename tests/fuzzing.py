@@ -115,7 +115,9 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
                 "ce", path, pred_col="pred,target", target_col="label", classes="ham,spam", threads=1
             )
         )
-        runs.append(lambda: losscli.evaluate("bce", path, pred_col="pred", target_col="label", positive="spam"))
+        runs.append(
+            lambda: losscli.evaluate("bce", path, pred_col="pred", target_col="label", positive="spam")
+        )
     if fmt in ("npy", "npz", "parquet"):
         runs.append(
             lambda: losscli.evaluate(
