@@ -466,3 +466,17 @@ def test_multilabel_bce_rows_named_by_column(tmp_path: Path, fmt: str) -> None:
         assert math.isclose(o["value"], bce_ref(p[:, j], y[:, j].astype(float).tolist()), rel_tol=REL)
     per_label = [bce_ref(p[:, j], y[:, j].astype(float).tolist()) for j in range(3)]
     assert math.isclose(r.json()["value"], math.fsum(per_label) / 3, rel_tol=REL)
+
+
+def test_classes_parse_to_one_canonical_form() -> None:
+    """The CLI's text and the API's lists mean the same classes, so their states merge."""
+    from losscli.errors import UsageError
+    from losscli.metrics.labels import parse_classes
+
+    assert parse_classes("1,2,3") == parse_classes([1, 2, 3]) == parse_classes(np.array([1.0, 2.0, 3.0]))
+    assert parse_classes(" -1 , 1") == (-1, 1)
+    assert parse_classes(np.array(["cat", "dog"])) == parse_classes("cat,dog") == ("cat", "dog")
+    assert parse_classes("9007199254740993,1") == (9007199254740993, 1)  # exact beyond 2**53
+    for bad in ("cat", "cat,,dog", "cat,cat", "99999999999999999999,1", 5):
+        with pytest.raises(UsageError, match="--classes"):
+            parse_classes(bad)
