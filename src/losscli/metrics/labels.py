@@ -47,9 +47,10 @@ def parse_classes(value: Any) -> tuple[Label, ...] | None:
         raise UsageError(f"--classes names {len(texts)} class; give every class, in score-column order")
     classes: tuple[Label, ...] = tuple(texts)
     if all(_INTEGER.fullmatch(t) for t in texts):
-        classes = tuple(int(t.split(".")[0]) for t in texts)  # exact, also beyond 2**53
-        if any(not -(2**63) <= c < 2**63 for c in classes):
+        integers = [int(t.split(".")[0]) for t in texts]  # exact, also beyond 2**53
+        if any(not -(2**63) <= c < 2**63 for c in integers):
             raise UsageError("--classes has an integer class outside the 64-bit range")
+        classes = tuple(integers)
     seen: set[Label] = set()
     for c in classes:
         if c in seen:
