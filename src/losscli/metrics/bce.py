@@ -92,8 +92,8 @@ class BCEScorer(ElementwiseScorer):
                 raise DataProblem(
                     TARGETS,
                     None,
-                    f"--positive {self.positive!r} names a text class, but the labels are numbers; "
-                    "drop --positive (or pass 1 or 0)",
+                    f"--positive {self.positive!r} is not a class of these labels, which are numbers "
+                    "(0/1, True/False): drop --positive, or pass 1 or 0",
                     ambiguous=True,
                 )
             self.flip = flip
