@@ -107,7 +107,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        return open_source(source, stack, nan, text=metric.text_targets and source.role == TARGETS)
+        return open_source(source, stack, nan, metric.text_targets and source.role == TARGETS)
 
     layout: _Layout
     if metric.inputs == "tokens":
