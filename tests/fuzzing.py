@@ -44,8 +44,9 @@ def seeds() -> dict[str, bytes]:
     """One small valid file per format."""
     p = np.array([0.5, 1.25, -3.0, 2.0])
     y = np.array([0.0, 1.0, -2.5, 2.0])
-    csv_text = "pred,target\n" + "".join(
-        f"{a!r},{b!r}\n" for a, b in zip(p.tolist(), y.tolist(), strict=True)
+    labels = ["spam", "ham", "ham", "spam"]  # text labels: ce's --classes, bce's --positive
+    csv_text = "pred,target,label\n" + "".join(
+        f"{a!r},{b!r},{c}\n" for a, b, c in zip(p.tolist(), y.tolist(), labels, strict=True)
     )
     out = {
         "csv": csv_text.encode(),
@@ -68,7 +69,7 @@ def seeds() -> dict[str, bytes]:
     )
     out["npz"] = buf.getvalue()
     buf = io.BytesIO()
-    pq.write_table(pa.table({"pred": p, "target": y}), buf)
+    pq.write_table(pa.table({"pred": p, "target": y, "label": labels}), buf)
     out["parquet"] = buf.getvalue()
     out["jsonl"] = (json.dumps({"token_logprobs": [None, -1.5, -0.25]}) + "\n").encode()
     out.update(json_seeds())
@@ -175,6 +176,15 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
             lambda: losscli.evaluate(
                 "mse", path, pred_col=cols[0], target_col=cols[1], delimiter=";", decimal=",", threads=1
             )
+        )
+    if fmt not in ("npy", "npz"):  # text labels: read as text, matched to classes
+        runs.append(
+            lambda: losscli.evaluate(
+                "ce", path, pred_col="pred,target", target_col="label", classes="ham,spam", threads=1
+            )
+        )
+        runs.append(
+            lambda: losscli.evaluate("bce", path, pred_col="pred", target_col="label", positive="spam")
         )
     if fmt in ("npy", "npz", "parquet"):
         runs.append(

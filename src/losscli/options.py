@@ -186,7 +186,7 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
     given = {o.name: o.normalize(kwargs[o.name]) for o in metric.options if o.name in kwargs}
     options = {**metric.defaults(), **given}
     for o in metric.options:
-        o.check(options[o.name])
+        options[o.name] = o.value_of(options[o.name])
     evaluation = Evaluation(metric.name, inputs, run, MappingProxyType(options))
     _check_inputs(evaluation)
     from .readers.open import check_read_once

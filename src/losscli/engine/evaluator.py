@@ -82,7 +82,7 @@ class Evaluator:
                 if option is None and name != "labels":
                     raise UsageError(f"{self.metric.name} has no option {name!r}")
                 if option is not None:
-                    option.check(metric_options[name])
+                    options[name] = option.value_of(metric_options[name])
             self.scorer = scorer if scorer is not None else self.metric.scorer(options)
         self.nan = nan
         self.worst_capacity = worst

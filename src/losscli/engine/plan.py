@@ -24,8 +24,10 @@ from ..errors import LossCliError, UsageError
 from ..metrics import registry
 from ..metrics.base import MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
+from ..metrics.labels import check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
+from ..readers.ids import open_ids
 from ..sequences import PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, IDS, WEIGHTS
@@ -66,8 +68,9 @@ class Plan:
         return tuple(safe_text(output_names_of(self.choices, count))) if count > 1 else ()
 
 
-def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
-    """A reader for one input, closed with ``stack``."""
+def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) -> Reader:
+    """A reader for one input, closed with ``stack``; ``text``: an array of strings is
+    accepted (text labels for a metric that takes them)."""
     if source.is_path:
         from ..readers.open import open_reader
 
@@ -89,7 +92,7 @@ def open_source(source: Source, stack: ExitStack, nan: str) -> Reader:
     else:
         from ..readers.frames import open_memory
 
-        reader = open_memory(source.data, source.role, nan)
+        reader = open_memory(source.data, source.role, nan, text=text)
     return stack.enter_context(reader)
 
 
@@ -115,7 +118,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        every.append(open_source(source, stack, nan))
+        every.append(open_source(source, stack, nan, metric.text_targets and source.role == TARGETS))
         return every[-1]
 
     layout: _Layout
@@ -130,6 +133,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
             layout.warnings += settle_headers([w_reader, *(c.reader for c in choices.values())])
         choices[WEIGHTS] = weight_choice(choices[PREDS].reader, w_reader, inputs.weight_col)
     roles, ids = engine_roles(choices, layout.roles)
+    if layout.text_targets is not None:
+        roles[TARGETS] = layout.text_targets
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
     dialect_notes, dialect_warnings = describe_dialects(every)
@@ -143,6 +148,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if ids.warning:
         warnings.append(ids.warning)
     options = {**evaluation.metric_options, "labels": layout.labels}
+    if layout.text_targets is not None:
+        options["text_targets"] = True
     if layout.logprobs:
         options["logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
@@ -175,7 +182,8 @@ class _Layout:
     roles: dict[str, Role] | None = None  # a token layout's own roles for preds and targets
     seqmap: SequenceMap | None = None
     nulls: int = 0
-    labels: list[int] | None = None
+    labels: list[int] | list[str] | None = None
+    text_targets: Role | None = None  # the targets' label column, read as text
     notes: list[str] = field(default_factory=list)
     logprobs: bool = False
     text_bytes: int | None = None
@@ -191,6 +199,10 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     p_reader = opened(inputs.preds)
     t_reader = opened(inputs.targets) if inputs.targets is not None else None
     warnings = settle_headers([p_reader] + ([t_reader] if t_reader is not None else []))
+    if t_reader is not None and inputs.target_col is None and metric.text_targets:
+        options = evaluation.metric_options
+        classes = [*(options.get("classes") or p_reader.column_names), options.get("positive")]
+        warnings += _label_as_header(t_reader, {str(c) for c in classes if c is not None})
     weight_col = inputs.weight_col
     exclude = tuple(weight_column(p_reader, weight_col)) if (weight_col and inputs.weights is None) else ()
     pred_col = inputs.preds.columns
@@ -202,13 +214,57 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     if t_reader is not None:
         p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
         warnings += [pairing] if pairing else []
+    text = _text_targets(metric, t_choice)
+    labels: list[int] | list[str] | None = None
     labels, label_note = class_labels(p_choice) if metric.wide_scores else (None, None)
+    if metric.wide_scores:
+        names = [p_choice.reader.column_names[j].strip() for j in p_choice.positions()]
+        named = has_names(p_choice.reader)
+        check_classes(evaluation.metric_options.get("classes"), names if named else None)
+        if text is not None:  # text labels meet the columns by name, whatever the names are
+            labels, label_note = (names if named else None), None
     return _Layout(
         {PREDS: p_choice, TARGETS: t_choice},
         warnings,
         labels=labels,
+        text_targets=text,
         notes=[label_note] if label_note else [],
     )
+
+
+def _label_as_header(reader: Reader, classes: set[str]) -> list[str]:
+    """A headerless file of text labels (``np.savetxt(f, y, fmt="%s")``): its first label is
+    not a number, so it was taken for a column name. When it is one of the classes, it is a
+    label: read the file without a header, and say so."""
+    use_header = getattr(reader, "use_header", None)
+    if use_header is None or getattr(reader, "header_forced", True) or not reader.header_row:
+        return []
+    first = reader.header_text(0).strip() if len(reader.column_names) == 1 else None
+    if first not in classes or _is_number(first) or not reader.text_column(0):
+        return []  # a file of numbers keeps the header rules of readers.open.settle_headers
+    use_header(False)
+    return [
+        f"{reader.display}: its first row {first!r} is one of the classes, so it "
+        "was read as a label, not as a column name; give --header if it is a name"
+    ]
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:
+    """A label column whose cells are not numbers (``dog``, ``spam``), for a metric that takes
+    text labels: read as text, as id columns are (``ids.open_ids``), not refused as "not a
+    number"."""
+    cols = targets.positions()
+    if not metric.text_targets or len(cols) != 1 or not targets.reader.text_column(cols[0]):
+        return None
+    return Role(*open_ids(targets.reader, cols[0]), targets.reader.display)
 
 
 def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) -> _Layout:

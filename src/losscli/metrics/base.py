@@ -79,7 +79,7 @@ class Scorer(ABC):
         self.input_detected = False
         self.outputs = 1
         self.classes = 0
-        self.labels: tuple[int, ...] | None = None
+        self.labels: tuple[int | str, ...] | None = None  # the class of each score column
         #: per-example means kept beside the headline (MSE and MAE), by name: every state of the
         #: metric has their sums, even a part with nothing scored, so reports keep their keys
         self.companions: tuple[str, ...] = ()
@@ -148,6 +148,14 @@ class MetricOption:
     metavar: str | None = None
     minimum: float | None = None  # smallest legal value (int/float)
     merge_key: bool = False
+    #: the value in its one canonical form (``--classes cat,dog`` and ``["cat", "dog"]`` alike),
+    #: so states merge on what it means, not how it was typed; raises UsageError on a bad value
+    parse: Callable[[Any], Any] | None = None
+
+    def value_of(self, value: Any) -> Any:
+        """``value`` checked and in canonical form: what the evaluation and the state keep."""
+        self.check(value)
+        return value if self.parse is None or value is None else self.parse(value)
 
     def normalize(self, value: Any) -> Any:
         """numpy and torch scalars (``np.float32(0.5)``, ``torch.tensor(2)``) as Python numbers;
@@ -205,6 +213,9 @@ class MetricDef(ABC):
     #: predictions are one column per class: a one-file input's scores are every column but the
     #: label (never a lone column found by name), and columns may be named by class labels
     wide_scores: ClassVar[bool] = False
+    #: a target column whose cells are not numbers is read as text labels (class names, or
+    #: bce's spam/ham), as id columns are, and handed to the scorer as an object array
+    text_targets: ClassVar[bool] = False
     per_output: ClassVar[tuple[PerOutputColumn, ...]] = ()
     #: the metric module's typed Python shortcut (``losscli.mse``): a function of that name
     shortcut: ClassVar[str]

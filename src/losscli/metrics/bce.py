@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import DataProblem
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
-from .checks import PREDS, TARGETS, check_range, detect_binary, need_targets, squeeze_single
+from .checks import (
+    PREDS,
+    TARGETS,
+    cell,
+    check_finite,
+    check_range,
+    detect_binary,
+    need_targets,
+    squeeze_single,
+)
 from .common import LN2
 from .elementwise import ElementwiseScorer
+from .labels import BOOL_TEXT, binary_targets
 from .shortcuts import Source, pair_shortcut
 
 if TYPE_CHECKING:
@@ -28,17 +40,64 @@ INPUT = MetricOption(
     "with stray values) is refused.",
     choices=("auto", "probs", "logits"),
 )
+POSITIVE = MetricOption(
+    "positive",
+    "--positive",
+    "str",
+    None,
+    "For text labels (spam/ham): the class whose probability the predictions are; it is 1, the "
+    "other class 0. True/False and true/false labels are 1/0 without it.",
+    metavar="LABEL",
+    merge_key=True,
+    parse=lambda v: str(v).strip(),
+)
+
+
+def _flip_numbers(positive: str | None) -> bool | None:
+    """Numeric (and bool) labels with --positive: 1/True keeps them, 0/False makes 0 the
+    positive class (1 - y); None for any other value, which numbers cannot name."""
+    if positive is None or BOOL_TEXT.get(positive, _as_number(positive)) == 1.0:
+        return False
+    if BOOL_TEXT.get(positive, _as_number(positive)) == 0.0:
+        return True
+    return None
+
+
+def _as_number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 class BCEScorer(ElementwiseScorer):
     """Binary cross-entropy from probabilities or logits, with hard or soft labels."""
 
-    def __init__(self, name: str, input_kind: str) -> None:
+    def __init__(self, name: str, input_kind: str, positive: str | None = None) -> None:
         super().__init__(name)
         self.requested = input_kind
+        self.positive = positive
+        self.text_targets = False  # labels read as text (spam/ham, True/False): mapped to 1/0
+        self.flip = False  # --positive 0/False with numeric labels: the target is 1 - y
+        self._other: list[str] = []  # the class that is not --positive, once seen
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
-        super().bind(preds, targets)
+        t = need_targets(targets)
+        self.text_targets = t.dtype.kind in "OUS"
+        if self.text_targets and squeeze_single(t).ndim != 1:
+            raise DataProblem(TARGETS, None, "text labels must be one column")
+        if not self.text_targets:
+            flip = _flip_numbers(self.positive)
+            if flip is None:
+                raise DataProblem(
+                    TARGETS,
+                    None,
+                    f"--positive {self.positive!r} is not a class of these labels, which are numbers "
+                    "(0/1, True/False): drop --positive, or pass 1 or 0",
+                    ambiguous=True,
+                )
+            self.flip = flip
+        super().bind(preds, self._numeric(t) if self.text_targets else t)
         p = squeeze_single(preds)
         if self.requested == "auto":
             self.input_kind = detect_binary(p)
@@ -49,8 +108,10 @@ class BCEScorer(ElementwiseScorer):
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
     ) -> MetricChunk:
-        p, t = squeeze_single(preds), squeeze_single(need_targets(targets))
+        p, t = squeeze_single(preds), squeeze_single(self._numeric(need_targets(targets)))
         check_range(t, TARGETS, "target")
+        if self.flip:
+            t = np.subtract(1.0, t, out=self.scratch.get("flipped", t.shape, np.float64))
         shape = p.shape
         elements = self.scratch.get("elements", shape, np.float64)
         work = self.scratch.get("work", shape, np.float64)
@@ -72,6 +133,29 @@ class BCEScorer(ElementwiseScorer):
         np.mean(elements, axis=1, out=out)
         return MetricChunk(out, elements=elements, clamped=clamped)
 
+    def _numeric(self, t: NDArray[Any]) -> NDArray[Any]:
+        """Text labels as 1/0 (see ``labels.binary_targets``); numbers as they are."""
+        if not self.text_targets:
+            return t
+        return binary_targets(squeeze_single(t), self.positive, self._other)
+
+    def describe(
+        self,
+        preds: NDArray[Any],
+        targets: NDArray[Any] | None,
+        rows: NDArray[np.intp],
+        chunk: MetricChunk,
+    ) -> list[tuple[Any, ...]]:
+        if not self.text_targets:
+            return super().describe(preds, targets, rows, chunk)
+        p, t = squeeze_single(preds), squeeze_single(need_targets(targets))
+        return [(cell(p[r]), str(t[r])) for r in rows]  # the label as the file wrote it
+
+    def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
+        check_finite(preds, PREDS)
+        if targets is not None and not self.text_targets:
+            check_finite(targets, TARGETS)
+
 
 class BCE(MetricDef):
     name = "bce"
@@ -83,16 +167,20 @@ class BCE(MetricDef):
       $ losscli bce sample_data/spam_probs.parquet --pred-col prob --target-col label
       BCE in nats, bits per example, the worst examples
 
-    Targets are in [0, 1] (hard 0/1 labels or soft labels). From logits the stable form
+    Targets are in [0, 1] (hard 0/1 labels or soft labels), or True/False (a pandas bool
+    column), or two text classes with --positive naming the one the predictions are the
+    probability of (--positive spam: spam is 1, ham 0). From logits the stable form
     max(x, 0) - x y + log1p(exp(-|x|)) is used; from probabilities each log is clamped at
     -100 as in torch, and clamped examples are counted."""
     headline_key = "bce"
     headline_label = "BCE"
     headline_meaning = "binary cross-entropy, nats per example"
-    options = (INPUT,)
+    options = (INPUT, POSITIVE)
+    text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
-        return BCEScorer(self.name, options.get("input", "auto"))
+        positive = options.get("positive")
+        return BCEScorer(self.name, options.get("input", "auto"), None if positive is None else str(positive))
 
     def figures(self, state: EvalState) -> list[Figure]:
         value = self.value(state)
@@ -112,10 +200,14 @@ def bce(
     y_pred: Source | None = None,
     y_true: Source | None = None,
     nan: str = "error",
+    positive: str | None = None,
 ) -> float:
     """Binary cross-entropy in nats of ``preds`` (probabilities or logits: ``input`` is probs,
     logits or auto) against ``targets`` in [0, 1]. Predictions come first, as in
     ``torch.nn.functional.binary_cross_entropy(input, target)``; note that scikit-learn's
     ``log_loss(y_true, y_pred)`` takes the labels first: pass ``y_true=``/``y_pred=`` by keyword
-    to be safe. Clamped logs and an auto-detected input kind are raised as ``LossCliWarning``."""
-    return pair_shortcut("bce", preds, targets, sample_weight, y_pred, y_true, input=input, nan=nan)
+    to be safe. Clamped logs and an auto-detected input kind are raised as ``LossCliWarning``.
+    ``positive``: for text labels ("spam"/"ham"), the class whose probability ``preds`` are;
+    True/False labels need none."""
+    options = {"input": input, "nan": nan, "positive": positive}
+    return pair_shortcut("bce", preds, targets, sample_weight, y_pred, y_true, **options)

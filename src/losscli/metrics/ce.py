@@ -17,11 +17,10 @@ from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .checks import (
     PREDS,
-    PROB_SUM_TOLERANCE,
     TARGETS,
     check_finite,
-    check_logprobs,
     check_range,
+    check_score_rows,
     detect_scores,
     first_bad_cell,
     first_bad_row,
@@ -29,6 +28,7 @@ from .checks import (
     squeeze_single,
 )
 from .common import LN2, accuracy_figures, interpret_perplexity, safe_exp
+from .labels import ClassMap, Label, check_binding, parse_classes
 from .shortcuts import Source, pair_shortcut
 
 if TYPE_CHECKING:
@@ -51,6 +51,18 @@ IGNORE_INDEX = MetricOption(
     "Target value that marks rows to skip (as in torch).",
     merge_key=True,
 )
+CLASSES = MetricOption(
+    "classes",
+    "--classes",
+    "str",
+    None,
+    "The class of each score column, in order, separated by commas (clf.classes_: cat,dog,bird or "
+    "1,2,3): labels are matched to these, not taken as column positions. Needed for text labels "
+    "when the scores have no column names (.npy); a wide file's column names are its classes.",
+    metavar="C1,C2,...",
+    merge_key=True,
+    parse=parse_classes,
+)
 
 
 class CEScorer(Scorer):
@@ -64,19 +76,27 @@ class CEScorer(Scorer):
         input_kind: str = "auto",
         ignore_index: int = IGNORE_INDEX_DEFAULT,
         topk: int | None = None,
-        labels: Sequence[int] | None = None,
+        labels: Sequence[Label] | None = None,
+        classes: Sequence[Label] | str | None = None,
+        text_targets: bool = False,
     ) -> None:
+        """``labels``: the score columns' names when they are class labels (integers that are
+        not positions; any names when the targets are text); ``classes``: --classes, which
+        wins; ``text_targets``: the plan reads the targets as text (also found from the dtype)."""
         super().__init__(name)
         self.requested = input_kind
         self.ignore_index = ignore_index
         self.topk = topk
         self.soft = False
-        # the class label of each score column, when the columns are named by labels that are
-        # not their positions (scikit-learn's classes_ [1, 2, 3]); labels are mapped by name
-        self.labels = None if labels is None else tuple(int(v) for v in labels)
-        array = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._label_array = array
-        self._label_order = None if array is None else np.argsort(array, kind="stable")
+        self.text_targets = text_targets
+        given = parse_classes(classes)
+        self.classmap: ClassMap | None = None
+        if given is not None:
+            self.classmap = ClassMap(given, "--classes")
+        elif labels is not None:
+            self.classmap = ClassMap(tuple(labels), "the score columns' names")
+        # the class label of each score column; labels are matched to them, not positions
+        self.labels = None if self.classmap is None else self.classmap.labels
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         z = preds
@@ -101,8 +121,10 @@ class CEScorer(Scorer):
             self.soft = True
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
+        self.text_targets = self.text_targets or t.dtype.kind in "OUS"
+        check_binding(self.classmap, self.classes, t if self.text_targets else None)
         if self.requested == "auto":
-            scored = None if self.soft else np.asarray(t) != self.ignore_index
+            scored = None if (self.soft or self.text_targets) else np.asarray(t) != self.ignore_index
             self.input_kind = detect_scores(z, scored)
             self.input_detected = True
         else:
@@ -119,6 +141,9 @@ class CEScorer(Scorer):
         real token): one (rows,) compare per chunk, so the result never depends on chunking.
         """
         rows = t.shape[0]
+        if self.text_targets:
+            assert self.classmap is not None
+            return self.classmap.columns_of_text(t, self.ignore_index, self.scratch)
         ids = self.scratch.get("ids", (rows,), np.intp)
         if t.dtype.kind == "f":
             check_finite(t, TARGETS)
@@ -130,8 +155,8 @@ class CEScorer(Scorer):
             raise DataProblem(TARGETS, None, f"class ids must be integers, not {t.dtype}")
         np.copyto(ids, t, casting="unsafe")
         ignored = np.equal(ids, self.ignore_index, out=self.scratch.get("ignored", (rows,), np.bool_))
-        if self.labels is not None:
-            self._columns_of_labels(ids, ignored)
+        if self.classmap is not None:
+            self.classmap.columns_of_numbers(ids, ignored)
         n_ignored = int(np.count_nonzero(ignored))
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= self.classes:
@@ -146,32 +171,14 @@ class CEScorer(Scorer):
                     TARGETS,
                     r,
                     f"class id {int(ids[r])} is out of range: the scores have {self.classes} classes "
-                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored)",
+                    f"(0..{self.classes - 1}; {self.ignore_index} is ignored); class ids are column "
+                    "positions: for labels such as scikit-learn's classes_ 1,2,3 pass --classes",
                 )
         elif n_ignored == 0:
             return ids, None, 0
         ids[ignored] = 0
         keep = np.logical_not(ignored, out=self.scratch.get("keep", (rows,), np.bool_))
         return ids, keep, n_ignored
-
-    def _columns_of_labels(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
-        """Class labels -> the positions of the score columns named by them, in place."""
-        assert self._label_array is not None and self._label_order is not None
-        ordered = self._label_array[self._label_order]
-        pos = np.searchsorted(ordered, ids)
-        np.minimum(pos, len(ordered) - 1, out=pos)
-        found = (ordered[pos] == ids) | ignored
-        if not found.all():
-            r = first_bad_row(found)
-            known = ", ".join(str(v) for v in self._label_array[:8].tolist()) + (
-                ", ..." if len(self._label_array) > 8 else ""
-            )
-            raise DataProblem(
-                TARGETS,
-                r,
-                f"label {int(ids[r])} names no score column: the columns are named by the classes {known}",
-            )
-        np.take(self._label_order, pos, out=ids)  # ignored rows get a valid position; masked later
 
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
@@ -198,7 +205,7 @@ class CEScorer(Scorer):
         if self.input_kind == "logits":
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
         else:
-            row_sum = self._check_scores(z, keep)
+            row_sum = check_score_rows(z, keep, self.input_kind, self.input_detected, self.scratch)
             np.argmax(z, axis=1, out=argmax)
             clamped = self._normalised_loss(z, t, target_class, out)
         correct = argmax == target_class
@@ -228,51 +235,6 @@ class CEScorer(Scorer):
         else:
             K.ce_from_logprobs_ids(z, target_class, out)
         return 0
-
-    def _check_scores(self, z: NDArray[Any], keep: NDArray[np.bool_] | None) -> tuple[int, float] | None:
-        """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
-        when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
-
-        Rows are summed in float64 (log-probabilities through exp). Under --input auto every chunk
-        must still look like what the first chunk was taken for: a row whose sum is outside
-        PROB_SUM_TOLERANCE is refused with exit 2, never scored as a silent wrong number. Rows the
-        ignore index removes (``keep`` False) are range-checked but their sums do not matter.
-        """
-        kind = "probabilities" if self.input_kind == "probs" else "log-probabilities"
-        guessed = ""
-        if self.input_detected:
-            guessed = f", but --input auto read the scores as {kind} from the first chunk"
-        rows = z.shape[0]
-        sums = self.scratch.get("row_sums", (rows,), np.float64)
-        if self.input_kind == "probs":
-            what = "value" if guessed else "probability"
-            fix = ": pass --input logits (or --input probs)" if guessed else ""
-            check_range(z, PREDS, what, hint=guessed + fix, ambiguous=bool(guessed))
-            np.sum(z, axis=1, out=sums, dtype=np.float64)
-        else:
-            fix = ": pass --input logits (or --input logprobs)" if guessed else ""
-            check_logprobs(z, PREDS, hint=guessed + fix, ambiguous=bool(guessed))
-            exp = self.scratch.get("exp", z.shape, np.float64)
-            np.exp(z, out=exp, dtype=np.float64)
-            np.sum(exp, axis=1, out=sums)
-        dev = self.scratch.get("row_dev", (rows,), np.float64)
-        np.subtract(sums, 1.0, out=dev)
-        np.abs(dev, out=dev)
-        if keep is not None:
-            np.multiply(dev, keep, out=dev)
-        worst = int(np.argmax(dev))
-        if guessed and dev[worst] > PROB_SUM_TOLERANCE:
-            total = "sum" if self.input_kind == "probs" else "exp-sum"
-            raise DataProblem(
-                PREDS,
-                worst,
-                f"this row's {kind} {total} to {sums[worst]:.6g}, not 1 (within {PROB_SUM_TOLERANCE:g})"
-                f"{guessed}: pass --input logits, or --input {self.input_kind} to score them as given",
-                ambiguous=True,
-            )
-        if keep is not None and not keep[worst]:  # every row of the chunk was ignored
-            return None
-        return worst, float(sums[worst])
 
     def _logits_loss(
         self,
@@ -316,7 +278,7 @@ class CEScorer(Scorer):
 
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """-inf scores are legitimate (a masked class, probability 0); NaN never is."""
-        if targets is not None:
+        if targets is not None and not self.text_targets:
             check_finite(targets, TARGETS)
         if preds.dtype.kind == "f" and self.input_kind != "logits":
             nan = np.isnan(preds)
@@ -337,12 +299,12 @@ class CEScorer(Scorer):
         cells: list[tuple[Any, ...]] = []
         for r in rows:
             loss = chunk.losses[r]
-            predicted = int(argmax[r]) if self.labels is None else int(self.labels[argmax[r]])
+            predicted = int(argmax[r]) if self.labels is None else self.labels[argmax[r]]
             if self.soft:
                 target: Any = int(np.argmax(t[r]))
                 p_target = math.nan
             else:
-                target = int(t[r])
+                target = int(t[r]) if chunk.ids is None or self.labels is None else self.labels[chunk.ids[r]]
                 p_target = math.exp(-float(loss))
             cells.append((predicted, p_target, target))
         return cells
@@ -359,12 +321,23 @@ class CE(MetricDef):
       row 0: 0.3567 nats, row 1: 2.303 nats
 
     PREDS holds (N, C) scores: a 2-D .npy, a wide CSV/Parquet whose columns are the classes,
-    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C)."""
+    or a Parquet list column. TARGETS are class ids (N,) or one-hot/soft rows (N, C).
+
+    \b
+    Class labels (scikit-learn's predict_proba with clf.classes_):
+      $ losscli ce proba.csv --target-col species     # columns cat,dog,bird; labels 'dog'
+      $ losscli ce proba.npy labels.csv --classes cat,dog,bird
+      $ losscli ce proba.npy y.npy --classes -1,1     # integer labels that are not positions
+
+    Numbers are column positions (0..C-1) unless the classes are integers: named by --classes,
+    or by the score columns' names (1,2,3, as pandas writes clf.classes_). Text labels are
+    matched to the class of that name; an unknown label is an error naming it."""
     headline_key = "cross_entropy"
     headline_label = "cross-entropy"
     headline_meaning = "-log p(target), nats per example"
-    options = (INPUT, IGNORE_INDEX)
+    options = (INPUT, IGNORE_INDEX, CLASSES)
     wide_scores = True
+    text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         return CEScorer(
@@ -373,6 +346,8 @@ class CE(MetricDef):
             options.get("ignore_index", IGNORE_INDEX_DEFAULT),
             None,
             options.get("labels"),
+            options.get("classes"),
+            bool(options.get("text_targets")),
         )
 
     def figures(self, state: EvalState) -> list[Figure]:
@@ -409,9 +384,12 @@ def cross_entropy(
     y_pred: Source | None = None,
     y_true: Source | None = None,
     nan: str = "error",
+    classes: Sequence[Label] | str | None = None,
 ) -> float:
     """Categorical cross-entropy in nats of (N, C) scores ``preds`` (probs, logits or logprobs:
     ``input``) against class ids or (N, C) soft targets. Predictions first, as in
-    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted."""
-    options = {"input": input, "ignore_index": ignore_index, "nan": nan}
+    ``torch.nn.functional.cross_entropy(input, target)``; ``y_pred=``/``y_true=`` accepted.
+    ``classes``: the class of each score column (``clf.classes_``, a list or "cat,dog,bird"):
+    labels, text or integers, are matched to them instead of being column positions."""
+    options = {"input": input, "ignore_index": ignore_index, "nan": nan, "classes": classes}
     return pair_shortcut("ce", preds, targets, sample_weight, y_pred, y_true, **options)

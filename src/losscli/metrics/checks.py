@@ -5,12 +5,15 @@ Every check raises ``DataProblem`` with chunk-local rows; the engine adds file n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import DataProblem, UsageError
+
+if TYPE_CHECKING:
+    from .base import Scratch
 
 PREDS = "preds"
 TARGETS = "targets"
@@ -237,3 +240,51 @@ def cell(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return float(v)
+
+
+def check_score_rows(
+    z: NDArray[Any], keep: NDArray[np.bool_] | None, input_kind: str | None, detected: bool, scratch: Scratch
+) -> tuple[int, float] | None:
+    """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
+    when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
+
+    Rows are summed in float64 (log-probabilities through exp). Under --input auto every chunk
+    must still look like what the first chunk was taken for: a row whose sum is outside
+    PROB_SUM_TOLERANCE is refused with exit 2, never scored as a silent wrong number. Rows the
+    ignore index removes (``keep`` False) are range-checked but their sums do not matter.
+    """
+    kind = "probabilities" if input_kind == "probs" else "log-probabilities"
+    guessed = ""
+    if detected:
+        guessed = f", but --input auto read the scores as {kind} from the first chunk"
+    rows = z.shape[0]
+    sums = scratch.get("row_sums", (rows,), np.float64)
+    if input_kind == "probs":
+        what = "value" if guessed else "probability"
+        fix = ": pass --input logits (or --input probs)" if guessed else ""
+        check_range(z, PREDS, what, hint=guessed + fix, ambiguous=bool(guessed))
+        np.sum(z, axis=1, out=sums, dtype=np.float64)
+    else:
+        fix = ": pass --input logits (or --input logprobs)" if guessed else ""
+        check_logprobs(z, PREDS, hint=guessed + fix, ambiguous=bool(guessed))
+        exp = scratch.get("exp", z.shape, np.float64)
+        np.exp(z, out=exp, dtype=np.float64)
+        np.sum(exp, axis=1, out=sums)
+    dev = scratch.get("row_dev", (rows,), np.float64)
+    np.subtract(sums, 1.0, out=dev)
+    np.abs(dev, out=dev)
+    if keep is not None:
+        np.multiply(dev, keep, out=dev)
+    worst = int(np.argmax(dev))
+    if guessed and dev[worst] > PROB_SUM_TOLERANCE:
+        total = "sum" if input_kind == "probs" else "exp-sum"
+        raise DataProblem(
+            PREDS,
+            worst,
+            f"this row's {kind} {total} to {sums[worst]:.6g}, not 1 (within {PROB_SUM_TOLERANCE:g})"
+            f"{guessed}: pass --input logits, or --input {input_kind} to score them as given",
+            ambiguous=True,
+        )
+    if keep is not None and not keep[worst]:  # every row of the chunk was ignored
+        return None
+    return worst, float(sums[worst])

@@ -189,6 +189,12 @@ class Reader(ABC):
         """
         return None
 
+    def text_column(self, column: int) -> bool:
+        """The column holds text, not numbers (class names as labels): the plan then reads it
+        as text (``ids.open_ids``) for a metric that takes text labels. CSV judges from its
+        first rows, Parquet from the column's type."""
+        return False
+
     def list_lengths(self, column: int) -> NDArray[np.int64] | None:
         """Per-row list lengths of a list column (tokens per sequence), or None if not a list."""
         return None

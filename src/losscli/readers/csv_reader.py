@@ -179,6 +179,7 @@ class CsvReader(Reader):
         sample = _sample_rows(lines, delimiter)
         self.has_header, self.header_certain = _detect_header(fields, sample, header, self.decimal)
         self.bool_columns = _bool_columns(fields, sample, self.has_header)
+        self._sample = sample
         # a header of integers other than pandas' default: a guess worth a line (see settle_headers)
         self.header_note: str | None = None
         integers = all(_INTEGER.fullmatch(f.strip()) for f in fields)
@@ -388,6 +389,11 @@ class CsvReader(Reader):
         else:
             yield from self._arrow_chunks(groups, wanted, max_rows)
 
+    def text_column(self, column: int) -> bool:
+        """A cell of the first rows that is neither a number nor True/False (``dog``)."""
+        rows = self._sample if self.has_header else [self._fields, *self._sample]
+        return any(column < len(r) and r[column].strip() and not _is_number(r[column]) for r in rows)
+
     def _leading_blanks_are_rows(self) -> bool:
         """In a one-column file without a header, every empty line before the last row is a
         missing value, the first ones too (Polars writes a leading null so without a header)."""
@@ -420,7 +426,8 @@ class CsvReader(Reader):
             at = {j: pos for pos, j in enumerate(wanted)}
             texts = {j: ids_from_text([r[at[j]] for r in parsed], True) for j in self.text_columns}
             parsed = [[r[at[j]] for j in numbers] for r in parsed]
-        values = np.array(parsed, dtype=np.float64).reshape(-1, len(numbers))
+        # (rows, 0) when every wanted column is text (a file of text labels alone)
+        values = np.array(parsed, dtype=np.float64).reshape(len(parsed), len(numbers))
         cols: dict[int, NDArray[Any]] = {j: values[:, pos] for pos, j in enumerate(numbers)}
         if self.text_columns:
             cols.update(texts)

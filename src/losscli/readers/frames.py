@@ -25,18 +25,21 @@ ACCEPTED = (
 )
 
 
-def open_memory(data: Any, role: str, nan: str = "error") -> Reader:
-    """A reader for an in-memory input: named tables by name, arrays as arrays."""
+def open_memory(data: Any, role: str, nan: str = "error", text: bool = False) -> Reader:
+    """A reader for an in-memory input: named tables by name, arrays as arrays; ``text``: a 1-D
+    array (or list) of strings is accepted (text labels, for a metric that takes them)."""
     from .memory import ArrayReader
 
     if isinstance(data, np.ndarray):  # the plain fast path, as before
-        return ArrayReader(data, role)
+        return ArrayReader(data, role, text=text)
     table = as_table(data, role)
     if table is not None:
         from .arrow_reader import ArrowReader
 
         return ArrowReader(table, role, nan)
-    return ArrayReader(as_array(data, role), role)
+    if text and isinstance(data, (list, tuple)) and data and all(isinstance(v, str) for v in data):
+        return ArrayReader(np.asarray(data), role, text=True)
+    return ArrayReader(as_array(data, role), role, text=text)
 
 
 def _top_module(data: Any) -> str:

@@ -15,9 +15,12 @@ from .base import Chunk, Group, IndexNames, RangeReader, Reader
 class ArrayReader(Reader, RangeReader):
     """Slices of an array the caller already holds; columns are those of a 2-D array."""
 
-    def __init__(self, array: Any, name: str) -> None:
+    def __init__(self, array: Any, name: str, text: bool = False) -> None:
+        """``text``: a 1-D array of strings is accepted too (text labels, for a metric that
+        takes them); anything else that is not numeric is refused."""
         arr = np.asarray(array)
-        if arr.dtype.hasobject or arr.dtype.kind not in "biuf":
+        self.text = text and arr.ndim == 1 and _is_text(arr)
+        if not self.text and (arr.dtype.hasobject or arr.dtype.kind not in "biuf"):
             raise UsageError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
         if arr.ndim == 0:
             raise UsageError(f"{name}: expected an array of examples, got a scalar")
@@ -26,6 +29,9 @@ class ArrayReader(Reader, RangeReader):
         self.n_rows = arr.shape[0]
         self.row_shape = arr.shape[1:]
         self.column_names = IndexNames(arr.shape[1] if arr.ndim == 2 else 1)
+
+    def text_column(self, column: int) -> bool:
+        return self.text
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         for start in range(0, self.array.shape[0], max_rows):
@@ -62,3 +68,10 @@ class ArrayReader(Reader, RangeReader):
 
     def range_reader(self) -> RangeReader:
         return self
+
+
+def _is_text(arr: NDArray[Any]) -> bool:
+    """Strings: a str dtype, or objects that are all str (None for a missing label)."""
+    if arr.dtype.kind == "U":
+        return True
+    return arr.dtype.kind == "O" and all(v is None or isinstance(v, str) for v in arr.tolist())

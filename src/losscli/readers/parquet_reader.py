@@ -119,6 +119,15 @@ class ParquetReader(Reader):
             raise InputError(f"is corrupt ({_short(exc)})", path=self.display) from None
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
+    def text_column(self, column: int) -> bool:
+        """A string column, or a dictionary (pandas category) of strings."""
+        import pyarrow.types as pt
+
+        t = self._types[column]
+        if pt.is_dictionary(t):
+            t = t.value_type
+        return bool(pt.is_string(t) or pt.is_large_string(t))
+
     def _check_type(self, j: int) -> None:
         import pyarrow.types as pt
 

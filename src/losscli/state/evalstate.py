@@ -175,7 +175,8 @@ class Binding:
     outputs: int = 1
     classes: int = 0  # ce: score columns; perplexity: the vocabulary (logit columns); else 0
     output_names: tuple[str, ...] = ()  # per-output labels when outputs > 1
-    labels: tuple[int, ...] | None = None  # ce: the class label of each score column, when named
+    #: ce: the class of each score column, when not its position (named columns, --classes)
+    labels: tuple[int | str, ...] | None = None
     detail_columns: tuple[str, ...] = ()  # the breakdown's cells after row (and id)
     id_column: str | None = None  # the id column the worst rows carry, if any
     weighted: bool = False
@@ -199,8 +200,11 @@ class Binding:
         labels = raw["labels"]
         if labels is not None:
             if not isinstance(labels, list):
-                raise malformed(f"{where}.labels", "a list of integers", labels)
-            labels = tuple(want_int(v, f"{where}.labels[{i}]", None) for i, v in enumerate(labels))
+                raise malformed(f"{where}.labels", "a list of integers or strings", labels)
+            labels = tuple(  # class names (text) or integer class labels
+                v if isinstance(v, str) else want_int(v, f"{where}.labels[{i}]", None)
+                for i, v in enumerate(labels)
+            )
         return cls(
             want_opt_str(raw["input_kind"], f"{where}.input_kind"),
             want_bool(raw["input_detected"], f"{where}.input_detected"),

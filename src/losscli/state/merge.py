@@ -89,7 +89,9 @@ def check_mergeable(a: Header, b: Header) -> None:
     missing = "(not set)"
     for key in sorted(set(a.metric_options) | set(b.metric_options)):
         x, y = a.metric_options.get(key, missing), b.metric_options.get(key, missing)
-        if not _same(x, y):
+        # an option not given (None) is the same as one a state saved before it existed
+        unset = x in (missing, None) and y in (missing, None)
+        if not unset and not _same(x, y):
             raise StateMismatch(f"metric option {key}", x, y)
     if a.binding is None or b.binding is None:
         return
