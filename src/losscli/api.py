@@ -66,7 +66,9 @@ def run_evaluation(
     ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``, ``row_offset``; outputs ``top``,
     ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
     (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar); the
-    metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``delta`` (huber), and
+    metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``classes`` (ce: the
+    class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
+    probability the predictions are), ``delta`` (huber), and
     perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
     ``sequence_offset``.
     """

@@ -392,7 +392,9 @@ class CsvReader(Reader):
     def text_column(self, column: int) -> bool:
         """A cell of the first rows that is neither a number nor True/False (``dog``)."""
         rows = self._sample if self.has_header else [self._fields, *self._sample]
-        return any(column < len(r) and r[column].strip() and not _is_number(r[column]) for r in rows)
+        return any(
+            column < len(r) and r[column].strip() and not _is_number(r[column], self.decimal) for r in rows
+        )
 
     def _leading_blanks_are_rows(self) -> bool:
         """In a one-column file without a header, every empty line before the last row is a
