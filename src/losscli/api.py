@@ -25,7 +25,6 @@ from .metrics.shortcuts import LossCliWarning, Source
 from .options import Evaluation, build_evaluation
 from .results.report import Report, build_report
 from .state.evalstate import EvalState
-from .wording import in_api_words
 
 P = ParamSpec("P")
 __all__ = ["LossCliWarning", "Progress", "evaluate", "evaluate_state", "merge", "run_evaluation"]
@@ -232,6 +231,8 @@ def in_python_terms(run: Callable[P, Report]) -> Callable[P, Report]:
                 if name in kwargs or len(args) > place:
                     raise UsageError(f"give {name} or its alias {alias}, not both")
                 kwargs[name] = kwargs.pop(alias)
+        from .wording import in_api_words  # only Python callers need it (the CLI calls run)
+
         try:
             report = run(*args, **kwargs)
         except LossCliError as exc:

@@ -25,7 +25,6 @@ from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.parts import LossState, SequenceStats
-from ..wording import in_api_words
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -209,6 +208,8 @@ class Evaluator:
         except DataProblem as problem:
             error = self._located(problem, row_map)
             if self.python:
+                from ..wording import in_api_words
+
                 error.args = (in_api_words(str(error)),)
             raise error from None
 
@@ -437,6 +438,8 @@ def _python_words(python: bool) -> Iterator[None]:
         yield
     except LossCliError as exc:
         if python:
+            from ..wording import in_api_words
+
             exc.args = (in_api_words(str(exc)),)
         raise
 

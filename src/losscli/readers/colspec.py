@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
@@ -163,6 +162,8 @@ def _glob(cols: _Columns, part: str) -> list[int]:
             "select them with positions or ranges such as 1-10 or 3-"
             + (", or give --header if the first row names them" if cols.reader.delimited else "")
         )
+    from fnmatch import fnmatchcase  # only when a glob is given
+
     names = cols.reader.column_names
     matched = [j for j in range(cols.count) if fnmatchcase(names[j], part)]
     taken = [j for j in matched if j not in cols.excluded]
