@@ -196,15 +196,19 @@ def test_ambiguous_file_is_read_as_today_with_a_warning(tmp_path: Path) -> None:
     assert value == ref.mse(p, y)
 
 
-def test_ambiguous_file_with_a_leading_zero_warns_alone(tmp_path: Path) -> None:
+def test_ambiguous_file_with_a_leading_zero_is_refused_until_the_user_says(tmp_path: Path) -> None:
+    """'0,05' reads best as one number, '1,5' as either: two readings, two different results, so
+    losscli asks (exit 2) instead of guessing; either option settles it."""
     path = tmp_path / "a.csv"
     path.write_text("1,5\n0,05\n2,25\n")
     r = run_cli("mse", path, "--pred-col", "0", "--target-col", "1", "-f", "json")
-    assert r.code == 0 and r.json()["value"] == ref.mse(np.array([1, 0, 2.0]), np.array([5, 5, 25.0]))
-    assert "warning: " in r.stderr and "(0,05 is two columns)" in r.stderr
-    assert "pass --decimal ," in r.stderr
-    unsaid = run_cli("mse", path)  # an error before any report: the warning goes with it
-    assert unsaid.code == 2 and "0,05 is two columns" in unsaid.stderr
+    assert r.code == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert "'0,05'" in r.stderr and "--decimal ," in r.stderr and "--delimiter ," in r.stderr
+    two = run_cli("mse", path, "--pred-col", "0", "--target-col", "1", "--delimiter", ",", "-f", "json")
+    assert two.code == 0 and two.json()["value"] == ref.mse(np.array([1, 0, 2.0]), np.array([5, 5, 25.0]))
+    assert "warning" not in two.stderr
+    one = run_cli("mse", path, path, "--decimal", ",", "-f", "json")
+    assert one.code == 0 and one.json()["value"] == 0.0 and one.json()["n"] == 3
 
 
 def test_mixed_decimal_marks_refused_with_a_hint(tmp_path: Path) -> None:
@@ -283,7 +287,7 @@ def test_weights_and_logprobs_files(tmp_path: Path) -> None:
 
 
 def test_thousands_groups_are_not_decimal_commas(tmp_path: Path) -> None:
-    """"1,234" quoted in a comma CSV (US Excel's thousands) is not taken for 1.234: refused,
+    """ "1,234" quoted in a comma CSV (US Excel's thousands) is not taken for 1.234: refused,
     as before, with the option named."""
     path = tmp_path / "us.csv"
     path.write_text('pred,y\n"1,234",2\n"2,000",3\n')
@@ -301,3 +305,18 @@ def test_ambiguous_file_named_in_the_error_it_causes(tmp_path: Path) -> None:
     assert r.code == 3 and len(r.stderr.strip().splitlines()) == 1
     assert "t.csv: read as comma-separated (1,5 is two columns); if its commas" in r.stderr
     assert _value("mse", tmp_path / "p.csv", tmp_path / "t.csv", "--decimal", ",")[0] == 0.25
+
+
+def test_headerless_one_column_pandas_files_are_not_read_as_two_columns(tmp_path: Path) -> None:
+    """`to_csv(sep=";", decimal=",", header=False, index=False)` of one column: every line is
+    '-2,529...' or '0,13...', which must not become two integer columns silently."""
+    p, y = _regression(50)
+    pd.DataFrame(p).to_csv(tmp_path / "p.csv", sep=";", decimal=",", header=False, index=False)
+    pd.DataFrame(y).to_csv(tmp_path / "y.csv", sep=";", decimal=",", header=False, index=False)
+    r = run_cli("mse", tmp_path / "p.csv", tmp_path / "y.csv", "-f", "json")
+    if r.code == 0:  # detected as one decimal-comma column
+        assert math.isclose(r.json()["value"], ref.mse(p, y), rel_tol=REL)
+    else:
+        assert r.code == 2 and "--decimal ," in r.stderr and r.stdout == ""
+    given = run_cli("mse", tmp_path / "p.csv", tmp_path / "y.csv", "--decimal", ",", "-f", "json")
+    assert math.isclose(given.json()["value"], ref.mse(p, y), rel_tol=REL)

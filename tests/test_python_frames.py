@@ -343,3 +343,17 @@ def test_random_frames_give_the_reference_or_a_losscli_error(
         return
     keep = ~np.isnan(p)
     assert report.value == pytest.approx(mse_ref(p[keep], t[keep]), rel=1e-9, abs=1e-12)
+
+
+def test_column_options_take_positions_and_lists_from_python() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.5, 2.0, 2.0], "w": [1.0, 1.0, 2.0]})
+    e2 = (df["a"] - df["b"]) ** 2
+    assert losscli.evaluate("mse", df, pred_col="a", target_col=1).value == pytest.approx(
+        e2.mean(), rel=1e-15
+    )
+    weighted = losscli.evaluate("mse", df, pred_col=["a"], target_col="b", weight_col=2).value
+    assert weighted == pytest.approx(float((e2 * df["w"]).sum() / df["w"].sum()), rel=1e-15)
+    with pytest.raises(losscli.UsageError, match="set"):
+        losscli.evaluate("mse", df, pred_col={"a"}, target_col="b")

@@ -165,6 +165,7 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
     """``evaluate``'s keywords -> a checked ``Evaluation``; every refusal is a UsageError (or an
     OutputError for an output that cannot be written), raised before anything is opened."""
     _refuse_foreign(metric, kwargs)
+    kwargs = {**kwargs, **{k: column_spec(k, kwargs[k]) for k in COLUMN_OPTIONS if k in kwargs}}
     fmt, header = kwargs.get("fmt"), kwargs.get("header")
     delimiter, decimal = text_marks(kwargs.get("delimiter"), kwargs.get("decimal"))
 
@@ -237,6 +238,26 @@ def text_marks(delimiter: Any, decimal: Any) -> tuple[str | None, str | None]:
     if marks[0] is not None and marks[0] == marks[1]:
         raise UsageError(f"--delimiter and --decimal are both {marks[0]!r}; they must differ")
     return marks[0], marks[1]
+
+
+COLUMN_OPTIONS = ("pred_col", "target_col", "weight_col", "exclude_col")
+
+
+def column_spec(option: str, value: Any) -> str | None:
+    """A column option from Python as the command line's text: a position (``1``) or a list of
+    names and positions (``["a", 2]``) becomes ``"1"`` / ``"a,2"``; anything else is refused."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value
+    ):
+        return ",".join(str(v) for v in value)
+    raise UsageError(
+        f"--{option.replace('_', '-')} takes a column name, a position, or a list of them, "
+        f"not {type(value).__name__} {value!r}"
+    )
 
 
 def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:

@@ -112,6 +112,7 @@ def make_plan(evaluation: Evaluation, stack: ExitStack) -> Plan:
 
 def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) -> Plan:
     from ..readers.csv_dialect import describe as describe_dialects
+    from ..readers.csv_dialect import refuse_one_number_lines
     from ..readers.open import settle_headers
 
     metric = registry.get(evaluation.metric)
@@ -137,6 +138,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         roles[TARGETS] = layout.text_targets
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
+    refuse_one_number_lines(every)
     dialect_notes, dialect_warnings = describe_dialects(every)
     notes[:0] = dialect_notes  # how a file was read comes before what was taken from it
     layout.warnings += dialect_warnings

@@ -199,10 +199,31 @@ def describe(readers: Sequence[Any], failed: bool = False) -> tuple[list[str], l
     return notes, warnings
 
 
+def refuse_one_number_lines(readers: Sequence[Any]) -> None:
+    """A file read as comma-separated whose lines read best as one number with a decimal comma
+    (``-2,529``, ``0,05``), with no other input to tell: the two readings give different numbers
+    and neither is safe to guess, so the user says which (exit 2)."""
+    from ..errors import AmbiguousInput
+
+    dialects = [r for r in dict.fromkeys(readers) if getattr(r, "dialect", None) is not None]
+    if any(r.dialect.decimal == "," for r in dialects):
+        return  # another input has decimal commas: describe() warns with that reason
+    for r in dialects:
+        if r.dialect.ambiguous and r.dialect.evidence is not None:
+            raise AmbiguousInput(
+                f"lines like {r.dialect.evidence!r} read as one number with a decimal comma or as "
+                "two comma-separated columns, and the file cannot tell: pass --decimal , (one "
+                "column) or --delimiter , (two columns)",
+                path=r.display,
+            )
+
+
 def add_hints(exc: LossCliError, readers: Sequence[Any]) -> None:
     """Add ``describe``'s warnings to the error a run ended with: a file read as two columns
     that may hold decimal commas is the likely cause of a shape or width error, and a run that
     fails prints no warnings."""
     hints = describe(readers, failed=True)[1]
+    if "--decimal ," in str(exc):  # the error already names the option
+        return
     if hints and exc.args and not any(h in str(exc) for h in hints):
         exc.args = (f"{exc.args[0]} ({'; '.join(hints)})", *exc.args[1:])
