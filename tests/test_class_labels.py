@@ -480,3 +480,10 @@ def test_classes_parse_to_one_canonical_form() -> None:
     for bad in ("cat", "cat,,dog", "cat,cat", "99999999999999999999,1", 5):
         with pytest.raises(UsageError, match="--classes"):
             parse_classes(bad)
+
+
+def test_a_positive_class_that_no_label_has_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("prob,label\n0.2,spam\n0.3,ham\n0.9,spam\n")
+    error = one_line_error(run_cli("bce", path, "--positive", "eggs"), 3)
+    assert "'spam'" in error and "'ham'" in error and "spelled" in error and "third class" not in error

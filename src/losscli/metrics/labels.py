@@ -178,7 +178,8 @@ def binary_targets(t: NDArray[Any], positive: str | None, seen: list[str]) -> ND
     numbers; other text needs ``positive`` (the class whose probability the predictions are),
     and at most one other class.
 
-    ``seen``: the other class met so far (kept by the scorer across chunks), so a third class in
+    ``seen``: the other class met so far, and POSITIVE_SEEN once the positive class was (kept by
+    the scorer across chunks), so a third class in
     a later chunk is refused too. Two classes without ``positive``: exit 2 naming both (the fix
     is the option); a third class, or text among numbers: exit 3.
     """
@@ -188,6 +189,8 @@ def binary_targets(t: NDArray[Any], positive: str | None, seen: list[str]) -> ND
     at = np.empty(len(values), dtype=np.float64)
     texts = [x for x in dict.fromkeys("" if v is None else str(v).strip() for v in values) if x]
     classes = [s for s in texts if s and s not in BOOL_TEXT and _number(s) is None]
+    if positive is not None and positive in texts and POSITIVE_SEEN not in seen:
+        seen.append(POSITIVE_SEEN)  # before the loop: its order is not the file's
     for k, v in enumerate(values):
         row = int(np.argmax(inverse == k))
         if v is None or not str(v).strip():
@@ -202,19 +205,28 @@ def binary_targets(t: NDArray[Any], positive: str | None, seen: list[str]) -> ND
     return at[inverse]
 
 
+POSITIVE_SEEN = "\x00"  # kept in ``seen`` once the --positive class has been met
+
+
 def _positive_value(text: str, positive: str, seen: list[str], row: int) -> float:
     if text == positive:
+        if POSITIVE_SEEN not in seen:
+            seen.append(POSITIVE_SEEN)
         return 1.0
-    if not seen:
-        seen.append(text)
-    if text != seen[0]:
-        raise DataProblem(
-            TARGETS,
-            row,
-            f"label {text!r} is a third class besides {positive!r} (--positive) and {seen[0]!r}; "
-            "bce needs two classes",
+    others = [c for c in seen if c != POSITIVE_SEEN]
+    if not others:
+        seen.insert(0, text)
+        return 0.0
+    if text == others[0]:
+        return 0.0
+    if POSITIVE_SEEN in seen:
+        detail = f"label {text!r} is a third class besides {positive!r} (--positive) and {others[0]!r}"
+    else:  # two labels so far, neither of them the positive class: a misspelled --positive?
+        detail = (
+            f"labels {others[0]!r} and {text!r} are both not --positive {positive!r} (is it "
+            "spelled as in the file?)"
         )
-    return 0.0
+    raise DataProblem(TARGETS, row, f"{detail}; bce needs two classes")
 
 
 def _refuse_classes(text: str, classes: list[str], among_numbers: bool, row: int) -> None:
