@@ -179,3 +179,10 @@ def test_two_column_csv_keeps_table_meaning(tmp_path):
     out = cli_json("--logprobs", path, "--pred-col", "b")
     assert out["value"] == pytest.approx(math.exp((0.5 + 0.25 + 4.0) / 3), rel=1e-12)
     assert out["n"] == 3 and out.get("sequences", 1) == 1
+
+
+def test_help_documents_pad_value():
+    r = run_cli("perplexity", "--help")
+    text = " ".join(r.stdout.split())
+    assert r.code == 0 and "--pad-value V" in text
+    assert "B sequences of T tokens" in text and "never occur as a real log-prob" in text

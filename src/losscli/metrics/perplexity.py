@@ -178,6 +178,9 @@ class Perplexity(MetricDef):
       $ losscli perplexity --logits logits.npy --targets input_ids.npy --shift
     From an inference server's log-probabilities:
       $ losscli perplexity --logprobs completions.jsonl --text heldout.txt
+    (B, T) log-probs gathered from logits (a 2-D .npy/.npz is B sequences of T tokens),
+    ragged sequences padded with 1.0, which is never a real log-prob:
+      $ losscli perplexity --logprobs lp.npy --pad-value 1.0
 
     The headline is the corpus perplexity: exp of the token-weighted mean NLL. The mean of
     per-sequence perplexities is shown beside it, labelled, because it is a different number.
