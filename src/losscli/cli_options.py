@@ -216,7 +216,8 @@ def token_inputs() -> list[click.Option]:
         click.Option(
             ["--logprobs", "logprobs"],
             metavar="FILE",
-            help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet, or "
+            help="Instead of logits: the log-probability of each target token (.npy/.csv/.parquet; "
+            "a 2-D .npy/.npz array is B sequences of T tokens, padding marked by --pad-value; or "
             "JSON: .jsonl/.json, compressed or on stdin, one record per sequence: OpenAI-style "
             "token_logprobs or logprobs.content, vLLM prompt_logprobs with prompt_token_ids (its "
             "first, null position is ignored), llama.cpp completion_probabilities, or a list of "

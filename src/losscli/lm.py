@@ -143,6 +143,17 @@ def _logit_sequences(lv: TokenView, tv: TokenView, seq_col: str | None, rows: in
     return SingleSequence(rows)
 
 
+def _batched_array(reader: Reader) -> bool:
+    """``reader`` is one 2-D array (.npy, a single-array .npz, an in-memory array): what
+    ``logits.log_softmax(-1).gather(-1, ids[..., None])[..., 0]`` gives, (B, T), read as B
+    sequences of T tokens. A table with columns (CSV, Parquet, Arrow) keeps its columns: its
+    token view is the table itself (no leading shape), so it is never taken for (B, T)."""
+    shape = reader.row_shape
+    if shape is None or len(shape) != 1:
+        return False
+    return token_view(reader, None, keep_last=False).batched is not None
+
+
 def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
     """Gathered log-probabilities: a column (named, conventionally named, or the only one)
     read through a token view, or JSON Lines records, one per sequence."""
@@ -153,6 +164,8 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
         role = Role(reader, None, reader.display)
         return TokenPlan({PREDS: role}, ListSequences(lengths), reader.nulls)
     col = _pick(reader, pred_col, LOGPROB_NAMES)
+    if col is None and _batched_array(reader):
+        col = 0  # a (B, T) array: B sequences of T tokens, flattened whole by the token view
     if col is None:
         if len(reader.column_names) != 1:
             raise UsageError(

@@ -92,6 +92,7 @@ class LMOptions:
     n_words: int | None = None
     sequence_offset: int | None = None
     ignore_index: int = IGNORE_INDEX_DEFAULT
+    pad_value: float | None = None
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> LMOptions:
@@ -344,6 +345,10 @@ def _check_inputs(evaluation: Evaluation) -> None:
         raise UsageError("give either logits (with targets) or --logprobs, not both")
     if inputs.logprobs is not None and (lm.shift or lm.topk is not None):
         raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
+    if inputs.logprobs is None and lm.pad_value is not None:
+        raise UsageError(
+            "--pad-value marks padding in --logprobs; with logits, mark it in the targets with --ignore-index"
+        )
     for name, value in (("--bytes", lm.n_bytes), ("--words", lm.n_words)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1")

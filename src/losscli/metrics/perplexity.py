@@ -13,7 +13,7 @@ from ..errors import DataProblem
 from ..options import IGNORE_INDEX_DEFAULT
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .ce import IGNORE_INDEX, CEScorer
-from .checks import PREDS, check_logprobs, squeeze_single
+from .checks import LOGPROB_TOLERANCE, PREDS, check_logprobs, squeeze_single
 from .common import LN2, accuracy_figures, interpret_perplexity, safe_exp, sequence_figures
 from .shortcuts import Source, pair_shortcut
 
@@ -86,7 +86,21 @@ OPTIONS = (
         minimum=0,
     ),
     IGNORE_INDEX,
+    MetricOption(
+        "pad_value",
+        "--pad-value",
+        "float",
+        None,
+        "Log-probabilities equal to V are padding: not scored, counted as ignored (a (B, T) array "
+        "of ragged sequences). V must never occur as a real log-prob: 0.0 is probability 1, so a "
+        "positive value such as 1.0 is safe (real log-probs are <= 0); NaN and -inf are refused.",
+        metavar="V",
+        merge_key=True,  # padding excluded or scored gives different numbers
+    ),
 )
+
+#: a positive "log-prob" is most often padding of a (B, T) array: say how to mark it
+PAD_HINT = ": pass natural-log probabilities (<= 0); if it marks padding, give it as --pad-value"
 
 
 class LogprobScorer(Scorer):
@@ -98,9 +112,11 @@ class LogprobScorer(Scorer):
 
     detail_columns = ("log-prob",)
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, pad_value: float | None = None) -> None:
         super().__init__(name)
         self.input_kind = "logprobs"
+        #: --pad-value: positions holding it are padding, not tokens (kept out like --ignore-index)
+        self.pad_value = pad_value
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         if squeeze_single(preds).ndim != 1:
@@ -110,10 +126,26 @@ class LogprobScorer(Scorer):
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
     ) -> MetricChunk:
         lp = squeeze_single(preds)
-        check_logprobs(lp, PREDS)  # the same rule and tolerance as ce --input logprobs
         out = self.scratch.get("loss", (len(lp),), np.float64)
+        if self.pad_value is not None:
+            pad = np.equal(lp, self.pad_value, out=self.scratch.get("pad", (len(lp),), np.bool_))
+            if pad.any():
+                return self._padded(lp, pad, out)
+        check_logprobs(lp, PREDS, PAD_HINT)  # the same rule and tolerance as ce --input logprobs
         np.negative(lp, out=out)
         return MetricChunk(out)
+
+    def _padded(self, lp: NDArray[Any], pad: NDArray[np.bool_], out: NDArray[np.float64]) -> MetricChunk:
+        """Losses with padded positions kept out (``keep``), so the evaluator counts them as
+        ignored, as CEScorer's --ignore-index rows. The pad value (1.0, say) is not a log-prob,
+        so the check looks only at the other positions: it runs on the losses, and finds the
+        offending row in the log-probs only when one fails (NaN compares False)."""
+        np.negative(lp, out=out)
+        np.putmask(out, pad, 0.0)
+        if not out.min() >= -LOGPROB_TOLERANCE:
+            check_logprobs(np.where(pad, lp.dtype.type(0), lp), PREDS, PAD_HINT)
+        keep = np.logical_not(pad, out=self.scratch.get("keep", (len(lp),), np.bool_))
+        return MetricChunk(out, keep=keep)
 
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """-inf (probability 0) is a legitimate infinite loss; NaN is never a log-probability."""
@@ -146,6 +178,9 @@ class Perplexity(MetricDef):
       $ losscli perplexity --logits logits.npy --targets input_ids.npy --shift
     From an inference server's log-probabilities:
       $ losscli perplexity --logprobs completions.jsonl --text heldout.txt
+    (B, T) log-probs gathered from logits (a 2-D .npy/.npz is B sequences of T tokens),
+    ragged sequences padded with 1.0, which is never a real log-prob:
+      $ losscli perplexity --logprobs lp.npy --pad-value 1.0
 
     The headline is the corpus perplexity: exp of the token-weighted mean NLL. The mean of
     per-sequence perplexities is shown beside it, labelled, because it is a different number.
@@ -159,7 +194,7 @@ class Perplexity(MetricDef):
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         if options.get("logprobs"):
-            return LogprobScorer(self.name)
+            return LogprobScorer(self.name, options.get("pad_value"))
         return CEScorer(
             self.name, "logits", options.get("ignore_index", IGNORE_INDEX_DEFAULT), options.get("topk")
         )
@@ -176,7 +211,10 @@ class Perplexity(MetricDef):
             Figure("bits_per_token", "bits per token", ce / LN2, "cross-entropy / ln 2"),
             Figure("n", "tokens scored", t.n, "ignored tokens are not counted"),
             Figure(
-                "ignored", "tokens ignored", t.ignored, "--ignore-index (padding, prompt), null log-probs"
+                "ignored",
+                "tokens ignored",
+                t.ignored,
+                "--ignore-index or --pad-value (padding, prompt), null log-probs",
             ),
             *sequence_figures(state),
         ]
