@@ -85,6 +85,25 @@ OPTIONS = (
         metavar="N",
         minimum=0,
     ),
+    MetricOption(
+        "mask",
+        "--mask",
+        "path",
+        None,
+        "Attention mask (B, T) or flat, 1 = real token, 0 = padding, as tokenizers return it: "
+        "padding is not scored and is counted as ignored (with --shift, the mask of the scored "
+        "token t+1 decides). A .npy/.npz/Parquet file; --mask-col names its array or column.",
+        metavar="FILE",
+    ),
+    MetricOption(
+        "mask_col",
+        "--mask-col",
+        "str",
+        None,
+        "The attention mask's array or column (e.g. attention_mask): in --mask FILE, else in "
+        "the token ids' file.",
+        metavar="NAME",
+    ),
     IGNORE_INDEX,
 )
 
@@ -176,7 +195,10 @@ class Perplexity(MetricDef):
             Figure("bits_per_token", "bits per token", ce / LN2, "cross-entropy / ln 2"),
             Figure("n", "tokens scored", t.n, "ignored tokens are not counted"),
             Figure(
-                "ignored", "tokens ignored", t.ignored, "--ignore-index (padding, prompt), null log-probs"
+                "ignored",
+                "tokens ignored",
+                t.ignored,
+                "--ignore-index or --mask 0 (padding, prompt), null log-probs",
             ),
             *sequence_figures(state),
         ]
