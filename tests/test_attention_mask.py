@@ -64,3 +64,130 @@ def test_npy_mask_matches_hf_loss(tmp_path: Path, shift: bool, threads: str) -> 
     args = ["--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.npy"]
     args += ["--mask", tmp_path / "mask.npy", "--threads", threads, "--chunk-size", "4"]
     _check(_run(*args, *(["--shift"] if shift else [])), _reference(logits, ids, mask, shift))
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_npz_keys_mask_col_in_the_ids_file(tmp_path: Path, shift: bool) -> None:
+    logits, ids, mask = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.savez(tmp_path / "batch.npz", input_ids=ids, attention_mask=mask)
+    args = ["--logits", tmp_path / "logits.npy", "--targets", tmp_path / "batch.npz"]
+    args += ["--target-col", "input_ids", "--mask-col", "attention_mask"]
+    _check(_run(*args, *(["--shift"] if shift else [])), _reference(logits, ids, mask, shift))
+
+
+def test_npz_one_file_holding_everything(tmp_path: Path) -> None:
+    logits, ids, mask = _batch()
+    np.savez(tmp_path / "all.npz", logits=logits, input_ids=ids, attention_mask=mask)
+    path = tmp_path / "all.npz"
+    args = ["--logits", path, "--pred-col", "logits", "--target-col", "input_ids"]
+    _check(_run(*args, "--mask-col", "attention_mask", "--shift"), _reference(logits, ids, mask, True))
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_parquet_list_columns(tmp_path: Path, shift: bool) -> None:
+    """Unpadded sequences as list columns, the mask a list column of the ids' file."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    logits, ids, mask = _batch()
+    lens = [6, 5, 6]  # lists of their own lengths; masks still drop tokens inside them
+    table = pa.table(
+        {
+            "input_ids": [ids[b, : lens[b]].tolist() for b in range(3)],
+            "attention_mask": [mask[b, : lens[b]].tolist() for b in range(3)],
+        }
+    )
+    pq.write_table(table, tmp_path / "ids.parquet")
+    flat = np.concatenate([logits[b, : lens[b]] for b in range(3)])
+    np.save(tmp_path / "logits.npy", flat)
+    terms = [
+        _reference(logits[b : b + 1, : lens[b]], ids[b : b + 1, : lens[b]], mask[b : b + 1, : lens[b]], shift)
+        for b in range(3)
+    ]
+    n = sum(t[1] for t in terms)
+    want = (sum(t[0] * t[1] for t in terms) / n, n, sum(t[2] for t in terms))
+    args = ["--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.parquet"]
+    args += ["--target-col", "input_ids", "--mask-col", "attention_mask"]
+    _check(_run(*args, *(["--shift"] if shift else [])), want)
+
+
+def test_eos_equal_to_pad_real_eos_is_scored(tmp_path: Path) -> None:
+    """GPT-2 pads with its eos id: the mask, not the id, says what is padding."""
+    rng = np.random.default_rng(3)
+    vocab = EOS + 1
+    ids = np.array([[10, EOS, 20, EOS], [30, 40, EOS, EOS]])
+    mask = np.array([[1, 1, 1, 1], [1, 1, 1, 0]])  # the eos at [1, 2] is real, [1, 3] is padding
+    logits = rng.normal(0, 1, (2, 4, vocab)).astype(np.float32)
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    args = [
+        "--logits",
+        tmp_path / "logits.npy",
+        "--targets",
+        tmp_path / "ids.npy",
+        "--mask",
+        tmp_path / "mask.npy",
+    ]
+    want = _reference(logits, ids, mask, True)
+    assert want[1:] == (5, 1)  # 6 shifted labels: the three real eos are scored, the pad is not
+    _check(_run(*args, "--shift"), want)
+
+
+def test_flat_mask_and_bool_mask(tmp_path: Path) -> None:
+    logits, ids, mask = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask.ravel().astype(bool))
+    args = [
+        "--logits",
+        tmp_path / "logits.npy",
+        "--targets",
+        tmp_path / "ids.npy",
+        "--mask",
+        tmp_path / "mask.npy",
+    ]
+    _check(_run(*args, "--shift"), _reference(logits, ids, mask, True))
+
+
+def test_mask_shape_mismatch_exit_3(tmp_path: Path) -> None:
+    logits, ids, mask = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask[:, :5])
+    args = [
+        "--logits",
+        tmp_path / "logits.npy",
+        "--targets",
+        tmp_path / "ids.npy",
+        "--mask",
+        tmp_path / "mask.npy",
+    ]
+    result = _run(*args)
+    assert result.code == 3, result.stderr
+    assert "mask.npy" in result.stderr and "Traceback" not in result.stderr
+    np.save(tmp_path / "mask.npy", mask.reshape(6, 3))  # same count, other (B, T)
+    result = _run(*args)
+    assert result.code == 3 and "mask.npy" in result.stderr
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("bad", [2, 0.5, -1])
+def test_mask_values_other_than_0_1_exit_3(tmp_path: Path, bad: float, threads: str) -> None:
+    logits, ids, mask = _batch()
+    m = mask.astype(np.float64)
+    m[2, 1] = bad
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", m)
+    args = [
+        "--logits",
+        tmp_path / "logits.npy",
+        "--targets",
+        tmp_path / "ids.npy",
+        "--mask",
+        tmp_path / "mask.npy",
+    ]
+    result = _run(*args, "--shift", "--threads", threads, "--chunk-size", "4")
+    assert result.code == 3, result.stderr
+    assert "mask.npy" in result.stderr and "not 0 or 1" in result.stderr
