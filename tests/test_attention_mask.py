@@ -191,3 +191,43 @@ def test_mask_values_other_than_0_1_exit_3(tmp_path: Path, bad: float, threads: 
     result = _run(*args, "--shift", "--threads", threads, "--chunk-size", "4")
     assert result.code == 3, result.stderr
     assert "mask.npy" in result.stderr and "not 0 or 1" in result.stderr
+
+
+@pytest.mark.parametrize("shift", [False, True])
+@pytest.mark.parametrize("shape", ["batched", "lists"])
+def test_token_position_is_the_scored_token_in_the_ids(tmp_path: Path, shift: bool, shape: str) -> None:
+    """worst_tokens[].token_position and --per-example's token_position index the original
+    ids (t + 1 under --shift): ids[sequence][token_position] is the scored target."""
+    logits, ids, _ = _batch()
+    if shape == "batched":
+        np.save(tmp_path / "logits.npy", logits)
+        np.save(tmp_path / "ids.npy", ids)
+        targets: list[Any] = ["--targets", tmp_path / "ids.npy"]
+    else:
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        pq.write_table(pa.table({"input_ids": [r.tolist() for r in ids]}), tmp_path / "ids.parquet")
+        np.save(tmp_path / "logits.npy", logits.reshape(-1, V))
+        targets = ["--targets", tmp_path / "ids.parquet", "--target-col", "input_ids"]
+    flag = ["--shift"] if shift else []
+    doc = _run("--logits", tmp_path / "logits.npy", *targets, *flag).json()
+    seen = 0
+    for row in doc["sequence_rows"]:
+        for w in row["worst_tokens"]:
+            b, t, tp = row["sequence"], w["position"], w["token_position"]
+            assert tp == t + (1 if shift else 0)
+            assert w["target"] == ids[b, tp]
+            seen += 1
+    assert seen > 0
+    out = run_cli("perplexity", "--logits", tmp_path / "logits.npy", *targets, *flag, "--per-example", "-")
+    lines = out.stdout.strip().splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["row", "sequence", "position", "token_position"]
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    for r in rows:
+        b, t, tp = int(r["sequence"]), int(r["position"]), int(r["token_position"])
+        assert tp == t + (1 if shift else 0)
+        lg = logits[b, t].astype(np.float64)
+        want = np.log(np.exp(lg - lg.max()).sum()) + lg.max() - lg[ids[b, tp]]
+        assert float(r["loss"]) == pytest.approx(want, rel=1e-6)
+    assert len(rows) == ids.size - (3 if shift else 0)

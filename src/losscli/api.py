@@ -93,7 +93,9 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
             per_example = evaluation.run.per_example
             carry = IDS in plan.roles and not per_example.lower().endswith(".npy")
             sink = open_writer(
-                per_example, ("sequence", "position") if plan.seqmap is not None else (), carry
+                per_example,
+                ("sequence", "position", "token_position") if plan.seqmap is not None else (),
+                carry,
             )
             stack.callback(sink.abort)  # no-op after commit
         top = evaluation.run.top
