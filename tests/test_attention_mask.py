@@ -231,3 +231,27 @@ def test_token_position_is_the_scored_token_in_the_ids(tmp_path: Path, shift: bo
         want = np.log(np.exp(lg - lg.max()).sum()) + lg.max() - lg[ids[b, tp]]
         assert float(r["loss"]) == pytest.approx(want, rel=1e-6)
     assert len(rows) == ids.size - (3 if shift else 0)
+
+
+def test_python_keywords_and_provenance(tmp_path: Path) -> None:
+    """``mask=`` / ``mask_col=`` are evaluate's keywords; the mask file is recorded as an input."""
+    import losscli
+
+    logits, ids, mask = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.savez(tmp_path / "batch.npz", input_ids=ids, attention_mask=mask)
+    report = losscli.evaluate(
+        "perplexity",
+        tmp_path / "logits.npy",
+        tmp_path / "batch.npz",
+        target_col="input_ids",
+        mask=str(tmp_path / "batch.npz"),
+        mask_col="attention_mask",
+        shift=True,
+    )
+    loss, n, ignored = _reference(logits, ids, mask, True)
+    assert report.figure("cross_entropy") == pytest.approx(loss, rel=1e-6)
+    assert (report.figure("n"), report.figure("ignored")) == (n, ignored)
+    doc = report.to_dict()
+    roles = [f["role"] for f in doc["provenance"]["inputs"]]
+    assert "mask" in roles
