@@ -69,7 +69,7 @@ def run_evaluation(
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
     probability the predictions are), ``delta`` (huber), and
     perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
-    ``sequence_offset``.
+    ``sequence_offset``, ``mask`` (an attention mask file) and ``mask_col``.
     """
     definition = registry.get(metric)
     evaluation = build_evaluation(definition, preds, targets, options)
