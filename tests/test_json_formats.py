@@ -74,7 +74,13 @@ def test_vllm_prompt_logprobs_score_the_prompt_token_and_ignore_the_first(tmp_pa
     for row, (_, chosen, _) in zip(rows, SEQS, strict=True):
         assert row["perplexity"] == pytest.approx(ppl(chosen), rel=1e-12)
     worst = rows[0]["worst_tokens"][0]
-    assert worst == {"position": 2, "target": 5, "logprob": -3.0, "token": " sat"}  # prompt id 5
+    assert worst == {
+        "position": 2,
+        "token_position": 2,
+        "target": 5,
+        "logprob": -3.0,
+        "token": " sat",
+    }  # prompt id 5
     by_row = {e["row"]: e["token"] for e in data["examples"]}
     assert by_row == {0: " the", 1: " cat", 2: " sat", 3: " a", 4: " b"}
 
@@ -158,6 +164,7 @@ def test_llama_cpp_newer_logprobs(tmp_path: Path) -> None:
     assert data["ignored"] == 0
     assert data["sequence_rows"][0]["worst_tokens"][0] == {
         "position": 1,
+        "token_position": 1,  # no shift: the same token
         "target": 2,  # the item's id
         "logprob": -2.25,
         "token": "lo",
@@ -179,6 +186,7 @@ def test_llama_cpp_probability_zero_is_an_infinite_loss(tmp_path: Path) -> None:
     assert data["value"] is None and data["status"] == "overflow"  # inf: null in JSON
     assert data["sequence_rows"][0]["worst_tokens"][0] == {
         "position": 1,
+        "token_position": 1,
         "target": 2,
         "logprob": None,
         "token": "b",
@@ -249,6 +257,7 @@ def test_a_top_level_list_of_token_objects_is_one_sequence(tmp_path: Path) -> No
     assert data["ignored"] == 1 and data["sequences"] == 1
     assert data["sequence_rows"][0]["worst_tokens"][0] == {
         "position": 1,
+        "token_position": 1,
         "target": None,
         "logprob": -4.0,
         "token": "c",

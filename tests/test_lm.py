@@ -233,10 +233,11 @@ def test_per_example_has_sequence_and_position(batch) -> None:
         "perplexity", "--logits", d / "z.npy", "--targets", d / "ids.npy", "--shift", "--per-example", "-"
     )
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["row", "sequence", "position", "loss"]
+    assert list(rows[0]) == ["row", "sequence", "position", "token_position", "loss"]
     for row in rows:
         b, t = int(row["sequence"]), int(row["position"])
         assert int(row["row"]) == b * ids.shape[1] + t
+        assert int(row["token_position"]) == t + 1  # the scored token of the shift
         want = -ref.log_softmax_row(z[b, t].tolist())[int(ids[b, t + 1])]
         assert float(row["loss"]) == pytest.approx(want, rel=1e-12)
 

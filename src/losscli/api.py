@@ -69,7 +69,8 @@ def run_evaluation(
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
     probability the predictions are), ``delta`` (huber), and
     perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
-    ``sequence_offset``, ``pad_value`` (padding of (B, T) log-probs).
+    ``sequence_offset``, ``pad_value`` (padding of (B, T) log-probs), ``mask`` (an attention
+    mask file) and ``mask_col``.
     """
     definition = registry.get(metric)
     evaluation = build_evaluation(definition, preds, targets, options)
@@ -93,7 +94,9 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
             per_example = evaluation.run.per_example
             carry = IDS in plan.roles and not per_example.lower().endswith(".npy")
             sink = open_writer(
-                per_example, ("sequence", "position") if plan.seqmap is not None else (), carry
+                per_example,
+                ("sequence", "position", "token_position") if plan.seqmap is not None else (),
+                carry,
             )
             stack.callback(sink.abort)  # no-op after commit
         top = evaluation.run.top

@@ -18,13 +18,14 @@ from .errors import InputError, UsageError
 from .metrics.checks import PREDS, TARGETS
 from .readers.base import Group, Reader
 from .readers.tokens import TokenView, token_view
-from .sequences import ListSequences, PeriodicSequences, SequenceMap, SingleSequence
+from .sequences import MASK, ListSequences, PeriodicSequences, SequenceMap, SingleSequence
 from .state.evalstate import EvalState, TokenText
 
 LOGPROB_NAMES = ("logprob", "logprobs", "token_logprob", "token_logprobs", "log_prob", "lp")
 LOGIT_NAMES = ("logits", "logit", "scores")
 #: lm-evaluation-harness's word count (wikitext): len(re.split(r"\s+", text)), edge whitespace included
 WORD_BREAK = re.compile(r"\s+")
+MASK_NAMES = ("attention_mask", "mask")
 ID_NAMES = ("labels", "label", "targets", "target", "ids", "input_ids", "token_ids", "tokens")
 
 
@@ -33,6 +34,7 @@ class TokenPlan:
     roles: dict[str, Role]
     seqmap: SequenceMap
     nulls: int = 0  # null log-probabilities skipped (JSON Lines)
+    ids: TokenView | None = None  # the token ids' view, whose layout an attention mask must have
 
 
 def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | None:
@@ -119,7 +121,38 @@ def plan_logits(
         PREDS: Role(logits, p_group, logits.display),
         TARGETS: Role(targets, t_group, targets.display),
     }
-    return TokenPlan(roles, seqmap)
+    return TokenPlan(roles, seqmap, ids=tv)
+
+
+def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None) -> None:
+    """An attention mask (--mask FILE, or --mask-col in the ids' file) as one more role, one
+    token per row like the ids; its layout must be the ids' ((B, T), flat B*T, or the same list
+    lengths), so a mask never lines up with the wrong tokens."""
+    assert plan.ids is not None
+    multi = mask_col is not None or len(reader.column_names) > 1
+    col = _pick(reader, mask_col, MASK_NAMES) if multi else None
+    view, ids = token_view(reader, col, keep_last=False), plan.ids
+    _check_mask_layout(view, ids)
+    group: Group = _without_index(view.reader) if col is None else [col]
+    plan.roles[MASK] = Role(view.reader, group, view.reader.display)
+
+
+def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
+    """Exit 3, naming the mask's file, when its shape cannot be the ids' (B, T)."""
+    shown: tuple[object, object] | None = None
+    if mask.lists and ids.lists:
+        if not np.array_equal(mask.lengths(), ids.lengths()):
+            shown = ("lists of other lengths", "")
+    elif mask.lead and ids.lead:
+        flat = len(mask.lead) == 1 or len(ids.lead) == 1
+        if int(np.prod(mask.lead)) != int(np.prod(ids.lead)) or (not flat and mask.lead != ids.lead):
+            shown = (f"shape {mask.lead}", f" {ids.lead}")
+    if shown is not None:
+        raise InputError(
+            f"the attention mask has {shown[0]} but the token ids ({ids.reader.display}) have"
+            f"{shown[1] or ' other list lengths'}: give the mask the tokenizer returned with these ids",
+            path=mask.reader.display,
+        )
 
 
 def _logit_sequences(lv: TokenView, tv: TokenView, seq_col: str | None, rows: int | None) -> SequenceMap:

@@ -28,7 +28,7 @@ IGNORE_INDEX_DEFAULT = -100
 BREAKDOWN_ALL_AT_MOST = 20
 DEFAULT_TOP = 10
 
-Role = Literal["preds", "targets", "weights", "logprobs"]
+Role = Literal["preds", "targets", "weights", "logprobs", "mask"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,8 @@ class LMOptions:
     sequence_offset: int | None = None
     ignore_index: int = IGNORE_INDEX_DEFAULT
     pad_value: float | None = None
+    mask: str | None = None  # --mask FILE: an attention mask, 1 = real token
+    mask_col: str | None = None  # its array or column (in --mask FILE, else in the ids' file)
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> LMOptions:
@@ -349,11 +351,16 @@ def _check_inputs(evaluation: Evaluation) -> None:
         raise UsageError(
             "--pad-value marks padding in --logprobs; with logits, mark it in the targets with --ignore-index"
         )
+    if inputs.logprobs is not None and (lm.mask or lm.mask_col):
+        raise UsageError("--mask and --mask-col go with logits and token ids, not --logprobs")
     for name, value in (("--bytes", lm.n_bytes), ("--words", lm.n_words)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1")
 
 
 def _text_paths(evaluation: Evaluation) -> list[str]:
+    """Paths read besides the inputs (--text, --mask), for the read-once check and provenance."""
     lm = evaluation.lm
-    return [lm.text] if lm is not None and lm.text is not None else []
+    if lm is None:
+        return []
+    return [p for p in (lm.text, lm.mask) if p is not None]

@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 
 #: target value that marks a token dropped by --shift (not scored, not counted as ignored)
 SHIFT_DROP = np.iinfo(np.int64).min
+#: the role of an attention mask (--mask, --mask-col): 1 = real token, 0 = padding
+MASK = "mask"
 
 
 class SequenceMap:
@@ -94,27 +96,64 @@ def shift_ids(
 
 
 def shifted_stream(
-    chunks: Iterator[list[NDArray[Any]]], index: int, seqmap: SequenceMap
+    chunks: Iterator[list[NDArray[Any]]], indices: Sequence[int], seqmap: SequenceMap
 ) -> Iterator[list[NDArray[Any]]]:
-    """Apply ``shift_ids`` to array ``index`` of a sequential chunk stream (one chunk of
-    look-ahead: each chunk is released once the first target of the next is known)."""
+    """Apply ``shift_ids`` to arrays ``indices`` of a sequential chunk stream (the ids, and an
+    attention mask read by the same reader; one chunk of look-ahead: each chunk is released
+    once the first target of the next is known)."""
     held: list[NDArray[Any]] | None = None
     start = 0
+    first = indices[0]
     for chunk in chunks:
-        if len(chunk[index]) == 0:
+        if len(chunk[first]) == 0:
             continue
         if held is not None:
-            yield _shifted(held, index, start, chunk[index][:1], seqmap)
-            start += len(held[index])
+            yield _shifted(held, indices, start, chunk, seqmap)
+            start += len(held[first])
         held = [np.array(a, copy=True) for a in chunk]  # the reader may reuse its buffers
     if held is not None:
-        yield _shifted(held, index, start, np.empty(0, dtype=np.int64), seqmap)
+        yield _shifted(held, indices, start, None, seqmap)
 
 
 def _shifted(
-    chunk: list[NDArray[Any]], index: int, start: int, following: NDArray[Any], seqmap: SequenceMap
+    chunk: list[NDArray[Any]],
+    indices: Sequence[int],
+    start: int,
+    following: list[NDArray[Any]] | None,
+    seqmap: SequenceMap,
 ) -> list[NDArray[Any]]:
-    rows = np.arange(start, start + len(chunk[index]), dtype=np.int64)
+    rows = np.arange(start, start + len(chunk[indices[0]]), dtype=np.int64)
     out = list(chunk)
-    out[index] = shift_ids(chunk[index], rows, following, seqmap)
+    for i in indices:
+        nxt = following[i][:1] if following is not None else np.empty(0, dtype=np.int64)
+        out[i] = shift_ids(chunk[i], rows, nxt, seqmap)
+    return out
+
+
+def check_mask(mask: NDArray[Any], label: str, first_row: int) -> None:
+    """An attention mask holds 0 (padding) and 1 (a real token), as tokenizers return it; a
+    bool mask is taken as it is. Checked before any shift, so 0.5 is never read as 0."""
+    if mask.dtype == np.bool_:
+        return
+    bad = (mask != 0) & (mask != 1)
+    if bad.any():
+        from .errors import InputError
+
+        r = int(np.argmax(bad.ravel()))
+        raise InputError(
+            f"attention mask value {mask.ravel()[r]!r} is not 0 or 1 (1 = real token, 0 = padding)",
+            path=label,
+            row=first_row + r,
+        )
+
+
+def apply_mask(ids: NDArray[Any], mask: NDArray[Any], ignore_index: int) -> NDArray[Any]:
+    """The ids with padding (mask 0) set to the ignore index, so it is counted as ignored:
+    exactly labels.masked_fill(mask == 0, -100). A token --shift dropped keeps SHIFT_DROP
+    (its shifted mask is SHIFT_DROP too, never 0)."""
+    pad = mask == 0
+    if not pad.any():
+        return ids
+    out = ids.astype(np.result_type(ids.dtype, np.int64))  # a copy; float ids stay exact
+    out[pad] = ignore_index
     return out

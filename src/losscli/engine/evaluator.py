@@ -390,7 +390,9 @@ class Evaluator:
             counted_rows = self._global_rows(np.arange(n) if local is None else local, row_map)
             seq, pos = self.seqmap.locate(counted_rows)
             state.sequences.update(seq, pos, losses, ids)
-            extra = {"sequence": seq, "position": pos}
+            # token_position: the scored token in the original ids (t + 1 under --shift)
+            shift = int(bool(self.header.metric_options.get("shift")))
+            extra = {"sequence": seq, "position": pos, "token_position": pos + shift}
         picked = state.worst.candidates(losses)
         if len(picked):
             src = picked if local is None else local[picked]

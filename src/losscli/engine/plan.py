@@ -28,7 +28,7 @@ from ..metrics.labels import check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
-from ..sequences import PeriodicSequences, SequenceMap, SingleSequence
+from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, IDS, WEIGHTS
 from .roles import (
@@ -271,7 +271,7 @@ def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:
 
 def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) -> _Layout:
     """Perplexity: logits and ids, or gathered log-probabilities, one token per row."""
-    from ..lm import plan_logits, plan_logprobs, text_size
+    from ..lm import add_mask, plan_logits, plan_logprobs, text_size
     from ..readers.open import settle_headers
 
     inputs, lm = evaluation.inputs, evaluation.lm
@@ -286,12 +286,13 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         assert inputs.preds is not None
         logits_reader = opened(inputs.preds)
         ids_reader = opened(inputs.targets) if inputs.targets is not None else logits_reader
+        mask_reader = opened(Source(lm.mask, "mask")) if lm.mask is not None else None
         warnings = settle_headers([logits_reader, ids_reader])
         tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col)
-    choices = {
-        name: plan_choice(role, pred_col if name == PREDS else target_col)
-        for name, role in tokens.roles.items()
-    }
+        if mask_reader is not None or lm.mask_col is not None:
+            add_mask(tokens, mask_reader or ids_reader, lm.mask_col)
+    specs = {PREDS: pred_col, TARGETS: target_col, MASK: lm.mask_col}
+    choices = {name: plan_choice(role, specs[name]) for name, role in tokens.roles.items()}
     return _Layout(
         choices,
         warnings,
@@ -363,6 +364,8 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
     named: list[tuple[str, str | None]] = [(s.role, s.path) for s in evaluation.inputs.sources()]
     if lm is not None and lm.text is not None:
         named.append(("text", lm.text))
+    if lm is not None and lm.mask is not None:
+        named.append(("mask", lm.mask))
     for role, path in named:
         if path is None:
             out.append(InputFile(role, "<array>"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..align import LengthMismatch, align, length_mismatch
 from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
-from ..sequences import SequenceMap, shift_ids, shifted_stream
+from ..sequences import MASK, SequenceMap, apply_mask, check_mask, shift_ids, shifted_stream
 from .evaluator import CHECKED_IDS, IDS, WEIGHTS, Evaluator
 
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
@@ -107,6 +107,15 @@ class Streams:
         )
         return cls(readers, groups, where, scratch)
 
+    def shifted(self) -> dict[int, list[int]]:
+        """Per reader, the arrays --shift moves: the ids, and the attention mask if any."""
+        out: dict[int, list[int]] = {}
+        for role in (TARGETS, MASK):
+            if role in self.where:
+                ri, gi = self.where[role]
+                out.setdefault(ri, []).append(gi)
+        return out
+
     @property
     def labels(self) -> list[str]:
         return [r.display for r in self.readers]
@@ -133,9 +142,12 @@ class Streams:
         assert p is not None
         others = {role: a for role in CHECKED_IDS if (a := part(role)) is not None}
         ids = part(IDS)
+        targets, mask = part(TARGETS), part(MASK)
+        if targets is not None and mask is not None:
+            targets = apply_mask(targets, mask, getattr(ev.scorer, "ignore_index", -100))
         ev.update(
             p,
-            part(TARGETS),
+            targets,
             part(WEIGHTS),
             first_row=first_row,
             overwrite=self.scratch_preds,
@@ -181,9 +193,12 @@ def run_serial(
 ) -> None:
     """One chunk after another, every reader streamed and aligned into equal chunks."""
     chunks = [r.chunks(g, chunk_rows) for r, g in zip(streams.readers, streams.groups, strict=True)]
+    if MASK in streams.where:
+        ri, gi = streams.where[MASK]
+        chunks[ri] = _checked_stream(chunks[ri], gi, streams.readers[ri].display)
     if shift is not None:
-        ri, gi = streams.where[TARGETS]
-        chunks[ri] = shifted_stream(chunks[ri], gi, shift)
+        for ri, indices in streams.shifted().items():
+            chunks[ri] = shifted_stream(chunks[ri], indices, shift)
     try:
         for pieces in align(chunks, streams.labels):
             rows = streams.feed(evaluator, pieces)
@@ -199,11 +214,26 @@ def _range_openers(
     """Per reader, a way to open an independent row-range reader; None if one cannot seek."""
     if any(r.range_reader() is None for r in streams.readers):
         return None
-    openers: list[Callable[[], RangeReader]] = [_range_opener(r) for r in streams.readers]
+    checked = streams.where.get(MASK)
+    openers: list[Callable[[], RangeReader]] = [
+        _range_opener(r, checked[1] if checked and checked[0] == ri else None)
+        for ri, r in enumerate(streams.readers)
+    ]
     if shift is not None:
-        ri, gi = streams.where[TARGETS]
-        openers[ri] = _shifted_opener(streams.readers[ri], gi, total, shift)
+        for ri, indices in streams.shifted().items():
+            openers[ri] = _shifted_opener(openers[ri], indices, total, shift)
     return openers
+
+
+def _checked_stream(
+    chunks: Iterator[list[NDArray[Any]]], index: int, label: str
+) -> Iterator[list[NDArray[Any]]]:
+    """A chunk stream whose array ``index`` (an attention mask) is checked to hold 0 and 1."""
+    row = 0
+    for chunk in chunks:
+        check_mask(chunk[index], label, row)
+        row += len(chunk[index])
+        yield chunk
 
 
 def _mismatch_hint(readers: Sequence[Reader]) -> str:
@@ -229,35 +259,50 @@ def _mismatch_hint(readers: Sequence[Reader]) -> str:
     return ""
 
 
-def _range_opener(reader: Reader) -> Callable[[], RangeReader]:
+def _range_opener(reader: Reader, mask_index: int | None = None) -> Callable[[], RangeReader]:
+    """Row ranges of ``reader``; ``mask_index``: its array that is an attention mask, checked."""
+
     def open_range() -> RangeReader:
         rr = reader.range_reader()
         assert rr is not None
-        return rr
+        return rr if mask_index is None else _CheckedRanges(rr, mask_index, reader.display)
 
     return open_range
 
 
-class _ShiftedRanges(RangeReader):
-    """Row ranges of the targets with --shift: each range reads one row past its end."""
+class _CheckedRanges(RangeReader):
+    """Row ranges whose attention mask is checked to hold 0 and 1 (before any shift)."""
 
-    def __init__(self, inner: RangeReader, index: int, total: int, seqmap: SequenceMap) -> None:
-        self.inner, self.index, self.total, self.seqmap = inner, index, total, seqmap
+    def __init__(self, inner: RangeReader, index: int, label: str) -> None:
+        self.inner, self.index, self.label = inner, index, label
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        chunk = self.inner.read(groups, start, stop)
+        check_mask(chunk[self.index], self.label, start)
+        return chunk
+
+
+class _ShiftedRanges(RangeReader):
+    """Row ranges of the targets (and mask) with --shift: each range reads one row past its end."""
+
+    def __init__(self, inner: RangeReader, indices: list[int], total: int, seqmap: SequenceMap) -> None:
+        self.inner, self.indices, self.total, self.seqmap = inner, indices, total, seqmap
 
     def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
         chunk = self.inner.read(groups, start, min(stop + 1, self.total))
         rows = np.arange(start, stop, dtype=np.int64)
         out = [a[: stop - start] for a in chunk]
-        ids = chunk[self.index]
-        out[self.index] = shift_ids(ids[: stop - start], rows, ids[stop - start :], self.seqmap)
+        for i in self.indices:
+            ids = chunk[i]
+            out[i] = shift_ids(ids[: stop - start], rows, ids[stop - start :], self.seqmap)
         return out
 
 
-def _shifted_opener(reader: Reader, index: int, total: int, seqmap: SequenceMap) -> Callable[[], RangeReader]:
+def _shifted_opener(
+    inner: Callable[[], RangeReader], indices: list[int], total: int, seqmap: SequenceMap
+) -> Callable[[], RangeReader]:
     def open_range() -> RangeReader:
-        rr = reader.range_reader()
-        assert rr is not None
-        return _ShiftedRanges(rr, index, total, seqmap)
+        return _ShiftedRanges(inner(), indices, total, seqmap)
 
     return open_range
 

@@ -85,6 +85,25 @@ OPTIONS = (
         metavar="N",
         minimum=0,
     ),
+    MetricOption(
+        "mask",
+        "--mask",
+        "path",
+        None,
+        "Attention mask (B, T) or flat, 1 = real token, 0 = padding, as tokenizers return it: "
+        "padding is not scored and is counted as ignored (with --shift, the mask of the scored "
+        "token t+1 decides). A .npy/.npz/Parquet file; --mask-col names its array or column.",
+        metavar="FILE",
+    ),
+    MetricOption(
+        "mask_col",
+        "--mask-col",
+        "str",
+        None,
+        "The attention mask's array or column (e.g. attention_mask): in --mask FILE, else in "
+        "the token ids' file.",
+        metavar="NAME",
+    ),
     IGNORE_INDEX,
     MetricOption(
         "pad_value",
@@ -214,7 +233,7 @@ class Perplexity(MetricDef):
                 "ignored",
                 "tokens ignored",
                 t.ignored,
-                "--ignore-index or --pad-value (padding, prompt), null log-probs",
+                "--ignore-index, --mask 0 or --pad-value (padding, prompt), null log-probs",
             ),
             *sequence_figures(state),
         ]

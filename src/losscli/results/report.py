@@ -322,6 +322,7 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
     known = state.token_text
     texts = known.positions if known is not None and (known.positions or known.rows) else None
     ids = known.ids if known is not None else {}
+    shift = int(bool(state.header.metric_options.get("shift")))  # the scored token is t + 1
     for s in scored.tolist():
         tokens = int(seq.tokens[s])
         mean_nll = float(seq.nll[s]) / tokens
@@ -331,7 +332,8 @@ def sequence_rows(state: EvalState, top: int, show_all_at_most: int) -> tuple[li
                 continue
             # -1 is the state's "unknown" (gathered log-probs carry no ids): null, never -1
             target = int(t) if t >= 0 else ids.get((first + s, int(p)))
-            entry: dict[str, Any] = {"position": int(p), "target": target}
+            entry: dict[str, Any] = {"position": int(p), "token_position": int(p) + shift}
+            entry["target"] = target
             entry["logprob"] = -float(loss)
             if texts is not None:  # the input carries token text (JSON of vLLM, llama.cpp, ...)
                 entry["token"] = texts.get((first + s, int(p)))
