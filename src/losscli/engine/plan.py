@@ -24,7 +24,7 @@ from ..errors import LossCliError, UsageError
 from ..metrics import registry
 from ..metrics.base import MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
-from ..metrics.labels import check_classes
+from ..metrics.labels import as_number, check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
@@ -242,21 +242,13 @@ def _label_as_header(reader: Reader, classes: set[str]) -> list[str]:
     if use_header is None or getattr(reader, "header_forced", True) or not reader.header_row:
         return []
     first = reader.header_text(0).strip() if len(reader.column_names) == 1 else None
-    if first not in classes or _is_number(first) or not reader.text_column(0):
+    if first not in classes or as_number(first) is not None or not reader.text_column(0):
         return []  # a file of numbers keeps the header rules of readers.open.settle_headers
     use_header(False)
     return [
         f"{reader.display}: its first row {first!r} is one of the classes, so it "
         "was read as a label, not as a column name; give --header if it is a name"
     ]
-
-
-def _is_number(text: str | None) -> bool:
-    try:
-        float(text or "")
-    except ValueError:
-        return False
-    return True
 
 
 def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:

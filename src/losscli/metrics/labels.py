@@ -188,7 +188,7 @@ def binary_targets(t: NDArray[Any], positive: str | None, seen: list[str]) -> ND
     values, inverse = _distinct(t)
     at = np.empty(len(values), dtype=np.float64)
     texts = [x for x in dict.fromkeys("" if v is None else str(v).strip() for v in values) if x]
-    classes = [s for s in texts if s and s not in BOOL_TEXT and _number(s) is None]
+    classes = [s for s in texts if s and s not in BOOL_TEXT and as_number(s) is None]
     if positive is not None and positive in texts and POSITIVE_SEEN not in seen:
         seen.append(POSITIVE_SEEN)  # before the loop: its order is not the file's
     for k, v in enumerate(values):
@@ -247,7 +247,8 @@ def _refuse_classes(text: str, classes: list[str], among_numbers: bool, row: int
     )
 
 
-def _number(text: str) -> float | None:
+def as_number(text: str) -> float | None:
+    """The number a text label spells (``"3"``, ``"-1.0"``), or None for a class name."""
     try:
         return float(text)
     except ValueError:
