@@ -75,14 +75,14 @@ def test_vllm_prompt_logprobs_score_the_prompt_token_and_ignore_the_first(tmp_pa
         assert row["perplexity"] == pytest.approx(ppl(chosen), rel=1e-12)
     worst = rows[0]["worst_tokens"][0]
     assert worst == {
-        "position": 2,
-        "token_position": 2,
+        "position": 3,  # the prompt token " sat": the null first token keeps its place
+        "token_position": 3,
         "target": 5,
         "logprob": -3.0,
         "token": " sat",
     }  # prompt id 5
     by_row = {e["row"]: e["token"] for e in data["examples"]}
-    assert by_row == {0: " the", 1: " cat", 2: " sat", 3: " a", 4: " b"}
+    assert by_row == {1: " the", 2: " cat", 3: " sat", 5: " a", 6: " b"}  # rows 0 and 4: the nulls
 
 
 def test_vllm_openai_server_shape_and_a_single_entry_without_ids(tmp_path: Path) -> None:
@@ -256,8 +256,8 @@ def test_a_top_level_list_of_token_objects_is_one_sequence(tmp_path: Path) -> No
     assert data["value"] == pytest.approx(ppl([-0.5, -4.0]), rel=1e-12)
     assert data["ignored"] == 1 and data["sequences"] == 1
     assert data["sequence_rows"][0]["worst_tokens"][0] == {
-        "position": 1,
-        "token_position": 1,
+        "position": 2,  # "c", after the null "b"
+        "token_position": 2,
         "target": None,
         "logprob": -4.0,
         "token": "c",
@@ -374,12 +374,14 @@ def test_gathered_logprobs_without_ids_have_a_null_target(tmp_path: Path) -> Non
     assert "token" not in worst[0]  # a .npy carries no token text
 
 
-def test_the_table_shows_unknown_targets_as_a_question_mark(tmp_path: Path) -> None:
+def test_the_table_names_only_what_the_input_knows_of_a_token(tmp_path: Path) -> None:
+    """Log-probs with neither text nor ids: position and log-prob, and a header that says so."""
     path = tmp_path / "lp.jsonl"
     path.write_text('{"token_logprobs": [-0.5, -2.0]}\n{"token_logprobs": [-1.0]}\n')
     result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
-    assert "1: ?, -2" in result.stdout and "-1," not in result.stdout
+    assert "1: -2; 0: -0.5" in result.stdout and "?" not in result.stdout
+    assert "(position: log-prob)" in result.stdout and "target id" not in result.stdout
 
 
 def test_a_top_level_array_of_numbers_is_one_sequence(tmp_path: Path) -> None:
@@ -424,3 +426,74 @@ def test_the_table_shows_token_text_where_the_file_has_it(tmp_path: Path) -> Non
     result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
     assert "1: 'bb', -2" in result.stdout and "0: 'c', -1" in result.stdout
+
+
+# ---- a null keeps its row ----------------------------------------------------------------------
+
+#: OpenAI echo: the first token has no log-prob (null); a null can also come mid-sequence
+NULL_RECORDS = [
+    {"tokens": ["<s>", "The", " cat", " sat"], "token_logprobs": [None, -1.25, None, -3.5]},
+    {"tokens": ["<s>", " on", " mats"], "token_logprobs": [None, -0.5, -2.0]},
+]
+
+
+def _null_reference() -> tuple[list[float], list[tuple[int, int, int, str, float]]]:
+    """Scored log-probs, and (row, sequence, position, text, log-prob) of every scored token,
+    counted by hand over the records with nulls in their places."""
+    scored, where, row = [], [], 0
+    for s, rec in enumerate(NULL_RECORDS):
+        for p, (text, lp) in enumerate(zip(rec["tokens"], rec["token_logprobs"], strict=True)):
+            if lp is not None:
+                scored.append(lp)
+                where.append((row, s, p, text, lp))
+            row += 1
+    return scored, where
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_a_null_keeps_its_row_so_later_tokens_keep_their_rows_positions_and_text(
+    tmp_path: Path, how: str
+) -> None:
+    scored, where = _null_reference()
+    text = "".join(json.dumps(r) + "\n" for r in NULL_RECORDS)
+    path = tmp_path / "echo.jsonl"
+    path.write_text(text)
+    per_example = tmp_path / "per.csv"
+    args = ["perplexity", "--logprobs", "-" if how == "stdin" else path, "-f", "json"]
+    result = run_cli(*args, "--per-example", per_example, stdin=text.encode() if how == "stdin" else None)
+    assert result.code == 0, result.stderr
+    data = result.json()
+    assert data["value"] == pytest.approx(ppl(scored), rel=1e-12)
+    assert (data["n"], data["ignored"], data["rows"]) == (4, 3, 7)
+    assert sorted((e["row"], e["token"], e["log-prob"]) for e in data["examples"]) == [
+        (r, t, lp) for r, _, _, t, lp in where
+    ]
+    worst = {
+        (row["sequence"], w["position"]): w["token"]
+        for row in data["sequence_rows"]
+        for w in row["worst_tokens"]
+    }
+    assert worst == {(s, p): t for _, s, p, t, _ in where}
+    lines = per_example.read_text().splitlines()
+    assert lines[0] == "row,sequence,position,token_position,loss"
+    got = [tuple(float(x) for x in line.split(",")) for line in lines[1:]]
+    assert got == [(r, s, p, p, -lp) for r, s, p, _, lp in where]
+
+
+def test_nulls_are_ignored_not_skipped_under_nan_skip_and_beside_pad_value(tmp_path: Path) -> None:
+    """--nan skip drops NaN log-probs (skipped); a null is not NaN: it stays an ignored token.
+    --pad-value's padding and nulls are both ignored."""
+    path = tmp_path / "lp.jsonl"
+    path.write_text('{"logprobs": [null, -0.5, NaN, 1.0]}\n{"logprobs": [-2.0, null]}\n')
+    data = report(path, nan="skip", pad_value=1.0)
+    assert data["value"] == pytest.approx(ppl([-0.5, -2.0]), rel=1e-12)
+    assert (data["n"], data["ignored"], data["skipped"], data["rows"]) == (2, 3, 1, 6)
+
+
+def test_a_value_that_is_the_null_mark_is_refused_not_taken_for_a_null(tmp_path: Path) -> None:
+    path = tmp_path / "lp.jsonl"
+    path.write_text('{"logprobs": [null, -0.5]}\n{"logprobs": [-1.0, 1.7976931348623157e308]}\n')
+    result = run_cli("perplexity", "--logprobs", path)
+    assert result.code == 3 and result.stdout == ""
+    assert "row 3" in result.stderr and "not a log-probability" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

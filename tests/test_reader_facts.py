@@ -49,7 +49,7 @@ def test_reader_facts_have_defaults_on_every_reader(tmp_path: Path) -> None:
             )
         assert [r.sequence_records for r in (headed, jl, pqr, npy, arr)] == [False, True, False, False, False]
         assert jl.nulls == 0  # counted once read
-        assert jl.list_lengths(0).tolist() == [1] and jl.nulls == 1
+        assert jl.list_lengths(0).tolist() == [2] and jl.nulls == 1  # a null keeps its row
 
 
 def test_an_npy_file_reads_whole_on_every_pass(tmp_path: Path) -> None:

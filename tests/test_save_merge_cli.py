@@ -349,12 +349,12 @@ def test_an_empty_part_has_no_figures_and_no_gate_passes(tmp_path: Path) -> None
 
 
 def test_json_rows_is_the_next_parts_row_offset(tmp_path: Path) -> None:
-    """Null log-probabilities are dropped by the reader: ``rows`` counts the tokens read."""
+    """A null log-probability keeps its row (ignored): ``rows`` counts every token read."""
     lines = [{"logprobs": [-0.5, None, -1.0]}, {"logprobs": [-2.0, -0.25]}]
     path = tmp_path / "lp.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     r = run_cli("perplexity", "--logprobs", path, "-f", "json").json()
-    assert r["n"] == 4 and r["ignored"] == 1 and r["rows"] == 4
+    assert r["n"] == 4 and r["ignored"] == 1 and r["rows"] == 5
 
 
 def test_top_beyond_what_the_parts_kept_is_said(tmp_path: Path, halves) -> None:
@@ -418,7 +418,7 @@ def test_a_part_reports_the_offsets_of_the_next_part(tmp_path: Path) -> None:
     path = tmp_path / "lp.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     r = run_cli("perplexity", "--logprobs", path, "-f", "json").json()
-    assert r["sequences"] == 2 and r["sequences_read"] == 3 and r["rows"] == 4
+    assert r["sequences"] == 2 and r["sequences_read"] == 3 and r["rows"] == 5
 
 
 def test_an_output_never_replaces_an_input(tmp_path: Path) -> None:

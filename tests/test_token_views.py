@@ -172,13 +172,14 @@ def test_csv_and_jsonl_are_already_one_token_per_row(tmp_path: Path) -> None:
     rec = [{"token_logprobs": [None, -0.5, -0.25]}, {"token_logprobs": [-2.0]}]
     (tmp_path / "lp.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rec))
     with open_reader(str(tmp_path / "lp.csv")) as csv_reader, open_reader(str(tmp_path / "lp.jsonl")) as jl:
-        for reader, want in ((csv_reader, [-0.5, -1.25]), (jl, [-0.5, -0.25, -2.0])):
+        null = np.finfo(np.float64).max  # a null keeps its row, marked for the scorer to ignore
+        for reader, want in ((csv_reader, [-0.5, -1.25]), (jl, [null, -0.5, -0.25, -2.0])):
             view = token_view(reader, 0, keep_last=False)
             assert view.reader is reader and view.lead is None
             (got,) = read_whole(reader, [[0]])
             np.testing.assert_array_equal(got, want)
         assert jl.sequence_records and not csv_reader.sequence_records
-        assert jl.list_lengths(0).tolist() == [2, 1] and jl.nulls == 1
+        assert jl.list_lengths(0).tolist() == [3, 1] and jl.nulls == 1
 
 
 def test_views_compose_for_one_file_holding_logits_and_ids(
@@ -252,7 +253,8 @@ def test_logprob_plans_from_lists_records_and_flat_columns(tmp_path: Path) -> No
         assert r.n_rows == 3  # the file reader still counts sequences
     with open_reader(str(tmp_path / "c.jsonl")) as r:
         plan = plan_logprobs(r, "ignored for JSON Lines", "ignored too")
-        assert isinstance(plan.seqmap, ListSequences) and plan.seqmap.lengths.tolist() == LENGTHS
+        with_nulls = [n + 1 for n in LENGTHS]  # each record's null first token keeps its row
+        assert isinstance(plan.seqmap, ListSequences) and plan.seqmap.lengths.tolist() == with_nulls
         assert plan.nulls == 3 and plan.roles["preds"].reader is r
     with open_reader(str(tmp_path / "flat.parquet")) as r:
         plan = plan_logprobs(r, None, None)

@@ -33,7 +33,7 @@ ID_NAMES = ("labels", "label", "targets", "target", "ids", "input_ids", "token_i
 class TokenPlan:
     roles: dict[str, Role]
     seqmap: SequenceMap
-    nulls: int = 0  # null log-probabilities skipped (JSON Lines)
+    nulls: int = 0  # null log-probabilities (JSON): rows the scorer ignores
     ids: TokenView | None = None  # the token ids' view, whose layout an attention mask must have
 
 

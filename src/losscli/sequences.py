@@ -16,6 +16,9 @@ from numpy.typing import NDArray
 
 #: target value that marks a token dropped by --shift (not scored, not counted as ignored)
 SHIFT_DROP = np.iinfo(np.int64).min
+#: a null log-probability's row (JSON log-probs): a positive number no log-probability can be,
+#: which the scorer counts as ignored, so a null keeps its row and every later token keeps its own
+NULL_LOGPROB = float(np.finfo(np.float64).max)
 #: the role of an attention mask (--mask, --mask-col): 1 = real token, 0 = padding
 MASK = "mask"
 

@@ -89,6 +89,8 @@ class Evaluator:
         self.sink: ExampleSink | None = None
         self.labels: dict[str, str] = dict(self.header.files)
         self.columns: dict[str, Callable[[int | None], str | None]] = {}
+        #: a row's place in the file's own terms, by role, where row and column would not say it
+        self.places: dict[str, Callable[[int], str | None]] = {}
         self.seqmap: SequenceMap | None = None
         self.text_ids: frozenset[str] = frozenset()  # roles whose ids are text shown as text
         self.tallies: LossState | None = None
@@ -143,10 +145,10 @@ class Evaluator:
         )
 
     def finish(self, nulls: int = 0, after: Sequence[Callable[[Binding], str | None]] = ()) -> EvalState:
-        """The state at the end of a run: null log-probabilities (which never reach the scorer)
-        counted as ignored, and the warnings that needed the binding to be known."""
+        """The state at the end of a run: how many of its ignored tokens were null log-probabilities
+        (the scorer ignored their rows; the reader counted them), and the warnings that needed the
+        binding to be known."""
         state = self.state
-        state.tallies.ignored += nulls
         state.tallies.nulls += nulls
         binding = state.header.binding
         extra = [w for w in (check(binding) for check in after) if w] if binding is not None else []
@@ -241,7 +243,7 @@ class Evaluator:
             header=self.header,
             scorer=self.scorer.clone(),
         )
-        twin.labels, twin.columns = self.labels, self.columns
+        twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
         twin.seqmap, twin.text_ids = self.seqmap, self.text_ids
         twin.tallies = twin._new_tallies()
         return twin
@@ -430,6 +432,9 @@ class Evaluator:
         elif problem.column is not None:
             column = str(problem.column)
         kind = AmbiguousInput if problem.ambiguous else InputError
+        place = self.places[problem.role](row) if row is not None and problem.role in self.places else None
+        if place is not None:  # a JSON record's token: its line, not a made-up column
+            return kind(f"{place} (row {row}): {detail}", path=self.labels.get(problem.role))
         return kind(detail, path=self.labels.get(problem.role), row=row, column=column)
 
 

@@ -58,7 +58,7 @@ class Plan:
     ids: IdPlan
     seqmap: SequenceMap | None = None  # the input's own sequences (rows counted from 0)
     shift: bool = False
-    nulls: int = 0  # null log-probabilities: ignored tokens that never reach the scorer
+    nulls: int = 0  # null log-probabilities: rows the scorer ignores, counted by the reader
     text_ids: frozenset[str] = frozenset()
     total_rows: int | None = None
     readers: list[Reader] = field(default_factory=list)  # every input opened (for add_hints)
@@ -154,6 +154,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         options["text_targets"] = True
     if layout.logprobs:
         options["logprobs"] = True
+    if layout.nulls:
+        options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
     plan = Plan(
         metric,

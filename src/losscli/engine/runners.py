@@ -175,6 +175,7 @@ def run(
     for name, role in roles.items():
         evaluator.labels[name] = role.label
         evaluator.columns[name] = column_namer(role.reader, role.group)
+        evaluator.places[name] = role.reader.row_place
     total = streams.total()
     if threads > 1 and evaluator.sink is None and total is not None and total > chunk_rows:
         openers = _range_openers(streams, total, shift)

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from ..errors import DataProblem
 from ..options import IGNORE_INDEX_DEFAULT
+from ..sequences import NULL_LOGPROB
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .ce import IGNORE_INDEX, CEScorer
 from .checks import LOGPROB_TOLERANCE, PREDS, check_logprobs, squeeze_single
@@ -131,11 +132,13 @@ class LogprobScorer(Scorer):
 
     detail_columns = ("log-prob",)
 
-    def __init__(self, name: str, pad_value: float | None = None) -> None:
+    def __init__(self, name: str, pad_value: float | None = None, nulls: bool = False) -> None:
         super().__init__(name)
         self.input_kind = "logprobs"
         #: --pad-value: positions holding it are padding, not tokens (kept out like --ignore-index)
         self.pad_value = pad_value
+        #: the JSON reader marks a null log-prob's row with NULL_LOGPROB: kept out the same way
+        self.null_value = NULL_LOGPROB if nulls else None
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         if squeeze_single(preds).ndim != 1:
@@ -146,8 +149,12 @@ class LogprobScorer(Scorer):
     ) -> MetricChunk:
         lp = squeeze_single(preds)
         out = self.scratch.get("loss", (len(lp),), np.float64)
-        if self.pad_value is not None:
-            pad = np.equal(lp, self.pad_value, out=self.scratch.get("pad", (len(lp),), np.bool_))
+        if self.pad_value is not None or self.null_value is not None:
+            pad = self.scratch.get("pad", (len(lp),), np.bool_)
+            marks = [m for m in (self.pad_value, self.null_value) if m is not None]
+            np.equal(lp, marks[0], out=pad)
+            if len(marks) > 1:
+                pad |= lp == marks[1]
             if pad.any():
                 return self._padded(lp, pad, out)
         check_logprobs(lp, PREDS, PAD_HINT)  # the same rule and tolerance as ce --input logprobs
@@ -213,7 +220,7 @@ class Perplexity(MetricDef):
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         if options.get("logprobs"):
-            return LogprobScorer(self.name, options.get("pad_value"))
+            return LogprobScorer(self.name, options.get("pad_value"), bool(options.get("null_logprobs")))
         return CEScorer(
             self.name, "logits", options.get("ignore_index", IGNORE_INDEX_DEFAULT), options.get("topk")
         )

@@ -199,6 +199,11 @@ class Reader(ABC):
         """Per-row list lengths of a list column (tokens per sequence), or None if not a list."""
         return None
 
+    def row_place(self, row: int) -> str | None:
+        """Where row ``row`` (0-based, this file's own) is, in the file's own terms, when a row
+        and column would not say it (a JSON record's token: its line and index); None: they do."""
+        return None
+
     def range_reader(self) -> RangeReader | None:
         """An independent reader of row ranges (own buffers, safe in another thread), for
         formats that can seek to a row; None for streams (CSV, Parquet, .npz)."""

@@ -22,12 +22,13 @@ A record is one sequence. What is looked for, in order (the first that is presen
 * A list of token objects ``{"token": ..., "logprob": ...}``, or a bare list of numbers.
 
 A null log-probability (the first token of an echoed prompt, vLLM's first prompt position) is
-not scored and is counted as ignored. Anything else that is not as documented is an error
-naming the record and what is wrong.
+not scored and is counted as ignored; it keeps its row, so the tokens after it keep theirs.
+Anything else that is not as documented is an error naming the record and what is wrong.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ FIELD_PATHS = (
 )
 #: where the token text of each OpenAI-style path is, when the record has it
 TEXT_PATHS = {
+    "token_logprobs": "tokens",
     "logprobs.token_logprobs": "logprobs.tokens",
     "choices[0].logprobs.token_logprobs": "choices[0].logprobs.tokens",
     "logprobs.content[].logprob": "logprobs.content[].token",
@@ -143,16 +145,36 @@ def parse_record(record: Any) -> Parsed | None:
             if isinstance(holder, dict) and holder.get("prompt_logprobs") is not None:
                 return _vllm(holder, where)
     for path in FIELD_PATHS:
-        found = _walk(record, path)
-        if found is not None:
+        found = _walk(record, path, numbers=False)
+        if found is None:
+            continue
+        if numbers_only(found):
             return Parsed(found, _texts(record, path, len(found)))
+        _refuse_scalars(found, path)  # a list of objects or lists is another shape: go on
     if isinstance(record, dict) and "completion_probabilities" in record:
         return _llama_cpp(record["completion_probabilities"])
     if isinstance(record, list) and all(isinstance(item, dict) for item in record) and record:
         return _token_objects(record)
     if isinstance(record, list) and record and numbers_only(record):
         return Parsed(record)  # a bare list of log-probabilities
+    if isinstance(record, list) and any(is_number(v) for v in record):
+        _refuse_scalars(record, "")
     return None
+
+
+def _refuse_scalars(found: list[Any], path: str) -> None:
+    """A log-prob list holding a scalar that is not a number (``"-0.5"``, ``true``) is broken,
+    not another shape: say which entry, rather than that the record has no log-probs."""
+    for t, v in enumerate(found):
+        if v is not None and not isinstance(v, (dict, list)) and not is_number(v):
+            if not path:
+                entry = f"entry {t}"
+            else:
+                entry = path.replace("[]", f"[{t}]", 1) if "[]" in path else f"{path}[{t}]"
+            shown = json.dumps(v)  # as the file spells it: "x", true
+            raise RecordError(
+                f"{entry} is {shown if len(shown) <= 40 else shown[:37] + '...'}, not a number or null"
+            )
 
 
 def _first_choice(record: dict[str, Any]) -> Any:
@@ -301,7 +323,7 @@ def _token_objects(items: list[dict[str, Any]]) -> Parsed | None:
 
 
 class TokenTexts:
-    """The text and id of every scored token (rows in order, nulls left out), when the records
+    """The text and id of every token (rows in order, nulls included), when the records
     carry them, kept compactly (one UTF-8 blob, an end offset and an id per token: 16 bytes a
     token plus the text), so the worst tokens of a report can show what they were. Nothing is
     stored until a record carries either; a token without text has a flag, without id -1."""
@@ -315,19 +337,17 @@ class TokenTexts:
         self.any = False
 
     def add(self, parsed: Parsed) -> None:
-        """One sequence's scored tokens' text and ids (aligned with its values)."""
+        """One sequence's tokens' text and ids (aligned with its values)."""
         values, tokens, ids = parsed.values, parsed.tokens, parsed.ids
         if not self.any:  # nothing stored until a record carries text or ids: only counted
             if all(t is None for t in tokens or ()) and all(i is None for i in ids or ()):
-                self._before += len(values) - values.count(None)
+                self._before += len(values)
                 return
             self.any = True
             self._ends.extend([0] * self._before)
             self._missing.extend(b"\x01" * self._before)
             self._ids.extend([-1] * self._before)
-        for j, v in enumerate(values):
-            if v is None:
-                continue
+        for j in range(len(values)):
             text = tokens[j] if tokens is not None else None
             if text is not None:
                 self._blob += text.encode("utf-8", "surrogatepass")
@@ -337,14 +357,14 @@ class TokenTexts:
             self._ids.append(-1 if token_id is None else token_id)
 
     def get(self, row: int) -> str | None:
-        """The text of scored token ``row`` (0-based in this file), None when unknown."""
+        """The text of token ``row`` (0-based in this file), None when unknown."""
         if not 0 <= row < len(self._ends) or self._missing[row]:
             return None
         start = self._ends[row - 1] if row else 0
         return self._blob[start : self._ends[row]].decode("utf-8", "replace")
 
     def token_id(self, row: int) -> int | None:
-        """The id of scored token ``row``, None when unknown."""
+        """The id of token ``row``, None when unknown."""
         if not 0 <= row < len(self._ids) or self._ids[row] < 0:
             return None
         return int(self._ids[row])

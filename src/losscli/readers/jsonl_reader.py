@@ -4,8 +4,12 @@ OpenAI-compatible servers): one record per sequence (json_records.py reads a rec
 A file (``.jsonl``, ``.ndjson``, ``.json``, compressed or not, or a pipe) holds either
 JSON Lines (one record a line), one JSON array (of records; or of ``{"token", "logprob"}``
 objects or numbers: one sequence), or documents spread over several lines (a saved server
-response, ``jq``'s output). A null entry is skipped and counted. Errors name the line (where
-the record starts) or the array element, and what is wrong.
+response, ``jq``'s output). Errors name the line (where the record starts) or the array
+element, and what is wrong.
+
+A null log-probability (an echoed prompt's first token) keeps its place: it is a row, marked
+``NULL_LOGPROB``, which the scorer counts as ignored, so every later token keeps its row, its
+position in its sequence and its text.
 
 A file is read twice (sequence lengths first, then values). A pipe can be read only once, so
 its first pass also keeps the values (8 bytes a token, far less than the JSON they came in).
@@ -23,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import InputError
+from ..sequences import NULL_LOGPROB
 from .base import Chunk, Group, Reader
 from .json_records import (
     FIELD_PATHS,
@@ -52,12 +57,13 @@ class JsonlReader(Reader):
         self.display = "<stdin>" if path == "-" else path
         self.column_names = ["logprob"]
         self.n_rows = None
-        self.nulls = 0  # null entries skipped (counted on the pre-pass)
+        self.nulls = 0  # null entries, marked NULL_LOGPROB (counted on the pre-pass)
         self._lengths: NDArray[np.int64] | None = None
         self._stream = stream  # a pipe: read once
         self.streamed = stream is not None
         self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
         self.token_texts: TokenTexts | None = None  # when the records carry token text
+        self._null_rows: NDArray[np.int64] | None = None  # the rows of nulls, in order
 
     def _open(self) -> IO[bytes]:
         """The file's bytes, decompressed (gzip, bz2, zstd, lz4, brotli: as for CSV)."""
@@ -192,39 +198,78 @@ class JsonlReader(Reader):
 
     def list_lengths(self, column: int) -> NDArray[np.int64]:
         if self._lengths is None:
-            lengths, nulls = [], 0
+            lengths, nulls, row = [], array("q"), 0
             keep = array("d") if self.streamed else None
             texts = TokenTexts()
             for _, parsed in self._records():
                 values = parsed.values
-                missing = values.count(None)
-                nulls += missing
-                lengths.append(len(values) - missing)
+                if None in values:
+                    nulls.extend(row + t for t, v in enumerate(values) if v is None)
+                lengths.append(len(values))
+                row += len(values)
                 if keep is not None:
-                    keep.extend(float(v) for v in values if v is not None)
+                    keep.extend(_marked(values))
                 texts.add(parsed)
             self._kept = keep
             self._lengths = np.asarray(lengths, dtype=np.int64)
-            self.nulls = nulls
+            self._null_rows = np.frombuffer(nulls, dtype=np.int64) if nulls else None
+            self.nulls = len(nulls)
             self.n_rows = int(self._lengths.sum())
             self.token_texts = texts if texts.any else None
         return self._lengths
+
+    def row_place(self, row: int) -> str | None:
+        """``line 3, token 5`` (or the array element): a row is a token of a record. A pipe
+        cannot be read again to find the record's line: its record is counted instead."""
+        if self._lengths is None or not 0 <= row < int(self._lengths.sum()):
+            return None
+        ends = np.cumsum(self._lengths)
+        k = int(np.searchsorted(ends, row, side="right"))
+        token = row - (int(ends[k - 1]) if k else 0)
+        where = f"record {k + 1}"
+        if not self.streamed:
+            where = next((w for i, (w, _) in enumerate(self._records()) if i == k), where)
+        return f"{where}, token {token}"
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         if self._kept is not None:  # a pipe, already read by list_lengths
             kept = np.frombuffer(self._kept, dtype=np.float64) if len(self._kept) else np.empty(0)
             for start in range(0, len(kept), max_rows):
-                block = kept[start : start + max_rows]
+                block = self._checked(kept[start : start + max_rows], start)
                 yield [block for _ in groups]
             return
         pending: list[Any] = []  # JSON numbers (ints too): float64 by np.asarray
+        row = 0
         for _, parsed in self._records():
             values = parsed.values
-            pending.extend(values if None not in values else [v for v in values if v is not None])
+            pending.extend(values if None not in values else _marked(values))
             while len(pending) >= max_rows:
-                block = np.asarray(pending[:max_rows], dtype=np.float64)
+                block = self._checked(np.asarray(pending[:max_rows], dtype=np.float64), row)
                 del pending[:max_rows]
+                row += max_rows
                 yield [block for _ in groups]
         if pending:
-            block = np.asarray(pending, dtype=np.float64)
+            block = self._checked(np.asarray(pending, dtype=np.float64), row)
             yield [block for _ in groups]
+
+    def _checked(self, block: NDArray[np.float64], row: int) -> NDArray[np.float64]:
+        """``block`` (rows ``row``...), refused when a value in it that was not null is
+        NULL_LOGPROB itself; only a file with nulls marks rows (without, the scorer refuses the
+        value as a positive log-prob)."""
+        if self.nulls and self._null_rows is not None:
+            marked = np.flatnonzero(block == NULL_LOGPROB) + row
+            nulls = self._null_rows
+            inside = nulls[np.searchsorted(nulls, row) : np.searchsorted(nulls, row + len(block))]
+            if len(marked) != len(inside):
+                bad = int(np.setdiff1d(marked, inside)[0])
+                raise InputError(
+                    f"holds {NULL_LOGPROB!r}, which is not a log-probability (<= 0)",
+                    path=self.display,
+                    row=bad,
+                )
+        return block
+
+
+def _marked(values: list[float | None]) -> list[float]:
+    """A sequence's values with each null as NULL_LOGPROB, so it keeps its row."""
+    return [NULL_LOGPROB if v is None else v for v in values]

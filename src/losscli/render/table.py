@@ -186,6 +186,9 @@ def examples_table(report: Report) -> FitTable | None:
     cols = [Col("row", [str(e.row) for e in report.examples], number=True, justify="right")]
     if report.id_column is not None:  # the input's own name for the example, beside its row
         cols.append(Col(report.id_column, [fmt_number(e.id) for e in report.examples], justify="right"))
+    if report.token_text is not None:  # the input's own text of each token (JSON log-probs)
+        texts = [report.token_text.get(e.row) for e in report.examples]
+        cols.append(Col("token", ["?" if t is None else repr(t) for t in texts], drop=1))
     for j, name in enumerate(report.detail_columns):  # the first detail column goes first
         cells = [fmt_number(e.detail[j]) if j < len(e.detail) else "" for e in report.examples]
         cols.append(Col(name, cells, number=True, drop=1 + n_detail - j, justify="right"))
@@ -195,12 +198,23 @@ def examples_table(report: Report) -> FitTable | None:
     return FitTable(title, cols)
 
 
-def _token_shown(worst: dict[str, Any]) -> str:
-    """A worst token as the input knows it: its text (quoted), else its id, else '?'."""
-    text = worst.get("token")
-    if text is not None:
-        return repr(text)
-    return "?" if worst["target"] is None else str(worst["target"])
+def _token_shown(worst: dict[str, Any], texts: bool, ids: bool) -> str:
+    """A worst token as the input knows it: its text (quoted) and id, as far as the input has
+    them ('?' for one missing where others have it), then its log-prob."""
+    text, target = worst.get("token"), worst["target"]
+    shown = []
+    if texts:
+        shown.append("?" if text is None else repr(text))
+    if ids:
+        shown.append("?" if target is None else (f"({target})" if texts else str(target)))
+    who = " ".join(shown)
+    return f"{worst['position']}: {who + ', ' if who else ''}{fmt_number(worst['logprob'])}"
+
+
+def _worst_tokens_header(texts: bool, ids: bool) -> str:
+    """The worst-tokens column's header, naming only what its cells show."""
+    who = {(True, True): "token (id), ", (True, False): "token, ", (False, True): "target id, "}
+    return f"worst tokens (position: {who.get((texts, ids), '')}log-prob)"
 
 
 def sequences_table(report: Report) -> FitTable | None:
@@ -211,12 +225,10 @@ def sequences_table(report: Report) -> FitTable | None:
     else:
         title = f"The {len(report.sequences)} sequences with the highest perplexity"
     rows = report.sequences
-    worst = [
-        "; ".join(
-            f"{w['position']}: {_token_shown(w)}, {fmt_number(w['logprob'])}" for w in row["worst_tokens"]
-        )
-        for row in rows
-    ]
+    every = [w for row in rows for w in row["worst_tokens"]]
+    texts = any(w.get("token") is not None for w in every)
+    ids = any(w["target"] is not None for w in every)
+    worst = ["; ".join(_token_shown(w, texts, ids) for w in row["worst_tokens"]) for row in rows]
     return FitTable(
         title,
         [
@@ -238,7 +250,7 @@ def sequences_table(report: Report) -> FitTable | None:
                 justify="right",
                 style="bold",
             ),
-            Col("worst tokens (position: target id, log-prob)", worst, number=True, drop=4),
+            Col(_worst_tokens_header(texts, ids), worst, number=True, drop=4),
         ],
     )
 
