@@ -36,6 +36,9 @@ FORMATS = (
     "llamacpp.json",
     "llamacpp-old.json",
     "eu.csv",
+    "mask.npz",
+    "padded.npy",
+    "labels.npy",
 )
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 
@@ -73,6 +76,29 @@ def seeds() -> dict[str, bytes]:
     out["parquet"] = buf.getvalue()
     out["jsonl"] = (json.dumps({"token_logprobs": [None, -1.5, -0.25]}) + "\n").encode()
     out.update(json_seeds())
+    out.update(token_seeds())
+    return out
+
+
+def token_seeds() -> dict[str, bytes]:
+    """Language-model layouts with padding: logits, ids and a tokenizer's attention mask in one
+    .npz (--mask-col); (B, T) gathered log-probs padded with 1.0 (--pad-value); and a .npy of
+    class names (np.save of str labels) for ce's text labels."""
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        logits=rng.normal(size=(2, 4, 5)).astype(np.float32),
+        input_ids=np.array([[3, 1, 2, 0], [4, 3, 0, 0]]),
+        attention_mask=np.array([[1, 1, 1, 0], [1, 1, 0, 0]]),
+    )
+    out = {"mask.npz": buf.getvalue()}
+    buf = io.BytesIO()
+    np.save(buf, np.array([[-0.5, -1.25, 1.0], [-2.0, 1.0, 1.0]]))
+    out["padded.npy"] = buf.getvalue()
+    buf = io.BytesIO()
+    np.save(buf, np.array(["spam", "ham", "ham", "spam"]))
+    out["labels.npy"] = buf.getvalue()
     return out
 
 
@@ -167,6 +193,8 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
     input (log-probabilities, or logits with --shift), so the token paths are fuzzed too."""
     if "json" in fmt:  # JSON holds log-probabilities only
         return [lambda: losscli.evaluate("perplexity", None, logprobs=path, threads=1)]
+    if fmt in ("mask.npz", "padded.npy", "labels.npy"):
+        return _token_attempts(fmt, path)
     cols = ("0", "1") if fmt == "npy" else ("pred", "target")
     runs = [
         lambda: losscli.evaluate("mse", path, pred_col=cols[0], target_col=cols[1], chunk_size=3, threads=1)
@@ -199,6 +227,31 @@ def _attempts(fmt: str, path: Path) -> list[Any]:
             )
         )
     return runs
+
+
+def _token_attempts(fmt: str, path: Path) -> list[Any]:
+    if fmt == "mask.npz":
+        return [
+            lambda shift=shift: losscli.evaluate(
+                "perplexity",
+                path,
+                pred_col="logits",
+                target_col="input_ids",
+                mask_col="attention_mask",
+                shift=shift,
+                threads=1,
+                chunk_size=3,
+            )
+            for shift in (False, True)
+        ]
+    if fmt == "padded.npy":
+        return [
+            lambda: losscli.evaluate(
+                "perplexity", None, logprobs=path, pad_value=1.0, threads=1, chunk_size=2
+            )
+        ]
+    probs = np.array([[0.25, 0.75], [0.5, 0.5], [0.9, 0.1], [0.2, 0.8]])
+    return [lambda: losscli.evaluate("ce", probs, path, classes="ham,spam", threads=1, chunk_size=3)]
 
 
 def corpus_cases() -> list[tuple[str, Path]]:

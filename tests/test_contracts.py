@@ -372,10 +372,10 @@ def _string_label_files(d: Path) -> dict[str, tuple[list[Any], str]]:
 def test_string_labels_are_bad_data_in_every_format(tmp_path, metric: str, case: str) -> None:
     """mse: text is bad data. bce and ce read a text label column as class labels (issue 11):
     bce's two classes need --positive (exit 2, naming both); ce's one-column scores are then
-    the fault. A .npy of strings is not read as labels."""
+    the fault. A .npy of strings (np.save of str labels) is a label file like the others."""
     args, culprit = _string_label_files(tmp_path)[case]
     r = run_cli(metric, *args)
-    as_labels = metric != "mse" and not culprit.endswith(".npy")
+    as_labels = metric != "mse"
     if as_labels and metric == "ce":
         culprit = str(args[0].name)  # the scores: one column is not (N, C)
     assert r.code == (2 if as_labels and metric == "bce" else 3), r.stderr

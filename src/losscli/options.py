@@ -249,12 +249,19 @@ COLUMN_OPTIONS = ("pred_col", "target_col", "weight_col", "exclude_col")
 def column_spec(option: str, value: Any) -> str | None:
     """A column option from Python as the command line's text: a position (``1``) or a list of
     names and positions (``["a", 2]``) becomes ``"1"`` / ``"a,2"``; anything else is refused."""
+    if isinstance(value, str) and not value.strip():  # `--pred-col "$UNSET"` in a script
+        raise UsageError(
+            f"--{option.replace('_', '-')} is empty: give a column name, a position, a glob "
+            "('p_*') or a range ('1-10'); leave the option out to let losscli choose"
+        )
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, (list, tuple)) and value and all(
-        isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value)
     ):
         return ",".join(str(v) for v in value)
     raise UsageError(

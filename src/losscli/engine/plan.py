@@ -36,6 +36,7 @@ from .roles import (
     columns_report,
     engine_roles,
     exclude_columns,
+    index_warnings,
     output_names_of,
     plan_choice,
     resolve_roles,
@@ -138,6 +139,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         roles[TARGETS] = layout.text_targets
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
+    layout.warnings += index_warnings(choices)
     refuse_one_number_lines(every)
     dialect_notes, dialect_warnings = describe_dialects(every)
     notes[:0] = dialect_notes  # how a file was read comes before what was taken from it
@@ -218,7 +220,8 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
     if t_reader is not None:
         p_choice, t_choice, pairing = pair_by_name(p_choice, t_choice)
         warnings += [pairing] if pairing else []
-    text = _text_targets(metric, t_choice)
+    given = evaluation.metric_options.get("classes") or ()
+    text = _text_targets(metric, t_choice, any(not isinstance(c, int) for c in given))
     labels: list[int] | list[str] | None = None
     labels, label_note = class_labels(p_choice) if metric.wide_scores else (None, None)
     if metric.wide_scores:
@@ -253,12 +256,15 @@ def _label_as_header(reader: Reader, classes: set[str]) -> list[str]:
     ]
 
 
-def _text_targets(metric: MetricDef, targets: Choice) -> Role | None:
+def _text_targets(metric: MetricDef, targets: Choice, text_classes: bool) -> Role | None:
     """A label column whose cells are not numbers (``dog``, ``spam``), for a metric that takes
     text labels: read as text, as id columns are (``ids.open_ids``), not refused as "not a
-    number"."""
+    number". ``text_classes``: --classes names a class that is not an integer (``3.5``), so
+    labels are matched to it as text even when they look like numbers."""
     cols = targets.positions()
-    if not metric.text_targets or len(cols) != 1 or not targets.reader.text_column(cols[0]):
+    if not metric.text_targets or len(cols) != 1:
+        return None
+    if not (text_classes or targets.reader.text_column(cols[0])):
         return None
     return Role(*open_ids(targets.reader, cols[0]), targets.reader.display)
 

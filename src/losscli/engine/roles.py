@@ -224,6 +224,26 @@ def columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, A
     return columns, (["; ".join(parts)] if parts else [])
 
 
+def index_warnings(choices: dict[str, Choice]) -> list[str]:
+    """A pandas index the user named (``--pred-col 0``: positions count the index too) is
+    scored as asked, but never silently: row labels are almost never predictions."""
+    out = []
+    for role, c in choices.items():
+        named = [j for j in c.positions() if j in c.reader.index_columns] if c.chosen_by == USER else []
+        if named:
+            shown = ", ".join(f"{j} ({c.reader.header_text(j)!r})" for j in named)
+            out.append(
+                f"{c.reader.display}: the {role} columns named by {c.spec!r} include column {shown}, "
+                "the file's pandas index (row labels); positions count every column of the file, "
+                f"the index too, so the first data column is {_first_data(c)}"
+            )
+    return out
+
+
+def _first_data(c: Choice) -> int:
+    return next((j for j in range(len(c.reader.column_names)) if j not in c.reader.index_columns), 0)
+
+
 def plan_choice(role: Role, spec: str | None) -> Choice:
     """A language-model role as the JSON ``columns`` object describes it."""
     reader, group = role.reader, role.group

@@ -86,6 +86,8 @@ class ClassMap:
         self.named_by = named_by
         self.integers = all(isinstance(v, int) for v in self.labels)
         self._text = {str(v): j for j, v in enumerate(self.labels)}
+        #: classes that spell numbers, by value: a label ``2.0`` (a float column) is class ``2``
+        self._numbers = {n: j for j, v in enumerate(self.labels) if (n := as_number(str(v))) is not None}
         if self.integers:
             array = np.asarray(self.labels, dtype=np.int64)
             self._order = np.argsort(array, kind="stable")
@@ -106,8 +108,10 @@ class ClassMap:
     def columns_of_numbers(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
         """Integer labels -> the positions of their score columns, in place (ignored rows get a
         valid position; the caller masks them)."""
-        if not self.integers:  # numbers against class names: they are column positions
-            return
+        if not self.integers:
+            if self.named_by == "--classes":  # classes named on purpose: a label must be one
+                self._numbers_by_text(ids, ignored)
+            return  # numbers against column names (cat, dog): they are column positions
         pos = np.searchsorted(self._sorted, ids)
         np.minimum(pos, len(self._sorted) - 1, out=pos)
         found = (self._sorted[pos] == ids) | ignored
@@ -115,6 +119,21 @@ class ClassMap:
             r = first_bad_row(found)
             raise DataProblem(TARGETS, r, self.unknown(int(ids[r])))
         np.take(self._order, pos, out=ids)
+
+    def _numbers_by_text(self, ids: NDArray[np.intp], ignored: NDArray[np.bool_]) -> None:
+        """Integer labels matched to --classes by text (``3`` to ``3``, never to a position)
+        when some class is not an integer (``--classes 1,2,3.5``), in place."""
+        values, inverse = np.unique(ids, return_inverse=True)
+        at = np.zeros(len(values), dtype=np.intp)
+        for k, v in enumerate(values.tolist()):
+            j = self._numbers.get(float(v))
+            if j is None:
+                rows = (inverse == k) & ~ignored
+                if rows.any():
+                    raise DataProblem(TARGETS, int(np.argmax(rows)), self.unknown(v))
+                j = 0  # ignored rows only: any valid position, masked by the caller
+            at[k] = j
+        np.take(at, inverse, out=ids)
 
     def columns_of_text(
         self, t: NDArray[Any], ignore_index: int, scratch: Scratch
@@ -130,6 +149,8 @@ class ClassMap:
         at = np.empty(len(values), dtype=np.intp)
         for k, v in enumerate(values):
             j = self._text.get(v) if isinstance(v, str) else None
+            if j is None and isinstance(v, str) and (n := as_number(v)) is not None:
+                j = self._numbers.get(n)  # 2.0 in a float column, 3.50 by hand: the class's number
             if j is None and v == skip:
                 j = -1
             if j is None:

@@ -8,7 +8,7 @@ A spec is read in this order, so that every column stays reachable whatever its 
    ``*`` or a ``-`` in it).
 2. Otherwise the spec is split at commas, and each part is, first match wins:
    a column's exact name; a 0-based position (``3``); a range of positions with an inclusive end
-   (``1-10`` is eleven columns, ``3-`` runs to the last column), counted as the columns stand
+   (``1-10`` is the ten columns 1 to 10, ``3-`` runs to the last), counted as the columns stand
    in the file, index columns included; a glob (``p_*``, ``prob_[0-9]*``: ``fnmatch``, case
    sensitive) over the column names. A run of parts that together spell a name with commas is
    that name (``x,a,b`` finds ``x`` and ``a,b``).

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LossCliError
+from ..errors import LossCliError, UsageError
 from .formats import tab_separated
 
 _QUOTED = re.compile(r'"(?:[^"]|"")*"?')
@@ -72,6 +72,11 @@ def detect(
         if chose is None:  # no separator on the first line: a header above decimal commas?
             one_column = _one_decimal_column(bare, lines)
             chose = ";" if one_column else ","
+    if decimal is not None and decimal == chose:  # given as a mark, detected as the separator
+        raise UsageError(
+            f"{path}: --decimal {decimal!r} is the separator this file's first line shows; a "
+            f"decimal mark is what sits inside numbers (',' in 1,5): did you mean --delimiter {decimal!r}?"
+        )
     mark = decimal
     if mark is None:
         mark = "," if _decimal_commas(first, lines, chose) else "."

@@ -110,6 +110,25 @@ def looks_like_json(head: bytes) -> bool:
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"["))
 
 
+def decompressed_head(head: bytes, compression: str | None) -> bytes:
+    """The first bytes of a compressed head, decompressed as far as they go (gzip, bz2: what
+    ``gzip -c`` and ``bzip2 -c`` pipe), so a compressed pipe's content can be sniffed too; the
+    head itself when not compressed, and b"" for a codec that cannot decode a prefix."""
+    import bz2
+    import zlib
+
+    if compression is None:
+        return head
+    try:
+        if compression == "gzip":
+            return zlib.decompressobj(wbits=31).decompress(head, 4096)
+        if compression == "bz2":
+            return bz2.BZ2Decompressor().decompress(head, 4096)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return b""
+    return b""
+
+
 def extension(name: str) -> str:
     """The extension a file of this format should have, for messages ("rename it to .npz")."""
     return BY_NAME[name].suffixes[0]

@@ -37,6 +37,10 @@ def open_ids(reader: Reader, column: int) -> tuple[Reader, Group]:
         return ArrowIds(reader, column), [0]
     if isinstance(reader, ParquetReader):
         return ParquetIds(reader, column), [0]
+    from .numpy_reader import NpyReader
+
+    if isinstance(reader, NpyReader) and reader.text:  # np.save of class names: labels as text
+        reader.labels_as_text = True
     return reader, [column]  # numeric columns of other formats: the reader itself delivers them
 
 

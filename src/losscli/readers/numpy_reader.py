@@ -107,7 +107,14 @@ def _vet_header(
         )
     if dtype.names is not None or dtype.subdtype is not None:
         raise InputError(f"has a structured dtype {dtype}; save a plain numeric array instead", path=display)
-    if dtype.kind not in "biuf":
+    one_column = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+    if dtype.kind in "US" and not one_column:
+        raise InputError(
+            f"holds text (dtype {dtype}) in shape {tuple(shape)}: a text array is read only as one "
+            "column of class labels (np.save(path, np.asarray(labels))); save scores as numbers",
+            path=display,
+        )
+    if dtype.kind not in "biufUS":
         raise InputError(f"has dtype {dtype}, which is not a number type losscli can score", path=display)
     if len(shape) == 0:
         raise InputError("holds a single scalar, not an array of examples", path=display)
@@ -300,6 +307,24 @@ class NpyReader(Reader):
         self.itemsize = self.dtype.itemsize
         self.scratch_chunks = True
         self.column_names = array_columns(header)
+        #: a text array (np.save of class names, dtype <U or |S): class labels, read as text
+        #: only when the plan asks for labels (``ids.open_ids`` sets ``labels_as_text``)
+        self.text = header.dtype.kind in "US"
+        self.labels_as_text = False
+
+    def text_column(self, column: int) -> bool:
+        return self.text
+
+    def _as_text(self, block: NDArray[Any]) -> NDArray[Any]:
+        """A text block as str (bytes decoded as UTF-8), or the refusal of text where numbers
+        are needed (predictions, weights, labels of a metric without text labels)."""
+        if not self.labels_as_text:
+            raise InputError(
+                f"holds text (dtype {self.header_dtype}), not numbers; text is read only as class "
+                "labels (ce: the classes' names or --classes; bce: with --positive)",
+                path=self.display,
+            )
+        return np.char.decode(block, "utf-8", "replace") if block.dtype.kind == "S" else block
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         """Every row from the first: a file is read by pread from row 0 on every pass (as every
@@ -310,13 +335,14 @@ class NpyReader(Reader):
             if stream.row:
                 raise InputError("was already read: a pipe can be read only once", path=self.display)
             while stream.row < stream.header.rows:
-                yield [select_group(stream.read(max_rows), g) for g in groups]
+                block = stream.read(max_rows)
+                yield [select_group(self._as_text(block) if self.text else block, g) for g in groups]
             return
         row = 0
         while row < stream.header.rows:
             block = stream.read_at(row, max_rows)
             row += len(block)
-            yield [select_group(block, g) for g in groups]
+            yield [select_group(self._as_text(block) if self.text else block, g) for g in groups]
 
     def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]]:
         """The array one token per row (``column`` plays no part: the array is the tokens). The
@@ -331,9 +357,13 @@ class NpyReader(Reader):
         return view, lead
 
     def range_reader(self) -> RangeReader | None:
-        if self._fd is None:  # a pipe: one sequential reader only
+        if self._fd is None or self.text:  # a pipe: one sequential reader only; text: no threads
             return None
         return _NpyRanges(self.stream.twin())
+
+    @property
+    def header_dtype(self) -> np.dtype[Any]:
+        return self.stream.header.dtype
 
     def close(self) -> None:
         if not self.shares_files:

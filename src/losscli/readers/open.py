@@ -25,6 +25,7 @@ from .formats import (
     BY_NAME,
     FORMATS,
     GZIP_MAGIC,
+    decompressed_head,
     detect_compression,
     extension,
     format_from_name,
@@ -33,6 +34,8 @@ from .formats import (
 )
 
 HEAD_BYTES = 8
+#: bytes of a compressed input read to sniff its content (a gzip header and a deflate block start)
+COMPRESSED_HEAD = 512
 
 
 class Replay(io.RawIOBase):
@@ -48,6 +51,19 @@ class Replay(io.RawIOBase):
         self._owns = owns
         self._pos = 0
         self.sniffed = bytes(head)  # what open_reader looked at to pick the format
+
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` first bytes, reading more of the stream into the replayed head when it
+        holds fewer (before anything was handed out): a compressed pipe is sniffed this way."""
+        assert self._pos == 0, "peek before reading"
+        head = bytearray(self._head)
+        while len(head) < size:
+            piece = self._rest.read(size - len(head))
+            if not piece:
+                break
+            head += piece
+        self._head = memoryview(bytes(head))
+        return bytes(head)
 
     def readable(self) -> bool:
         return True
@@ -130,7 +146,11 @@ def _reader(
     text = named is None or BY_NAME[named].magic is None
     compression = detect_compression(path, head if text and actual is None else None)
     if named is None:  # no extension (a pipe has none): the bytes decide
-        named = actual or ("jsonl" if looks_like_json(head) else "csv")
+        content = head
+        if compression is not None:  # a compressed pipe or file: sniff what it decompresses to
+            more = stream.peek(COMPRESSED_HEAD) if stream is not None else _head(path, COMPRESSED_HEAD)
+            content = decompressed_head(more, compression)
+        named = actual or ("jsonl" if looks_like_json(content) else "csv")
     elif BY_NAME[named].magic is None and actual is not None and compression is None:
         raise InputError(
             f"looks like a {actual} file (it starts with the {actual} magic bytes), not {named.upper()}; "
@@ -280,10 +300,10 @@ def _open_raw(path: str) -> Any:
         raise InputError(f"cannot be read ({exc.strerror})", path=path) from None
 
 
-def _head(path: str) -> bytes:
+def _head(path: str, size: int = HEAD_BYTES) -> bytes:
     try:
         with open(path, "rb") as fp:
-            return fp.read(HEAD_BYTES)
+            return fp.read(size)
     except PermissionError:
         raise InputError("permission denied", path=path) from None
     except OSError as exc:

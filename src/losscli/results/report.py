@@ -257,7 +257,12 @@ def _warnings(state: EvalState) -> list[str]:
                 "with --pred-col/--target-col"
             )
     if t.overflow:
-        if math.isinf(t.mean()):
+        if math.isinf(t.mean()) and binding is not None and binding.input_kind == "logprobs":
+            # not an overflow: a log-prob of -inf (a probability of 0, as llama.cpp reports it)
+            out.append(
+                "some log-probabilities are -inf (a probability of 0): their loss is infinite, so is the mean"
+            )
+        elif math.isinf(t.mean()):
             out.append("some losses overflowed float64 to inf; the mean is inf")
         else:
             out.append(
