@@ -381,7 +381,7 @@ def test_the_table_names_only_what_the_input_knows_of_a_token(tmp_path: Path) ->
     result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
     assert "1: -2; 0: -0.5" in result.stdout and "?" not in result.stdout
-    assert "(position: log-prob)" in result.stdout and "target id" not in result.stdout
+    assert "(token position: log-prob)" in result.stdout and "target id" not in result.stdout
 
 
 def test_a_top_level_array_of_numbers_is_one_sequence(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def run_evaluation(
     probability the predictions are), ``delta`` (huber), and
     perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
     ``sequence_offset``, ``pad_value`` (padding of (B, T) log-probs), ``mask`` (an attention
-    mask file) and ``mask_col``.
+    mask: a file, an array or a tensor), ``mask_col`` and ``no_mask``.
     """
     definition = registry.get(metric)
     evaluation = build_evaluation(definition, preds, targets, options)

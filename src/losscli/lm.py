@@ -7,8 +7,9 @@ one token per row plus a ``SequenceMap``, so the engine sees a single kind of st
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,7 @@ class TokenPlan:
     seqmap: SequenceMap
     nulls: int = 0  # null log-probabilities (JSON): rows the scorer ignores
     ids: TokenView | None = None  # the token ids' view, whose layout an attention mask must have
+    warnings: list[str] = field(default_factory=list)
 
 
 def _pick(reader: Reader, spec: str | None, names: tuple[str, ...]) -> int | None:
@@ -113,6 +115,7 @@ def plan_logits(
     tv = token_view(lv.reader if same else targets, tcol, keep_last=False)
     logits, targets = (tv.reader if same else lv.reader), tv.reader
     seqmap = _logit_sequences(lv, tv, seq_col, logits.n_rows)
+    said = unnamed_sequences(targets) if isinstance(seqmap, SingleSequence) else []
     p_group: Group = _without_index(logits) if pcol is None else [pcol]
     t_group: Group = _without_index(targets) if tcol is None else [tcol]
     if same:
@@ -121,7 +124,7 @@ def plan_logits(
         PREDS: Role(logits, p_group, logits.display),
         TARGETS: Role(targets, t_group, targets.display),
     }
-    return TokenPlan(roles, seqmap, ids=tv)
+    return TokenPlan(roles, seqmap, ids=tv, warnings=said)
 
 
 def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None) -> None:
@@ -131,10 +134,27 @@ def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None) -> None:
     assert plan.ids is not None
     multi = mask_col is not None or len(reader.column_names) > 1
     col = _pick(reader, mask_col, MASK_NAMES) if multi else None
+    if col is None and not multi and token_view(reader, 0, keep_last=False).lists:
+        col = 0  # a file of one list column (pandas' DataFrame({"attention_mask": list(mask)}))
     view, ids = token_view(reader, col, keep_last=False), plan.ids
     _check_mask_layout(view, ids)
     group: Group = _without_index(view.reader) if col is None else [col]
     plan.roles[MASK] = Role(view.reader, group, view.reader.display)
+
+
+#: the attention mask a tokenizer returns beside ``input_ids``, applied when found beside the ids
+AUTO_MASK = "attention_mask"
+
+
+def found_mask(plan: TokenPlan, reader: Reader) -> str | None:
+    """``attention_mask``, when the ids' file (an .npz, a Parquet table) holds an array or
+    column of that name that is not itself the ids or logits: the padding it marks would be
+    scored as tokens otherwise (``labels = input_ids`` with no -100 is the common case)."""
+    if AUTO_MASK not in reader.column_names:
+        return None
+    col = reader.column_names.index(AUTO_MASK)
+    used = {c for role in plan.roles.values() if role.reader is reader and role.group for c in role.group}
+    return None if col in used else AUTO_MASK
 
 
 def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
@@ -143,6 +163,15 @@ def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
     if mask.lists and ids.lists:
         if not np.array_equal(mask.lengths(), ids.lengths()):
             shown = ("lists of other lengths", "")
+    elif mask.lists != ids.lists and (mask.lead or ids.lead):  # a list column beside a (B, T) array
+        lists, array = (mask, ids) if mask.lists else (ids, mask)
+        lengths, lead = lists.lengths(), array.lead or ()
+        fits = len(lead) == 2 and len(lengths) == lead[0] and bool(np.all(lengths == lead[1]))
+        if not fits and not (len(lead) == 1 and int(lengths.sum()) == lead[0]):
+            shown = (
+                f"shape {mask.lead}" if mask.lead else f"{len(lengths)} lists",
+                f" {ids.lead}" if ids.lead else f" {len(ids.lengths())} lists of other lengths",
+            )
     elif mask.lead and ids.lead:
         flat = len(mask.lead) == 1 or len(ids.lead) == 1
         if int(np.prod(mask.lead)) != int(np.prod(ids.lead)) or (not flat and mask.lead != ids.lead):
@@ -187,7 +216,9 @@ def _batched_array(reader: Reader) -> bool:
     return token_view(reader, None, keep_last=False).batched is not None
 
 
-def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> TokenPlan:
+def plan_logprobs(
+    reader: Reader, pred_col: str | None, seq_col: str | None, pad_value: float | None = None
+) -> TokenPlan:
     """Gathered log-probabilities: a column (named, conventionally named, or the only one)
     read through a token view, or JSON Lines records, one per sequence."""
     if reader.sequence_records:  # JSON Lines: the format fixes the column and the sequences
@@ -218,7 +249,68 @@ def plan_logprobs(reader: Reader, pred_col: str | None, seq_col: str | None) -> 
     else:
         seqmap = SingleSequence(reader.n_rows)
     group: Group = [col] if len(reader.column_names) > 1 or view.lead is None else None
-    return TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
+    plan = TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
+    if isinstance(seqmap, SingleSequence):
+        plan.warnings += unnamed_sequences(reader)
+    if view.batched is not None and pad_value is None:
+        said = unmarked_padding(reader, group, *view.batched)
+        plan.warnings += [said] if said else []
+    if pad_value is not None and pad_value <= 0:
+        plan.warnings.append(
+            f"--pad-value {pad_value:g} is a value a real log-prob can take ({pad_value:g} is probability "
+            f"{math.exp(pad_value):.3g}; float32 models give exactly 0.0 for sure tokens): such tokens "
+            "are taken for padding; pad with a positive value such as 1.0, which no log-prob can be"
+        )
+    return plan
+
+
+#: column names that say which sequence a token row belongs to (a long table of tokens)
+SEQUENCE_NAMES = ("seq", "seq_id", "sequence", "sequence_id", "doc", "doc_id", "document_id", "sample_id")
+
+
+def unnamed_sequences(reader: Reader) -> list[str]:
+    """A flat table of tokens read as ONE sequence although a column looks like a sequence id:
+    per-sequence figures would all be one sequence's, and --shift would run across documents."""
+    if not reader.named():
+        return []
+    found = next((c for c in reader.column_names if c.strip().lower() in SEQUENCE_NAMES), None)
+    if found is None:
+        return []
+    return [
+        f"{reader.display}: read as one sequence, but column {found!r} looks like a sequence id: "
+        f"if it says which sequence each token belongs to, give --seq-col {found}"
+    ]
+
+
+#: rows of a (B, T) log-prob array looked at for padding that --pad-value does not mark
+PADDING_SAMPLE_ROWS = 4096
+
+
+def unmarked_padding(reader: Reader, group: Group, batch: int, length: int) -> str | None:
+    """A warning when the first rows of a (B, T) log-prob array end (or start) in runs of one
+    value, as padding does (``masked_fill(mask == 0, 0.0)``, or -100 from the ignore-index
+    habit), and no --pad-value says so: they would be scored as real log-probs. A pipe is read
+    once and is not looked at."""
+    if length < 3 or reader.read_once:
+        return None
+    rows = min(batch, PADDING_SAMPLE_ROWS)
+    block = next(iter(reader.chunks([group], rows * length)), [None])[0]
+    if block is None or block.size != rows * length:
+        return None
+    grid = np.asarray(block, dtype=np.float64).reshape(rows, length)
+    for edge, ends in ((-1, "end"), (0, "start")):
+        nxt = edge - 1 if edge < 0 else 1
+        padded = (grid[:, edge] == grid[:, nxt]) & (grid[:, edge] <= 0)  # 1.0 is refused anyway
+        if not padded.any():  # exactly equal real log-probs side by side at an edge are rare
+            continue
+        values, counts = np.unique(grid[padded, edge], return_counts=True)
+        value, hits = float(values[np.argmax(counts)]), int(counts.max())
+        return (
+            f"{reader.display}: {hits} of the first {rows} rows {ends} in a run of the same log-prob "
+            f"{value:g}, as padding does; it was scored as real log-probs: if it is padding, give "
+            f"--pad-value {value:g}"
+        )
+    return None
 
 
 def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:

@@ -93,8 +93,9 @@ class LMOptions:
     sequence_offset: int | None = None
     ignore_index: int = IGNORE_INDEX_DEFAULT
     pad_value: float | None = None
-    mask: str | None = None  # --mask FILE: an attention mask, 1 = real token
+    mask: Any = None  # --mask FILE (or, from Python, an array): an attention mask, 1 = real token
     mask_col: str | None = None  # its array or column (in --mask FILE, else in the ids' file)
+    no_mask: bool = False  # --no-mask: an attention_mask beside the ids is not applied
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> LMOptions:
@@ -121,6 +122,10 @@ class Evaluation:
     def recorded_options(self) -> dict[str, Any]:
         """Every option that is not an output option, as plain data for provenance."""
         out: dict[str, Any] = {**self.metric_options, "nan": self.run.nan, "row_offset": self.run.row_offset}
+        if out.get("mask") is not None and not isinstance(out["mask"], (str, os.PathLike)):
+            out["mask"] = "<array>"  # a mask given from Python as an array: provenance, not data
+        elif out.get("mask") is not None:
+            out["mask"] = os.fspath(out["mask"])
         i = self.inputs
         for name, value in (
             ("pred_col", i.pred_col),
@@ -358,8 +363,15 @@ def _check_inputs(evaluation: Evaluation) -> None:
         raise UsageError(
             "--pad-value marks padding in --logprobs; with logits, mark it in the targets with --ignore-index"
         )
-    if inputs.logprobs is not None and (lm.mask or lm.mask_col):
-        raise UsageError("--mask and --mask-col go with logits and token ids, not --logprobs")
+    if inputs.logprobs is not None and (lm.mask is not None or lm.mask_col):
+        raise UsageError(
+            "--mask and --mask-col go with logits and token ids, not --logprobs; mark padding in "
+            "(B, T) log-probs with --pad-value"
+        )
+    if lm.no_mask and (lm.mask is not None or lm.mask_col):
+        raise UsageError(
+            "--no-mask says not to apply an attention mask, and --mask/--mask-col name one: give one"
+        )
     for name, value in (("--bytes", lm.n_bytes), ("--words", lm.n_words)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1")
@@ -370,4 +382,4 @@ def _text_paths(evaluation: Evaluation) -> list[str]:
     lm = evaluation.lm
     if lm is None:
         return []
-    return [p for p in (lm.text, lm.mask) if p is not None]
+    return [os.fspath(p) for p in (lm.text, lm.mask) if isinstance(p, (str, os.PathLike))]

@@ -144,7 +144,7 @@ def check_mask(mask: NDArray[Any], label: str, first_row: int) -> None:
 
         r = int(np.argmax(bad.ravel()))
         raise InputError(
-            f"attention mask value {mask.ravel()[r]!r} is not 0 or 1 (1 = real token, 0 = padding)",
+            f"attention mask value {mask.ravel()[r].item()!r} is not 0 or 1 (1 = real token, 0 = padding)",
             path=label,
             row=first_row + r,
         )

@@ -271,17 +271,18 @@ def _text_targets(metric: MetricDef, targets: Choice, text_classes: bool) -> Rol
 
 def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) -> _Layout:
     """Perplexity: logits and ids, or gathered log-probabilities, one token per row."""
-    from ..lm import add_mask, plan_logits, plan_logprobs, text_size
+    from ..lm import add_mask, found_mask, plan_logits, plan_logprobs, text_size
     from ..readers.open import settle_headers
 
     inputs, lm = evaluation.inputs, evaluation.lm
     assert lm is not None
     size = text_size(lm.text, lm.n_bytes, lm.n_words)
+    mask_notes: list[str] = []
     pred_col, target_col = inputs.pred_col, inputs.target_col
     if inputs.logprobs is not None:
         lp_reader = opened(inputs.logprobs)
         warnings = settle_headers([lp_reader])
-        tokens = plan_logprobs(lp_reader, pred_col, lm.seq_col)
+        tokens = plan_logprobs(lp_reader, pred_col, lm.seq_col, lm.pad_value)
     else:
         assert inputs.preds is not None
         logits_reader = opened(inputs.preds)
@@ -291,6 +292,12 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col)
         if mask_reader is not None or lm.mask_col is not None:
             add_mask(tokens, mask_reader or ids_reader, lm.mask_col)
+        elif not lm.no_mask:
+            found = found_mask(tokens, ids_reader)  # the tokenizer's attention_mask beside the ids
+            if found is not None:
+                add_mask(tokens, ids_reader, found)
+                mask_notes.append(f"the padding {found!r} marks is not scored (--no-mask scores it)")
+    warnings += tokens.warnings
     specs = {PREDS: pred_col, TARGETS: target_col, MASK: lm.mask_col}
     choices = {name: plan_choice(role, specs[name]) for name, role in tokens.roles.items()}
     return _Layout(
@@ -300,6 +307,7 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         seqmap=tokens.seqmap,
         nulls=tokens.nulls,
         logprobs=inputs.logprobs is not None,
+        notes=mask_notes,
         text_bytes=size.bytes,
         text_words=size.words,
     )
@@ -365,7 +373,7 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
     if lm is not None and lm.text is not None:
         named.append(("text", lm.text))
     if lm is not None and lm.mask is not None:
-        named.append(("mask", lm.mask))
+        named.append(("mask", Source(lm.mask, "mask").path))  # None for an array from Python
     for role, path in named:
         if path is None:
             out.append(InputFile(role, "<array>"))
@@ -430,12 +438,14 @@ def _rule_logits_warning(ruled: Choice) -> Callable[[Binding], str | None]:
 
     def warning(binding: Binding) -> str | None:
         by_rule = ruled.chosen_by in (RULE_OTHERS, RULE_EVERY) and has_names(ruled.reader)
-        if not (binding.input_detected and binding.input_kind == "logits" and by_rule):
+        by_pattern = ruled.expanded()  # a range or glob the user typed ('1-', 'p_*') took them
+        if not (binding.input_detected and binding.input_kind == "logits" and (by_rule or by_pattern)):
             return None
+        how = f"--pred-col {ruled.spec!r}" if by_pattern else f"a rule ({ruled.chosen_by})"
         return (
-            f"{ruled.reader.display}: the {len(ruled.positions())} columns a rule took as class "
-            f"scores ({ruled.chosen_by}) were read as logits; if one of them is not a class score "
-            "(a fold, a count), name the score columns with --pred-col, else pass --input logits"
+            f"{ruled.reader.display}: the {len(ruled.positions())} columns {how} took as class "
+            "scores were read as logits; if one of them is not a class score (a fold, a count), "
+            "name the score columns with --pred-col, else pass --input logits"
         )
 
     return warning

@@ -102,8 +102,17 @@ OPTIONS = (
         "str",
         None,
         "The attention mask's array or column (e.g. attention_mask): in --mask FILE, else in "
-        "the token ids' file.",
+        "the token ids' file. An array or column named attention_mask beside the ids is applied "
+        "without it (said in a note).",
         metavar="NAME",
+    ),
+    MetricOption(
+        "no_mask",
+        "--no-mask",
+        "flag",
+        False,
+        "Score padding too: do not apply the attention_mask found beside the token ids.",
+        merge_key=True,  # padding scored or not gives different numbers
     ),
     IGNORE_INDEX,
     MetricOption(

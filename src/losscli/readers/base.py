@@ -121,9 +121,11 @@ class Reader(ABC):
     sequence_records: bool = False
     #: the text and id of each scored token, when the format carries them (JSON of LM servers)
     token_texts: TokenTexts | None = None
-    #: values the file marks missing that the reader skips (JSON Lines' null log-probabilities
-    #: of echoed prompts), counted once ``list_lengths`` has read them
+    #: null log-probabilities (JSON of echoed prompts), rows marked NULL_LOGPROB for the scorer
+    #: to ignore, counted once ``list_lengths`` has read them
     nulls: int = 0
+    #: a pipe or stdin: its rows can be read only once, so nothing may look at them first
+    read_once: bool = False
     #: a view (``token_reader``) that shares its reader's open files: closing it closes nothing
     shares_files: bool = False
 
@@ -152,6 +154,12 @@ class Reader(ABC):
             index = None
         if index is not None and 0 <= index < len(self.column_names):
             return index
+        if not self.named() and not spec.lstrip("-").isdigit():  # a name asked of a plain array
+            raise UsageError(
+                f"{self.display}: no column {spec!r}: it is a plain array, whose columns have no "
+                f"names, only positions 0..{len(self.column_names) - 1}; leave the option out to "
+                "read the whole array"
+            )
         shown = ", ".join(repr(c) for c in self.column_names[:20])
         more = ", ..." if len(self.column_names) > 20 else ""
         raise UsageError(f"{self.display}: no column {spec!r}; columns are {shown}{more}")

@@ -60,7 +60,7 @@ class JsonlReader(Reader):
         self.nulls = 0  # null entries, marked NULL_LOGPROB (counted on the pre-pass)
         self._lengths: NDArray[np.int64] | None = None
         self._stream = stream  # a pipe: read once
-        self.streamed = stream is not None
+        self.streamed = self.read_once = stream is not None
         self._kept: array[float] | None = None  # a pipe's values, kept by the first pass
         self.token_texts: TokenTexts | None = None  # when the records carry token text
         self._null_rows: NDArray[np.int64] | None = None  # the rows of nulls, in order

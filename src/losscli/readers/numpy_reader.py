@@ -300,6 +300,7 @@ class NpyReader(Reader):
             self._fd = self._fp.fileno()
             size = os.fstat(self._fd).st_size
         header = read_header(self._fp, self.display, size)
+        self.read_once = stream is not None
         self.stream = ArrayStream(self._fp, header, self.display, self._fd)
         self.n_rows = header.rows
         self.row_shape = header.row_shape

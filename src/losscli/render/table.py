@@ -140,6 +140,8 @@ def summary_table(report: Report) -> FitTable:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
+        if report.metric == "perplexity":  # it has no --input: the option named the kind
+            how = f"from --{report.input_kind}"
         rows.append(("input", report.input_kind, how))
     if report.weighted:
         rows.append(("weighted", "yes", "weighted mean (sample_weight semantics)"))
@@ -202,19 +204,21 @@ def _token_shown(worst: dict[str, Any], texts: bool, ids: bool) -> str:
     """A worst token as the input knows it: its text (quoted) and id, as far as the input has
     them ('?' for one missing where others have it), then its log-prob."""
     text, target = worst.get("token"), worst["target"]
+    # token_position, not the logits' position: input_ids[sequence][token_position] is the target
+    # (t + 1 under --shift), so the number shown finds the token in the ids
     shown = []
     if texts:
         shown.append("?" if text is None else repr(text))
     if ids:
         shown.append("?" if target is None else (f"({target})" if texts else str(target)))
     who = " ".join(shown)
-    return f"{worst['position']}: {who + ', ' if who else ''}{fmt_number(worst['logprob'])}"
+    return f"{worst['token_position']}: {who + ', ' if who else ''}{fmt_number(worst['logprob'])}"
 
 
 def _worst_tokens_header(texts: bool, ids: bool) -> str:
     """The worst-tokens column's header, naming only what its cells show."""
     who = {(True, True): "token (id), ", (True, False): "token, ", (False, True): "target id, "}
-    return f"worst tokens (position: {who.get((texts, ids), '')}log-prob)"
+    return f"worst tokens (token position: {who.get((texts, ids), '')}log-prob)"
 
 
 def sequences_table(report: Report) -> FitTable | None:
