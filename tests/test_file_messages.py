@@ -93,7 +93,7 @@ def test_the_table_shows_token_text_and_ids_with_a_header_that_says_which(tmp_pa
     path.write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
     result = run_cli("perplexity", "--logprobs", path, "-f", "table", env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
-    assert "worst tokens (position: token (id), log-prob)" in result.stdout
+    assert "worst tokens (token position: token (id), log-prob)" in result.stdout
     assert "1: ' cat' (17), -1.5" in result.stdout
     example_rows = [line for line in result.stdout.splitlines() if "' cat'" in line and "1.5" in line]
     assert len(example_rows) == 4  # two sequence rows, two example rows (rows 1 and 3)
@@ -109,7 +109,7 @@ def test_logits_keep_the_target_id_header(tmp_path: Path) -> None:
         "-f", "table", env={"COLUMNS": "200"},
     )  # fmt: skip
     assert result.code == 0, result.stderr
-    assert "worst tokens (position: target id, log-prob)" in result.stdout
+    assert "worst tokens (token position: target id, log-prob)" in result.stdout
     assert f"1: 2, {math.log(0.1):.7g}" in result.stdout  # position 1, target id 2, log 0.1
 
 
@@ -210,3 +210,78 @@ def test_an_npy_of_text_where_numbers_are_needed_is_refused_in_one_line(tmp_path
     assert "text.npy" in line and "holds text" in line, line
     line = one_error_line(run_cli("mse", tmp_path / "text2d.npy", tmp_path / "p.npy"))
     assert "text2d.npy" in line and "holds text" in line and "(2, 2)" in line, line
+
+
+# ---- pandas indexes that disagree -------------------------------------------------------------
+
+
+def _frames() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"y_pred": rng.normal(size=40), "y_true": rng.normal(size=40)})
+
+
+def test_two_files_whose_pandas_indexes_disagree_are_refused(tmp_path: Path) -> None:
+    """Each frame shuffled before to_csv(path): position pairs the wrong rows."""
+    df = _frames()
+    df[["y_pred"]].sample(frac=1, random_state=0).to_csv(tmp_path / "p.csv")
+    df[["y_true"]].sample(frac=1, random_state=1).to_csv(tmp_path / "t.csv")
+    line = one_error_line(run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv"))
+    assert "row 0" in line and "pandas index" in line and "sort_index()" in line, line
+
+
+def test_a_fresh_index_beside_a_split_index_pairs_by_position(tmp_path: Path) -> None:
+    """pd.DataFrame(model.predict(X_test)) beside y_test: scikit-learn pairs them by position."""
+    test = _frames().sample(frac=1, random_state=2)
+    pd.DataFrame({"y_pred": test.y_pred.to_numpy()}).to_csv(tmp_path / "p.csv")
+    test[["y_true"]].to_csv(tmp_path / "t.csv")
+    want = float(np.mean((test.y_pred.to_numpy() - test.y_true.to_numpy()) ** 2))
+    for a, b in (("p.csv", "t.csv"), ("t.csv", "p.csv")):
+        result = run_cli("mse", tmp_path / a, tmp_path / b, "-f", "json")
+        assert result.code == 0, result.stderr
+        assert result.json()["value"] == pytest.approx(want, rel=1e-12)
+
+
+def test_dataframes_with_disagreeing_indexes_are_refused_in_python() -> None:
+    import losscli
+
+    df = _frames()
+    a, b = df[["y_pred"]].sample(frac=1, random_state=0), df[["y_true"]].sample(frac=1, random_state=1)
+    with pytest.raises(losscli.InputError, match="pandas index"):
+        losscli.evaluate("mse", a, b)
+    want = float(np.mean((df.y_pred - df.y_true) ** 2))
+    assert losscli.evaluate("mse", a, b.loc[a.index]).value == pytest.approx(want, rel=1e-12)
+
+
+# ---- guesses said --------------------------------------------------------------------------------
+
+
+def test_a_positive_class_no_label_matches_is_said(tmp_path: Path) -> None:
+    pd.DataFrame({"prob": [0.9, 0.6], "label": ["spam", "spam"]}).to_csv(tmp_path / "s.csv", index=False)
+    result = run_cli("bce", tmp_path / "s.csv", "--positive", "Spam", "-f", "json")
+    assert result.code == 0
+    assert result.json()["value"] == pytest.approx(-(math.log(0.1) + math.log(0.4)) / 2, rel=1e-12)
+    assert any("'Spam' never occurs" in w for w in result.json()["warnings"]), result.stderr
+    right = run_cli("bce", tmp_path / "s.csv", "--positive", "spam", "-f", "json").json()
+    assert "warnings" not in right
+
+
+def test_a_range_that_takes_a_non_score_column_as_logits_is_said(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=30)
+    df = pd.DataFrame(probs, columns=[f"p_{j}" for j in range(4)])
+    df["fold"] = rng.integers(0, 5, size=30)
+    df["label"] = rng.integers(0, 4, size=30)
+    df.to_csv(tmp_path / "wide.csv", index=False)
+    result = run_cli("ce", tmp_path / "wide.csv", "--pred-col", "0-", "--target-col", "label", "-f", "json")
+    assert result.code == 0
+    assert any("--pred-col '0-'" in w and "logits" in w for w in result.json()["warnings"]), result.stderr
+
+
+def test_a_sequence_id_column_left_unused_is_said(tmp_path: Path) -> None:
+    rows = pd.DataFrame({"seq": [0, 0, 1, 1, 1], "logprob": [-0.5, -1.0, -0.25, -2.0, -0.75]})
+    rows.to_csv(tmp_path / "lp.csv", index=False)
+    result = run_cli("perplexity", "--logprobs", tmp_path / "lp.csv", "-f", "json")
+    assert result.code == 0
+    assert any("--seq-col seq" in w for w in result.json()["warnings"]), result.stderr
+    split = run_cli("perplexity", "--logprobs", tmp_path / "lp.csv", "--seq-col", "seq", "-f", "json")
+    assert split.json()["sequences"] == 2 and "warnings" not in split.json()

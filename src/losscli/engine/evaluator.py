@@ -32,6 +32,10 @@ IDS = "ids"  # the id column whose values the breakdown and --per-example carry
 TARGET_IDS = "target_ids"  # the targets' own id column, checked row by row against IDS
 WEIGHT_IDS = "weight_ids"  # a weights file's own id column, checked likewise
 CHECKED_IDS = (TARGET_IDS, WEIGHT_IDS)
+#: the pandas index of the predictions' and of the targets' file, when both carry one (and no
+#: id column): compared row by row, unless one of them is a fresh 0..n-1 index (see _check_index)
+PRED_INDEX = "pred_index"
+TARGET_INDEX = "target_index"
 
 
 class ExampleSink(Protocol):
@@ -93,6 +97,9 @@ class Evaluator:
         self.places: dict[str, Callable[[int], str | None]] = {}
         self.seqmap: SequenceMap | None = None
         self.text_ids: frozenset[str] = frozenset()  # roles whose ids are text shown as text
+        #: each side's pandas index has been 0, 1, 2, ... (its file's rows) so far: a fresh index
+        self._index_fresh = [True, True]
+        self._index_checked = True  # off once a fresh index explains a difference
         self.tallies: LossState | None = None
         #: per-output labels for a given output count (the plan's column names)
         self.output_namer: Callable[[int], tuple[str, ...]] | None = None
@@ -152,6 +159,7 @@ class Evaluator:
         state.tallies.nulls += nulls
         binding = state.header.binding
         extra = [w for w in (check(binding) for check in after) if w] if binding is not None else []
+        extra += self.scorer.closing_warnings() if self.tallies is not None else []
         state.header = replace(state.header, warnings=[*state.header.warnings, *extra])
         return state
 
@@ -171,6 +179,7 @@ class Evaluator:
         overwrite: bool = False,
         ids: NDArray[Any] | None = None,
         other_ids: dict[str, NDArray[Any]] | None = None,
+        index_pair: tuple[NDArray[Any], NDArray[Any]] | None = None,
     ) -> None:
         """Score one aligned chunk whose first row is global row ``first_row`` (default: the
         row after the previous chunk). ``overwrite``: preds is scratch the math may reuse.
@@ -194,6 +203,8 @@ class Evaluator:
         for role, other in (other_ids or {}).items():
             if ids is not None:
                 self._check_ids(ids, other, role)
+        if index_pair is not None and self._index_checked:
+            self._check_index(*index_pair)
         row_map: NDArray[np.intp] | None = None
         try:
             if self.tallies is None:
@@ -244,6 +255,7 @@ class Evaluator:
             scorer=self.scorer.clone(),
         )
         twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
+        twin._index_fresh, twin._index_checked = list(self._index_fresh), self._index_checked
         twin.seqmap, twin.text_ids = self.seqmap, self.text_ids
         twin.tallies = twin._new_tallies()
         return twin
@@ -275,6 +287,36 @@ class Evaluator:
             f"{self.labels.get(role)} has id {b!r}: the files are in different orders "
             "(or hold different examples); sort both by their id column, or, if the rows do "
             "match and the ids mean different things, rename one file's id column"
+        )
+
+    def _check_index(self, mine: NDArray[Any], theirs: NDArray[Any]) -> None:
+        """Both files were written with their pandas index (``df.to_csv(path)``): row i should
+        carry the same label in each. A difference where one side has been 0, 1, 2, ... all
+        along is a fresh index (``pd.DataFrame(model.predict(X_test))`` beside ``y_test``, whose
+        index the split shuffled), which pairs by position as it should; otherwise the frames
+        were written in different orders (one shuffled or sorted), and pairing by position would
+        score the wrong rows against each other."""
+        rows = np.arange(
+            self._offset - self.header.row_offset, self._offset - self.header.row_offset + len(mine)
+        )
+        for side, labels in enumerate((mine, theirs)):
+            if self._index_fresh[side]:
+                self._index_fresh[side] = labels.dtype.kind in "iu" and bool(np.array_equal(labels, rows))
+        differ = np.asarray(mine != theirs, dtype=bool)
+        if differ.any() and mine.dtype != theirs.dtype:
+            differ = np.asarray(_id_text(mine) != _id_text(theirs), dtype=bool)
+        if not differ.any():
+            return
+        if any(self._index_fresh):
+            self._index_checked = False
+            return
+        r = int(np.argmax(differ))
+        a, b = mine[r : r + 1].tolist()[0], theirs[r : r + 1].tolist()[0]
+        raise InputError(
+            f"row {self._offset + r}: {self.labels.get(PRED_INDEX)} has pandas index {a!r} but "
+            f"{self.labels.get(TARGET_INDEX)} has {b!r}: both carry row labels, in different "
+            "orders (a shuffled or sorted frame kept its index); sort both by it (sort_index()), or "
+            "if the rows do match by position, drop it (to_csv(index=False), reset_index(drop=True))"
         )
 
     def _shown(self, role: str, ids: NDArray[Any]) -> list[Any]:

@@ -26,7 +26,7 @@ from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Reader
 from ..readers.colspec import shown_columns
 from ..readers.ids import open_ids
-from .evaluator import IDS, TARGET_IDS, WEIGHT_IDS, WEIGHTS
+from .evaluator import IDS, PRED_INDEX, TARGET_IDS, TARGET_INDEX, WEIGHT_IDS, WEIGHTS
 from .runners import Role
 
 PRED_NAMES = (
@@ -207,7 +207,23 @@ def engine_roles(
     if planned is not None:
         return {**planned, **{k: v for k, v in roles.items() if k == WEIGHTS}}, IdPlan({})
     ids = plan_ids(choices)
-    return {**roles, **ids.roles}, ids
+    return {**roles, **ids.roles, **(index_pair(choices) if not ids.roles else {})}, ids
+
+
+def index_pair(choices: dict[str, Choice]) -> dict[str, Role]:
+    """The predictions' and targets' pandas index columns, when two files each carry one (and
+    no id column does the checking): streamed so the engine can compare them row by row
+    (``Evaluator._check_index``), never scored and never shown."""
+    preds, targets = choices.get(PREDS), choices.get(TARGETS)
+    if preds is None or targets is None or preds.reader is targets.reader:
+        return {}
+    p_index, t_index = preds.reader.index_columns, targets.reader.index_columns
+    if len(p_index) != 1 or len(t_index) != 1:
+        return {}
+    return {
+        PRED_INDEX: Role(*open_ids(preds.reader, p_index[0]), preds.reader.display),
+        TARGET_INDEX: Role(*open_ids(targets.reader, t_index[0]), targets.reader.display),
+    }
 
 
 def columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:

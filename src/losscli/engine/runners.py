@@ -23,7 +23,7 @@ from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
 from ..sequences import MASK, SequenceMap, apply_mask, check_mask, shift_ids, shifted_stream
-from .evaluator import CHECKED_IDS, IDS, WEIGHTS, Evaluator
+from .evaluator import CHECKED_IDS, IDS, PRED_INDEX, TARGET_INDEX, WEIGHTS, Evaluator
 
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
 # closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
@@ -142,6 +142,7 @@ class Streams:
         assert p is not None
         others = {role: a for role in CHECKED_IDS if (a := part(role)) is not None}
         ids = part(IDS)
+        mine, theirs = part(PRED_INDEX), part(TARGET_INDEX)
         targets, mask = part(TARGETS), part(MASK)
         if targets is not None and mask is not None:
             targets = apply_mask(targets, mask, getattr(ev.scorer, "ignore_index", -100))
@@ -153,6 +154,7 @@ class Streams:
             overwrite=self.scratch_preds,
             ids=ids,
             other_ids=others if ids is not None else None,
+            index_pair=(mine, theirs) if mine is not None and theirs is not None else None,
         )
         return len(p)
 

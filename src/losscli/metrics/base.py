@@ -114,6 +114,11 @@ class Scorer(ABC):
         twin.scratch = Scratch()
         return twin
 
+    def closing_warnings(self) -> list[str]:
+        """What the scorer saw over the whole run that the figures do not show (bce: the
+        --positive class never met), said once at the end."""
+        return []
+
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         """Called when a chunk's loss sum is not finite: raise if an input is the cause."""
         check_finite(preds, PREDS)

@@ -24,7 +24,7 @@ from .checks import (
 )
 from .common import LN2
 from .elementwise import ElementwiseScorer
-from .labels import BOOL_TEXT, binary_targets
+from .labels import BOOL_TEXT, POSITIVE_SEEN, binary_targets
 from .shortcuts import Source, pair_shortcut
 
 if TYPE_CHECKING:
@@ -150,6 +150,17 @@ class BCEScorer(ElementwiseScorer):
             return super().describe(preds, targets, rows, chunk)
         p, t = squeeze_single(preds), squeeze_single(need_targets(targets))
         return [(cell(p[r]), str(t[r])) for r in rows]  # the label as the file wrote it
+
+    def closing_warnings(self) -> list[str]:
+        """--positive matched no label (``Spam`` against ``spam``): every row was a negative."""
+        if not self.text_targets or self.positive is None or POSITIVE_SEEN in self._other:
+            return []
+        others = [c for c in self._other if c != POSITIVE_SEEN]
+        seen = f" (the only class seen: {others[0]!r})" if others else ""
+        return [
+            f"--positive {self.positive!r} never occurs among the labels{seen}: every row was scored "
+            "as the negative class; --positive is matched exactly, case included"
+        ]
 
     def locate_nonfinite(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         check_finite(preds, PREDS)

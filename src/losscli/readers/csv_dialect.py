@@ -80,7 +80,8 @@ def detect(
     mark = decimal
     if mark is None:
         mark = "," if _decimal_commas(first, lines, chose) else "."
-    said = _said(delimiter is None and chose == ";", decimal is None and mark == ",", one_column)
+    separated = delimiter is None and chose == ";" and ";" in bare  # not a one-column file
+    said = _said(separated, decimal is None and mark == ",", one_column)
     ambiguous = delimiter is None and decimal is None and chose == "," and _all_pairs(first, lines)
     evidence = _odd_integers(first, lines) if ambiguous else None
     return Dialect(chose, mark, said, ambiguous, evidence)
