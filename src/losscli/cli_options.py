@@ -110,6 +110,14 @@ def reading_options() -> list[Callable[..., Any]]:
             help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
         ),
         click.option(
+            "--engine",
+            type=click.Choice(("local",)),
+            default="local",
+            show_default=True,
+            help="Where the shards of a directory or glob input are evaluated: local = "
+            "concurrently on this machine's cores (threads), then merged exactly.",
+        ),
+        click.option(
             "--input-format",
             type=click.Choice(INPUT_FORMATS),
             help="Read every file as this format, whatever its extension.",
