@@ -384,7 +384,7 @@ def _single_sequence(plan: Plan) -> bool:
 
 def _check_singles(shards: ShardPlan, total: int, fmt: str | None) -> None:
     """A single file beside sharded inputs must have as many rows as all the shards together."""
-    for role, path in shards.singles.items():
+    for path in shards.singles.values():
         n = _metadata_rows(path, fmt or format_of(path))
         if n is not None and n != total:
             given = next(iter(shards.lists.values()))
