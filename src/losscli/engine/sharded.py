@@ -246,7 +246,10 @@ def iter_offsets(states: Iterator[EvalState], single: bool) -> Iterator[tuple[in
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """Shards evaluated at once: half the cores. A shard's reader already keeps about two busy
+    (Parquet decodes a batch ahead on pyarrow's threads, CSV parses two blocks at once), so on 2
+    cores one shard at a time was as fast as two (W6: 0.72 s either way) with 60 MB less RSS."""
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def refuse_unsupported(options: Mapping[str, Any]) -> None:
