@@ -50,6 +50,7 @@ TARGETS = {
     "W3": ("polars", 1.2, 300),
     "W4": ("numpy-chunked", 1.5, 256),
     "W5": ("torch", 0.2, 256),
+    "W6": ("polars", 1.0, 300),
 }
 ANCHOR_TOOLS = {
     "W1": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
@@ -57,6 +58,7 @@ ANCHOR_TOOLS = {
     "W3": ["polars", "duckdb", "pyarrow-read"],
     "W4": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
     "W5": ["torch", "numpy-chunked", "numpy-whole"],
+    "W6": ["polars", "duckdb"],
 }
 TITLES = {
     "W1": "MSE+MAE, two .npy of {n} float64",
@@ -64,7 +66,9 @@ TITLES = {
     "W3": "MSE+MAE, Parquet {n} rows",
     "W4": "BCE, {n} float32 probs + labels .npy",
     "W5": "perplexity, logits {n} x {v} float32 .npy",
+    "W6": "MSE+MAE, a directory of 20 Parquet shards x {n} rows (pred, target, lang)",
 }
+W6_SHARDS = 20
 
 
 @dataclass
@@ -74,12 +78,18 @@ class Sizes:
     w3: int
     w4: int
     w5: int
+    w6: int  # rows per shard
     vocab: int = 50257
 
 
 def sizes_of(scale: float) -> Sizes:
     return Sizes(
-        int(50e6 * scale), int(10e6 * scale), int(10e6 * scale), int(20e6 * scale), max(64, int(8192 * scale))
+        int(50e6 * scale),
+        int(10e6 * scale),
+        int(10e6 * scale),
+        int(20e6 * scale),
+        max(64, int(8192 * scale)),
+        int(2.5e6 * scale),
     )
 
 
@@ -99,8 +109,9 @@ def generate(data: Path, s: Sizes) -> None:
     import pyarrow.parquet as pq
 
     data.mkdir(parents=True, exist_ok=True)
+    generate_w6(data, s.w6)
     stamp = data / "sizes.txt"
-    if stamp.exists() and stamp.read_text() == repr(s):
+    if stamp.exists() and stamp.read_text() == repr(Sizes(**{**s.__dict__, "w6": 0})):
         return
     rng = np.random.default_rng(0)
     print(f"generating data in {data} ...", file=sys.stderr)
@@ -124,7 +135,31 @@ def generate(data: Path, s: Sizes) -> None:
         lambda a, b: rng.standard_normal((b - a, s.vocab), dtype=np.float32) * 3,
     )
     np.save(data / "w5_ids.npy", rng.integers(0, s.vocab, s.w5))
-    stamp.write_text(repr(s))
+    stamp.write_text(repr(Sizes(**{**s.__dict__, "w6": 0})))
+
+
+def generate_w6(data: Path, rows: int) -> None:
+    """W6: batch inference's output, 20 Parquet shards of pred, target (float64) and lang (12
+    languages, dictionary-encoded), as pyarrow writes them (snappy); cached by its own stamp."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = data / "w6"
+    stamp = data / "w6_rows.txt"
+    if stamp.exists() and stamp.read_text() == str(rows):
+        return
+    print(f"generating W6 in {folder} ...", file=sys.stderr)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    langs = pa.array(["ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "pt", "ru", "zh"])
+    rng = np.random.default_rng(6)
+    for i in range(W6_SHARDS):
+        y = rng.normal(0, 10, rows)
+        lang = pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 12, rows).astype(np.int32)), langs)
+        table = pa.table({"pred": y + rng.normal(0, 1, rows), "target": y, "lang": lang})
+        pq.write_table(table, folder / f"part-{i:05d}.parquet")
+    stamp.write_text(str(rows))
 
 
 def warm(paths: list[Path]) -> None:
@@ -170,6 +205,8 @@ def run_measured(cmd: list[str]) -> Run:
 def losscli_cmd(workload: str, d: Path) -> list[str]:
     if workload == "W1":
         return [*LOSSCLI, "mse", str(d / "w1_pred.npy"), str(d / "w1_target.npy"), "-f", "json"]
+    if workload == "W6":
+        return [*LOSSCLI, "mse", str(d / "w6"), "--pred-col", "pred", "--target-col", "target", "-f", "json"]
     if workload in ("W2", "W3"):
         name = "w2.csv" if workload == "W2" else "w3.parquet"
         return [*LOSSCLI, "mse", str(d / name), "--pred-col", "pred", "--target-col", "target", "-f", "json"]
@@ -203,6 +240,7 @@ def files_of(workload: str, d: Path) -> list[Path]:
         "W3": [d / "w3.parquet"],
         "W4": [d / "w4_prob.npy", d / "w4_label.npy"],
         "W5": [d / "w5_logits.npy", d / "w5_ids.npy"],
+        "W6": sorted((d / "w6").glob("*.parquet")),
     }[workload]
 
 
@@ -231,14 +269,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W5, startup, flat)")
+    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, startup, flat)")
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
     s = sizes_of(args.scale)
     generate(args.data, s)
-    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "startup", "flat"]
+    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "startup", "flat"]
     lines: list[str] = []
     verdicts: list[str] = []
     headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
@@ -264,7 +302,7 @@ def main() -> int:
                 outputs[t] = r.output
         med = {t: statistics.median(v) for t, v in times.items()}
         anchor, max_ratio, max_rss = TARGETS[w]
-        n = {"W1": s.w1, "W2": s.w2, "W3": s.w3, "W4": s.w4, "W5": s.w5}[w]
+        n = {"W1": s.w1, "W2": s.w2, "W3": s.w3, "W4": s.w4, "W5": s.w5, "W6": s.w6}[w]
         title = f"{w} {TITLES[w].format(n=f'{n:,}', v=s.vocab)}"
         for t in tools:
             ratio = med["losscli"] / med[t]
@@ -314,7 +352,7 @@ def _agree(w: str, outputs: dict[str, str]) -> None:
     import json
 
     data = json.loads(outputs["losscli"])
-    if w in ("W1", "W2", "W3"):
+    if w in ("W1", "W2", "W3", "W6"):
         mine = [data["value"], data["mae"]]
     elif w == "W4":
         mine = [data["value"]]

@@ -36,7 +36,8 @@ def test_missing_file(files) -> None:
 
 
 def test_directory_as_file(files) -> None:
-    assert_bad(run_cli("mse", files, files / "a3.npy"), 3, "is a directory")
+    """A directory is a sharded input (issue 12): its 3 .npy shards hold 10 rows, a3.npy 3."""
+    assert_bad(run_cli("mse", files, files / "a3.npy"), 3, "10 rows in 3 shards", "a3.npy has 3")
 
 
 def test_unreadable_file(files, monkeypatch) -> None:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from .errors import InputError, LossCliError, UsageError
 from .metrics import registry
@@ -25,6 +25,9 @@ from .metrics.shortcuts import LossCliWarning, Source
 from .options import Evaluation, build_evaluation
 from .results.report import Report, build_report
 from .state.evalstate import EvalState
+
+if TYPE_CHECKING:
+    from .engine.plan import Plan
 
 P = ParamSpec("P")
 __all__ = ["LossCliWarning", "Progress", "evaluate", "evaluate_state", "merge", "run_evaluation"]
@@ -73,19 +76,40 @@ def run_evaluation(
     mask: a file, an array or a tensor), ``mask_col`` and ``no_mask``.
     """
     definition = registry.get(metric)
+    engine = options.pop("engine", None)
+    from .shards import plan_shards
+
+    keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask")}
+    roles = {"preds": preds, "targets": targets, **keywords}
+    shards = plan_shards(roles, options.get("fmt"))
+    if shards is not None:  # a directory or a glob: one evaluation per shard, merged
+        from .engine.sharded import evaluate_sharded
+
+        state = evaluate_sharded(definition, shards, {**options, "engine": engine}, progress)
+        top, saved = options.get("top", 10), options.get("save_state") is not None
+        return build_report(state, 10 if top is None else top, allow_empty=saved)
+    if engine not in (None, "local"):
+        from .engine.sharded import refuse_unsupported
+
+        refuse_unsupported({"engine": engine})
     evaluation = build_evaluation(definition, preds, targets, options)
     state = evaluate_state(evaluation, progress)
     return build_report(state, evaluation.run.top, allow_empty=evaluation.run.save_state is not None)
 
 
-def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> EvalState:
-    """Run a checked evaluation to its state (saved with --save-state before it is judged)."""
+def evaluate_state(
+    evaluation: Evaluation, progress: Progress | None = None, on_plan: Callable[[Plan], None] | None = None
+) -> EvalState:
+    """Run a checked evaluation to its state (saved with --save-state before it is judged).
+    ``on_plan``: called with the plan before any chunk is read (a shard's checks)."""
     from .engine.evaluator import Evaluator
     from .engine.plan import GlobalSequences, make_plan
     from .engine.runners import default_threads, run
 
     with ExitStack() as stack:
         plan = make_plan(evaluation, stack)
+        if on_plan is not None:
+            on_plan(plan)
         sink = None
         if evaluation.run.per_example is not None:
             from .engine.evaluator import IDS

@@ -77,7 +77,9 @@ def cli() -> None:
       losscli perplexity --logits logits.npy --targets ids.npy
       losscli mae results.parquet --pred-col yhat --target-col y
 
-    Inputs are CSV/TSV (also .gz), Parquet, .npy or .npz; '-' reads stdin. Files are
+    Inputs are CSV/TSV (also .gz), Parquet, .npy or .npz; '-' reads stdin. Any input may
+    also be a directory or a quoted glob ('preds/*.parquet', 'preds/**/*.parquet'): its files,
+    in path order, are shards of one input (hive key=value folders become columns). Files are
     streamed in chunks, so their size is not limited by memory. On a terminal the output is a
     table; when piped it is TSV (see --format). Exit codes: 0 ok, 1 threshold crossed
     (--fail-above/--fail-below), 2 usage error, 3 bad input data, 4 output not written.

@@ -107,7 +107,17 @@ def reading_options() -> list[Callable[..., Any]]:
             "--threads",
             type=click.IntRange(min=1),
             metavar="N",
-            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores.",
+            help="Worker threads for seekable inputs (.npy); default: 2 on a machine with 2+ cores. "
+            "With a directory or glob input: shards evaluated at once (default: half the cores).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(("local",)),
+            default="local",
+            show_default=True,
+            help="Where the shards of a directory or glob input (PREDS, TARGETS, --weights, ... "
+            "may each be one: 'preds/*.parquet') are evaluated: local = on this machine's cores "
+            "(threads), their states merged exactly.",
         ),
         click.option(
             "--input-format",

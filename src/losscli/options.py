@@ -42,6 +42,10 @@ class Source:
     header: bool | None = None  # CSV: None detects
     delimiter: str | None = None  # CSV: the field separator; None detects (",", tab, ";")
     decimal: str | None = None  # CSV: the decimal mark; None detects ("," in ";"-separated files)
+    #: a shard's hive partition values (key, value): constant columns after the file's own
+    partition: tuple[tuple[str, Any], ...] = ()
+    #: rows [start, stop) of a single file read beside a sharded input (see engine.sharded)
+    rows: tuple[int, int] | None = None
 
     @property
     def is_path(self) -> bool:

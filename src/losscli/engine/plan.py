@@ -94,6 +94,12 @@ def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) 
         from ..readers.frames import open_memory
 
         reader = open_memory(source.data, source.role, nan, text=text)
+    if source.partition or source.rows is not None:  # a shard (see engine.sharded)
+        from ..readers.partitioned import PartitionedReader, RowRangeReader
+
+        stack.enter_context(reader)
+        rows, partition = source.rows, source.partition
+        reader = RowRangeReader(reader, *rows) if rows else PartitionedReader(reader, partition)
     return stack.enter_context(reader)
 
 

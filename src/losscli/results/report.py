@@ -54,6 +54,8 @@ class Report:
     interpretation: str | None = None  # a line relating the headline to a baseline
     per_output_labels: tuple[tuple[str, str], ...] = ()  # (key, header) of per-output figures
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: (file, row in it) of each example, for a state of several parts (shards, merged states)
+    example_files: list[tuple[str, int]] | None = None
 
     empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
     rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
@@ -98,15 +100,17 @@ class Report:
                 for name, vals in self.per_output
             ]
         out["breakdown"] = self.breakdown
+        files = self.example_files
         out["examples"] = [
             {
                 "row": e.row,
+                **({} if files is None else {"file": files[i][0], "file_row": files[i][1]}),
                 **({"id": _json_value(e.id)} if self.id_column is not None else {}),
                 "loss": _json_number(e.loss),
                 **{col: _json_value(v) for col, v in zip(self.detail_columns, e.detail, strict=False)},
                 **({} if self.token_text is None else {"token": self.token_text.get(e.row)}),
             }
-            for e in self.examples
+            for i, e in enumerate(self.examples)
         ]
         if self.sequences:
             out["sequence_breakdown"] = self.sequence_breakdown
@@ -213,6 +217,9 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
         )
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
+    from .rows import row_files
+
+    report.example_files = row_files(state, [e.row for e in report.examples])
     return report
 
 

@@ -1,0 +1,177 @@
+"""A shard's hive partition values (``lang=de/part-0.parquet``) as columns of every one of its rows.
+
+``PartitionedReader`` wraps the reader of one shard and appends one constant column per
+partition key after the file's own columns, so ``--pred-col``-style options (and the run's other
+column options) can name them. They are listed as index columns: a rule that takes "every other
+column" as predictions never takes them, as it never takes a pandas index; only a name does.
+Everything else is the wrapped reader's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .base import Chunk, Group, RangeReader, Reader, stack_columns
+
+
+def constant_column(value: Any, rows: int) -> NDArray[Any]:
+    """A partition value repeated: int32 (pyarrow's inference for integer keys) or text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return np.full(rows, value, dtype=np.int32)
+    return np.full(rows, value, dtype=object)
+
+
+class PartitionedReader(Reader):
+    """``inner``'s columns, then one column per (key, value) of ``partition``."""
+
+    def __init__(self, inner: Reader, partition: Sequence[tuple[str, Any]]) -> None:
+        self.inner = inner
+        self.partition = tuple(partition)
+        self.width = len(inner.column_names)  # the file's own columns come first
+        self.column_names = [*inner.column_names, *(k for k, _ in self.partition)]
+        self.index_columns = (*inner.index_columns, *range(self.width, len(self.column_names)))
+        self.display = inner.display
+
+    def __getattr__(self, name: str) -> Any:  # a format's own attributes (a CSV's use_header)
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    # what the wrapped reader learns while reading is read from it, not copied once
+    n_rows = property(lambda self: self.inner.n_rows)
+    row_shape = property(lambda self: self.inner.row_shape)
+    itemsize = property(lambda self: self.inner.itemsize)
+    scratch_chunks = property(lambda self: self.inner.scratch_chunks)
+    delimited = property(lambda self: self.inner.delimited)
+    header_guessed = property(lambda self: self.inner.header_guessed)
+    blank_tail = property(lambda self: self.inner.blank_tail)
+    ids_as_text = property(lambda self: self.inner.ids_as_text)
+    sequence_records = property(lambda self: self.inner.sequence_records)
+    token_texts = property(lambda self: self.inner.token_texts)
+    nulls = property(lambda self: self.inner.nulls)
+
+    @property
+    def header_row(self) -> bool:
+        return self.inner.header_row
+
+    def named(self) -> bool:
+        return True
+
+    def header_text(self, j: int) -> str:
+        return self.inner.header_text(j) if j < self.width else self.column_names[j]
+
+    def text_column(self, column: int) -> bool:
+        if column < self.width:
+            return self.inner.text_column(column)
+        return isinstance(self.partition[column - self.width][1], str)
+
+    def list_lengths(self, column: int) -> NDArray[np.int64] | None:
+        return self.inner.list_lengths(column) if column < self.width else None
+
+    def row_place(self, row: int) -> str | None:
+        return self.inner.row_place(row)
+
+    def token_reader(self, column: int | None, keep_last: bool) -> tuple[Reader, tuple[int, ...]] | None:
+        return self.inner.token_reader(column, keep_last)
+
+    def _split(self, groups: Sequence[Group]) -> list[Group]:
+        """The groups as the file's reader sees them (its own columns only)."""
+        return [None if g is None else [j for j in g if j < self.width] for g in groups]
+
+    def _joined(self, groups: Sequence[Group], chunk: Chunk) -> Chunk:
+        out: Chunk = []
+        rows = len(chunk[0]) if chunk else 0
+        for g, arr in zip(groups, chunk, strict=True):
+            if g is None or all(j < self.width for j in g):
+                out.append(arr)
+                continue
+            cols = [
+                arr[:, [j for j in g if j < self.width].index(j)]
+                if arr.ndim == 2
+                else arr
+                if j < self.width
+                else constant_column(self.partition[j - self.width][1], rows)
+                for j in g
+            ]
+            out.append(cols[0] if len(cols) == 1 else stack_columns(cols, None)[0])
+        return out
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        inner_groups = self._split(groups)
+        if all(g is None or g for g in inner_groups):
+            for chunk in self.inner.chunks(inner_groups, max_rows):
+                yield self._joined(groups, chunk)
+            return
+        yield from self._constants_only(groups, inner_groups, max_rows)
+
+    def _constants_only(self, groups: Sequence[Group], inner: list[Group], max_rows: int) -> Iterator[Chunk]:
+        """Some group reads only partition columns: the file still says how many rows there are."""
+        probe: list[Group] = [[0]]
+        reading = [g for g in inner if g is None or g]
+        for chunk in self.inner.chunks(reading or probe, max_rows):
+            rows = len(chunk[0])
+            full: Chunk = []
+            it = iter(chunk)
+            for g in inner:
+                full.append(next(it) if (g is None or g) else np.empty(rows))
+            yield self._joined(groups, full)
+
+    def range_reader(self) -> RangeReader | None:
+        inner = self.inner.range_reader()
+        return None if inner is None else _PartitionedRanges(self, inner)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _PartitionedRanges(RangeReader):
+    def __init__(self, outer: PartitionedReader, inner: RangeReader) -> None:
+        self.outer, self.inner = outer, inner
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        inner = self.outer._split(groups)
+        reading = [g if (g is None or g) else [0] for g in inner]
+        return self.outer._joined(groups, self.inner.read(reading, start, stop))
+
+
+class RowRangeReader(PartitionedReader):
+    """Rows [start, stop) of a single file read beside a sharded input, as one shard's part of
+    it: by seeking where the format can (.npy), else by streaming past the rows before."""
+
+    def __init__(self, inner: Reader, start: int, stop: int) -> None:
+        super().__init__(inner, ())
+        self.start, self.stop = start, stop
+
+    n_rows = property(lambda self: self.stop - self.start)
+
+    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        ranges = self.inner.range_reader()
+        if ranges is not None:
+            for at in range(self.start, self.stop, max_rows):
+                yield ranges.read(groups, at, min(self.stop, at + max_rows))
+            return
+        row = 0
+        for chunk in self.inner.chunks(groups, max_rows):
+            n = len(chunk[0]) if chunk else 0
+            lo, hi = max(self.start - row, 0), min(self.stop - row, n)
+            row += n
+            if hi > lo:
+                yield [a[lo:hi] for a in chunk]
+            if row >= self.stop:
+                return
+
+    def range_reader(self) -> RangeReader | None:
+        inner = self.inner.range_reader()
+        return None if inner is None else _ShiftedRanges(inner, self.start)
+
+
+class _ShiftedRanges(RangeReader):
+    def __init__(self, inner: RangeReader, start: int) -> None:
+        self.inner, self.start = inner, start
+
+    def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
+        return self.inner.read(groups, start + self.start, stop + self.start)
