@@ -27,6 +27,7 @@ from .results.report import Report, build_report
 from .state.evalstate import EvalState
 
 if TYPE_CHECKING:
+    from .engine.evaluator import ExampleSink
     from .engine.plan import Plan
 
 P = ParamSpec("P")
@@ -98,10 +99,14 @@ def run_evaluation(
 
 
 def evaluate_state(
-    evaluation: Evaluation, progress: Progress | None = None, on_plan: Callable[[Plan], None] | None = None
+    evaluation: Evaluation,
+    progress: Progress | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+    sink: ExampleSink | None = None,
 ) -> EvalState:
     """Run a checked evaluation to its state (saved with --save-state before it is judged).
-    ``on_plan``: called with the plan before any chunk is read (a shard's checks)."""
+    ``on_plan``: called with the plan before any chunk is read (a shard's checks); ``sink``:
+    where a shard's --per-example rows go (the sharded run's one writer, committed by it)."""
     from .engine.evaluator import Evaluator
     from .engine.plan import GlobalSequences, make_plan
     from .engine.runners import default_threads, run
@@ -110,24 +115,24 @@ def evaluate_state(
         plan = make_plan(evaluation, stack)
         if on_plan is not None:
             on_plan(plan)
-        sink = None
-        if evaluation.run.per_example is not None:
+        writer = None  # this run's own --per-example file (a shard's rows go to ``sink``)
+        if sink is None and evaluation.run.per_example is not None:
             from .engine.evaluator import IDS
             from .per_example import open_writer
 
             per_example = evaluation.run.per_example
             carry = IDS in plan.roles and not per_example.lower().endswith(".npy")
-            sink = open_writer(
+            writer = open_writer(
                 per_example,
                 ("sequence", "position", "token_position") if plan.seqmap is not None else (),
                 carry,
             )
-            stack.callback(sink.abort)  # no-op after commit
+            stack.callback(writer.abort)  # no-op after commit
         top = evaluation.run.top
         evaluator = Evaluator(
             plan.metric, nan=evaluation.run.nan, worst=max(top, 20), header=plan.header, scorer=plan.scorer
         )
-        evaluator.sink = sink
+        evaluator.sink = sink if sink is not None else writer
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
         if plan.seqmap is not None:
@@ -158,9 +163,9 @@ def evaluate_state(
             state.token_text = worst_token_text(state, plan.roles["preds"].reader)
         if evaluation.run.save_state is not None:
             state.save(evaluation.run.save_state)
-        if sink is not None:
+        if writer is not None:
             build_report(state, top, allow_empty=evaluation.run.save_state is not None)  # judged first
-            sink.commit()
+            writer.commit()
     return state
 
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import IO, Any, cast
 
 import numpy as np
@@ -87,13 +88,20 @@ def abort_all() -> None:
 class PerExampleWriter:
     """Base: a temporary file beside ``path``; ``commit`` renames it, ``abort`` removes it."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
+    def __init__(
+        self, path: str, extra: tuple[str, ...] = (), ids: bool = False, files: Sequence[str] | None = None
+    ) -> None:
         self.path = path
-        self.extra = extra  # int64 columns between row and loss (sequence, position)
+        #: sharded input: a ``file`` column after ``row`` (the shard's path; .npy: its index in
+        #: ``files``, field ``shard``) and ``file_row``, the row within that shard
+        self.files = list(files) if files is not None else None
+        self.extra = (("file_row",) if files is not None else ()) + extra  # int64 columns before loss
         self.ids = ids  # an ``id`` column after ``row``: the input's id column, as read
         self._ids: NDArray[Any] | None = None  # the ids of the rows being written
+        self._file: NDArray[np.int64] | None = None  # the shard index of the rows being written
+        lead = ["row", *([self.file_field] if files is not None else []), *(["id"] if ids else [])]
         # as written: never two alike
-        self.names = unique_names(["row", *(["id"] if ids else []), *extra, "loss"])
+        self.names = unique_names([*lead, *self.extra, "loss"])
         self.rows_written = 0
         self.tmp_path: str | None = None
         self.fp: IO[bytes]
@@ -123,6 +131,7 @@ class PerExampleWriter:
     ) -> None:
         columns = [np.asarray((extra or {})[name], dtype=np.int64) for name in self.extra]
         self._ids = ids if self.ids else None
+        self._file = np.asarray((extra or {})["file"], dtype=np.int64) if self.files is not None else None
         try:
             self._write(rows, columns, np.asarray(losses, dtype=np.float64))
         except BrokenPipeError:
@@ -130,6 +139,8 @@ class PerExampleWriter:
         except OSError as exc:
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
         self.rows_written += len(rows)
+
+    file_field = "file"
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
@@ -192,15 +203,19 @@ class PerExampleWriter:
 class CsvWriter(PerExampleWriter):
     """``row,loss``; losses in Python's shortest round-trip repr, so every float64 survives."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
-        super().__init__(path, extra, ids)
-        self.fp.write((",".join(self.names) + "\n").encode("ascii"))
+    def __init__(
+        self, path: str, extra: tuple[str, ...] = (), ids: bool = False, files: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(path, extra, ids, files)
+        self._file_cells = [_csv_cell(f) for f in self.files] if self.files is not None else []
+        self.fp.write((",".join(_csv_cell(n) for n in self.names) + "\n").encode("utf-8"))
 
     def _write(
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
     ) -> None:
+        files = [] if self._file is None else [[self._file_cells[k] for k in self._file.tolist()]]
         ids = [] if self._ids is None else [[_csv_cell(v) for v in self._ids.tolist()]]
-        cells = zip(rows.tolist(), *ids, *[c.tolist() for c in extra], losses.tolist(), strict=True)
+        cells = zip(rows.tolist(), *files, *ids, *[c.tolist() for c in extra], losses.tolist(), strict=True)
         lines = [",".join([*map(str, c[:-1]), repr(c[-1])]) + "\n" for c in cells]
         self.fp.write("".join(lines).encode("utf-8"))
 
@@ -220,16 +235,25 @@ class NpyWriter(PerExampleWriter):
     while streaming; .csv and .parquet outputs carry them.
     """
 
-    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
-        super().__init__(path, extra, False)
+    file_field = "shard"  # a fixed-layout record holds the shard's index in the sorted files
+
+    def __init__(
+        self, path: str, extra: tuple[str, ...] = (), ids: bool = False, files: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(path, extra, False, files)
         *ints, loss = self.names
         self.dtype = np.dtype([*[(name, "<i8") for name in ints], (loss, "<f8")])
         self.fp.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
+        """The header for ``rows`` rows, always the same size (room for any row count, rounded
+        to numpy's 64-byte alignment), so the count written at the end fits over the
+        placeholder: a header that grew would overwrite the first rows."""
         text = f"{{'descr': {self.dtype.descr!r}, 'fortran_order': False, 'shape': ({rows},), }}"
         magic = b"\x93NUMPY\x01\x00"
-        body_len = NPY_HEADER_BYTES - len(magic) - 2
+        widest = len(text) - len(str(rows)) + 20  # any int64 row count
+        size = max(NPY_HEADER_BYTES, -(-(len(magic) + 2 + widest + 1) // 64) * 64)
+        body_len = size - len(magic) - 2
         body = text.ljust(body_len - 1) + "\n"
         return magic + len(body).to_bytes(2, "little") + body.encode("latin1")
 
@@ -237,7 +261,8 @@ class NpyWriter(PerExampleWriter):
         self, rows: NDArray[np.int64], extra: list[NDArray[np.int64]], losses: NDArray[np.float64]
     ) -> None:
         rec = np.empty(len(rows), dtype=self.dtype)
-        for name, values in zip(self.names, (rows, *extra, losses), strict=True):
+        shard = [] if self._file is None else [self._file]
+        for name, values in zip(self.names, (rows, *shard, *extra, losses), strict=True):
             rec[name] = values
         self.fp.write(rec.tobytes())
 
@@ -251,12 +276,14 @@ class NpyWriter(PerExampleWriter):
 class ParquetWriter(PerExampleWriter):
     """Columns ``row``, any extra, ``loss``; buffered into row groups of about a million rows."""
 
-    def __init__(self, path: str, extra: tuple[str, ...] = (), ids: bool = False) -> None:
+    def __init__(
+        self, path: str, extra: tuple[str, ...] = (), ids: bool = False, files: Sequence[str] | None = None
+    ) -> None:
         import pyarrow as pa
 
         self.writer: Any = None  # first: abort() may run before pyarrow's writer exists
         self.schema: Any = None  # at the first rows: the id column's type comes from them
-        super().__init__(path, extra, ids)
+        super().__init__(path, extra, ids, files)
         self._pa = pa
         self.pending: list[Any] = []
         self.pending_rows = 0
@@ -265,7 +292,14 @@ class ParquetWriter(PerExampleWriter):
         import pyarrow.parquet as pq
 
         pa = self._pa
-        types = [pa.int64(), *([id_type] if self.ids else []), *[pa.int64()] * len(self.extra), pa.float64()]
+        file_type = [pa.dictionary(pa.int32(), pa.string())] if self.files is not None else []
+        types = [
+            pa.int64(),
+            *file_type,
+            *([id_type] if self.ids else []),
+            *[pa.int64()] * len(self.extra),
+            pa.float64(),
+        ]
         self.schema = pa.schema(list(zip(self.names, types, strict=True)))
         try:
             self.writer = pq.ParquetWriter(self.fp, self.schema)
@@ -281,8 +315,11 @@ class ParquetWriter(PerExampleWriter):
         if self.writer is None:
             self._open(id_array.type if id_array is not None else pa.string())
         arrays = [pa.array(np.array(rows, copy=True))]
+        if self._file is not None:  # the shard's path, dictionary-encoded: one string per shard
+            indices = pa.array(self._file.astype(np.int32))
+            arrays.append(pa.DictionaryArray.from_arrays(indices, pa.array(self.files, pa.string())))
         if self.ids:
-            id_type = self.schema.field(1).type
+            id_type = self.schema.field(len(arrays)).type
             arrays.append(id_array.cast(id_type) if id_array is not None else pa.nulls(len(rows), id_type))
         arrays += [pa.array(np.array(a, copy=True)) for a in (*extra, losses)]
         self.pending.append(pa.record_batch(arrays, schema=self.schema))
@@ -310,12 +347,15 @@ class ParquetWriter(PerExampleWriter):
                 writer.close()
 
 
-def open_writer(path: str, extra: tuple[str, ...] = (), ids: bool = False) -> PerExampleWriter:
+def open_writer(
+    path: str, extra: tuple[str, ...] = (), ids: bool = False, files: Sequence[str] | None = None
+) -> PerExampleWriter:
     """A writer for ``path``'s format; ``extra`` names int64 columns written before ``loss``;
-    ``ids``: an ``id`` column after ``row`` (.csv and .parquet; .npy has none)."""
+    ``ids``: an ``id`` column after ``row`` (.csv and .parquet; .npy has none); ``files``: the
+    shards of a sharded input, for the ``file`` and ``file_row`` columns."""
     kind = output_kind(path)
     if kind == "parquet":
-        return ParquetWriter(path, extra, ids)
+        return ParquetWriter(path, extra, ids, files)
     if kind == "npy":
-        return NpyWriter(path, extra, ids)
-    return CsvWriter(path, extra, ids)
+        return NpyWriter(path, extra, ids, files)
+    return CsvWriter(path, extra, ids, files)

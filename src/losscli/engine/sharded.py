@@ -30,6 +30,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ..errors import InputError, UsageError
 from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
@@ -37,13 +40,17 @@ from ..shards import ShardPlan, format_of
 from ..state.evalstate import EvalState
 
 if TYPE_CHECKING:
+
     from ..api import Progress
+    from ..per_example import PerExampleWriter
     from .plan import Plan
 
 ENGINES = ("local",)
 #: the roles whose files a shard's evaluation names as keywords (preds, targets are positional)
 _KEYWORD_ROLES = ("weights", "logprobs", "mask")
 _OUTPUTS = ("per_example", "save_state")
+#: perplexity's text size: of the whole text, so counted once for the merged state, not per shard
+_TEXT = ("text", "n_bytes", "n_words")
 
 
 @dataclass(frozen=True)
@@ -75,13 +82,67 @@ class ShardTask:
     check: ShardCheck = field(default_factory=ShardCheck)
 
 
-def evaluate_shard(task: ShardTask | Evaluation) -> EvalState:
-    """The state of one shard (no output files: the caller saves the merged state)."""
+def evaluate_shard(
+    task: ShardTask | Evaluation, output: ShardOutput | None = None, shard: int = 0
+) -> EvalState:
+    """The state of one shard (no output files: the caller saves the merged state; ``output``:
+    the run's --per-example writer, which this shard's rows join in order)."""
     from ..api import evaluate_state
 
     if isinstance(task, Evaluation):
         task = ShardTask(task)
-    return evaluate_state(task.evaluation, on_plan=task.check)
+    if output is None:
+        return evaluate_state(task.evaluation, on_plan=task.check)
+    check = task.check
+
+    def on_plan(plan: Plan) -> None:
+        check(plan)
+        output.open(plan)
+
+    sink = ShardSink(output, shard, task.evaluation.run.row_offset)
+    return evaluate_state(task.evaluation, on_plan=on_plan, sink=sink)
+
+
+class ShardOutput:
+    """A sharded run's one --per-example file: opened by the first shard's plan (which says
+    whether rows carry ids and sequence positions), written shard after shard in order, with
+    each row's shard (``file``) and its row in that shard (``file_row``)."""
+
+    def __init__(self, path: str, files: Sequence[str]) -> None:
+        self.path, self.files = path, list(files)
+        self.writer: PerExampleWriter | None = None
+
+    def open(self, plan: Plan) -> None:
+        if self.writer is not None:
+            return
+        from ..per_example import open_writer
+        from .evaluator import IDS
+
+        carry = IDS in plan.roles and not self.path.lower().endswith(".npy")
+        extra = ("sequence", "position", "token_position") if plan.seqmap is not None else ()
+        self.writer = open_writer(self.path, extra, carry, self.files)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class ShardSink:
+    """One shard's view of the run's writer: its rows get the shard and ``file_row``."""
+
+    def __init__(self, output: ShardOutput, shard: int, row_offset: int) -> None:
+        self.output, self.shard, self.row_offset = output, shard, row_offset
+
+    def write(
+        self,
+        rows: NDArray[np.int64],
+        losses: NDArray[np.float64],
+        extra: dict[str, NDArray[Any]] | None = None,
+        ids: NDArray[Any] | None = None,
+    ) -> None:
+        assert self.output.writer is not None, "opened by the shard's plan"
+        here = {**(extra or {}), "file_row": rows - self.row_offset, "file": np.full(len(rows), self.shard)}
+        self.output.writer.write(rows, losses, here, ids)
 
 
 def _shard_kwargs(
@@ -253,11 +314,6 @@ def default_workers() -> int:
 
 
 def refuse_unsupported(options: Mapping[str, Any]) -> None:
-    if options.get("text") is not None:
-        raise UsageError(
-            "--text with sharded inputs is not supported yet: give the shards' text size with "
-            "--bytes/--words, or evaluate each shard with --save-state and merge"
-        )
     if (options.get("engine") or "local") not in ENGINES:
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {options.get('engine')}")
 
@@ -269,9 +325,46 @@ def evaluate_sharded(
     decide what the others are forced to, then the rest, concurrently when their row offsets
     are known from metadata."""
     refuse_unsupported(options)
-    options = {k: v for k, v in options.items() if k != "engine"}
-    if options.get("per_example") is not None:
-        raise UsageError("--per-example with sharded inputs is not supported yet: evaluate a single file")
+    text = {k: options.get(k) for k in _TEXT}
+    options = {k: v for k, v in options.items() if k != "engine" and k not in _TEXT}
+    output = _output(shards, options.get("per_example"))
+    try:
+        merged = _evaluate_sharded(metric, shards, options, progress, output)
+        if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
+            from ..lm import text_size
+
+            size = text_size(text["text"], text["n_bytes"], text["n_words"])
+            merged.header = dataclasses.replace(merged.header, text_bytes=size.bytes, text_words=size.words)
+        if options.get("save_state") is not None:
+            merged.save(options["save_state"])
+        if output is not None and output.writer is not None:
+            from ..results.report import build_report
+
+            top, saved = options.get("top", 10), options.get("save_state") is not None
+            build_report(merged, 10 if top is None else top, allow_empty=saved)  # judged first
+            output.writer.commit()
+        return merged
+    finally:
+        if output is not None:
+            output.abort()  # nothing after a commit
+
+
+def _output(shards: ShardPlan, path: Any) -> ShardOutput | None:
+    """--per-example for a sharded run: rows name the shards of the predictions (or of the
+    first sharded input)."""
+    if path is None:
+        return None
+    role = "preds" if "preds" in shards.roles else shards.roles[0]
+    return ShardOutput(os.fspath(path), [shards.inputs[i][role] for i in range(len(shards))])
+
+
+def _evaluate_sharded(
+    metric: MetricDef,
+    shards: ShardPlan,
+    options: Mapping[str, Any],
+    progress: Progress | None,
+    output: ShardOutput | None,
+) -> EvalState:
     fmt = options.get("fmt")
     n = len(shards)
     counts = _counts(metric, shards, fmt)
@@ -289,7 +382,7 @@ def evaluate_sharded(
     try:
         first_plan: list[Plan] = []
         first = build_shard(metric, shards, 0, options, (base_rows, base_seqs), _range(counts, 0, base_rows))
-        state0 = evaluate_state_with_plan(first, first_plan)
+        state0 = evaluate_state_with_plan(first, first_plan, output)
         if progress is not None:
             progress.advance(1)
         plan = first_plan[0]
@@ -297,7 +390,7 @@ def evaluate_sharded(
         check = column_check(plan)
         single = _single_sequence(plan)
         done = progress.advance if progress is not None else None
-        if counts is not None:
+        if counts is not None and output is None:  # --per-example is written in order: serial
             workers = options.get("threads") or default_workers()
             forced["threads"] = 1 if workers > 1 else options.get("threads")
             tasks = [
@@ -316,20 +409,28 @@ def evaluate_sharded(
             ]
             states = [state0, *run_local(tasks, workers, (lambda: done(1)) if done else None)]
         else:
-            states = _serial(metric, shards, forced, check, state0, (base_rows, base_seqs), single, done)
+            base = (base_rows, base_seqs)
+            states = _serial(metric, shards, forced, check, state0, base, single, done, output)
     finally:
         if progress is not None:
             progress.stop()
-    merged = tree_merge(states)
-    if options.get("save_state") is not None:
-        merged.save(options["save_state"])
-    return merged
+    return tree_merge(states)
 
 
-def evaluate_state_with_plan(evaluation: Evaluation, plans: list[Plan]) -> EvalState:
+def evaluate_state_with_plan(
+    evaluation: Evaluation, plans: list[Plan], output: ShardOutput | None = None
+) -> EvalState:
+    """The first shard's state, keeping its plan (what the other shards are forced to)."""
     from ..api import evaluate_state
 
-    return evaluate_state(evaluation, on_plan=plans.append)
+    if output is None:
+        return evaluate_state(evaluation, on_plan=plans.append)
+
+    def on_plan(plan: Plan) -> None:
+        plans.append(plan)
+        output.open(plan)
+
+    return evaluate_state(evaluation, on_plan=on_plan, sink=ShardSink(output, 0, evaluation.run.row_offset))
 
 
 def _serial(
@@ -341,6 +442,7 @@ def _serial(
     base: tuple[int, int | None],
     single: bool,
     done: Callable[[int], None] | None,
+    output: ShardOutput | None = None,
 ) -> list[EvalState]:
     """Shards in order, each numbered after the rows (and sequences) of those before it."""
     states = [state0]
@@ -352,7 +454,7 @@ def _serial(
             seqs += last.sequences.count
         seq_offset = None if single or last.sequences is None else seqs
         task = ShardTask(build_shard(metric, shards, i, options, (rows, seq_offset)), check)
-        states.append(evaluate_shard(task))
+        states.append(evaluate_shard(task, output, i))
         if done is not None:
             done(1)
     return states
