@@ -106,6 +106,7 @@ def evaluate_state(evaluation: Evaluation, progress: Progress | None = None) -> 
         evaluator.sink = sink
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
+        evaluator.keys = plan.keys
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)
