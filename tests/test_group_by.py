@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.conftest import run_cli
 
 import losscli
-from tests.conftest import run_cli
 
 REL = 1e-12
 LANGS = np.array(["de", "en", "fr", "ja"], dtype=object)
@@ -71,7 +71,7 @@ def test_mse_per_group_with_companions_and_null(tmp_path: Path, fmt: str, chunk:
     mse, mae = reference(df, "lang", err**2), reference(df, "lang", np.abs(err))
     got = by_key(r)
     assert set(got) == set(mse)
-    assert [tuple(g.key.values())[0] for g in r.groups] == ["de", "en", "fr", "ja", None]  # sorted, null last
+    assert [g.key["lang"] for g in r.groups] == ["de", "en", "fr", "ja", None]  # sorted, null last
     for k, g in got.items():
         assert close(g.value, mse[k]) and close(g.figure_or_none("mae"), mae[k])
         assert close(g.figure_or_none("rmse"), math.sqrt(mse[k]))
@@ -242,8 +242,8 @@ def test_save_state_and_merge_carry_groups(tmp_path: Path) -> None:
     assert len(merged["groups"]) == 5
     for g in merged["groups"]:
         assert close(g["value"], ref[g["key"]["lang"]])
-    plain = run_cli("mse", tmp_path / "a.parquet", "--pred-col", "pred", "--target-col", "target", "--save-state",
-                    tmp_path / "p.state")  # fmt: skip
+    plain_opts = ["--pred-col", "pred", "--target-col", "target", "--save-state", tmp_path / "p.state"]
+    plain = run_cli("mse", tmp_path / "a.parquet", *plain_opts)
     assert plain.code == 0
     refused = run_cli("merge", tmp_path / "a.state", tmp_path / "p.state")
     assert refused.code == 3 and "group_by" in refused.stderr

@@ -4,6 +4,7 @@ exact; and the blockwise bincount sum of a 1M-row group against math.fsum."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def test_parts_merged_in_any_tree_equal_one_run(
     if weighted:
         opts["weight_col"] = "w"
     states = []
-    for j, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for j, (a, b) in enumerate(itertools.pairwise(bounds)):
         path = tmp_path / f"part{seed}_{j}.parquet"
         df.iloc[a:b].reset_index(drop=True).to_parquet(path)
         save = tmp_path / f"part{seed}_{j}.state"
