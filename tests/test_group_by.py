@@ -247,3 +247,22 @@ def test_save_state_and_merge_carry_groups(tmp_path: Path) -> None:
     assert plain.code == 0
     refused = run_cli("merge", tmp_path / "a.state", tmp_path / "p.state")
     assert refused.code == 3 and "group_by" in refused.stderr
+
+
+def test_python_frames_and_arrays_of_keys(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    n = 300
+    p, t = rng.normal(size=n), rng.normal(size=n)
+    lang = np.array(["a", "b", None], dtype=object)[rng.integers(0, 3, n)]
+    sq = (p - t) ** 2
+    df = pd.DataFrame({"pred": p, "target": t, "lang": lang})
+    from_frame = losscli.evaluate("mse", df, pred_col="pred", target_col="target", group_by=["lang"])
+    from_array = losscli.evaluate("mse", p, t, groups=lang, chunk_size=11)
+    np.save(tmp_path / "lang.npy", np.where(lang == None, "none", lang).astype(str))  # noqa: E711
+    from_npy = losscli.evaluate("mse", p, t, groups=str(tmp_path / "lang.npy"))
+    for r in (from_frame, from_array):
+        for g in r.groups or []:
+            k = next(iter(g.key.values()))
+            mask = np.array([x is None if k is None else x == k for x in lang])
+            assert close(g.value, float(sq[mask].mean())) and g.n == int(mask.sum())
+    assert [g.key for g in from_npy.groups or []] == [{"lang": "a"}, {"lang": "b"}, {"lang": "none"}]

@@ -123,7 +123,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        every.append(open_source(source, stack, nan, metric.text_targets and source.role == TARGETS))
+        text = (metric.text_targets and source.role == TARGETS) or source.role == "groups"  # keys may be text
+        every.append(open_source(source, stack, nan, text))
         return every[-1]
 
     layout: _Layout
