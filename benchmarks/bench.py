@@ -137,6 +137,7 @@ def generate_w6g(data: Path, rows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    data.mkdir(parents=True, exist_ok=True)
     path, stamp = data / "w6g.parquet", data / "w6g_rows.txt"
     if path.exists() and stamp.exists() and stamp.read_text() == str(rows):
         return
