@@ -201,7 +201,23 @@ def torch_ppl(d: Path) -> list[float]:
     return [float(np.exp(ce)), ce]
 
 
+def polars_group_by(path: Path) -> list[float]:
+    """W6G: MSE and MAE per lang, Polars' group_by over W6's shards (sorted by key)."""
+    import polars as pl
+
+    d = pl.col("pred") - pl.col("target")
+    out = (
+        pl.scan_parquet(path)
+        .group_by("lang")
+        .agg((d * d).mean().alias("mse"), d.abs().mean().alias("mae"))
+        .sort("lang")
+        .collect()
+    )
+    return [float(v) for pair in zip(out["mse"], out["mae"], strict=True) for v in pair]
+
+
 ANCHORS = {
+    ("W6G", "polars"): lambda d: polars_group_by(d / "w6" / "*.parquet"),
     ("W1", "numpy-whole"): lambda d: numpy_whole_regression(d),
     ("W1", "numpy-chunked"): lambda d: numpy_chunked_regression(d),
     ("W1", "torch"): lambda d: torch_regression(d),

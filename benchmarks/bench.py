@@ -51,6 +51,7 @@ TARGETS = {
     "W4": ("numpy-chunked", 1.5, 256),
     "W5": ("torch", 0.2, 256),
     "W6": ("polars", 1.0, 300),
+    "W6G": ("polars", 1.0, 400),
 }
 ANCHOR_TOOLS = {
     "W1": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
@@ -59,6 +60,7 @@ ANCHOR_TOOLS = {
     "W4": ["numpy-chunked", "numpy-whole", "torch", "sklearn"],
     "W5": ["torch", "numpy-chunked", "numpy-whole"],
     "W6": ["polars", "duckdb"],
+    "W6G": ["polars"],
 }
 TITLES = {
     "W1": "MSE+MAE, two .npy of {n} float64",
@@ -67,6 +69,7 @@ TITLES = {
     "W4": "BCE, {n} float32 probs + labels .npy",
     "W5": "perplexity, logits {n} x {v} float32 .npy",
     "W6": "MSE+MAE, a directory of 20 Parquet shards x {n} rows (pred, target, lang)",
+    "W6G": "MSE+MAE --group-by lang (12 values, dictionary), W6's 20 Parquet shards x {n} rows",
 }
 W6_SHARDS = 20
 
@@ -207,6 +210,9 @@ def losscli_cmd(workload: str, d: Path) -> list[str]:
         return [*LOSSCLI, "mse", str(d / "w1_pred.npy"), str(d / "w1_target.npy"), "-f", "json"]
     if workload == "W6":
         return [*LOSSCLI, "mse", str(d / "w6"), "--pred-col", "pred", "--target-col", "target", "-f", "json"]
+    if workload == "W6G":
+        opts = ["--pred-col", "pred", "--target-col", "target", "--group-by", "lang", "-f", "json"]
+        return [*LOSSCLI, "mse", str(d / "w6"), *opts]
     if workload in ("W2", "W3"):
         name = "w2.csv" if workload == "W2" else "w3.parquet"
         return [*LOSSCLI, "mse", str(d / name), "--pred-col", "pred", "--target-col", "target", "-f", "json"]
@@ -241,6 +247,7 @@ def files_of(workload: str, d: Path) -> list[Path]:
         "W4": [d / "w4_prob.npy", d / "w4_label.npy"],
         "W5": [d / "w5_logits.npy", d / "w5_ids.npy"],
         "W6": sorted((d / "w6").glob("*.parquet")),
+        "W6G": sorted((d / "w6").glob("*.parquet")),
     }[workload]
 
 
@@ -269,14 +276,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, startup, flat)")
+    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, W6G, startup, flat)")
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
     s = sizes_of(args.scale)
     generate(args.data, s)
-    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "startup", "flat"]
+    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "W6G", "startup", "flat"]
     lines: list[str] = []
     verdicts: list[str] = []
     headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
@@ -302,7 +309,7 @@ def main() -> int:
                 outputs[t] = r.output
         med = {t: statistics.median(v) for t, v in times.items()}
         anchor, max_ratio, max_rss = TARGETS[w]
-        n = {"W1": s.w1, "W2": s.w2, "W3": s.w3, "W4": s.w4, "W5": s.w5, "W6": s.w6}[w]
+        n = {"W1": s.w1, "W2": s.w2, "W3": s.w3, "W4": s.w4, "W5": s.w5, "W6": s.w6, "W6G": s.w6}[w]
         title = f"{w} {TITLES[w].format(n=f'{n:,}', v=s.vocab)}"
         for t in tools:
             ratio = med["losscli"] / med[t]
@@ -352,7 +359,9 @@ def _agree(w: str, outputs: dict[str, str]) -> None:
     import json
 
     data = json.loads(outputs["losscli"])
-    if w in ("W1", "W2", "W3", "W6"):
+    if w == "W6G":
+        mine = [v for g in data["groups"] for v in (g["value"], g["mae"])]
+    elif w in ("W1", "W2", "W3", "W6"):
         mine = [data["value"], data["mae"]]
     elif w == "W4":
         mine = [data["value"]]

@@ -155,7 +155,7 @@ def test_a_newer_format_version_asks_for_an_upgrade(saved: bytes, tmp_path: Path
     doc["format_version"] = 7
     path = rewrite(saved, tmp_path / "new.state", doc)
     err = refused(path)
-    assert str(err) == f"{path}: format version 7 is newer than this losscli reads (1): upgrade losscli"
+    assert str(err) == f"{path}: format version 7 is newer than this losscli reads (2): upgrade losscli"
 
 
 @pytest.mark.parametrize(

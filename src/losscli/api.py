@@ -68,7 +68,9 @@ def run_evaluation(
     decimal=","``),
     ``nan`` ("error" or "skip"), ``chunk_size``, ``threads``, ``row_offset``; outputs ``top``,
     ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
-    (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar); the
+    (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar);
+    per-group figures ``group_by`` (key columns of preds: a name or a list), ``groups`` (keys in
+    a file, array or table of their own, row-aligned) and ``max_groups`` (``Report.groups``); the
     metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``classes`` (ce: the
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
     probability the predictions are), ``delta`` (huber), and
@@ -135,6 +137,7 @@ def evaluate_state(
         evaluator.sink = sink if sink is not None else writer
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
+        evaluator.keys = plan.keys
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)

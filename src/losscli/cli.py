@@ -124,9 +124,29 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
 
     fmt = opts.pop("fmt") or ("table" if sys.stdout.isatty() else "tsv")
     thresholds = opts.pop("fail_above"), opts.pop("fail_below")
+    group_thresholds = opts.pop("fail_group_above"), opts.pop("fail_group_below")
     input_format = opts.pop("input_format")
+    if opts["group_by"] is None and opts["groups"] is None and group_thresholds != (None, None):
+        raise UsageError("--fail-group-above/--fail-group-below need --group-by (or --groups FILE)")
     report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
-    return _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
+    code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
+    return _group_gate(report, group_thresholds, code)
+
+
+def _group_gate(report: Any, thresholds: tuple[float | None, float | None], code: int) -> int:
+    """--fail-group-above/--fail-group-below: exit 1 naming the failing groups (capped)."""
+    from .results.groups import failing_groups
+
+    above, below = thresholds
+    if above is None and below is None:
+        return code
+    if report.groups is None:
+        raise UsageError("--fail-group-above/--fail-group-below need a state with groups (--group-by)")
+    count, failing = failing_groups(report.groups, above, below)
+    if count:
+        click.echo(f"losscli: {report.metric} fails in {count} group(s): {'; '.join(failing)}", err=True)
+        return EXIT_THRESHOLD
+    return code
 
 
 def _show(
@@ -200,7 +220,8 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
         state.save(save)
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
-    return _show(report, fmt, (opts["fail_above"], opts["fail_below"]))
+    code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]))
+    return _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,7 +42,40 @@ def apply(options: Sequence[Any]) -> Decorator:
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
     state_help = "Write the run's state to PATH (for losscli merge)."
-    return apply([*column_options(), *reading_options(), *output_options(state_help)])(f)
+    return apply([*column_options(), *group_options(), *reading_options(), *output_options(state_help)])(f)
+
+
+def group_options() -> list[Callable[..., Any]]:
+    """--group-by and where its keys come from."""
+    from .options import MAX_GROUPS_DEFAULT
+
+    return [
+        click.option(
+            "--group-by",
+            metavar="COLS",
+            help="Figures per group beside the overall ones: one row per distinct key of these "
+            "columns (of PREDS, or of --groups FILE; the same forms as --pred-col, commas for "
+            "several). Text, integer, boolean, float and dictionary (pandas category) columns; "
+            "a null (or NaN) key is its own group, null. Key columns are never predictions "
+            "unless named. Worst rows and per-sequence tables stay overall.",
+        ),
+        click.option(
+            "--groups",
+            "groups",
+            metavar="FILE",
+            help="Group keys in a file of their own, a row per prediction row (perplexity: a "
+            "row per token); every data column is a key unless --group-by names some.",
+        ),
+        click.option(
+            "--max-groups",
+            type=click.IntRange(min=1),
+            default=MAX_GROUPS_DEFAULT,
+            show_default=True,
+            metavar="N",
+            help="Stop (exit 3) when the keys have more than N distinct values: memory grows "
+            "with the groups, not the rows.",
+        ),
+    ]
 
 
 def column_options() -> list[Callable[..., Any]]:
@@ -185,6 +218,21 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             callback=comparable,
             metavar="X",
             help="Exit 1 if the headline value is below X (after printing).",
+        ),
+        click.option(
+            "--fail-group-above",
+            type=float,
+            callback=comparable,
+            metavar="X",
+            help="Exit 1 if any group's headline value is above X (after printing; the failing "
+            "groups are named on stderr).",
+        ),
+        click.option(
+            "--fail-group-below",
+            type=float,
+            callback=comparable,
+            metavar="X",
+            help="Exit 1 if any group's headline value is below X (after printing).",
         ),
         click.option("--save-state", metavar="PATH", help=state_help),
     ]

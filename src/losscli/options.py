@@ -28,7 +28,9 @@ IGNORE_INDEX_DEFAULT = -100
 BREAKDOWN_ALL_AT_MOST = 20
 DEFAULT_TOP = 10
 
-Role = Literal["preds", "targets", "weights", "logprobs", "mask"]
+Role = Literal["preds", "targets", "weights", "logprobs", "mask", "groups"]
+#: --max-groups' default: per-group state grows with the groups, so their number is bounded
+MAX_GROUPS_DEFAULT = 10_000
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,12 @@ class Inputs:
     target_col: str | None = None  # the targets' columns: in TARGETS, or in PREDS without it
     weight_col: str | None = None  # in the --weights file, or in the preds' file without one
     exclude_col: str | None = None  # columns taken away from the predictions, however chosen
+    groups: Source | None = None  # --groups FILE: group keys, row-aligned with the predictions
 
     def sources(self) -> list[Source]:
-        return [s for s in (self.preds, self.targets, self.weights, self.logprobs) if s is not None]
+        return [
+            s for s in (self.preds, self.targets, self.weights, self.logprobs, self.groups) if s is not None
+        ]
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class RunOptions:
     per_example: str | None = None
     row_offset: int = 0  # the global row of the first input row (for merging parts)
     save_state: str | None = None
+    group_by: str | None = None  # --group-by: key column spec (in PREDS, or in --groups FILE)
+    max_groups: int = MAX_GROUPS_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,7 @@ class Evaluation:
             ("target_col", i.target_col),
             ("weight_col", i.weight_col),
             ("exclude_col", i.exclude_col),
+            ("group_by", self.run.group_by),
         ):
             if value is not None:
                 out[name] = value
@@ -170,6 +178,9 @@ COMMON = (
     "row_offset",
     "save_state",
     "logprobs",
+    "group_by",
+    "groups",
+    "max_groups",
 )
 
 
@@ -194,6 +205,7 @@ def build_evaluation(metric: MetricDef, preds: Any, targets: Any, kwargs: Mappin
         kwargs.get("target_col"),
         weight_col,
         kwargs.get("exclude_col"),
+        source(kwargs.get("groups"), "groups", None) if kwargs.get("groups") is not None else None,
     )
     run = _run_options(kwargs)
     given = {o.name: o.normalize(kwargs[o.name]) for o in metric.options if o.name in kwargs}
@@ -252,7 +264,7 @@ def text_marks(delimiter: Any, decimal: Any) -> tuple[str | None, str | None]:
     return marks[0], marks[1]
 
 
-COLUMN_OPTIONS = ("pred_col", "target_col", "weight_col", "exclude_col")
+COLUMN_OPTIONS = ("pred_col", "target_col", "weight_col", "exclude_col", "group_by")
 
 
 def column_spec(option: str, value: Any) -> str | None:
@@ -328,7 +340,21 @@ def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
     save_state = kwargs.get("save_state")
     if save_state is not None:
         save_state = output_path(os.fspath(save_state), "--save-state")
-    return RunOptions(cast(NanPolicy, nan), chunk_size, threads, top, per_example, row_offset, save_state)
+    max_groups = kwargs.get("max_groups")
+    max_groups = MAX_GROUPS_DEFAULT if max_groups is None else max_groups
+    if isinstance(max_groups, bool) or not isinstance(max_groups, int) or max_groups < 1:
+        raise UsageError(f"--max-groups must be a whole number of at least 1, not {max_groups!r}")
+    return RunOptions(
+        cast(NanPolicy, nan),
+        chunk_size,
+        threads,
+        top,
+        per_example,
+        row_offset,
+        save_state,
+        kwargs.get("group_by"),
+        max_groups,
+    )
 
 
 def output_path(path: str, option: str) -> str:

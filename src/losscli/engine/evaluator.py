@@ -22,9 +22,11 @@ from ..metrics import registry
 from ..metrics.base import MetricChunk, MetricDef, Scorer, Scratch
 from ..metrics.checks import check_finite, first_bad_row
 from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
-from ..sequences import SequenceMap
+from ..sequences import SHIFT_DROP, SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
+from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
+from .grouping import add_chunk, add_left_out
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -36,6 +38,8 @@ CHECKED_IDS = (TARGET_IDS, WEIGHT_IDS)
 #: id column): compared row by row, unless one of them is a fresh 0..n-1 index (see _check_index)
 PRED_INDEX = "pred_index"
 TARGET_INDEX = "target_index"
+GROUPS = "groups"  # --group-by: each row's group code (Parquet and tables encode as they read)
+GROUP_KEY = "group_key."  # --group-by: a key column's values, encoded per chunk (CSV, arrays)
 
 
 class ExampleSink(Protocol):
@@ -101,6 +105,8 @@ class Evaluator:
         self._index_fresh = [True, True]
         self._index_checked = True  # off once a fresh index explains a difference
         self.tallies: LossState | None = None
+        #: --group-by: the run's key table (codes -> keys), shared with forks; None without groups
+        self.keys: Any = None
         #: per-output labels for a given output count (the plan's column names)
         self.output_namer: Callable[[int], tuple[str, ...]] | None = None
         self.next_row = self.header.row_offset
@@ -180,13 +186,14 @@ class Evaluator:
         ids: NDArray[Any] | None = None,
         other_ids: dict[str, NDArray[Any]] | None = None,
         index_pair: tuple[NDArray[Any], NDArray[Any]] | None = None,
+        groups: NDArray[np.intp] | None = None,
     ) -> None:
         """Score one aligned chunk whose first row is global row ``first_row`` (default: the
         row after the previous chunk). ``overwrite``: preds is scratch the math may reuse.
 
         ``ids``: the chunk's row ids, carried into the breakdown and --per-example;
         ``other_ids``: other files' ids by role (the targets', the weights'), which must equal
-        ``ids`` row by row.
+        ``ids`` row by row. ``groups``: each row's group code in ``self.keys`` (--group-by).
         """
         preds = np.asarray(preds)
         targets = None if targets is None else np.asarray(targets)
@@ -215,9 +222,12 @@ class Evaluator:
                 weights = self._check_weights(weights)
             if self.nan == "skip":
                 preds, targets, weights, row_map = self._drop_nonfinite(preds, targets, weights)
+                if row_map is not None and groups is not None:
+                    self._group_skipped(groups, row_map)
+                    groups = groups[row_map]
                 if len(preds) == 0:
                     return
-            self._score(preds, targets, weights, row_map, overwrite, ids)
+            self._score(preds, targets, weights, row_map, overwrite, ids, groups)
         except DataProblem as problem:
             error = self._located(problem, row_map)
             if self.python:
@@ -256,7 +266,7 @@ class Evaluator:
         )
         twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
         twin._index_fresh, twin._index_checked = list(self._index_fresh), self._index_checked
-        twin.seqmap, twin.text_ids = self.seqmap, self.text_ids
+        twin.seqmap, twin.text_ids, twin.keys = self.seqmap, self.text_ids, self.keys
         twin.tallies = twin._new_tallies()
         return twin
 
@@ -270,7 +280,18 @@ class Evaluator:
         tallies = self._empty_tallies(self.scorer.outputs)
         if self.seqmap is not None:
             tallies.sequences = SequenceStats(self.seqmap.sequences, first=self.header.sequence_offset)
+        if self.keys is not None:
+            tallies.groups = GroupTallies.empty(
+                self.keys.columns, self.scorer.outputs, self.scorer.companions
+            )
         return tallies
+
+    def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
+        """--nan skip: count the dropped rows in their groups."""
+        assert self.tallies is not None and self.tallies.groups is not None
+        dropped = np.ones(len(codes), dtype=bool)
+        dropped[kept] = False
+        add_left_out(self.tallies.groups, self.keys.keys, codes[dropped], "skipped")
 
     def _check_ids(self, ids: NDArray[Any], other: NDArray[Any], role: str) -> None:
         """Both files hold the same id column: row i must hold the same id in each, or the
@@ -366,6 +387,7 @@ class Evaluator:
         row_map: NDArray[np.intp] | None,
         overwrite: bool,
         row_ids: NDArray[Any] | None = None,
+        groups: NDArray[np.intp] | None = None,
     ) -> None:
         state = self.tallies
         assert state is not None
@@ -380,6 +402,8 @@ class Evaluator:
         if mc.keep is not None:
             local = np.flatnonzero(mc.keep)
             state.ignored += len(p) - len(local) if mc.ignored is None else mc.ignored
+            if groups is not None:
+                groups = self._group_ignored(groups, mc.keep, local, t)
             losses = losses[local]
             elements = elements[local] if elements is not None else None
             correct = correct[local] if correct is not None else None
@@ -410,7 +434,27 @@ class Evaluator:
         if correct is not None:
             state.counts_correct = True
             state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
+        if groups is not None and state.groups is not None:
+            add_chunk(
+                state.groups, self.keys.keys, groups, losses, elements, w, companions, (correct, correct_k)
+            )
         self._record_rows(p, t, mc, losses, ids, local, row_map, row_ids)
+
+    def _group_ignored(
+        self,
+        codes: NDArray[np.intp],
+        keep: NDArray[np.bool_],
+        local: NDArray[np.intp],
+        targets: NDArray[Any] | None,
+    ) -> NDArray[np.intp]:
+        """Count the ignored rows in their groups (not --shift's dropped last tokens, which the
+        overall count leaves out too); the codes of the counted rows."""
+        assert self.tallies is not None and self.tallies.groups is not None
+        left = ~keep
+        if targets is not None and targets.dtype.kind == "i" and targets.size == len(keep):
+            left &= targets.reshape(-1) != SHIFT_DROP
+        add_left_out(self.tallies.groups, self.keys.keys, codes[left], "ignored")
+        return codes[local]
 
     def _record_rows(
         self,

@@ -28,9 +28,11 @@ from ..metrics.labels import as_number, check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
+from ..readers.keys import KeyTable
 from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
-from .evaluator import CHECKED_IDS, IDS, WEIGHTS
+from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
+from .group_plan import plan_groups
 from .roles import (
     IdPlan,
     columns_report,
@@ -64,6 +66,7 @@ class Plan:
     total_rows: int | None = None
     readers: list[Reader] = field(default_factory=list)  # every input opened (for add_hints)
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
+    keys: KeyTable | None = None  # --group-by: the run's group keys
 
     def output_names(self, count: int) -> tuple[str, ...]:
         return tuple(safe_text(output_names_of(self.choices, count))) if count > 1 else ()
@@ -126,7 +129,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     nan = evaluation.run.nan
 
     def opened(source: Source) -> Reader:
-        every.append(open_source(source, stack, nan, metric.text_targets and source.role == TARGETS))
+        text = (metric.text_targets and source.role == TARGETS) or source.role == "groups"  # keys may be text
+        every.append(open_source(source, stack, nan, text))
         return every[-1]
 
     layout: _Layout
@@ -143,8 +147,13 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     roles, ids = engine_roles(choices, layout.roles)
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
+    groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
+    if groups is not None:
+        roles.update(groups.roles)
+        columns["groups"] = groups.json
+        notes += [groups.note] if groups.note else []
     layout.warnings += index_warnings(choices)
     refuse_one_number_lines(every)
     dialect_notes, dialect_warnings = describe_dialects(every)
@@ -165,6 +174,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if layout.nulls:
         options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
+    if groups is not None:  # states of different groupings must not merge
+        header.metric_options["group_by"] = list(safe_text(groups.table.columns))
     plan = Plan(
         metric,
         metric.scorer(options),
@@ -180,6 +191,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         next((r.n_rows for r in readers if r.n_rows is not None), None),
         every,
     )
+    plan.keys = groups.table if groups is not None else None
     if metric.wide_scores:
         plan.warnings_after.append(_rule_logits_warning(choices[PREDS]))
     return plan
@@ -217,6 +229,8 @@ def _pair_layout(evaluation: Evaluation, metric: MetricDef, opened: Callable[[So
         warnings += _label_as_header(t_reader, {str(c) for c in classes if c is not None})
     weight_col = inputs.weight_col
     exclude = tuple(weight_column(p_reader, weight_col)) if (weight_col and inputs.weights is None) else ()
+    if evaluation.run.group_by is not None and inputs.groups is None:  # keys are never data by a rule
+        exclude = tuple(sorted({*exclude, *p_reader.resolve_many(evaluation.run.group_by)}))
     pred_col = inputs.preds.columns
     target_col = inputs.target_col
     p_choice, t_choice = resolve_roles(
@@ -330,6 +344,11 @@ def _header(
     layout: _Layout,
 ) -> Header:
     files = {name: role.label for name, role in roles.items() if name not in (IDS, *CHECKED_IDS)}
+    files = {k: v for k, v in files.items() if k != GROUPS and not k.startswith(GROUP_KEY)}
+    if evaluation.inputs.groups is not None and GROUPS in roles:
+        files["groups"] = roles[GROUPS].label
+    elif evaluation.inputs.groups is not None:
+        files["groups"] = next(r.label for k, r in roles.items() if k.startswith(GROUP_KEY))
     provenance = Provenance(
         __version__,
         metric.name,

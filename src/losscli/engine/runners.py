@@ -23,7 +23,7 @@ from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
 from ..sequences import MASK, SequenceMap, apply_mask, check_mask, shift_ids, shifted_stream
-from .evaluator import CHECKED_IDS, IDS, PRED_INDEX, TARGET_INDEX, WEIGHTS, Evaluator
+from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, PRED_INDEX, TARGET_INDEX, WEIGHTS, Evaluator
 
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
 # closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was
@@ -146,6 +146,9 @@ class Streams:
         targets, mask = part(TARGETS), part(MASK)
         if targets is not None and mask is not None:
             targets = apply_mask(targets, mask, getattr(ev.scorer, "ignore_index", -100))
+        groups = part(GROUPS)
+        if groups is None and ev.keys is not None:  # raw key columns: encoded here, per chunk
+            groups = ev.keys.codes([part(f"{GROUP_KEY}{i}") for i in range(len(ev.keys.columns))])
         ev.update(
             p,
             targets,
@@ -155,6 +158,7 @@ class Streams:
             ids=ids,
             other_ids=others if ids is not None else None,
             index_pair=(mine, theirs) if mine is not None and theirs is not None else None,
+            groups=groups,
         )
         return len(p)
 

@@ -10,6 +10,10 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
   and, for multi-output regression, one row per output. ``n``, ``ignored``, ``skipped`` and
   ``clamped`` are whole-run counts, repeated on every per-output row (a row skipped or ignored is
   skipped in every output), so no cell is empty and pandas reads integer columns, not NaN.
+  With ``--group-by``, one row per group follows (sorted by key), and the header gains, after
+  ``status``, a ``group`` column (``all`` on the overall rows, the key as a JSON object on a
+  group's row) and one ``group.COL`` column per key column (the key's value; empty for null and
+  on the overall rows). A group row's counts are the group's own; its ``output`` is ``all``.
 """
 
 from __future__ import annotations
@@ -77,11 +81,43 @@ def render_delimited(report: Report, delimiter: str) -> str:
         extra = [number_text(vals.get(k)) for k in keys]
         status = "ok" if math.isfinite(v) else "overflow"
         rows.append([report.metric, name, number_text(v), str(report.n), *extra, *counts, status])
+    if report.groups is not None:
+        header, rows = _with_groups(report, keys, header, rows)
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def _with_groups(
+    report: Report, keys: list[str], header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """The group columns after the existing ones, and a row per group after the overall rows."""
+    import json
+
+    assert report.groups is not None
+    columns = list(report.groups[0].key) if report.groups else []
+    header = [*header, "group", *(f"group.{c}" for c in columns)]
+    rows = [[*r, "all", *([""] * len(columns))] for r in rows]
+    for g in report.groups:
+        figures = {f.key: f.value for f in g.figures}
+        rows.append(
+            [
+                report.metric,
+                "all",
+                number_text(g.value),
+                str(g.n),
+                *[number_text(figures.get(k)) for k in keys],
+                str(g.ignored),
+                str(g.skipped),
+                "0",
+                g.status,
+                json.dumps(g.key, ensure_ascii=False, allow_nan=False, default=str),
+                *["" if v is None else str(v) for v in g.key.values()],
+            ]
+        )
+    return header, rows
 
 
 def render_machine(report: Report, fmt: str) -> str:

@@ -259,9 +259,33 @@ def sequences_table(report: Report) -> FitTable | None:
     )
 
 
+def groups_table(report: Report) -> FitTable | None:
+    """One row per group: its key columns, headline, count and the other figures of the summary."""
+    if not report.groups:
+        return None
+    rows = report.groups
+    cols = [
+        Col(name, ["null" if g.key[name] is None else str(g.key[name]) for g in rows]) for name in rows[0].key
+    ]
+    shown = [f for f in rows[0].figures if f.in_table and f.key not in ("value", "n")]
+    cols.append(
+        Col(rows[0].figures[0].label, [fmt_number(g.value) for g in rows], number=True, justify="right")
+    )
+    cols.append(Col("n", [fmt_number(g.n, counts=True) for g in rows], number=True, justify="right"))
+    for j, f in enumerate(shown, start=1):  # the headline and count never drop
+        cells = [fmt_number(g.figure_or_none(f.key), counts=isinstance(f.value, int)) for g in rows]
+        cols.append(Col(f.label, cells, number=True, drop=j, justify="right"))
+    return FitTable(f"Per group ({len(rows):,})", cols)
+
+
 def report_renderable(report: Report) -> RenderableType:
     parts: list[RenderableType] = [summary_table(report)]
-    for extra in (outputs_table(report), sequences_table(report), examples_table(report)):
+    for extra in (
+        groups_table(report),
+        outputs_table(report),
+        sequences_table(report),
+        examples_table(report),
+    ):
         if extra is not None:
             parts.append(extra)
     if report.interpretation:

@@ -21,6 +21,7 @@ from ..metrics.common import safe_exp
 from ..options import BREAKDOWN_ALL_AT_MOST, DEFAULT_TOP
 from ..state.evalstate import EvalState
 from ..state.parts import Example
+from .groups import GroupRow, group_rows
 
 # an output with no error on this many rows or more is more likely a row number or id than a prediction
 SUSPICIOUS_ROWS = 10
@@ -61,6 +62,8 @@ class Report:
     rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
     #: perplexity: sequences read, scored or not: the --sequence-offset of the part after this one
     sequences_read: int | None = None
+    #: --group-by: one row per group, sorted by key (None: the run was not grouped)
+    groups: list[GroupRow] | None = None
 
     @property
     def status(self) -> str:
@@ -99,6 +102,8 @@ class Report:
                 {"output": name, **{k: _json_number(v) for k, v in vals.items()}}
                 for name, vals in self.per_output
             ]
+        if self.groups is not None:
+            out["groups"] = [group_dict(g) for g in self.groups]
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -121,6 +126,17 @@ class Report:
             out["warnings"] = self.warnings
         out["provenance"] = self.provenance
         return out
+
+
+def group_dict(g: GroupRow) -> dict[str, Any]:
+    """A group as JSON: its key, then the same figure keys as the top level."""
+    out: dict[str, Any] = {"key": {k: _json_value(v) for k, v in g.key.items()}}
+    out["value"], out["n"] = _json_number(g.value), g.n
+    for f in g.figures:
+        if f.key not in out:
+            out[f.key] = _json_number(f.value)
+    out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
+    return out
 
 
 def _json_number(v: float | int | None) -> float | int | None:
@@ -204,6 +220,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         empty=t.n == 0 or no_weight,
         rows=t.rows,
         sequences_read=None if t.sequences is None else t.sequences.count,
+        groups=group_rows(state) if t.groups is not None else None,
     )
     if report.empty:  # no value: its companions are not numbers either (JSON null, TSV nan)
         report.figures = [

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 
     from ..results.report import Report
 
-#: bump when the saved form changes meaning; ``load`` refuses versions it does not know
-FORMAT_VERSION = 1
+#: bump when the saved form changes meaning; ``load`` refuses versions it does not know.
+#: 2 added ``tallies.groups`` (--group-by); a state without groups is still written as 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """State files: an evaluation's state saved to disk, safe to load from an untrusted source.
 
-Format (``format_version`` 1)
------------------------------
+Format (``format_version`` 1, and 2 for a state with per-group tallies)
+-----------------------------------------------------------------------
 A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
 
 * ``state.json``: UTF-8 JSON, one object::
@@ -11,7 +11,7 @@ A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
                   files, columns, notes, warnings, text_bytes, text_words},
        "tallies": {outputs, worst_capacity, n, ignored, skipped, clamped, rows, nulls,
                    counts_correct, overflow, row_sum_row, row_sum, output_sums, weight_sum,
-                   hits, companions, worst, sequences}}
+                   hits, companions, worst, sequences[, groups]}}
 
   ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime}], row_offset,
   parts: [provenance...], summary}; a merged state lists its parts, each with a ``summary``
@@ -48,7 +48,18 @@ A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
   ``tallies.sequences.worst_loss.npy``       float64      (count, 3): -inf = empty slot
   ``tallies.sequences.worst_pos.npy``        int64        (count, 3)
   ``tallies.sequences.worst_target.npy``     int64        (count, 3): -1 = unknown
+  ``tallies.groups.hi.npy``                  float64      (groups, width): high terms
+  ``tallies.groups.lo.npy``                  float64      (groups, width): low terms
+  ``tallies.groups.counts.npy``              int64        (groups, 3): n, ignored, skipped
+  ``tallies.groups.overflow.npy``            bool         (groups,)
   =========================================  ===========  ==============================
+
+  ``groups`` (format version 2, only in the state of a ``--group-by`` run; a state without it
+  is written as version 1) is {columns: the group-by column names, outputs, companions: names,
+  keys: one list per group of the key's values as plain JSON (text, integer, boolean, number,
+  null for a null key), in key order (nulls last)}. A group's row of ``width`` = outputs + 1 +
+  companions + 2 sums holds its outputs' (weighted) loss sums, its weight sum (the count when
+  unweighted), each companion's sum, then its weighted top-1 and top-k hits.
 
   Each sum is kept as two terms (compensated summation), so a loaded state continues, and
   merges, exactly as the one saved. Per-sequence statistics stay binary arrays (88 bytes a
@@ -125,7 +136,9 @@ def save_state(state: EvalState, path: str | PathLike[str]) -> None:
             f"{os.fspath(path)}: cannot save the state: {bad} holds a control character, "
             "which a state file may not contain"
         )
-    doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **meta}
+    # version 1 unless the state has groups: a file without them reads in older versions too
+    version = FORMAT_VERSION if "groups" in meta["tallies"] else 1
+    doc = {"format": FORMAT_NAME, "format_version": version, **meta}
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,9 @@ from .plain import (
     want_int,
 )
 from .seqstats import WORST_PER_SEQUENCE, SequenceStats
+
+if TYPE_CHECKING:
+    from .groups import GroupTallies
 
 __all__ = [
     "WORST_PER_SEQUENCE",
@@ -229,6 +232,7 @@ class LossState:
     rows: int = 0  # input rows read: scored, ignored and skipped alike
     nulls: int = 0  # perplexity: null log-probabilities (JSON Lines), also counted in ``ignored``
     overflow: bool = False  # some finite inputs gave a loss that overflowed float64 to inf
+    groups: GroupTallies | None = None  # --group-by: per-group sums (state.groups)
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -279,12 +283,18 @@ class LossState:
         out.rows = self.rows + other.rows
         out.nulls = self.nulls + other.nulls
         out.overflow = self.overflow or other.overflow
+        out.groups = _merge_groups(self.groups, other.groups)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
                 other.companion_sums.get(name, zero)
             )
         return out
+
+    def with_groups(self, groups: GroupTallies | None) -> LossState:
+        """This state with ``groups`` as its per-group tallies (for a caller that builds them)."""
+        self.groups = groups
+        return self
 
     def accuracy(self, k: int = 0) -> float:
         """Top-1 (k=0) or top-k (k=1) accuracy, weighted like the loss."""
@@ -312,6 +322,13 @@ class LossState:
         return loss_state_from_plain(meta, arrays, where)
 
 
+def _merge_groups(a: GroupTallies | None, b: GroupTallies | None) -> GroupTallies | None:
+    """Both parts' groups; a part without groups (an empty part that saw no chunk) adds none."""
+    if a is None or b is None:
+        return a if b is None else b
+    return a.merge(b)
+
+
 #: LossState's integer counts, as named in its plain form
 _COUNTS = ("n", "ignored", "skipped", "clamped", "rows", "nulls")
 _SUMS = ("output_sums", "weight_sum", "hits")
@@ -327,6 +344,8 @@ def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
     parts: list[tuple[str, Any]] = [(name, getattr(state, name)) for name in _SUMS]
     parts += [(f"companion.{name}", vec) for name, vec in state.companion_sums.items()]
     parts += [("worst", state.worst), ("sequences", state.sequences)]
+    if state.groups is not None:  # the key exists only with --group-by: older files stay as they were
+        parts.append(("groups", state.groups))
     meta["companions"] = {}
     for key, part in parts:
         if part is None:
@@ -352,7 +371,7 @@ _LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
 
 def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
     """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
-    fields(meta, where, _LOSS_KEYS)
+    fields(meta, where, _LOSS_KEYS | ({"groups"} if isinstance(meta, dict) and "groups" in meta else set()))
     outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
     capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
     companions = meta["companions"]
@@ -361,6 +380,8 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
     known = {*_SUMS, "worst", *(f"companion.{k}" for k in companions)}
     if meta["sequences"] is not None:
         known.add("sequences")
+    if meta.get("groups") is not None:
+        known.add("groups")
     for name in arrays:
         if name.rsplit(".", 1)[0] not in known:
             raise StateFileError(f"not a valid losscli state: unknown array {where}.{name}")
@@ -395,6 +416,11 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
     if meta["sequences"] is not None:
         seq_arrays = under("sequences", arrays)
         out.sequences = SequenceStats.from_plain(meta["sequences"], seq_arrays, f"{where}.sequences")
+    if meta.get("groups") is not None:
+        from .groups import GroupTallies
+
+        group_arrays = under("groups", arrays)
+        out.groups = GroupTallies.from_plain(meta["groups"], group_arrays, f"{where}.groups")
     return out
 
 

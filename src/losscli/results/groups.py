@@ -1,0 +1,91 @@
+"""Per-group rows of a report (``--group-by``): each group's figures from the state alone.
+
+A group's figures are its metric's own ``figures`` of a state whose tallies are the group's
+(``GroupTallies.loss_state``), so they carry the same keys as the top level. What a group does
+not keep stays overall: worst rows, per-sequence breakdowns and their mean/median perplexities,
+and figures of the whole text (bits per byte, from --text).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..metrics import registry
+from ..metrics.base import Figure
+from ..state.evalstate import EvalState
+
+
+@dataclass
+class GroupRow:
+    """One group: its key (column -> value), headline, count and figures."""
+
+    key: dict[str, Any]
+    value: float
+    n: int
+    figures: list[Figure] = field(default_factory=list)
+    ignored: int = 0
+    skipped: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.n == 0 or math.isnan(self.value):
+            return "empty"
+        return "ok" if math.isfinite(self.value) else "overflow"
+
+    def figure_or_none(self, key: str) -> float | int | None:
+        return next((f.value for f in self.figures if f.key == key), None)
+
+
+def group_rows(state: EvalState) -> list[GroupRow]:
+    """Every group of ``state``, sorted by key (nulls last); [] without --group-by."""
+    groups = state.tallies.groups
+    if groups is None:
+        return []
+    metric = registry.get(state.header.metric)
+    header = replace(state.header, text_bytes=None, text_words=None)  # the text is the whole run's
+    rows = []
+    for i in groups.order():
+        tallies = groups.loss_state(i, state.tallies)
+        part = EvalState(header, tallies)
+        empty = tallies.n == 0 or tallies.weights_sum_to_zero()
+        figures = metric.figures(part)
+        if empty:  # no value: its companions are not numbers either (JSON null, TSV nan)
+            figures = [
+                Figure(f.key, f.label, math.nan, f.meaning, f.in_table) if isinstance(f.value, float) else f
+                for f in figures
+            ]
+        rows.append(
+            GroupRow(
+                dict(zip(groups.columns, groups.keys[i], strict=True)),
+                math.nan if empty else metric.value(part),
+                tallies.n,
+                figures,
+                tallies.ignored,
+                tallies.skipped,
+            )
+        )
+    return rows
+
+
+def key_text(key: dict[str, Any]) -> str:
+    """``lang=de, split=test``; a null key shows as ``null``."""
+    return ", ".join(f"{k}={'null' if v is None else v}" for k, v in key.items())
+
+
+def failing_groups(
+    rows: list[GroupRow], above: float | None, below: float | None, shown: int = 10
+) -> tuple[int, list[str]]:
+    """--fail-group-above/--fail-group-below: one phrase per failing group (a NaN value, a
+    group with nothing scored, fails: it cannot be shown to pass), at most ``shown`` and a count."""
+    failing = []
+    for row in rows:
+        v = row.value
+        if above is not None and not v <= above:
+            failing.append(f"{key_text(row.key)} ({v!r} > {above!r})")
+        elif below is not None and not v >= below:
+            failing.append(f"{key_text(row.key)} ({v!r} < {below!r})")
+    if len(failing) > shown:
+        return len(failing), [*failing[:shown], f"and {len(failing) - shown} more"]
+    return len(failing), failing
