@@ -111,3 +111,19 @@ def test_text_size_of_sharded_perplexity_is_the_whole_texts_counted_once(tmp_pat
     assert data["word_perplexity"] == pytest.approx(math.exp(nll / n_words), rel=1e-12)
     merged = run_cli("merge", tmp_path / "all.state", "-f", "json").json()
     assert merged["bits_per_byte"] == pytest.approx(data["bits_per_byte"], rel=1e-12)
+
+
+def test_the_table_names_each_worst_examples_shard_and_row_in_it(tmp_path: Path) -> None:
+    folder, paths, whole = _shards(tmp_path, "parquet")
+    result = run_cli(
+        "mse", folder, "--pred-col", "pred", "--target-col", "target", "--top", "3", "-f", "table",
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    losses = (whole["pred"].to_numpy() - whole["target"].to_numpy()) ** 2
+    starts = np.concatenate([[0], np.cumsum(SIZES)])
+    table = result.stdout.split("worst")[1]
+    for row in np.argsort(-losses)[:3]:
+        shard = int(np.searchsorted(starts, row, side="right")) - 1
+        line = next(x for x in table.splitlines() if x.strip("│ ").startswith(f"{row} "))
+        assert paths[shard].name in line and f" {row - starts[shard]} " in line, line

@@ -10,6 +10,7 @@ then the box lines.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -186,6 +187,11 @@ def examples_table(report: Report) -> FitTable | None:
         title = f"The {len(report.examples)} worst of {report.n:,} examples"
     n_detail = len(report.detail_columns)
     cols = [Col("row", [str(e.row) for e in report.examples], number=True, justify="right")]
+    if report.example_files is not None:  # shards: which file, and its own row, beside the row
+        shown = _short_paths([f for f, _ in report.example_files])
+        cols.append(Col("file", shown, drop=1 + n_detail + 1))
+        rows_in = ["?" if r < 0 else str(r) for _, r in report.example_files]
+        cols.append(Col("file row", rows_in, number=True, drop=1 + n_detail + 2, justify="right"))
     if report.id_column is not None:  # the input's own name for the example, beside its row
         cols.append(Col(report.id_column, [fmt_number(e.id) for e in report.examples], justify="right"))
     if report.token_text is not None:  # the input's own text of each token (JSON log-probs)
@@ -198,6 +204,14 @@ def examples_table(report: Report) -> FitTable | None:
         Col("loss", [fmt_number(e.loss) for e in report.examples], number=True, justify="right", style="bold")
     )
     return FitTable(title, cols)
+
+
+def _short_paths(paths: list[str]) -> list[str]:
+    """Shards' paths without the folder they share (``lang=de/part-0.parquet``): the table
+    names the shard; JSON keeps the absolute path."""
+    known = [p for p in paths if p]
+    common = os.path.commonpath(known) if len(set(known)) > 1 else os.path.dirname(known[0]) if known else ""
+    return [os.path.relpath(p, common) if p and common else (p or "?") for p in paths]
 
 
 def _token_shown(worst: dict[str, Any], texts: bool, ids: bool) -> str:
