@@ -285,3 +285,42 @@ def test_a_sequence_id_column_left_unused_is_said(tmp_path: Path) -> None:
     assert any("--seq-col seq" in w for w in result.json()["warnings"]), result.stderr
     split = run_cli("perplexity", "--logprobs", tmp_path / "lp.csv", "--seq-col", "seq", "-f", "json")
     assert split.json()["sequences"] == 2 and "warnings" not in split.json()
+
+
+def test_multiindex_frames_in_different_orders_are_refused(tmp_path: Path) -> None:
+    df = _frames()
+    index = pd.MultiIndex.from_arrays([df.index % 2, df.index])
+    p, y = df[["y_pred"]].set_axis(index), df[["y_true"]].set_axis(index)
+    p.sample(frac=1, random_state=3).to_csv(tmp_path / "p.csv")
+    y.to_csv(tmp_path / "y.csv")
+    line = one_error_line(run_cli("mse", tmp_path / "p.csv", tmp_path / "y.csv"))
+    assert "pandas index (" in line, line  # both levels shown
+
+
+def test_series_in_different_orders_are_refused_and_aligned_ones_score() -> None:
+    import losscli
+
+    df = _frames()
+    shuffled = df.sample(frac=1, random_state=4)
+    with pytest.raises(losscli.InputError, match="pandas index"):
+        losscli.mse(shuffled["y_pred"], df["y_true"].sort_index(ascending=False))
+    want = float(np.mean((df.y_pred - df.y_true) ** 2))
+    assert losscli.mse(shuffled["y_pred"], df["y_true"].loc[shuffled.index]) == pytest.approx(want, rel=1e-12)
+
+
+def test_an_idx_column_is_an_id_checked_row_by_row(tmp_path: Path) -> None:
+    df = _frames()
+    df.index.name = "idx"
+    df[["y_pred"]].sample(frac=1, random_state=5).to_csv(tmp_path / "p.csv")
+    df[["y_true"]].to_csv(tmp_path / "y.csv")
+    line = one_error_line(run_cli("mse", tmp_path / "p.csv", tmp_path / "y.csv"))
+    assert "has id" in line and "different orders" in line, line
+
+
+def test_a_role_given_under_another_name_is_said_in_python() -> None:
+    import losscli
+
+    with pytest.raises(losscli.UsageError, match="first two arguments"):
+        losscli.evaluate("perplexity", logits=np.zeros((2, 3)), targets=np.zeros(2, dtype=int))
+    with pytest.raises(losscli.UsageError, match="nothing to score"):
+        losscli.evaluate("perplexity", targets=np.zeros(2, dtype=int))

@@ -174,3 +174,82 @@ def test_log_probs_without_padding_runs_give_no_padding_warning(tmp_path: Path) 
     assert result.code == 0 and "warnings" not in result.json(), result.stderr
     positive = run_cli("perplexity", "--logprobs", tmp_path / "lp.npy", "--pad-value", "1", "-f", "json")
     assert "warnings" not in positive.json()
+
+
+# ---- second fresh-eyes round ----------------------------------------------------------------------
+
+
+def test_a_csv_mask_of_one_column_fits_and_a_wide_one_is_refused(tmp_path: Path) -> None:
+    logits, ids, mask = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    pd.DataFrame({"attention_mask": mask.reshape(-1)}).to_csv(tmp_path / "flat.csv", index=False)
+    pd.DataFrame(mask).to_csv(tmp_path / "wide.csv", index=False)
+    base = ["perplexity", "--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.npy"]
+    for shift in (False, True):
+        flags = ["--shift"] if shift else []
+        result = run_cli(*base, "--mask", tmp_path / "flat.csv", *flags, "-f", "json")
+        assert result.code == 0, result.stderr
+        want, n = masked_nll(logits, ids, mask, shift)
+        assert result.json()["cross_entropy"] == pytest.approx(want, rel=1e-12) and result.json()["n"] == n
+    wide = run_cli(*base, "--mask", tmp_path / "wide.csv")
+    assert wide.code == 3 and "table of 6 columns" in wide.stderr and "Traceback" not in wide.stderr
+
+
+def test_a_dict_of_2d_arrays_is_a_batch_encoding() -> None:
+    logits, ids, mask = _batch()
+    report = losscli.evaluate("perplexity", logits, {"input_ids": ids, "attention_mask": mask}, shift=True)
+    want, n = masked_nll(logits, ids, mask, True)
+    assert report.to_dict()["cross_entropy"] == pytest.approx(want, rel=1e-12) and report.n == n
+    assert losscli.perplexity(logits, ids, shift=True, mask=mask) == pytest.approx(math.exp(want), rel=1e-12)
+
+
+def test_an_attention_mask_beside_gathered_log_probs_is_applied_or_said(tmp_path: Path) -> None:
+    logits, ids, mask = _batch()
+    top = logits.max(axis=-1, keepdims=True)
+    logz = top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+    lp = np.take_along_axis((logits - logz)[:, :-1], ids[:, 1:, None], axis=-1)[..., 0]  # HF's gather
+    want, n = masked_nll(logits, ids, mask, True)
+    table = pa.table({"logprobs": lp.tolist(), "attention_mask": mask[:, 1:].tolist()})
+    pq.write_table(table, tmp_path / "lp.parquet")
+    applied = run_cli("perplexity", "--logprobs", tmp_path / "lp.parquet", "-f", "json")
+    assert applied.code == 0, applied.stderr
+    assert applied.json()["cross_entropy"] == pytest.approx(want, rel=1e-12) and applied.json()["n"] == n
+    np.savez(tmp_path / "lp.npz", logprobs=lp, attention_mask=mask)  # the mask of the ids, one wider
+    said = run_cli("perplexity", "--logprobs", tmp_path / "lp.npz", "-f", "json")
+    assert said.code == 0 and said.json()["n"] == lp.size
+    assert any("attention_mask[:, 1:]" in w for w in said.json()["warnings"]), said.stderr
+
+
+@pytest.mark.parametrize("case", ["late rows", "list column", "one pad a row", "-inf"])
+def test_padding_runs_are_said_wherever_they_are(tmp_path: Path, case: str) -> None:
+    rng = np.random.default_rng(8)
+    lp = np.log(rng.uniform(0.01, 1.0, size=(6000 if case == "late rows" else 50, 8)))
+    pad = -np.inf if case == "-inf" else 0.0
+    if case == "late rows":
+        lp[5000:, 5:] = pad  # sorted by length: the short rows come last
+    elif case == "one pad a row":
+        lp[:, -1] = pad  # F.pad(lp, (0, 1))
+    else:
+        lp[10:, 6:] = pad
+    path = tmp_path / ("lp.parquet" if case == "list column" else "lp.npy")
+    if case == "list column":
+        pq.write_table(pa.table({"logprobs": lp.tolist()}), path)
+    else:
+        np.save(path, lp)
+    result = run_cli("perplexity", "--logprobs", path, "-f", "json")
+    assert result.code == 0
+    said = [w for w in result.json().get("warnings", []) if "as padding does" in w]
+    assert said, result.stderr
+    assert ("pad with 1.0" in said[0]) if case == "-inf" else ("--pad-value 0" in said[0])
+
+
+def test_mask_col_in_a_plain_array_points_at_mask_file(tmp_path: Path) -> None:
+    logits, ids, _ = _batch()
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "ids.npy", ids)
+    result = run_cli(
+        "perplexity", "--logits", tmp_path / "logits.npy", "--targets", tmp_path / "ids.npy",
+        "--mask-col", "attention_mask",
+    )  # fmt: skip
+    assert result.code == 2 and "--mask FILE" in result.stderr, result.stderr

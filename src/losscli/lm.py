@@ -127,19 +127,55 @@ def plan_logits(
     return TokenPlan(roles, seqmap, ids=tv, warnings=said)
 
 
-def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None) -> None:
+def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None, auto: bool = False) -> str | None:
     """An attention mask (--mask FILE, or --mask-col in the ids' file) as one more role, one
     token per row like the ids; its layout must be the ids' ((B, T), flat B*T, or the same list
     lengths), so a mask never lines up with the wrong tokens."""
-    assert plan.ids is not None
+    if plan.ids is None:  # JSON log-probs: a record is a sequence; padding is not in it
+        raise UsageError(
+            "--mask and --mask-col go with token arrays and tables; JSON log-probs hold only real "
+            "tokens (a null log-prob is already left out)"
+        )
+    if mask_col is not None and not reader.named():  # --mask-col in a plain array (ids.npy)
+        raise UsageError(
+            f"--mask-col {mask_col!r}: {reader.display} is one plain array, with no named arrays or "
+            "columns; give the attention mask as a file of its own with --mask FILE"
+        )
     multi = mask_col is not None or len(reader.column_names) > 1
     col = _pick(reader, mask_col, MASK_NAMES) if multi else None
     if col is None and not multi and token_view(reader, 0, keep_last=False).lists:
         col = 0  # a file of one list column (pandas' DataFrame({"attention_mask": list(mask)}))
     view, ids = token_view(reader, col, keep_last=False), plan.ids
-    _check_mask_layout(view, ids)
+    data = [j for j in range(len(view.reader.column_names)) if j not in view.reader.index_columns]
+    if view.lead is None and col is None and len(data) > 1:  # a (B, T) mask written as a table
+        raise InputError(
+            f"the attention mask is a table of {len(data)} columns, which does not say which token "
+            "each value is; give one value per token: a (B, T) .npy/.npz array, a Parquet list "
+            "column per sequence, or one column of B*T values",
+            path=view.reader.display,
+        )
+    try:
+        _check_mask_layout(view, ids)
+    except InputError as exc:
+        if not auto:
+            raise
+        # found by its name, in another layout (attention_mask[:, 1:] is what log-probs gathered
+        # for ids[:, 1:] go with): not applied, and said, since padding is then scored
+        shifted = (
+            view.batched is not None
+            and ids.batched is not None
+            and view.batched == (ids.batched[0], ids.batched[1] + 1)
+        )
+        fix = (
+            "log-probs gathered for input_ids[:, 1:] go with attention_mask[:, 1:]: save that"
+            if shifted
+            else "give the mask that fits with --mask"
+        )
+        what = exc.detail.rsplit(": give", 1)[0]
+        return f"{what}; it was not applied, so padding is scored: {fix}"
     group: Group = _without_index(view.reader) if col is None else [col]
     plan.roles[MASK] = Role(view.reader, group, view.reader.display)
+    return None
 
 
 #: the attention mask a tokenizer returns beside ``input_ids``, applied when found beside the ids
@@ -178,7 +214,7 @@ def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
             shown = (f"shape {mask.lead}", f" {ids.lead}")
     if shown is not None:
         raise InputError(
-            f"the attention mask has {shown[0]} but the token ids ({ids.reader.display}) have"
+            f"the attention mask has {shown[0]} but the tokens ({ids.reader.display}) have"
             f"{shown[1] or ' other list lengths'}: give the mask the tokenizer returned with these ids",
             path=mask.reader.display,
         )
@@ -249,17 +285,23 @@ def plan_logprobs(
     else:
         seqmap = SingleSequence(reader.n_rows)
     group: Group = [col] if len(reader.column_names) > 1 or view.lead is None else None
-    plan = TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap)
+    plan = TokenPlan({PREDS: Role(reader, group, reader.display)}, seqmap, ids=view)  # a mask's layout
     if isinstance(seqmap, SingleSequence):
         plan.warnings += unnamed_sequences(reader)
-    if view.batched is not None and pad_value is None:
-        said = unmarked_padding(reader, group, *view.batched)
+    grid = view.batched
+    if grid is None and view.lists and pad_value is None:  # equal-length lists: a (B, T) array
+        lengths = view.lengths()
+        if len(lengths) and bool(np.all(lengths == lengths[0])):
+            grid = (len(lengths), int(lengths[0]))
+    if grid is not None and pad_value is None:
+        said = unmarked_padding(reader, group, *grid)
         plan.warnings += [said] if said else []
     if pad_value is not None and pad_value <= 0:
+        why = "; float32 models give exactly 0.0 for sure tokens" if pad_value == 0 else ""
         plan.warnings.append(
             f"--pad-value {pad_value:g} is a value a real log-prob can take ({pad_value:g} is probability "
-            f"{math.exp(pad_value):.3g}; float32 models give exactly 0.0 for sure tokens): such tokens "
-            "are taken for padding; pad with a positive value such as 1.0, which no log-prob can be"
+            f"{math.exp(pad_value):.3g}{why}): such tokens are taken for padding; pad with a positive "
+            "value such as 1.0, which no log-prob can be"
         )
     return plan
 
@@ -287,30 +329,61 @@ PADDING_SAMPLE_ROWS = 4096
 
 
 def unmarked_padding(reader: Reader, group: Group, batch: int, length: int) -> str | None:
-    """A warning when the first rows of a (B, T) log-prob array end (or start) in runs of one
-    value, as padding does (``masked_fill(mask == 0, 0.0)``, or -100 from the ignore-index
-    habit), and no --pad-value says so: they would be scored as real log-probs. A pipe is read
-    once and is not looked at."""
-    if length < 3 or reader.read_once:
+    """A warning when rows of a (B, T) log-prob array (or of equal-length list columns) end or
+    start in one value, as padding does (``masked_fill(mask == 0, 0.0)``, -100 from the
+    ignore-index habit, ``F.pad``'s single 0.0), and no --pad-value says so: they would be
+    scored as real log-probs. The first and the last rows are looked at (data sorted by length
+    puts the short, padded rows last); a pipe is read once and is not looked at."""
+    if length < 2 or reader.read_once:
         return None
-    rows = min(batch, PADDING_SAMPLE_ROWS)
-    block = next(iter(reader.chunks([group], rows * length)), [None])[0]
-    if block is None or block.size != rows * length:
+    grid = _edge_rows(reader, group, batch, length)
+    if grid is None:
         return None
-    grid = np.asarray(block, dtype=np.float64).reshape(rows, length)
+    rows = len(grid)
     for edge, ends in ((-1, "end"), (0, "start")):
         nxt = edge - 1 if edge < 0 else 1
-        padded = (grid[:, edge] == grid[:, nxt]) & (grid[:, edge] <= 0)  # 1.0 is refused anyway
-        if not padded.any():  # exactly equal real log-probs side by side at an edge are rare
+        col = grid[:, edge]
+        runs = (col == grid[:, nxt]) & (col <= 0)  # 1.0 is refused anyway; two equal at an edge
+        values, counts = np.unique(col[col <= 0], return_counts=True)
+        common = float(values[np.argmax(counts)]) if len(values) else math.nan
+        # one value at the edge of most rows (a single pad each), or runs of one value
+        # (a pad's habits are round numbers: 0, -100, -inf; a bf16 model's sure last token may
+        # repeat a small log-prob in every row, which is no padding)
+        shared = (
+            len(values)
+            and counts.max() >= max(2, rows // 2)
+            and (common == -math.inf or common == round(common))
+        )
+        if not runs.any() and not shared:
             continue
-        values, counts = np.unique(grid[padded, edge], return_counts=True)
-        value, hits = float(values[np.argmax(counts)]), int(counts.max())
+        value = common if shared else float(np.unique(col[runs], return_counts=True)[0][0])
+        hits = int(np.count_nonzero(col == value))
+        fix = (
+            "pad with 1.0, which no log-prob can be, and give --pad-value 1"
+            if not math.isfinite(value)
+            else f"if it is padding, give --pad-value {value:g}"
+        )
         return (
-            f"{reader.display}: {hits} of the first {rows} rows {ends} in a run of the same log-prob "
-            f"{value:g}, as padding does; it was scored as real log-probs: if it is padding, give "
-            f"--pad-value {value:g}"
+            f"{reader.display}: {hits} of {rows} rows looked at {ends} in the same log-prob {value:g}, "
+            f"as padding does; it was scored as real log-probs: {fix}"
         )
     return None
+
+
+def _edge_rows(reader: Reader, group: Group, batch: int, length: int) -> NDArray[np.float64] | None:
+    """The first and the last PADDING_SAMPLE_ROWS // 2 rows, as a (rows, T) float64 grid."""
+    half = PADDING_SAMPLE_ROWS // 2
+    head_rows = min(batch, half if batch > PADDING_SAMPLE_ROWS else batch)
+    block = next(iter(reader.chunks([group], head_rows * length)), [None])[0]
+    if block is None or block.size != head_rows * length:
+        return None
+    parts = [np.asarray(block, dtype=np.float64).reshape(head_rows, length)]
+    ranges = reader.range_reader() if batch > head_rows else None
+    if ranges is not None:
+        start = max(head_rows, batch - half)
+        tail = ranges.read([group], start * length, batch * length)[0]
+        parts.append(np.asarray(tail, dtype=np.float64).reshape(batch - start, length))
+    return np.concatenate(parts)
 
 
 def worst_token_text(state: EvalState, reader: Reader) -> TokenText | None:

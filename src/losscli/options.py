@@ -300,7 +300,7 @@ def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:
     if given:  # the other metrics are loaded only when there is something to look up
         defaults = {o.name: o.default for n in registry.names() for o in registry.get(n).options}
         # another metric's option at its default value (input="auto", ignore_index=-100) says nothing
-        given = [k for k in given if kwargs[k] != defaults.get(k, object())]
+        given = [k for k in given if not _is_default(kwargs[k], defaults.get(k, object()))]
     foreign = given
     if "logprobs" in kwargs and kwargs["logprobs"] is not None and metric.inputs != "tokens":
         foreign.insert(0, "logprobs")
@@ -310,7 +310,17 @@ def _refuse_foreign(metric: MetricDef, kwargs: Mapping[str, Any]) -> None:
     if foreign[0] == "logprobs":
         owners = ["perplexity"]
     where = f"only for {', '.join(owners)}" if owners else "not an option of losscli"
+    if foreign[0] in ("logits", "predictions", "ids", "labels", "input_ids"):  # a role's other name
+        where += "; give predictions (logits) and targets (token ids) as the first two arguments"
     raise UsageError(f"{', '.join(foreign)}: {where}")
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """``value`` is the option's default (an array or tensor never is: comparing it would be
+    elementwise)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return bool(value == default)
+    return value is default
 
 
 def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
@@ -386,17 +396,14 @@ def _check_inputs(evaluation: Evaluation) -> None:
     if inputs.exclude_col is not None:
         raise UsageError("--exclude-col: only for metrics that score prediction columns, not perplexity")
     if (inputs.logprobs is None) == (inputs.preds is None):
+        if inputs.logprobs is None:
+            raise UsageError("give logits (with targets) or --logprobs: there is nothing to score")
         raise UsageError("give either logits (with targets) or --logprobs, not both")
     if inputs.logprobs is not None and (lm.shift or lm.topk is not None):
         raise UsageError("--shift and --topk need logits; log-probabilities are already gathered")
     if inputs.logprobs is None and lm.pad_value is not None:
         raise UsageError(
             "--pad-value marks padding in --logprobs; with logits, mark it in the targets with --ignore-index"
-        )
-    if inputs.logprobs is not None and (lm.mask is not None or lm.mask_col):
-        raise UsageError(
-            "--mask and --mask-col go with logits and token ids, not --logprobs; mark padding in "
-            "(B, T) log-probs with --pad-value"
         )
     if lm.no_mask and (lm.mask is not None or lm.mask_col):
         raise UsageError(

@@ -92,6 +92,8 @@ def shift_ids(
     out = np.empty(len(ids), dtype=np.int64)
     if len(ids) == 0:
         return out
+    if ids.ndim == 2 and ids.shape[1] == 1:  # one column of a table (a CSV mask): (n, 1)
+        ids, following = ids[:, 0], following.reshape(-1)
     out[:-1] = ids[1:]
     out[-1] = following[0] if len(following) else SHIFT_DROP
     out[~seqmap.next_in_sequence(rows)] = SHIFT_DROP
@@ -154,9 +156,22 @@ def apply_mask(ids: NDArray[Any], mask: NDArray[Any], ignore_index: int) -> NDAr
     """The ids with padding (mask 0) set to the ignore index, so it is counted as ignored:
     exactly labels.masked_fill(mask == 0, -100). A token --shift dropped keeps SHIFT_DROP
     (its shifted mask is SHIFT_DROP too, never 0)."""
+    if mask.shape != ids.shape and mask.size == ids.size:  # one column of a table: (n, 1)
+        mask = mask.reshape(ids.shape)
     pad = mask == 0
     if not pad.any():
         return ids
     out = ids.astype(np.result_type(ids.dtype, np.int64))  # a copy; float ids stay exact
     out[pad] = ignore_index
     return out
+
+
+def mask_logprobs(logprobs: NDArray[Any], mask: NDArray[Any]) -> NDArray[Any]:
+    """Gathered log-probs with padding (mask 0) marked NULL_LOGPROB, which the scorer ignores,
+    as ``apply_mask`` marks ids with the ignore index."""
+    if mask.shape != logprobs.shape and mask.size == logprobs.size:
+        mask = mask.reshape(logprobs.shape)
+    pad = mask == 0
+    if not pad.any():
+        return logprobs
+    return np.where(pad, NULL_LOGPROB, np.asarray(logprobs, dtype=np.float64))

@@ -185,7 +185,7 @@ class Evaluator:
         overwrite: bool = False,
         ids: NDArray[Any] | None = None,
         other_ids: dict[str, NDArray[Any]] | None = None,
-        index_pair: tuple[NDArray[Any], NDArray[Any]] | None = None,
+        index_pairs: list[tuple[NDArray[Any], NDArray[Any]]] | None = None,
         groups: NDArray[np.intp] | None = None,
     ) -> None:
         """Score one aligned chunk whose first row is global row ``first_row`` (default: the
@@ -210,8 +210,8 @@ class Evaluator:
         for role, other in (other_ids or {}).items():
             if ids is not None:
                 self._check_ids(ids, other, role)
-        if index_pair is not None and self._index_checked:
-            self._check_index(*index_pair)
+        if index_pairs is not None and self._index_checked:
+            self._check_index(index_pairs)
         row_map: NDArray[np.intp] | None = None
         try:
             if self.tallies is None:
@@ -310,32 +310,37 @@ class Evaluator:
             "match and the ids mean different things, rename one file's id column"
         )
 
-    def _check_index(self, mine: NDArray[Any], theirs: NDArray[Any]) -> None:
+    def _check_index(self, pairs: list[tuple[NDArray[Any], NDArray[Any]]]) -> None:
         """Both files were written with their pandas index (``df.to_csv(path)``): row i should
-        carry the same label in each. A difference where one side has been 0, 1, 2, ... all
-        along is a fresh index (``pd.DataFrame(model.predict(X_test))`` beside ``y_test``, whose
-        index the split shuffled), which pairs by position as it should; otherwise the frames
-        were written in different orders (one shuffled or sorted), and pairing by position would
-        score the wrong rows against each other."""
-        rows = np.arange(
-            self._offset - self.header.row_offset, self._offset - self.header.row_offset + len(mine)
-        )
+        carry the same labels in each (every level of a MultiIndex). A difference where one
+        side has been 0, 1, 2, ... all along is a fresh index (``pd.DataFrame(model.predict(
+        X_test))`` beside ``y_test``, whose index the split shuffled), which pairs by position
+        as it should; otherwise the frames were written in different orders (one shuffled or
+        sorted), and pairing by position would score the wrong rows against each other."""
+        mine, theirs = pairs[0]
+        start = self._offset - self.header.row_offset
+        rows = np.arange(start, start + len(mine))
         for side, labels in enumerate((mine, theirs)):
-            if self._index_fresh[side]:
-                self._index_fresh[side] = labels.dtype.kind in "iu" and bool(np.array_equal(labels, rows))
-        differ = np.asarray(mine != theirs, dtype=bool)
-        if differ.any() and mine.dtype != theirs.dtype:
-            differ = np.asarray(_id_text(mine) != _id_text(theirs), dtype=bool)
+            if self._index_fresh[side]:  # a MultiIndex is never a fresh index
+                fresh = len(pairs) == 1 and labels.dtype.kind in "iu"
+                self._index_fresh[side] = fresh and bool(np.array_equal(labels, rows))
+        differ = np.zeros(len(mine), dtype=bool)
+        for a, b in pairs:
+            level = np.asarray(a != b, dtype=bool)
+            if level.any() and a.dtype != b.dtype:
+                level = np.asarray(_id_text(a) != _id_text(b), dtype=bool)
+            differ |= level
         if not differ.any():
             return
         if any(self._index_fresh):
             self._index_checked = False
             return
         r = int(np.argmax(differ))
-        a, b = mine[r : r + 1].tolist()[0], theirs[r : r + 1].tolist()[0]
+        shown = [tuple(x[r : r + 1].tolist()[0] for x in side) for side in zip(*pairs, strict=True)]
+        a_shown, b_shown = (v[0] if len(pairs) == 1 else v for v in shown)
         raise InputError(
-            f"row {self._offset + r}: {self.labels.get(PRED_INDEX)} has pandas index {a!r} but "
-            f"{self.labels.get(TARGET_INDEX)} has {b!r}: both carry row labels, in different "
+            f"row {self._offset + r}: {self.labels.get(PRED_INDEX + '0')} has pandas index {a_shown!r} but "
+            f"{self.labels.get(TARGET_INDEX + '0')} has {b_shown!r}: both carry row labels, in different "
             "orders (a shuffled or sorted frame kept its index); sort both by it (sort_index()), or "
             "if the rows do match by position, drop it (to_csv(index=False), reset_index(drop=True))"
         )

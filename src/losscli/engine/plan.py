@@ -171,7 +171,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         options["text_targets"] = True
     if layout.logprobs:
         options["logprobs"] = True
-    if layout.nulls:
+    if layout.nulls or (layout.logprobs and MASK in roles):  # masked log-probs are marked null
         options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
     if groups is not None:  # states of different groupings must not merge
@@ -299,24 +299,32 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
     size = text_size(lm.text, lm.n_bytes, lm.n_words)
     mask_notes: list[str] = []
     pred_col, target_col = inputs.pred_col, inputs.target_col
+    given = inputs.logprobs if inputs.logprobs is not None else inputs.targets
+    header = given.header if given is not None else None  # --header/--no-header
+    mask_reader = opened(Source(lm.mask, "mask", header=header)) if lm.mask is not None else None
+    if mask_reader is not None:
+        _mask_header(mask_reader)
     if inputs.logprobs is not None:
         lp_reader = opened(inputs.logprobs)
         warnings = settle_headers([lp_reader])
         tokens = plan_logprobs(lp_reader, pred_col, lm.seq_col, lm.pad_value)
+        beside = lp_reader  # the log-probs' own file: an attention_mask array or column in it
     else:
         assert inputs.preds is not None
         logits_reader = opened(inputs.preds)
-        ids_reader = opened(inputs.targets) if inputs.targets is not None else logits_reader
-        mask_reader = opened(Source(lm.mask, "mask")) if lm.mask is not None else None
-        warnings = settle_headers([logits_reader, ids_reader])
-        tokens = plan_logits(logits_reader, ids_reader, pred_col, target_col, lm.seq_col)
-        if mask_reader is not None or lm.mask_col is not None:
-            add_mask(tokens, mask_reader or ids_reader, lm.mask_col)
-        elif not lm.no_mask:
-            found = found_mask(tokens, ids_reader)  # the tokenizer's attention_mask beside the ids
-            if found is not None:
-                add_mask(tokens, ids_reader, found)
+        beside = opened(inputs.targets) if inputs.targets is not None else logits_reader
+        warnings = settle_headers([logits_reader, beside])
+        tokens = plan_logits(logits_reader, beside, pred_col, target_col, lm.seq_col)
+    if mask_reader is not None or lm.mask_col is not None:
+        add_mask(tokens, mask_reader or beside, lm.mask_col)
+    elif not lm.no_mask and tokens.ids is not None:
+        found = found_mask(tokens, beside)  # the tokenizer's attention_mask beside the tokens
+        if found is not None:
+            said = add_mask(tokens, beside, found, auto=True)
+            if said is None:
                 mask_notes.append(f"the padding {found!r} marks is not scored (--no-mask scores it)")
+            else:
+                warnings.append(said)
     warnings += tokens.warnings
     specs = {PREDS: pred_col, TARGETS: target_col, MASK: lm.mask_col}
     choices = {name: plan_choice(role, specs[name]) for name, role in tokens.roles.items()}
@@ -331,6 +339,16 @@ def _token_layout(evaluation: Evaluation, opened: Callable[[Source], Reader]) ->
         text_bytes=size.bytes,
         text_words=size.words,
     )
+
+
+def _mask_header(reader: Reader) -> None:
+    """A CSV attention mask written by pandas (``pd.DataFrame(mask).to_csv(index=False)``):
+    its first row 0, 1, 2, ... holds values a mask cannot (only 0 and 1), so it is the header
+    pandas writes for unnamed columns, not a row of the mask."""
+    if not reader.delimited or getattr(reader, "header_forced", True) or reader.header_row:
+        return
+    if getattr(reader, "pandas_default", False) and len(reader.column_names) > 2:
+        reader.use_header(True)  # type: ignore[attr-defined]
 
 
 def _header(
@@ -466,7 +484,8 @@ def _rule_logits_warning(ruled: Choice) -> Callable[[Binding], str | None]:
         by_pattern = ruled.expanded()  # a range or glob the user typed ('1-', 'p_*') took them
         if not (binding.input_detected and binding.input_kind == "logits" and (by_rule or by_pattern)):
             return None
-        how = f"--pred-col {ruled.spec!r}" if by_pattern else f"a rule ({ruled.chosen_by})"
+        rule = ruled.chosen_by.removeprefix("rule: ")
+        how = f"--pred-col {ruled.spec!r}" if by_pattern else f"a rule ({rule})"
         return (
             f"{ruled.reader.display}: the {len(ruled.positions())} columns {how} took as class "
             "scores were read as logits; if one of them is not a class score (a fold, a count), "

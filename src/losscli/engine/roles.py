@@ -218,12 +218,13 @@ def index_pair(choices: dict[str, Choice]) -> dict[str, Role]:
     if preds is None or targets is None or preds.reader is targets.reader:
         return {}
     p_index, t_index = preds.reader.index_columns, targets.reader.index_columns
-    if len(p_index) != 1 or len(t_index) != 1:
+    if not p_index or len(p_index) != len(t_index):
         return {}
-    return {
-        PRED_INDEX: Role(*open_ids(preds.reader, p_index[0]), preds.reader.display),
-        TARGET_INDEX: Role(*open_ids(targets.reader, t_index[0]), targets.reader.display),
-    }
+    roles = {}
+    for level, (j, k) in enumerate(zip(p_index, t_index, strict=True)):  # a MultiIndex: every level
+        roles[f"{PRED_INDEX}{level}"] = Role(*open_ids(preds.reader, j), preds.reader.display)
+        roles[f"{TARGET_INDEX}{level}"] = Role(*open_ids(targets.reader, k), targets.reader.display)
+    return roles
 
 
 def columns_report(choices: dict[str, Choice], ids: IdPlan) -> tuple[dict[str, Any], list[str]]:

@@ -22,7 +22,7 @@ from ..align import LengthMismatch, align, length_mismatch
 from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
-from ..sequences import MASK, SequenceMap, apply_mask, check_mask, shift_ids, shifted_stream
+from ..sequences import MASK, SequenceMap, apply_mask, check_mask, mask_logprobs, shift_ids, shifted_stream
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, PRED_INDEX, TARGET_INDEX, WEIGHTS, Evaluator
 
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
@@ -142,10 +142,16 @@ class Streams:
         assert p is not None
         others = {role: a for role in CHECKED_IDS if (a := part(role)) is not None}
         ids = part(IDS)
-        mine, theirs = part(PRED_INDEX), part(TARGET_INDEX)
+        pairs: list[tuple[NDArray[Any], NDArray[Any]]] = []  # each level of both files' pandas index
+        while (mine := part(f"{PRED_INDEX}{len(pairs)}")) is not None:
+            theirs = part(f"{TARGET_INDEX}{len(pairs)}")
+            assert theirs is not None
+            pairs.append((mine, theirs))
         targets, mask = part(TARGETS), part(MASK)
         if targets is not None and mask is not None:
             targets = apply_mask(targets, mask, getattr(ev.scorer, "ignore_index", -100))
+        elif mask is not None:  # gathered log-probs: padding marked as a null log-prob, ignored
+            p = mask_logprobs(p, mask)
         groups = part(GROUPS)
         if groups is None and ev.keys is not None:  # raw key columns: encoded here, per chunk
             groups = ev.keys.codes([part(f"{GROUP_KEY}{i}") for i in range(len(ev.keys.columns))])
@@ -157,7 +163,7 @@ class Streams:
             overwrite=self.scratch_preds,
             ids=ids,
             other_ids=others if ids is not None else None,
-            index_pair=(mine, theirs) if mine is not None and theirs is not None else None,
+            index_pairs=pairs or None,
             groups=groups,
         )
         return len(p)

@@ -303,8 +303,13 @@ def perplexity(
     y_pred: Source | None = None,
     y_true: Source | None = None,
     nan: str = "error",
+    shift: bool = False,
+    mask: Source | None = None,
 ) -> float:
     """exp(mean token cross-entropy) from (N, V) or (B, T, V) ``logits`` and token ids
-    ``targets`` (logits first; ``y_pred=``/``y_true=`` accepted)."""
-    options = {"ignore_index": ignore_index, "nan": nan}
+    ``targets`` (logits first; ``y_pred=``/``y_true=`` accepted); ``shift``: causal-LM labels
+    (logits at t score token t+1); ``mask``: the tokenizer's attention mask (0 = padding)."""
+    options: dict[str, Any] = {"ignore_index": ignore_index, "nan": nan, "shift": shift}
+    if mask is not None:
+        options["mask"] = mask
     return pair_shortcut("perplexity", logits, targets, None, y_pred, y_true, **options)

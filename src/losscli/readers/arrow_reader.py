@@ -54,6 +54,11 @@ class ArrowReader(ParquetReader, RangeReader):
         self._tokens: dict[int, bool] = {}
 
     def list_lengths(self, column: int) -> NDArray[np.int64] | None:
+        import pyarrow.types as pt
+
+        t = self.table.schema.field(column).type
+        if pt.is_fixed_size_list(t):  # a 2-D array in a dict: (B, T), one sequence a row
+            return np.full(self.table.num_rows, t.list_size, dtype=np.int64)
         if not self.is_list(column):
             return None
         offsets = [np.diff(self._offsets(chunk)) for chunk in self.table.column(column).chunks]

@@ -29,7 +29,7 @@ Chunk = list[NDArray[Any]]
 
 
 _PANDAS_UNNAMED = re.compile(r"Unnamed: \d+(\.\d+)?")
-_EXACT_ID_NAMES = ("id", "index", "row")
+_EXACT_ID_NAMES = ("id", "idx", "index", "row")
 
 
 def csv_index_columns(header: Sequence[str]) -> tuple[int, ...]:
@@ -45,7 +45,7 @@ def csv_index_columns(header: Sequence[str]) -> tuple[int, ...]:
 
 
 def is_id_name(name: str) -> bool:
-    """Row identity, not data: ``id``, ``index``, ``row`` (any case), a name ending in ``_id``,
+    """Row identity, not data: ``id``, ``idx``, ``index``, ``row`` (any case), a name ending in ``_id``,
     or a camelCase ``...Id``/``...ID`` (Kaggle's ``PassengerId``). ``token_ids``/``input_ids``
     are not: they name token-id *values* (targets of a language model)."""
     low = name.strip().lower()
@@ -157,8 +157,7 @@ class Reader(ABC):
         if not self.named() and not spec.lstrip("-").isdigit():  # a name asked of a plain array
             raise UsageError(
                 f"{self.display}: no column {spec!r}: it is a plain array, whose columns have no "
-                f"names, only positions 0..{len(self.column_names) - 1}; leave the option out to "
-                "read the whole array"
+                f"names, only positions 0..{len(self.column_names) - 1}"
             )
         shown = ", ".join(repr(c) for c in self.column_names[:20])
         more = ", ..." if len(self.column_names) > 20 else ""

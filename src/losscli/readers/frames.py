@@ -55,6 +55,11 @@ def as_table(data: Any, role: str) -> Any | None:
         # as df.to_parquet stores it: a default RangeIndex is metadata only, a named (or
         # filtered) index is a column listed in the pandas metadata, skipped as data
         return _converted(role, kind, lambda: _from_pandas(data))
+    if top == "pandas" and kind == "Series" and not _default_index(data.index):
+        # a Series keeps its index as a DataFrame does, so two Series in different orders are
+        # caught (Evaluator._check_index) instead of being paired by position
+        name = data.name if data.name is not None else role
+        return _converted(role, kind, lambda: _from_pandas(data.to_frame(name=name)))
     if top == "polars" and kind == "DataFrame":
         return _converted(role, kind, data.to_arrow)
     if isinstance(data, Mapping):
@@ -80,6 +85,13 @@ def as_table(data: Any, role: str) -> Any | None:
     return None
 
 
+def _default_index(index: Any) -> bool:
+    """pandas' RangeIndex 0, 1, 2, ...: no labels worth keeping (the rows' positions)."""
+    return (
+        type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1 and index.name is None
+    )
+
+
 def _pyarrow() -> Any:
     import pyarrow as pa
 
@@ -93,7 +105,10 @@ def _from_pandas(frame: Any) -> Any:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The DataFrame has column names of mixed type")
-        return _pyarrow().Table.from_pandas(frame)
+        # any index but the default 0..n-1 is kept as a column, a reversed or sliced RangeIndex
+        # too (pyarrow would keep those as metadata only), so two frames' orders can be compared
+        keep = None if _default_index(frame.index) else True
+        return _pyarrow().Table.from_pandas(frame, preserve_index=keep)
 
 
 def _pyarrow_table(data: Any) -> Any | None:

@@ -89,13 +89,21 @@ class ParquetReader(Reader):
         """A list column per sequence read one token per row: its elements (ids, or rows of V
         logits) become rows, and ``list_lengths`` gives the sequences. Any other column (or
         none named) is a flat table, read as it is (None)."""
-        if column is None or not self.is_list(column):
+        if column is None or not (self.is_list(column) or self._fixed_sequences(column, keep_last)):
             return None
         view = self._view()
         view._tokens = {**self._tokens, column: keep_last}
         view._buffers = {}
         view.n_rows = None  # rows are now tokens, counted as they are read
         return view, ()
+
+    def _fixed_sequences(self, column: int, keep_last: bool) -> bool:
+        """A fixed-size list column of ids, log-probs or mask values: a (B, T) array given as a
+        table (a dict of 2-D arrays, as a tokenizer's BatchEncoding holds them), one sequence a
+        row. Fixed-size lists of logits (``keep_last``) are each one token's V values."""
+        import pyarrow.types as pt
+
+        return not keep_last and bool(pt.is_fixed_size_list(self._types[column]))
 
     def is_list(self, column: int) -> bool:
         import pyarrow.types as pt
@@ -108,6 +116,8 @@ class ParquetReader(Reader):
         import pyarrow.types as pt
 
         t = self._types[column]
+        if pt.is_fixed_size_list(t) and self.n_rows is not None:
+            return np.full(self.n_rows, t.list_size, dtype=np.int64)
         if not (pt.is_list(t) or pt.is_large_list(t)):
             return None
         parts = []
