@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..api import Progress
     from .plan import Plan
 
-ENGINES = ("local",)
+ENGINES = ("local", "dask")
 #: the roles whose files a shard's evaluation names as keywords (preds, targets are positional)
 _KEYWORD_ROLES = ("weights", "logprobs", "mask")
 _OUTPUTS = ("per_example", "save_state")
@@ -269,6 +269,10 @@ def evaluate_sharded(
     decide what the others are forced to, then the rest, concurrently when their row offsets
     are known from metadata."""
     refuse_unsupported(options)
+    if options.get("engine") == "dask":
+        from .dask_engine import evaluate_on_dask
+
+        return evaluate_on_dask(metric, shards, options, progress)
     options = {k: v for k, v in options.items() if k != "engine"}
     if options.get("per_example") is not None:
         raise UsageError("--per-example with sharded inputs is not supported yet: evaluate a single file")
