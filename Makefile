@@ -18,8 +18,9 @@ $(VENV)/.stamp-install: pyproject.toml | $(PY)
 	$(PY) -m compileall -q src
 	touch $@
 
+# dask: the --engine dask tests start real schedulers and workers; they run in CI.
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+	$(PY) -m pip install --quiet -e '.[test,lint,dask]'
 	touch $@
 
 install: $(VENV)/.stamp-install

@@ -82,6 +82,31 @@ def polars_table(path: Path) -> list[float]:
     return [float(out["mse"][0]), float(out["mae"][0])]
 
 
+def dask_dataframe(folder: Path) -> list[float]:
+    """dask.dataframe on a LocalCluster of 2 single-threaded worker processes started here (its
+    start-up is part of the time, as losscli --engine dask --workers 2 starts its own)."""
+    import logging
+
+    import dask
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster),
+    ):
+        df = dd.read_parquet(str(folder / "*.parquet"), columns=["pred", "target"])
+        d = df.pred - df.target
+        mse, mae = dask.compute((d**2).mean(), d.abs().mean())
+    return [float(mse), float(mae)]
+
+
 def pandas_csv(path: Path) -> list[float]:
     import pandas as pd
 
@@ -240,9 +265,11 @@ ANCHORS = {
     # W6: the engines people point at a directory of shards, given the glob
     ("W6", "polars"): lambda d: polars_table(d / "w6" / "*.parquet"),
     ("W6", "duckdb"): lambda d: duckdb_table(d / "w6" / "*.parquet"),
+    # W6D: the same shards on a local Dask cluster of 2 single-threaded worker processes
+    ("W6D", "dask-dataframe"): lambda d: dask_dataframe(d / "w6"),
 }
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # LocalCluster's worker processes re-import this module (spawn)
     workload, tool, data_dir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     print(" ".join(repr(v) for v in ANCHORS[(workload, tool)](data_dir)))

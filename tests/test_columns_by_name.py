@@ -80,17 +80,21 @@ def test_one_hot_targets_in_another_class_order(tmp_path: Path) -> None:
     assert math.isclose(data["value"], ref.ce_probs(proba, y), rel_tol=REL)
 
 
-def test_differently_named_outputs_are_paired_by_position_with_a_warning(tmp_path: Path) -> None:
-    # a named pandas index ("idx") that pandas writes as an ordinary first column
+def test_a_named_idx_index_is_an_id_not_an_output(tmp_path: Path) -> None:
+    # a named pandas index ("idx") that pandas writes as an ordinary first column: an id, checked
+    # row by row, never scored as an output beside the predictions
     preds, targets = _regression()
     p = preds[["price"]].rename(columns={"price": "y_pred"}).rename_axis("idx")
     t = targets[["price"]].rename(columns={"price": "y_true"}).rename_axis("idx")
     p.to_csv(tmp_path / "p.csv")
     t.to_csv(tmp_path / "t.csv")
     r = run_cli("mse", tmp_path / "p.csv", tmp_path / "t.csv", "-f", "json")
-    assert r.code == 0
-    assert "warning" in r.stderr and "'idx' is in both files" in r.stderr and "--pred-col" in r.stderr
-    assert any("paired by position" in w for w in r.json()["warnings"])
+    assert r.code == 0, r.stderr
+    assert "column 'idx', checked row by row" in r.stderr
+    assert math.isclose(
+        r.json()["value"], ref.mse(p["y_pred"].to_numpy(), t["y_true"].to_numpy()), rel_tol=REL
+    )
+    assert r.json()["columns"]["preds"]["columns"] == ["y_pred"]
     named = run_cli(
         "mse", tmp_path / "p.csv", tmp_path / "t.csv", "--pred-col", "y_pred", "--target-col", "y_true",
         "-f", "value",

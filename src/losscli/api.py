@@ -80,15 +80,18 @@ def run_evaluation(
     """
     definition = registry.get(metric)
     engine = options.pop("engine", None)
+    from .engine_options import DASK_OPTIONS, check_engine_options
     from .shards import plan_shards
 
+    on_engine = {k: options.pop(k) for k in DASK_OPTIONS if k in options}  # --scheduler, --workers, ...
     keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask")}
     roles = {"preds": preds, "targets": targets, **keywords}
     shards = plan_shards(roles, options.get("fmt"))
+    check_engine_options(engine, on_engine, shards is not None)
     if shards is not None:  # a directory or a glob: one evaluation per shard, merged
         from .engine.sharded import evaluate_sharded
 
-        state = evaluate_sharded(definition, shards, {**options, "engine": engine}, progress)
+        state = evaluate_sharded(definition, shards, {**options, **on_engine, "engine": engine}, progress)
         top, saved = options.get("top", 10), options.get("save_state") is not None
         return build_report(state, 10 if top is None else top, allow_empty=saved)
     if engine not in (None, "local"):

@@ -82,7 +82,8 @@ def cli() -> None:
     in path order, are shards of one input (hive key=value folders become columns). Files are
     streamed in chunks, so their size is not limited by memory. On a terminal the output is a
     table; when piped it is TSV (see --format). Exit codes: 0 ok, 1 threshold crossed
-    (--fail-above/--fail-below), 2 usage error, 3 bad input data, 4 output not written.
+    (--fail-above/--fail-below), 2 usage error, 3 bad input data, 4 output not written,
+    5 engine unavailable (--engine dask: no scheduler within --connect-timeout).
     """
 
 

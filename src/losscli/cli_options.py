@@ -145,12 +145,33 @@ def reading_options() -> list[Callable[..., Any]]:
         ),
         click.option(
             "--engine",
-            type=click.Choice(("local",)),
+            type=click.Choice(("local", "dask")),
             default="local",
             show_default=True,
             help="Where the shards of a directory or glob input (PREDS, TARGETS, --weights, ... "
             "may each be one: 'preds/*.parquet') are evaluated: local = on this machine's cores "
-            "(threads), their states merged exactly.",
+            "(threads); dask = one task per shard on a Dask cluster (pip install 'losscli[dask]'; "
+            "paths must be visible at the same absolute path on every worker). Either way their "
+            "states are merged exactly.",
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="--engine dask: the scheduler of a running cluster (tcp://host:8786); default: "
+            "$DASK_SCHEDULER_ADDRESS, else a local cluster of --workers processes started for the run.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="--engine dask without a scheduler: worker processes of the local cluster, one "
+            "thread each (default: the core count).",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="--engine dask: seconds to wait for the scheduler (default: 10); beyond, exit 5.",
         ),
         click.option(
             "--input-format",

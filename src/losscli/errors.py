@@ -6,11 +6,14 @@ the CLI prints ``str(error)`` as the single stderr line and exits with ``error.e
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_OK = 0
 EXIT_THRESHOLD = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_OUTPUT = 4
+EXIT_ENGINE = 5
 EXIT_INTERNAL = 70
 EXIT_SIGINT = 130
 EXIT_SIGPIPE = 141
@@ -21,6 +24,18 @@ class LossCliError(Exception):
     """Base of every error losscli raises on purpose."""
 
     exit_code = EXIT_INTERNAL
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its class, message and attributes, whatever its ``__init__`` takes: an error
+        raised on a Dask worker comes back to the client as the same error, with the same line."""
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[LossCliError], message: str, attributes: dict[str, Any]) -> LossCliError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
 
 
 class UsageError(LossCliError):
@@ -78,6 +93,14 @@ class OutputError(LossCliError):
     """An output file (--per-example) could not be written; nothing partial is left behind."""
 
     exit_code = EXIT_OUTPUT
+
+
+class EngineUnavailable(LossCliError):
+    """The engine that would run the evaluation cannot be reached or started (a Dask scheduler
+    that does not answer within --connect-timeout, a cluster that would not start): exit 5, so a
+    job script can tell "try again later" from bad data or a wrong option."""
+
+    exit_code = EXIT_ENGINE
 
 
 class DataProblem(Exception):

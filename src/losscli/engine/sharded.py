@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..engine_options import DASK_OPTIONS
 from ..errors import InputError, UsageError
 from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
@@ -40,12 +41,11 @@ from ..shards import ShardPlan, format_of
 from ..state.evalstate import EvalState
 
 if TYPE_CHECKING:
-
     from ..api import Progress
     from ..per_example import PerExampleWriter
     from .plan import Plan
 
-ENGINES = ("local",)
+ENGINES = ("local", "dask")
 #: the roles whose files a shard's evaluation names as keywords (preds, targets are positional)
 _KEYWORD_ROLES = ("weights", "logprobs", "mask")
 _OUTPUTS = ("per_example", "save_state")
@@ -326,10 +326,24 @@ def evaluate_sharded(
     are known from metadata."""
     refuse_unsupported(options)
     text = {k: options.get(k) for k in _TEXT}
-    options = {k: v for k, v in options.items() if k != "engine" and k not in _TEXT}
+    dask = options.get("engine") == "dask"
+    options = {
+        k: v for k, v in options.items() if k not in _TEXT and (dask or k not in ("engine", *DASK_OPTIONS))
+    }
     output = _output(shards, options.get("per_example"))
+    if dask and output is not None:
+        raise UsageError(
+            "--per-example with --engine dask: the rows are written in input order by one process; "
+            "use --engine local for --per-example"
+        )
     try:
-        merged = _evaluate_sharded(metric, shards, options, progress, output)
+        if dask:
+            from .dask_engine import evaluate_on_dask
+
+            saving = {k: v for k, v in options.items() if k != "save_state"}  # saved below, once
+            merged = evaluate_on_dask(metric, shards, saving, progress)
+        else:
+            merged = _evaluate_sharded(metric, shards, options, progress, output)
         if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
             from ..lm import text_size
 

@@ -63,7 +63,7 @@ def capped_pairs(pairs: Iterator[T], text: Callable[[T], str], more: str) -> lis
 
 
 def files_label(labels: Sequence[str]) -> str:
-    """"a.csv + b.csv + c.csv + 297 more": a merged state's name for one role's files."""
+    """ "a.csv + b.csv + c.csv + 297 more": a merged state's name for one role's files."""
     head = " + ".join(labels[:FILES_AT_MOST])
     more = len(labels) - FILES_AT_MOST
     return f"{head} + {more} more" if more > 0 else head
@@ -141,9 +141,7 @@ def row_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]
                 yield i, j, y.row_offset, stop
 
 
-def sequence_overlaps(
-    leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]
-) -> Iterator[Overlap]:
+def sequence_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[Overlap]:
     """Pairs of parts (sharing no file) whose per-sequence statistics cover a common sequence id,
     in part order: a sequence cut between parts, or a wrong --sequence-offset (or a forgotten
     --row-offset on (B, T) parts). Their rows for those sequences are summed, and the later
@@ -175,7 +173,7 @@ def name(leaf: Provenance) -> str:
 
 
 def _names(x: Provenance, y: Provenance) -> str:
-    """"a.csv and b.csv"; parts of the same name (arrays) are told apart by their first row."""
+    """ "a.csv and b.csv"; parts of the same name (arrays) are told apart by their first row."""
     a, b = name(x), name(y)
     if a == b:
         a, b = f"{a} (from row {x.row_offset})", f"{b} (from row {y.row_offset})"
