@@ -127,3 +127,41 @@ def test_the_table_names_each_worst_examples_shard_and_row_in_it(tmp_path: Path)
         shard = int(np.searchsorted(starts, row, side="right")) - 1
         line = next(x for x in table.splitlines() if x.strip("│ ").startswith(f"{row} "))
         assert paths[shard].name in line and f" {row - starts[shard]} " in line, line
+
+
+@pytest.mark.parametrize(
+    ("shard_fmt", "single_fmt"), [("csv", "csv"), ("csv", "parquet"), ("parquet", "parquet")]
+)
+def test_one_file_beside_shards_is_their_continuation(
+    tmp_path: Path, shard_fmt: str, single_fmt: str
+) -> None:
+    """CSV shards are counted by reading them through; a Parquet file of many row groups is
+    read from the group holding each shard's first row (ranges not on group boundaries)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(6)
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    sizes = (250, 130, 410, 95)
+    preds = []
+    for k, n in enumerate(sizes):
+        df = pd.DataFrame({"pred": rng.normal(size=n)})
+        if shard_fmt == "csv":
+            df.to_csv(folder / f"part-{k}.csv", index=False)
+        else:
+            df.to_parquet(folder / f"part-{k}.parquet", index=False)
+        preds.append(df["pred"].to_numpy())
+    pred = np.concatenate(preds)
+    target = rng.normal(size=len(pred))
+    single = tmp_path / f"targets.{single_fmt}"
+    if single_fmt == "csv":
+        pd.DataFrame({"target": target}).to_csv(single, index=False)
+    else:
+        pq.write_table(pa.table({"target": target}), single, row_group_size=100)
+    result = run_cli("mse", folder, single, "-f", "json")
+    assert result.code == 0, result.stderr
+    d = pred - target
+    assert result.json()["value"] == pytest.approx(float(np.mean(d * d)), rel=1e-12)
+    assert result.json()["mae"] == pytest.approx(float(np.mean(np.abs(d))), rel=1e-12)
+    assert result.json()["n"] == len(pred)

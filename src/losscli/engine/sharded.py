@@ -240,6 +240,28 @@ def known_rows(shards: ShardPlan, i: int, input_format: str | None) -> int | Non
     return next(iter(counts.values()))[1]
 
 
+def _read_counts(shards: ShardPlan, options: Mapping[str, Any]) -> list[int]:
+    """Each shard's rows, counted by reading one column of it through with the reader its
+    evaluation uses (header, separator and blank lines read alike), so a single file beside
+    CSV shards can be read by row range. The shards are parsed twice; a shard whose reading
+    then differs from its count is refused as a length mismatch, naming it, never misaligned."""
+    from ..readers.open import open_reader
+
+    role = shards.roles[0]
+    counts = []
+    for i in range(len(shards)):
+        with open_reader(
+            shards.inputs[i][role],
+            options.get("fmt"),
+            header=options.get("header"),
+            delimiter=options.get("delimiter"),
+            decimal=options.get("decimal"),
+            nan="skip",  # a missing value is still a row
+        ) as reader:
+            counts.append(sum(len(c[0]) for c in reader.chunks([[0]], 1 << 16)))
+    return counts
+
+
 def _metadata_rows(path: str, fmt: str | None) -> int | None:
     """Rows a Parquet footer or a .npy header tells, without reading data; None otherwise."""
     try:
@@ -382,6 +404,8 @@ def _evaluate_sharded(
     fmt = options.get("fmt")
     n = len(shards)
     counts = _counts(metric, shards, fmt)
+    if shards.singles and counts is None and metric.inputs == "pair":
+        counts = _read_counts(shards, options)  # CSV shards: counted by reading them through
     if shards.singles and counts is None:
         raise UsageError(
             f"{next(iter(shards.singles.values()))} is one file beside sharded inputs whose row counts "

@@ -79,7 +79,12 @@ class ArrowReader(ParquetReader, RangeReader):
         cols = {j: self._to_numpy(one_chunk(part.column(pos)), j, start) for pos, j in enumerate(wanted)}
         return cols, part.num_rows
 
-    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+    def row_groups_from(self, row: int) -> tuple[list[int], int] | None:
+        return None  # a table in memory: its ranges are slices (range_reader)
+
+    def chunks(
+        self, groups: Sequence[Group], max_rows: int, row_groups: list[int] | None = None
+    ) -> Iterator[Chunk]:
         wanted = wanted_columns(groups, len(self.column_names))
         for j in wanted:
             self._check_type(j)

@@ -202,7 +202,22 @@ class ParquetReader(Reader):
             return flat.reshape(rows, width)
         return arrow_to_numpy(arr)
 
-    def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+    def row_groups_from(self, row: int) -> tuple[list[int], int] | None:
+        """The row groups from the one holding ``row`` to the end, and that group's first row:
+        where a row range of the file starts reading (a file beside shards), without decoding
+        the groups before it. None when the file has no row groups to skip by."""
+        meta = self._file.metadata
+        first = 0
+        for g in range(meta.num_row_groups):
+            rows = meta.row_group(g).num_rows
+            if first + rows > row:
+                return list(range(g, meta.num_row_groups)), first
+            first += rows
+        return None
+
+    def chunks(
+        self, groups: Sequence[Group], max_rows: int, row_groups: list[int] | None = None
+    ) -> Iterator[Chunk]:
         import pyarrow as pa
 
         wanted = wanted_columns(groups, len(self.column_names))
@@ -212,7 +227,7 @@ class ParquetReader(Reader):
         row = 0
         try:
             batches = self._file.iter_batches(
-                batch_size=self._read_rows(max_rows), columns=names, use_threads=True
+                batch_size=self._read_rows(max_rows), columns=names, use_threads=True, row_groups=row_groups
             )
             for batch in prefetch(batches):
                 if not self.skip_missing:

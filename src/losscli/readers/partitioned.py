@@ -154,8 +154,13 @@ class RowRangeReader(PartitionedReader):
             for at in range(self.start, self.stop, max_rows):
                 yield ranges.read(groups, at, min(self.stop, at + max_rows))
             return
-        row = 0
-        for chunk in self.inner.chunks(groups, max_rows):
+        row, stream = 0, None
+        skip = getattr(self.inner, "row_groups_from", None)  # Parquet: start at the right row group
+        found = skip(self.start) if skip is not None and self.start else None
+        if found is not None:
+            stream = self.inner.chunks(groups, max_rows, row_groups=found[0])  # type: ignore[call-arg]
+            row = found[1]
+        for chunk in stream if stream is not None else self.inner.chunks(groups, max_rows):
             n = len(chunk[0]) if chunk else 0
             lo, hi = max(self.start - row, 0), min(self.stop - row, n)
             row += n
