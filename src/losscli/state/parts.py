@@ -145,6 +145,8 @@ class WorstExamples:
         if self.capacity == 0:
             return np.empty(0, dtype=np.intp)
         thr = self.threshold()
+        if thr != -math.inf and len(losses) and losses.max() <= thr:  # most chunks, once the set is full:
+            return np.empty(0, dtype=np.intp)  # one read-only pass instead of a compare and a scan
         idx = np.arange(len(losses)) if thr == -math.inf else np.flatnonzero(losses > thr)
         if len(idx) > self.capacity:
             vals = losses[idx]
