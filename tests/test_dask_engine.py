@@ -301,6 +301,47 @@ def test_an_unreachable_scheduler_is_exit_5(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("listener", ["answers http", "never answers"])
+def test_an_address_that_is_no_dask_scheduler_is_exit_5_in_time(tmp_path: Path, listener: str) -> None:
+    """An HTTP server made distributed allocate 3 EiB (exit 70); a silent listener held the
+    handshake past --connect-timeout for ever."""
+    import socket
+    import threading
+
+    mse_shards(tmp_path / "d", shards=2)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            if listener == "answers http":
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                conn.close()
+            else:
+                held.append(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    started = time.monotonic()
+    try:
+        r = run_cli(
+            "mse", tmp_path / "d", *MSE, "--engine", "dask", "--scheduler", address, "--connect-timeout", "1"
+        )
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert r.code == 5 and address in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout == "" and time.monotonic() - started < 30
+
+
 def test_dask_missing_is_exit_2_with_the_install_command(tmp_path: Path) -> None:
     mse_shards(tmp_path / "d", shards=2)
     shim = tmp_path / "shim"

@@ -441,7 +441,7 @@ def test_errors_in_a_part_name_the_files_row_and_the_whole_datas(tmp_path: Path)
     np.save(p, np.array([0.1, 0.2, 0.3]))
     np.save(t, np.array([0.0, 1.7, 1.0]))  # 1.7 is no bce target
     r = run_cli("bce", p, t, "--row-offset", 1000)
-    assert r.code == 3 and "row 1:" in r.stderr and "row 1001 of the whole data" in r.stderr
+    assert r.code == 3 and "row 1:" in r.stderr and "row 1001 of the whole input" in r.stderr
 
 
 def test_odd_file_and_column_names_still_save(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def run_evaluation(
     from .shards import plan_shards
 
     on_engine = {k: options.pop(k) for k in DASK_OPTIONS if k in options}  # --scheduler, --workers, ...
-    keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask")}
+    keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask", "groups")}
     roles = {"preds": preds, "targets": targets, **keywords}
     shards = plan_shards(roles, options.get("fmt"))
     check_engine_options(engine, on_engine, shards is not None)
@@ -101,6 +101,21 @@ def run_evaluation(
     evaluation = build_evaluation(definition, preds, targets, options)
     state = evaluate_state(evaluation, progress)
     return build_report(state, evaluation.run.top, allow_empty=evaluation.run.save_state is not None)
+
+
+def _with_whole_row(exc: LossCliError, row_offset: int) -> LossCliError:
+    """A reader's error names the file's own row; a part of a larger input (a shard, a
+    --row-offset part) adds the row of the whole input, as the engine's own errors do."""
+    from .errors import InputError
+
+    if not row_offset or not isinstance(exc, InputError) or exc.row is None or "whole input" in exc.detail:
+        return exc
+    more = type(exc)(
+        f"{exc.detail} (row {exc.row + row_offset} of the whole input)", path=exc.path, row=exc.row
+    )
+    more.column = exc.column
+    more.args = (more._format(),)
+    return more
 
 
 def evaluate_state(
@@ -161,7 +176,7 @@ def evaluate_state(
             from .readers.csv_dialect import add_hints
 
             add_hints(exc, plan.readers)
-            raise
+            raise _with_whole_row(exc, evaluation.run.row_offset) from None
         state = evaluator.finish(plan.nulls, plan.warnings_after)
         if plan.seqmap is not None and "preds" in plan.roles:  # JSON log-probs: the tokens' text
             from .lm import worst_token_text

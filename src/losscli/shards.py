@@ -201,6 +201,7 @@ def plan_shards(given: dict[str, Any], input_format: str | None) -> ShardPlan | 
         "weights": "--weights",
         "logprobs": "--logprobs",
         "mask": "--mask",
+        "groups": "--groups",
     }
     lists = {
         role: expand(value, option.get(role, role), input_format)

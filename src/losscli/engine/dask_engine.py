@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..engine_options import DASK_OPTIONS
 from ..errors import EngineUnavailable, LossCliError, UsageError
@@ -77,7 +77,9 @@ def first_shard(evaluation: Evaluation, options: dict[str, Any]) -> tuple[EvalSt
     state = sharded.evaluate_state_with_plan(evaluation, plans)
     plan = plans[0]
     forced = sharded.forced_options(plan, state, options)
-    return state, FirstShard(forced, sharded.column_check(plan), sharded._single_sequence(plan))
+    return state, FirstShard(
+        forced, sharded.column_check(plan, sharded.named_columns(options)), sharded._single_sequence(plan)
+    )
 
 
 def count_shard(task: ShardTask) -> Counts:
@@ -156,17 +158,7 @@ def connect(engine: Mapping[str, Any]) -> Iterator[Client]:
     timeout = engine.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT
     address = engine.get("scheduler") or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if address is not None:
-        try:
-            client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise EngineUnavailable(
-                f"the Dask scheduler at {address} did not answer within {timeout:g} s (--connect-timeout): "
-                f"{' '.join(str(exc).split())}; is `dask scheduler` running there, and reachable?"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise UsageError(
-                f"--scheduler {address}: {exc}; give an address such as tcp://host:8786"
-            ) from None
+        client = _client(Client, address, timeout)
         with client:
             yield client
         return
@@ -183,6 +175,44 @@ def connect(engine: Mapping[str, Any]) -> Iterator[Client]:
         raise EngineUnavailable(f"a local Dask cluster of {workers} workers did not start: {exc}") from None
     with cluster, Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def _client(make: Any, address: str, timeout: float) -> Client:
+    """A client of ``address`` within ``timeout`` seconds, or exit 5. The connection is made on
+    a daemon thread and given up at the deadline: a listener that accepts and never answers
+    (an HTTP server, a firewall) would otherwise hold the handshake past --connect-timeout, and
+    one that answers something else can fail in any way (distributed once asked for 3 EiB)."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = make(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="losscli-dask-connect")
+    thread.start()
+    thread.join(timeout + 2.0)
+    error = box.get("error")
+    if "client" in box:
+        return cast("Client", box["client"])
+    text = " ".join(str(error).split())
+    if isinstance(error, (ValueError, TypeError)) and any(
+        w in text.lower() for w in ("address", "scheme", "protocol")
+    ):
+        raise UsageError(f"--scheduler {address}: {text}; give an address such as tcp://host:8786")
+    if thread.is_alive():
+        why = "did not answer"
+    elif isinstance(error, (OSError, TimeoutError)):
+        why = f"could not be reached ({text[:160]})"
+    else:  # it answered, in something that is not Dask's protocol (an HTTP server, ...)
+        why = "answered, but not as a Dask scheduler does,"
+    raise EngineUnavailable(
+        f"the Dask scheduler at {address} {why} within {timeout:g} s (--connect-timeout); is "
+        "`dask scheduler` running there, and is it a Dask scheduler?"
+    )
 
 
 class _Run:

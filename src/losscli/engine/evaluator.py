@@ -516,7 +516,7 @@ class Evaluator:
             local = problem.local_row if row_map is None else int(row_map[problem.local_row])
             row = self._offset + local - self.header.row_offset  # the file's own row, as readers say
             if self.header.row_offset:
-                detail += f" (row {self._offset + local} of the whole data, with --row-offset)"
+                detail += f" (row {self._offset + local} of the whole input)"
         column = None
         if problem.role in self.columns:
             column = self.columns[problem.role](problem.column)

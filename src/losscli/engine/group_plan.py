@@ -76,12 +76,15 @@ def plan_groups(
     names = key_names(reader, columns)
     table = KeyTable(names, run.max_groups, reader.display)
     plan = GroupPlan(table, json={"file": reader.display, "columns": names})
-    from ..readers.partitioned import PartitionedReader
+    from ..readers.partitioned import PartitionedReader, RowRangeReader
 
     # Parquet files and in-memory tables (and their token views) decode their own key columns;
-    # a hive partition's key is no column of the file: it comes as the reader's constant column
-    hive = isinstance(reader, PartitionedReader) and any(j >= reader.width for j in columns)
-    arrow = hasattr(reader, "_types") and not hive
+    # a hive partition's key is no column of the file: it comes as the reader's constant column,
+    # and a file beside shards is read by its row range: both through the reader itself
+    wrapped = isinstance(reader, RowRangeReader) or (
+        isinstance(reader, PartitionedReader) and any(j >= reader.width for j in columns)
+    )
+    arrow = hasattr(reader, "_types") and not wrapped
     if arrow:
         keys = ArrowKeys(reader, columns, table)
         per_sequence = bool(getattr(reader, "_tokens", None))

@@ -246,7 +246,9 @@ def index_warnings(choices: dict[str, Choice]) -> list[str]:
     scored as asked, but never silently: row labels are almost never predictions."""
     out = []
     for role, c in choices.items():
-        named = [j for j in c.positions() if j in c.reader.index_columns] if c.chosen_by == USER else []
+        width = getattr(c.reader, "width", len(c.reader.column_names))  # hive keys come after it
+        index = [j for j in c.positions() if j in c.reader.index_columns and j < width]
+        named = index if c.chosen_by == USER else []
         if named:
             shown = ", ".join(f"{j} ({c.reader.header_text(j)!r})" for j in named)
             out.append(

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ENGINES = ("local", "dask")
 #: the roles whose files a shard's evaluation names as keywords (preds, targets are positional)
-_KEYWORD_ROLES = ("weights", "logprobs", "mask")
+_KEYWORD_ROLES = ("weights", "logprobs", "mask", "groups")
 _OUTPUTS = ("per_example", "save_state")
 #: perplexity's text size: of the whole text, so counted once for the merged state, not per shard
 _TEXT = ("text", "n_bytes", "n_words")
@@ -59,6 +59,9 @@ class ShardCheck:
     shard's. Plain data, so a task on another machine can check its own shard."""
 
     columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: every column was named by the user (--pred-col pred --target-col target): a shard may hold
+    #: them in another order, as Polars, DuckDB (union_by_name) and dask.dataframe read them
+    by_name: bool = False
 
     def __call__(self, plan: Plan) -> None:
         for role, names in self.columns:
@@ -66,10 +69,13 @@ class ShardCheck:
             if found is None:
                 continue
             have = tuple(str(c) for c in found.reader.column_names)
+            if self.by_name and sorted(have) == sorted(names):
+                continue
             if have != names:
                 raise InputError(
                     f"its columns {list(have)[:12]} differ from the first shard's {list(names)[:12]}: "
-                    "every shard of an input must have the same columns",
+                    "every shard of an input must have the same columns (in another order, they are "
+                    "read by name when --pred-col and --target-col name them)",
                     path=found.reader.display,
                 )
 
@@ -165,7 +171,7 @@ def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
     parts, ranges = kwargs.get("partitions", {}), kwargs.get("row_ranges", {})
     inputs = evaluation.inputs
     changed: dict[str, Any] = {}
-    for name in ("preds", "targets", "weights", "logprobs"):
+    for name in ("preds", "targets", "weights", "logprobs", "groups"):
         src: Source | None = getattr(inputs, name)
         if src is None:
             continue
@@ -217,9 +223,23 @@ def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> 
     return forced
 
 
-def column_check(plan: Plan) -> ShardCheck:
+def column_check(plan: Plan, named: bool = False) -> ShardCheck:
+    """What later shards must look like: the first shard's columns, in its order unless every
+    column the run reads was named (``named``)."""
     return ShardCheck(
-        tuple((role, tuple(str(c) for c in r.reader.column_names)) for role, r in plan.roles.items())
+        tuple((role, tuple(str(c) for c in r.reader.column_names)) for role, r in plan.roles.items()),
+        named,
+    )
+
+
+def named_columns(options: Mapping[str, Any]) -> bool:
+    """Predictions and targets both named by column names (no position, range or glob)."""
+    from ..readers.colspec import is_pattern
+
+    specs = [options.get("pred_col"), options.get("target_col")]
+    return all(
+        isinstance(v, str) and all(not p.strip().isdigit() and not is_pattern(p) for p in v.split(","))
+        for v in specs
     )
 
 
@@ -366,6 +386,12 @@ def evaluate_sharded(
             merged = evaluate_on_dask(metric, shards, saving, progress)
         else:
             merged = _evaluate_sharded(metric, shards, options, progress, output)
+        _check_max_groups(merged, options)
+        merged.header = dataclasses.replace(merged.header, notes=_shard_notes(merged.header.notes, shards))
+        if shards.singles:  # a file beside the shards is read by part, one row range each: no overlap
+            said = tuple(f"{path} was read by " for path in shards.singles.values())
+            kept = [w for w in merged.header.warnings if not w.startswith(said)]
+            merged.header = dataclasses.replace(merged.header, warnings=kept)
         if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
             from ..lm import text_size
 
@@ -383,6 +409,44 @@ def evaluate_sharded(
     finally:
         if output is not None:
             output.abort()  # nothing after a commit
+
+
+def _shard_notes(notes: Sequence[str], shards: ShardPlan) -> list[str]:
+    """Notes that every shard repeats with its own path (the same rule chose the same columns)
+    said once, for the first shard, with how many others said the same: not 1,000 lines."""
+    paths = sorted({p for shard in shards.inputs for p in shard.values()}, key=len, reverse=True)
+    first: dict[str, int] = {}
+    kept: list[list[Any]] = []
+    for note in notes:
+        key = note
+        for path in paths:
+            key = key.replace(path, "\0")
+        if key in first:
+            kept[first[key]][1] += 1
+            continue
+        first[key] = len(kept)
+        kept.append([note, 0])
+    return [
+        n if more == 0 else f"{n} (the same in {more} more shard{'s' if more > 1 else ''})"
+        for n, more in kept
+    ]
+
+
+def _check_max_groups(merged: EvalState, options: Mapping[str, Any]) -> None:
+    """--max-groups bounds the groups of the whole input, not of each shard: shards with a
+    few keys each can add up to more."""
+    groups = merged.tallies.groups
+    limit = options.get("max_groups")
+    from ..options import MAX_GROUPS_DEFAULT
+    from ..readers.keys import TooManyGroups
+
+    limit = MAX_GROUPS_DEFAULT if limit is None else limit
+    if groups is not None and len(groups) > limit:
+        shown = options.get("group_by") or "the --groups columns"
+        raise TooManyGroups(
+            f"--group-by {shown} has {len(groups):,} distinct keys across the shards, more than "
+            f"--max-groups {limit:,}: group by a column with fewer values, or raise --max-groups"
+        )
 
 
 def _output(shards: ShardPlan, path: Any) -> ShardOutput | None:
@@ -425,7 +489,7 @@ def _evaluate_sharded(
             progress.advance(1)
         plan = first_plan[0]
         forced = {**options, **forced_options(plan, state0, options)}
-        check = column_check(plan)
+        check = column_check(plan, named_columns(options))
         single = _single_sequence(plan)
         done = progress.advance if progress is not None else None
         if counts is not None and output is None:  # --per-example is written in order: serial
@@ -448,7 +512,7 @@ def _evaluate_sharded(
             states = [state0, *run_local(tasks, workers, (lambda: done(1)) if done else None)]
         else:
             base = (base_rows, base_seqs)
-            states = _serial(metric, shards, forced, check, state0, base, single, done, output)
+            states = _serial(metric, shards, forced, check, state0, base, single, done, output, counts)
     finally:
         if progress is not None:
             progress.stop()
@@ -481,8 +545,10 @@ def _serial(
     single: bool,
     done: Callable[[int], None] | None,
     output: ShardOutput | None = None,
+    counts: list[int] | None = None,
 ) -> list[EvalState]:
-    """Shards in order, each numbered after the rows (and sequences) of those before it."""
+    """Shards in order, each numbered after the rows (and sequences) of those before it; a
+    single file beside the shards is read by each shard's row range (``counts``)."""
     states = [state0]
     rows, seqs = base[0], (base[1] or 0)
     for i in range(1, len(shards)):
@@ -491,7 +557,8 @@ def _serial(
         if last.sequences is not None:
             seqs += last.sequences.count
         seq_offset = None if single or last.sequences is None else seqs
-        task = ShardTask(build_shard(metric, shards, i, options, (rows, seq_offset)), check)
+        evaluation = build_shard(metric, shards, i, options, (rows, seq_offset), _range(counts, i, base[0]))
+        task = ShardTask(evaluation, check)
         states.append(evaluate_shard(task, output, i))
         if done is not None:
             done(1)

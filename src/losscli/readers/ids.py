@@ -26,11 +26,15 @@ PLAIN_INTEGER = re.compile(r"-?[1-9][0-9]{0,17}|0")  # as int64 prints it: the t
 
 def open_ids(reader: Reader, column: int) -> tuple[Reader, Group]:
     """Where the ids of ``reader``'s ``column`` come from: (reader, group)."""
-    from .partitioned import PartitionedReader
+    from .partitioned import PartitionedReader, RowRangeReader
 
     if isinstance(reader, PartitionedReader) and column < reader.width:  # a hive shard's own column
         inner, group = open_ids(reader.inner, column)
-        return (reader, group) if inner is reader.inner else (inner, group)
+        if inner is reader.inner:
+            return reader, group
+        if isinstance(reader, RowRangeReader):  # a file beside shards: its ids of this shard's rows
+            return RowRangeReader(inner, reader.start, reader.stop), group
+        return inner, group
     from .arrow_reader import ArrowIds, ArrowReader
     from .csv_reader import CsvReader
     from .parquet_reader import ParquetReader

@@ -19,7 +19,11 @@ from .base import Chunk, Group, RangeReader, Reader, stack_columns
 
 
 def constant_column(value: Any, rows: int) -> NDArray[Any]:
-    """A partition value repeated: int32 (pyarrow's inference for integer keys) or text."""
+    """A partition value repeated: int32 (pyarrow's inference for integer keys) or text; a null
+    (``__HIVE_DEFAULT_PARTITION__``) is NaN, a missing value as --nan treats one, and a null
+    group key."""
+    if value is None:
+        return np.full(rows, np.nan)
     if isinstance(value, int) and not isinstance(value, bool):
         return np.full(rows, value, dtype=np.int32)
     return np.full(rows, value, dtype=object)
@@ -32,6 +36,15 @@ class PartitionedReader(Reader):
         self.inner = inner
         self.partition = tuple(partition)
         self.width = len(inner.column_names)  # the file's own columns come first
+        clash = next((k for k, _ in self.partition if k in inner.column_names), None)
+        if clash is not None:  # pyarrow's datasets refuse this too: which one would --group-by mean?
+            from ..errors import InputError
+
+            raise InputError(
+                f"has a column {clash!r} and sits in a partition folder {clash}=...: the two would "
+                "share a name; rename the column or the partition key",
+                path=inner.display,
+            )
         self.column_names = [*inner.column_names, *(k for k, _ in self.partition)]
         self.index_columns = (*inner.index_columns, *range(self.width, len(self.column_names)))
         self.display = inner.display
