@@ -168,7 +168,7 @@ def connect(engine: Mapping[str, Any]) -> Iterator[Client]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server on a free port: never "8787 is already in use"
             silence_logs=logging.CRITICAL,  # a shard's error is reported once, by the client
         )
     except (OSError, TimeoutError) as exc:
