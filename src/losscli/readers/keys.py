@@ -201,8 +201,13 @@ class ArrowKeys(Reader):
             for batch in source.select(self.positions).to_batches(KEY_BATCH_ROWS):
                 yield list(batch.columns)
             return
+        from .prefetch import prefetch
+
         with pq.ParquetFile(self.base.display, pre_buffer=False, read_dictionary=names) as file:
-            for batch in file.iter_batches(batch_size=KEY_BATCH_ROWS * 4, columns=names):
+            # decoded a batch ahead on a thread of its own, as the data columns are: the keys'
+            # decode overlaps the math instead of waiting in line with it
+            batches = file.iter_batches(batch_size=1 << 20, columns=names, use_threads=True)
+            for batch in prefetch(batches):
                 yield list(batch.columns)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
