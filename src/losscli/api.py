@@ -110,10 +110,10 @@ def _with_whole_row(exc: LossCliError, row_offset: int) -> LossCliError:
 
     if not row_offset or not isinstance(exc, InputError) or exc.row is None or "whole input" in exc.detail:
         return exc
-    more = type(exc)(
-        f"{exc.detail} (row {exc.row + row_offset} of the whole input)", path=exc.path, row=exc.row
-    )
-    more.column = exc.column
+    import copy
+
+    more = copy.copy(exc)  # the same class and fields, whatever its __init__ takes
+    more.detail = f"{exc.detail} (row {exc.row + row_offset} of the whole input)"
     more.args = (more._format(),)
     return more
 
