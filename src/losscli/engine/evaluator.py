@@ -27,6 +27,7 @@ from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
 from .grouping import add_chunk, add_left_out
+from .pairing import IndexCheck, id_text
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -34,10 +35,6 @@ IDS = "ids"  # the id column whose values the breakdown and --per-example carry
 TARGET_IDS = "target_ids"  # the targets' own id column, checked row by row against IDS
 WEIGHT_IDS = "weight_ids"  # a weights file's own id column, checked likewise
 CHECKED_IDS = (TARGET_IDS, WEIGHT_IDS)
-#: the pandas index of the predictions' and of the targets' file, when both carry one (and no
-#: id column): compared row by row, unless one of them is a fresh 0..n-1 index (see _check_index)
-PRED_INDEX = "pred_index"
-TARGET_INDEX = "target_index"
 GROUPS = "groups"  # --group-by: each row's group code (Parquet and tables encode as they read)
 GROUP_KEY = "group_key."  # --group-by: a key column's values, encoded per chunk (CSV, arrays)
 
@@ -102,8 +99,7 @@ class Evaluator:
         self.seqmap: SequenceMap | None = None
         self.text_ids: frozenset[str] = frozenset()  # roles whose ids are text shown as text
         #: each side's pandas index has been 0, 1, 2, ... (its file's rows) so far: a fresh index
-        self._index_fresh = [True, True]
-        self._index_checked = True  # off once a fresh index explains a difference
+        self.index_check = IndexCheck()  # both files' pandas indexes, compared row by row
         self.tallies: LossState | None = None
         #: --group-by: the run's key table (codes -> keys), shared with forks; None without groups
         self.keys: Any = None
@@ -210,8 +206,9 @@ class Evaluator:
         for role, other in (other_ids or {}).items():
             if ids is not None:
                 self._check_ids(ids, other, role)
-        if index_pairs is not None and self._index_checked:
-            self._check_index(index_pairs)
+        if index_pairs is not None:
+            start = self._offset - self.header.row_offset
+            self.index_check.check(index_pairs, start, self._offset, self.labels)
         row_map: NDArray[np.intp] | None = None
         try:
             if self.tallies is None:
@@ -265,7 +262,7 @@ class Evaluator:
             scorer=self.scorer.clone(),
         )
         twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
-        twin._index_fresh, twin._index_checked = list(self._index_fresh), self._index_checked
+        twin.index_check = self.index_check.copy()
         twin.seqmap, twin.text_ids, twin.keys = self.seqmap, self.text_ids, self.keys
         twin.tallies = twin._new_tallies()
         return twin
@@ -298,7 +295,7 @@ class Evaluator:
         rows are not the same examples. Numbers compare as numbers, anything else as text."""
         differ = np.asarray(ids != other, dtype=bool)
         if differ.any():  # 7 in a Parquet file and "7" in a CSV are the same id
-            differ = np.asarray(_id_text(ids) != _id_text(other), dtype=bool)
+            differ = np.asarray(id_text(ids) != id_text(other), dtype=bool)
         if not differ.any():
             return
         r = int(np.argmax(differ))
@@ -308,41 +305,6 @@ class Evaluator:
             f"{self.labels.get(role)} has id {b!r}: the files are in different orders "
             "(or hold different examples); sort both by their id column, or, if the rows do "
             "match and the ids mean different things, rename one file's id column"
-        )
-
-    def _check_index(self, pairs: list[tuple[NDArray[Any], NDArray[Any]]]) -> None:
-        """Both files were written with their pandas index (``df.to_csv(path)``): row i should
-        carry the same labels in each (every level of a MultiIndex). A difference where one
-        side has been 0, 1, 2, ... all along is a fresh index (``pd.DataFrame(model.predict(
-        X_test))`` beside ``y_test``, whose index the split shuffled), which pairs by position
-        as it should; otherwise the frames were written in different orders (one shuffled or
-        sorted), and pairing by position would score the wrong rows against each other."""
-        mine, theirs = pairs[0]
-        start = self._offset - self.header.row_offset
-        rows = np.arange(start, start + len(mine))
-        for side, labels in enumerate((mine, theirs)):
-            if self._index_fresh[side]:  # a MultiIndex is never a fresh index
-                fresh = len(pairs) == 1 and labels.dtype.kind in "iu"
-                self._index_fresh[side] = fresh and bool(np.array_equal(labels, rows))
-        differ = np.zeros(len(mine), dtype=bool)
-        for a, b in pairs:
-            level = np.asarray(a != b, dtype=bool)
-            if level.any() and a.dtype != b.dtype:
-                level = np.asarray(_id_text(a) != _id_text(b), dtype=bool)
-            differ |= level
-        if not differ.any():
-            return
-        if any(self._index_fresh):
-            self._index_checked = False
-            return
-        r = int(np.argmax(differ))
-        shown = [tuple(x[r : r + 1].tolist()[0] for x in side) for side in zip(*pairs, strict=True)]
-        a_shown, b_shown = (v[0] if len(pairs) == 1 else v for v in shown)
-        raise InputError(
-            f"row {self._offset + r}: {self.labels.get(PRED_INDEX + '0')} has pandas index {a_shown!r} but "
-            f"{self.labels.get(TARGET_INDEX + '0')} has {b_shown!r}: both carry row labels, in different "
-            "orders (a shuffled or sorted frame kept its index); sort both by it (sort_index()), or "
-            "if the rows do match by position, drop it (to_csv(index=False), reset_index(drop=True))"
         )
 
     def _shown(self, role: str, ids: NDArray[Any]) -> list[Any]:
@@ -540,11 +502,6 @@ def _python_words(python: bool) -> Iterator[None]:
 
             exc.args = (in_api_words(str(exc)),)
         raise
-
-
-def _id_text(ids: NDArray[Any]) -> NDArray[Any]:
-    """Ids as text, to compare a CSV's ids (text) with a Parquet file's (often integers)."""
-    return np.array([x if isinstance(x, str) else str(x) for x in ids.tolist()], dtype=object)
 
 
 def _python_header(metric: MetricDef, options: dict[str, Any], nan: str) -> Header:

@@ -26,7 +26,8 @@ from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Reader
 from ..readers.colspec import shown_columns
 from ..readers.ids import open_ids
-from .evaluator import IDS, PRED_INDEX, TARGET_IDS, TARGET_INDEX, WEIGHT_IDS, WEIGHTS
+from .evaluator import IDS, TARGET_IDS, WEIGHT_IDS, WEIGHTS
+from .pairing import PRED_INDEX, TARGET_INDEX
 from .runners import Role
 
 PRED_NAMES = (

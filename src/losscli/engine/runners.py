@@ -23,7 +23,8 @@ from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
 from ..sequences import MASK, SequenceMap, apply_mask, check_mask, mask_logprobs, shift_ids, shifted_stream
-from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, PRED_INDEX, TARGET_INDEX, WEIGHTS, Evaluator
+from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
+from .pairing import PRED_INDEX, TARGET_INDEX
 
 # 5 MB: 26 rows of a 50k-vocabulary float32 logits file. Smaller chunks keep a chunk's passes
 # closer to L2 but pay the per-chunk Python (~0.1 ms, holding the GIL) more often: 2.5 MB was

@@ -30,19 +30,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
-
 from ..engine_options import DASK_OPTIONS
 from ..errors import InputError, UsageError
 from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
-from ..shards import ShardPlan, format_of
+from ..shards import ShardPlan
 from ..state.evalstate import EvalState
+from .shard_counts import check_singles, metadata_counts, read_counts, row_range
+from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
 
 if TYPE_CHECKING:
     from ..api import Progress
-    from ..per_example import PerExampleWriter
     from .plan import Plan
 
 ENGINES = ("local", "dask")
@@ -107,48 +105,6 @@ def evaluate_shard(
 
     sink = ShardSink(output, shard, task.evaluation.run.row_offset)
     return evaluate_state(task.evaluation, on_plan=on_plan, sink=sink)
-
-
-class ShardOutput:
-    """A sharded run's one --per-example file: opened by the first shard's plan (which says
-    whether rows carry ids and sequence positions), written shard after shard in order, with
-    each row's shard (``file``) and its row in that shard (``file_row``)."""
-
-    def __init__(self, path: str, files: Sequence[str]) -> None:
-        self.path, self.files = path, list(files)
-        self.writer: PerExampleWriter | None = None
-
-    def open(self, plan: Plan) -> None:
-        if self.writer is not None:
-            return
-        from ..per_example import open_writer
-        from .evaluator import IDS
-
-        carry = IDS in plan.roles and not self.path.lower().endswith(".npy")
-        extra = ("sequence", "position", "token_position") if plan.seqmap is not None else ()
-        self.writer = open_writer(self.path, extra, carry, self.files)
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
-
-
-class ShardSink:
-    """One shard's view of the run's writer: its rows get the shard and ``file_row``."""
-
-    def __init__(self, output: ShardOutput, shard: int, row_offset: int) -> None:
-        self.output, self.shard, self.row_offset = output, shard, row_offset
-
-    def write(
-        self,
-        rows: NDArray[np.int64],
-        losses: NDArray[np.float64],
-        extra: dict[str, NDArray[Any]] | None = None,
-        ids: NDArray[Any] | None = None,
-    ) -> None:
-        assert self.output.writer is not None, "opened by the shard's plan"
-        here = {**(extra or {}), "file_row": rows - self.row_offset, "file": np.full(len(rows), self.shard)}
-        self.output.writer.write(rows, losses, here, ids)
 
 
 def _shard_kwargs(
@@ -243,63 +199,6 @@ def named_columns(options: Mapping[str, Any]) -> bool:
     )
 
 
-def known_rows(shards: ShardPlan, i: int, input_format: str | None) -> int | None:
-    """Shard ``i``'s rows from metadata, the same in every sharded role (else exit 3), or None."""
-    counts = {}
-    for role, path in shards.inputs[i].items():
-        n = _metadata_rows(path, input_format or format_of(path))
-        if n is None:
-            return None
-        counts[role] = (path, n)
-    if len({n for _, n in counts.values()}) > 1:
-        (pa, na), (pb, nb) = list(counts.values())[:2]
-        raise InputError(
-            f"shard {i} of the inputs differs in length: {pa} has {na} rows, {pb} has {nb}; paired "
-            "shards must have the same rows"
-        )
-    return next(iter(counts.values()))[1]
-
-
-def _read_counts(shards: ShardPlan, options: Mapping[str, Any]) -> list[int]:
-    """Each shard's rows, counted by reading one column of it through with the reader its
-    evaluation uses (header, separator and blank lines read alike), so a single file beside
-    CSV shards can be read by row range. The shards are parsed twice; a shard whose reading
-    then differs from its count is refused as a length mismatch, naming it, never misaligned."""
-    from ..readers.open import open_reader
-
-    role = shards.roles[0]
-    counts = []
-    for i in range(len(shards)):
-        with open_reader(
-            shards.inputs[i][role],
-            options.get("fmt"),
-            header=options.get("header"),
-            delimiter=options.get("delimiter"),
-            decimal=options.get("decimal"),
-            nan="skip",  # a missing value is still a row
-        ) as reader:
-            counts.append(sum(len(c[0]) for c in reader.chunks([[0]], 1 << 16)))
-    return counts
-
-
-def _metadata_rows(path: str, fmt: str | None) -> int | None:
-    """Rows a Parquet footer or a .npy header tells, without reading data; None otherwise."""
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        if fmt == "npy":
-            from ..readers.numpy_reader import read_header
-
-            with open(path, "rb") as fp:
-                header = read_header(fp, path, os.fstat(fp.fileno()).st_size)
-            return header.rows if header.shape else None
-    except Exception:  # the reader says what is wrong when the shard is read
-        return None
-    return None
-
-
 def tree_merge(states: Sequence[EvalState]) -> EvalState:
     """Pairwise, as a balanced tree (each merge copies both sides' parts)."""
     level = list(states)
@@ -372,7 +271,7 @@ def evaluate_sharded(
     options = {
         k: v for k, v in options.items() if k not in _TEXT and (dask or k not in ("engine", *DASK_OPTIONS))
     }
-    output = _output(shards, options.get("per_example"))
+    output = shard_output(shards, options.get("per_example"))
     if dask and output is not None:
         raise UsageError(
             "--per-example with --engine dask: the rows are written in input order by one process; "
@@ -386,8 +285,8 @@ def evaluate_sharded(
             merged = evaluate_on_dask(metric, shards, saving, progress)
         else:
             merged = _evaluate_sharded(metric, shards, options, progress, output)
-        _check_max_groups(merged, options)
-        merged.header = dataclasses.replace(merged.header, notes=_shard_notes(merged.header.notes, shards))
+        check_max_groups(merged, options)
+        merged.header = dataclasses.replace(merged.header, notes=shard_notes(merged.header.notes, shards))
         if shards.singles:  # a file beside the shards is read by part, one row range each: no overlap
             said = tuple(f"{path} was read by " for path in shards.singles.values())
             kept = [w for w in merged.header.warnings if not w.startswith(said)]
@@ -411,53 +310,6 @@ def evaluate_sharded(
             output.abort()  # nothing after a commit
 
 
-def _shard_notes(notes: Sequence[str], shards: ShardPlan) -> list[str]:
-    """Notes that every shard repeats with its own path (the same rule chose the same columns)
-    said once, for the first shard, with how many others said the same: not 1,000 lines."""
-    paths = sorted({p for shard in shards.inputs for p in shard.values()}, key=len, reverse=True)
-    first: dict[str, int] = {}
-    kept: list[list[Any]] = []
-    for note in notes:
-        key = note
-        for path in paths:
-            key = key.replace(path, "\0")
-        if key in first:
-            kept[first[key]][1] += 1
-            continue
-        first[key] = len(kept)
-        kept.append([note, 0])
-    return [
-        n if more == 0 else f"{n} (the same in {more} more shard{'s' if more > 1 else ''})"
-        for n, more in kept
-    ]
-
-
-def _check_max_groups(merged: EvalState, options: Mapping[str, Any]) -> None:
-    """--max-groups bounds the groups of the whole input, not of each shard: shards with a
-    few keys each can add up to more."""
-    groups = merged.tallies.groups
-    limit = options.get("max_groups")
-    from ..options import MAX_GROUPS_DEFAULT
-    from ..readers.keys import TooManyGroups
-
-    limit = MAX_GROUPS_DEFAULT if limit is None else limit
-    if groups is not None and len(groups) > limit:
-        shown = options.get("group_by") or "the --groups columns"
-        raise TooManyGroups(
-            f"--group-by {shown} has {len(groups):,} distinct keys across the shards, more than "
-            f"--max-groups {limit:,}: group by a column with fewer values, or raise --max-groups"
-        )
-
-
-def _output(shards: ShardPlan, path: Any) -> ShardOutput | None:
-    """--per-example for a sharded run: rows name the shards of the predictions (or of the
-    first sharded input)."""
-    if path is None:
-        return None
-    role = "preds" if "preds" in shards.roles else shards.roles[0]
-    return ShardOutput(os.fspath(path), [shards.inputs[i][role] for i in range(len(shards))])
-
-
 def _evaluate_sharded(
     metric: MetricDef,
     shards: ShardPlan,
@@ -467,9 +319,9 @@ def _evaluate_sharded(
 ) -> EvalState:
     fmt = options.get("fmt")
     n = len(shards)
-    counts = _counts(metric, shards, fmt)
+    counts = metadata_counts(metric, shards, fmt)
     if shards.singles and counts is None and metric.inputs == "pair":
-        counts = _read_counts(shards, options)  # CSV shards: counted by reading them through
+        counts = read_counts(shards, options)  # CSV shards: counted by reading them through
     if shards.singles and counts is None:
         raise UsageError(
             f"{next(iter(shards.singles.values()))} is one file beside sharded inputs whose row counts "
@@ -477,13 +329,15 @@ def _evaluate_sharded(
             "or use Parquet/.npy shards"
         )
     if counts is not None:
-        _check_singles(shards, sum(counts), fmt)
+        check_singles(shards, sum(counts), fmt)
     base_rows, base_seqs = options.get("row_offset") or 0, options.get("sequence_offset")
     if progress is not None:
         progress.start(n)
     try:
         first_plan: list[Plan] = []
-        first = build_shard(metric, shards, 0, options, (base_rows, base_seqs), _range(counts, 0, base_rows))
+        first = build_shard(
+            metric, shards, 0, options, (base_rows, base_seqs), row_range(counts, 0, base_rows)
+        )
         state0 = evaluate_state_with_plan(first, first_plan, output)
         if progress is not None:
             progress.advance(1)
@@ -503,7 +357,7 @@ def _evaluate_sharded(
                         i,
                         forced,
                         (base_rows + sum(counts[:i]), None),
-                        _range(counts, i, base_rows),
+                        row_range(counts, i, base_rows),
                     ),
                     check,
                 )
@@ -557,33 +411,14 @@ def _serial(
         if last.sequences is not None:
             seqs += last.sequences.count
         seq_offset = None if single or last.sequences is None else seqs
-        evaluation = build_shard(metric, shards, i, options, (rows, seq_offset), _range(counts, i, base[0]))
+        evaluation = build_shard(
+            metric, shards, i, options, (rows, seq_offset), row_range(counts, i, base[0])
+        )
         task = ShardTask(evaluation, check)
         states.append(evaluate_shard(task, output, i))
         if done is not None:
             done(1)
     return states
-
-
-def _counts(metric: MetricDef, shards: ShardPlan, fmt: str | None) -> list[int] | None:
-    """Each shard's rows from metadata, for a metric that scores a row per example; else None."""
-    if metric.inputs != "pair":
-        return None
-    counts = []
-    for i in range(len(shards)):
-        n = known_rows(shards, i, fmt)
-        if n is None:
-            return None
-        counts.append(n)
-    return counts
-
-
-def _range(counts: list[int] | None, i: int, base: int) -> tuple[int, int] | None:
-    """Shard i's rows in a single file beside the shards (counted from its row 0)."""
-    if counts is None:
-        return None
-    start = sum(counts[:i])
-    return start, start + counts[i]
 
 
 def _single_sequence(plan: Plan) -> bool:
@@ -592,13 +427,5 @@ def _single_sequence(plan: Plan) -> bool:
     return isinstance(plan.seqmap, SingleSequence)
 
 
-def _check_singles(shards: ShardPlan, total: int, fmt: str | None) -> None:
-    """A single file beside sharded inputs must have as many rows as all the shards together."""
-    for path in shards.singles.values():
-        n = _metadata_rows(path, fmt or format_of(path))
-        if n is not None and n != total:
-            given = next(iter(shards.lists.values()))
-            raise InputError(
-                f"inputs differ in length: {given.given} has {total} rows in {len(shards)} shards, "
-                f"{path} has {n}; one file beside sharded inputs needs a row per row of all the shards"
-            )
+# the dask engine shares these with the local one
+_counts, _check_singles, _range = metadata_counts, check_singles, row_range
