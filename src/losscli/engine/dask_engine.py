@@ -45,6 +45,7 @@ from ..options import Evaluation
 from ..shards import ShardPlan, format_of
 from ..state.evalstate import EvalState
 from . import sharded
+from .shard_counts import row_range, shard_counts
 from .sharded import ShardCheck, ShardTask, build_shard, evaluate_shard
 
 if TYPE_CHECKING:
@@ -114,19 +115,10 @@ def evaluate_on_dask(
     """The merged state of every shard, evaluated on a Dask cluster (see the module docstring)."""
     engine = {k: options.get(k) for k in DASK_OPTIONS}
     options = {k: v for k, v in options.items() if k not in (*DASK_OPTIONS, "engine")}
-    if options.get("per_example") is not None:
-        raise UsageError("--per-example with sharded inputs is not supported yet: evaluate a single file")
-    fmt = options.get("fmt")
-    _refuse_unseekable(shards, fmt)
-    counts = sharded._counts(metric, shards, fmt)
-    if shards.singles and counts is None:
-        raise UsageError(
-            f"{next(iter(shards.singles.values()))} is one file beside sharded inputs whose row counts "
-            "are not in their metadata: give it as shards too (a directory or glob paired shard by shard), "
-            "or use Parquet/.npy shards"
-        )
-    if counts is not None:
-        sharded._check_singles(shards, sum(counts), fmt)
+    if options.get("per_example") is not None:  # evaluate_sharded refuses it first, with the fix
+        raise UsageError("--per-example with --engine dask: use --engine local for --per-example")
+    _refuse_unseekable(shards, options.get("fmt"))
+    counts = shard_counts(metric, shards, options, read_csv=False)  # a CSV beside shards: refused
     with connect(engine) as client:
         run = _Run(client, metric, shards, options, counts, progress)
         merged = run.evaluate()
@@ -270,7 +262,7 @@ class _Run:
                 self.progress.stop()
 
     def _range(self, i: int) -> tuple[int, int] | None:
-        return sharded._range(self.counts, i, self.base[0])
+        return row_range(self.counts, i, self.base[0])
 
     def _on_done(self, future: Future[Any]) -> None:
         if self.progress is not None:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..metrics.base import MetricDef
 from ..shards import ShardPlan, format_of
 
@@ -102,3 +102,25 @@ def check_singles(shards: ShardPlan, total: int, fmt: str | None) -> None:
                 f"inputs differ in length: {given.given} has {total} rows in {len(shards)} shards, "
                 f"{path} has {n}; one file beside sharded inputs needs a row per row of all the shards"
             )
+
+
+def shard_counts(
+    metric: MetricDef, shards: ShardPlan, options: Mapping[str, Any], read_csv: bool
+) -> list[int] | None:
+    """Each shard's rows when a run needs them in advance (a single file beside the shards is
+    read by row range; concurrent shards need their offsets): from metadata, else, when
+    ``read_csv``, by reading CSV shards through. A single file beside shards of unknown counts
+    is refused with the fix; one of the wrong length, named."""
+    fmt = options.get("fmt")
+    counts = metadata_counts(metric, shards, fmt)
+    if read_csv and shards.singles and counts is None and metric.inputs == "pair":
+        counts = read_counts(shards, options)  # CSV shards: parsed twice
+    if shards.singles and counts is None:
+        raise UsageError(
+            f"{next(iter(shards.singles.values()))} is one file beside sharded inputs whose row counts "
+            "are not in their metadata: give it as shards too (a directory or glob paired shard by shard), "
+            "or use Parquet/.npy shards"
+        )
+    if counts is not None:
+        check_singles(shards, sum(counts), fmt)
+    return counts

@@ -36,7 +36,7 @@ from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
-from .shard_counts import check_singles, metadata_counts, read_counts, row_range
+from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
 
 if TYPE_CHECKING:
@@ -317,19 +317,8 @@ def _evaluate_sharded(
     progress: Progress | None,
     output: ShardOutput | None,
 ) -> EvalState:
-    fmt = options.get("fmt")
     n = len(shards)
-    counts = metadata_counts(metric, shards, fmt)
-    if shards.singles and counts is None and metric.inputs == "pair":
-        counts = read_counts(shards, options)  # CSV shards: counted by reading them through
-    if shards.singles and counts is None:
-        raise UsageError(
-            f"{next(iter(shards.singles.values()))} is one file beside sharded inputs whose row counts "
-            "are not in their metadata: give it as shards too (a directory or glob paired shard by shard), "
-            "or use Parquet/.npy shards"
-        )
-    if counts is not None:
-        check_singles(shards, sum(counts), fmt)
+    counts = shard_counts(metric, shards, options, read_csv=True)
     base_rows, base_seqs = options.get("row_offset") or 0, options.get("sequence_offset")
     if progress is not None:
         progress.start(n)
@@ -425,7 +414,3 @@ def _single_sequence(plan: Plan) -> bool:
     from ..sequences import SingleSequence
 
     return isinstance(plan.seqmap, SingleSequence)
-
-
-# the dask engine shares these with the local one
-_counts, _check_singles, _range = metadata_counts, check_singles, row_range
