@@ -70,3 +70,30 @@ def test_group_by_over_plain_shards_equals_the_single_file(tmp_path: Path) -> No
     for a, b in zip(sharded.json()["groups"], whole.json()["groups"], strict=True):
         assert a["key"] == b["key"] and a["n"] == b["n"]
         assert a["value"] == pytest.approx(b["value"], rel=1e-12)
+
+
+def test_a_dictionary_key_whose_nulls_come_in_a_later_row_group(tmp_path: Path) -> None:
+    """Batches of one dictionary map to codes through a cached lookup once every value has a
+    code; a batch with nulls must still put them in the null group, not in the first key's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(2)
+    n = 6000
+    lang = rng.choice(["de", "en", "fr"], n).astype(object)
+    lang[5000:5200] = None  # only in the last row groups
+    pred, target = rng.normal(size=n), rng.normal(size=n)
+    table = pa.table({"pred": pred, "target": target, "lang": pa.array(lang).dictionary_encode()})
+    pq.write_table(table, tmp_path / "keys.parquet", row_group_size=1000)
+    result = run_cli(
+        "mse", tmp_path / "keys.parquet", "--pred-col", "pred", "--target-col", "target",
+        "--group-by", "lang", "--chunk-size", "700", "-f", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    err = pd.Series((pred - target) ** 2)
+    want = err.groupby(pd.Series(lang), dropna=False).agg(["mean", "size"])
+    got = {g["key"]["lang"]: (g["value"], g["n"]) for g in result.json()["groups"]}
+    assert set(got) == {"de", "en", "fr", None}
+    for key, (mean, size) in want.iterrows():
+        k = None if not isinstance(key, str) else key
+        assert got[k][1] == size and got[k][0] == pytest.approx(mean, rel=1e-12)

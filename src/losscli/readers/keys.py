@@ -63,6 +63,9 @@ class KeyTable:
         #: columns read from a CSV: text as written (int64 chunks back to their text, "" null)
         self.text_columns: set[int] = set()
         self._lock = threading.Lock()
+        #: a stored dictionary every value of which already has a code -> its codes: the same
+        #: dictionary in batch after batch (a Parquet row group's) is then mapped with one take
+        self._known: dict[tuple[int, tuple[Any, ...]], NDArray[np.intp]] = {}
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -105,6 +108,11 @@ class KeyTable:
         if indices.null_count:  # a Parquet dictionary column's nulls are null indices
             indices = pc.fill_null(indices, len(dictionary))
         idx = arrow_to_numpy(indices)
+        nulls = bool(arr.indices.null_count)
+        known = self._known.get((i, tuple(dictionary))) if stored and not nulls else None
+        if known is not None:  # every value of this dictionary has its code already, no null here
+            mapped: Codes = known[idx]
+            return mapped
         if stored:  # a stored dictionary (pandas categories) may hold values no row has
             present = np.flatnonzero(np.bincount(idx, minlength=len(dictionary) + 1)).tolist()
         else:
@@ -113,6 +121,9 @@ class KeyTable:
         with self._lock:
             for p in present:
                 lookup[p] = self._value_code(i, dictionary[p] if p < len(dictionary) else None)
+            complete = sum(1 for p in present if p < len(dictionary)) == len(dictionary)
+            if stored and complete and len(self._known) < 64:
+                self._known[(i, tuple(dictionary))] = lookup  # used only for batches without nulls
         out: Codes = lookup[idx]
         return out
 
@@ -192,7 +203,7 @@ class ArrowKeys(Reader):
         self.column_names = ["group"]
         self.n_rows = base.n_rows
 
-    def _batches(self) -> Iterator[list[Any]]:
+    def _batches(self, rows: int) -> Iterator[list[Any]]:
         import pyarrow.parquet as pq
 
         names = [self.base.column_names[j] for j in self.positions]
@@ -206,7 +217,7 @@ class ArrowKeys(Reader):
         with pq.ParquetFile(self.base.display, pre_buffer=False, read_dictionary=names) as file:
             # decoded a batch ahead on a thread of its own, as the data columns are: the keys'
             # decode overlaps the math instead of waiting in line with it
-            batches = file.iter_batches(batch_size=1 << 20, columns=names, use_threads=True)
+            batches = file.iter_batches(batch_size=rows, columns=names, use_threads=True)
             for batch in prefetch(batches):
                 yield list(batch.columns)
 
@@ -215,7 +226,7 @@ class ArrowKeys(Reader):
 
         row = 0
         try:
-            for columns in self._batches():
+            for columns in self._batches(max(max_rows, 1024)):
                 codes = self.table.codes(columns)
                 for start in range(0, len(codes), max_rows):
                     yield [codes[start : start + max_rows] for _ in groups]
