@@ -154,11 +154,12 @@ def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None, auto: bool =
             "column per sequence, or one column of B*T values",
             path=view.reader.display,
         )
-    try:
-        _check_mask_layout(view, ids)
-    except InputError as exc:
-        if not auto:
-            raise
+    misfit = _mask_misfit(view, ids)
+    if misfit is not None and not auto:
+        raise InputError(
+            f"{misfit}: give the mask the tokenizer returned with these ids", path=view.reader.display
+        )
+    if misfit is not None:
         # found by its name, in another layout (attention_mask[:, 1:] is what log-probs gathered
         # for ids[:, 1:] go with): not applied, and said, since padding is then scored
         shifted = (
@@ -171,8 +172,7 @@ def add_mask(plan: TokenPlan, reader: Reader, mask_col: str | None, auto: bool =
             if shifted
             else "give the mask that fits with --mask"
         )
-        what = exc.detail.rsplit(": give", 1)[0]
-        return f"{what}; it was not applied, so padding is scored: {fix}"
+        return f"{view.reader.display}: {misfit}; it was not applied, so padding is scored: {fix}"
     group: Group = _without_index(view.reader) if col is None else [col]
     plan.roles[MASK] = Role(view.reader, group, view.reader.display)
     return None
@@ -193,8 +193,8 @@ def found_mask(plan: TokenPlan, reader: Reader) -> str | None:
     return None if col in used else AUTO_MASK
 
 
-def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
-    """Exit 3, naming the mask's file, when its shape cannot be the ids' (B, T)."""
+def _mask_misfit(mask: TokenView, ids: TokenView) -> str | None:
+    """How the mask's layout cannot be the tokens' (B, T), or None when it fits."""
     shown: tuple[object, object] | None = None
     if mask.lists and ids.lists:
         if not np.array_equal(mask.lengths(), ids.lengths()):
@@ -212,12 +212,12 @@ def _check_mask_layout(mask: TokenView, ids: TokenView) -> None:
         flat = len(mask.lead) == 1 or len(ids.lead) == 1
         if int(np.prod(mask.lead)) != int(np.prod(ids.lead)) or (not flat and mask.lead != ids.lead):
             shown = (f"shape {mask.lead}", f" {ids.lead}")
-    if shown is not None:
-        raise InputError(
-            f"the attention mask has {shown[0]} but the tokens ({ids.reader.display}) have"
-            f"{shown[1] or ' other list lengths'}: give the mask the tokenizer returned with these ids",
-            path=mask.reader.display,
-        )
+    if shown is None:
+        return None
+    return (
+        f"the attention mask has {shown[0]} but the tokens ({ids.reader.display}) have"
+        f"{shown[1] or ' other list lengths'}"
+    )
 
 
 def _logit_sequences(lv: TokenView, tv: TokenView, seq_col: str | None, rows: int | None) -> SequenceMap:
