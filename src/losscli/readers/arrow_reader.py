@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputError
 from .base import Chunk, Group, RangeReader, Reader, assemble, csv_index_columns, wanted_columns
 from .ids import ID_BATCH_ROWS, ids_to_numpy
 from .parquet_reader import READ_BYTES, READ_MAX_ROWS, ParquetReader, pandas_index_columns
@@ -92,14 +91,7 @@ class ArrowReader(ParquetReader, RangeReader):
         row, total = 0, self.table.num_rows
         while row < total:
             cols, rows = self._columns(row, step, wanted)
-            out = assemble(groups, wanted, cols, self._buffers, self.display)
-            lengths = {len(a) for a in out}
-            if len(lengths) > 1:
-                raise InputError(
-                    f"list columns hold different numbers of tokens near row {row}", path=self.display
-                )
-            for start in range(0, lengths.pop(), max_rows):
-                yield [a[start : start + max_rows] for a in out]
+            yield from self._sliced(groups, wanted, cols, row, max_rows)
             row += rows
 
     def _slice_rows(self, max_rows: int) -> int:

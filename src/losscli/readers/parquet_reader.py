@@ -233,17 +233,29 @@ class ParquetReader(Reader):
                 if not self.skip_missing:
                     self._refuse_missing(batch, wanted, row)
                 cols = {j: self._to_numpy(batch.column(pos), j, row) for pos, j in enumerate(wanted)}
-                out = assemble(groups, wanted, cols, self._buffers, self.display)
-                lengths = {len(a) for a in out}
-                if len(lengths) > 1:
-                    raise InputError(
-                        f"list columns hold different numbers of tokens near row {row}", path=self.display
-                    )
-                for start in range(0, lengths.pop(), max_rows):
-                    yield [a[start : start + max_rows] for a in out]
+                yield from self._sliced(groups, wanted, cols, row, max_rows)
                 row += batch.num_rows
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise InputError(f"is corrupt near row {row} ({_short(exc)})", path=self.display) from None
+
+    def _sliced(
+        self,
+        groups: Sequence[Group],
+        wanted: list[int],
+        cols: dict[int, NDArray[Any]],
+        row: int,
+        max_rows: int,
+    ) -> Iterator[Chunk]:
+        """One decoded batch (``row``: its first) as chunks of at most ``max_rows``; its list
+        columns must hold as many tokens as one another."""
+        out = assemble(groups, wanted, cols, self._buffers, self.display)
+        lengths = {len(a) for a in out}
+        if len(lengths) > 1:
+            raise InputError(
+                f"list columns hold different numbers of tokens near row {row}", path=self.display
+            )
+        for start in range(0, lengths.pop(), max_rows):
+            yield [a[start : start + max_rows] for a in out]
 
     def _refuse_missing(self, batch: Any, wanted: list[int], row: int) -> None:
         """The first null of the batch's numeric columns in reading order (row, then column)."""
