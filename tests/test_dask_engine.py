@@ -382,3 +382,21 @@ def test_a_single_parquet_file_beside_shards(shared: Cluster, tmp_path: Path) ->
     )
     d = df["pred"].to_numpy() - df["target"].to_numpy()
     assert close(out["value"], float(np.mean(d * d)))
+
+
+def test_large_shards_cut_at_row_groups_are_tasks_of_their_own(shared: Cluster, tmp_path: Path) -> None:
+    """--split-rows: a shard of many row groups runs as several tasks, with the local result."""
+    rng = np.random.default_rng(21)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    frames = []
+    for i, n in enumerate((1000, 640)):
+        df = pd.DataFrame({"pred": rng.normal(size=n), "target": rng.normal(size=n)})
+        df.to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=100)
+        frames.append(df)
+    whole = pd.concat(frames, ignore_index=True)
+    out = same(*both("mse", folder, *MSE, "--split-rows", "200", address=shared.address))
+    assert len(out["provenance"]["parts"]) > 2
+    d = whole["pred"].to_numpy() - whole["target"].to_numpy()
+    assert close(out["value"], float(np.mean(d * d)))
+    assert out["n"] == len(whole)

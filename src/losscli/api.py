@@ -84,14 +84,21 @@ def run_evaluation(
     from .shards import plan_shards
 
     on_engine = {k: options.pop(k) for k in DASK_OPTIONS if k in options}  # --scheduler, --workers, ...
+    split_rows = options.pop("split_rows", None)
     keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask", "groups")}
     roles = {"preds": preds, "targets": targets, **keywords}
     shards = plan_shards(roles, options.get("fmt"))
     check_engine_options(engine, on_engine, shards is not None)
+    if split_rows is not None and shards is None:
+        raise UsageError(
+            "--split-rows cuts the large shards of a directory or glob input; every input here is "
+            "one file: drop --split-rows"
+        )
     if shards is not None:  # a directory or a glob: one evaluation per shard, merged
         from .engine.sharded import evaluate_sharded
 
-        state = evaluate_sharded(definition, shards, {**options, **on_engine, "engine": engine}, progress)
+        every = {**options, **on_engine, "engine": engine, "split_rows": split_rows}
+        state = evaluate_sharded(definition, shards, every, progress)
         top, saved = options.get("top", 10), options.get("save_state") is not None
         return build_report(state, 10 if top is None else top, allow_empty=saved)
     if engine not in (None, "local"):

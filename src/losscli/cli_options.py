@@ -155,6 +155,14 @@ def reading_options() -> list[Callable[..., Any]]:
             "states are merged exactly.",
         ),
         click.option(
+            "--split-rows",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="With a directory or glob input: a Parquet or .npy shard of at least 2N rows is "
+            "read as parts of about N rows, cut at its row groups, evaluated concurrently (--engine "
+            "dask: a task each); default: 4194304; 0: never cut.",
+        ),
+        click.option(
             "--scheduler",
             metavar="ADDRESS",
             help="--engine dask: the scheduler of a running cluster (tcp://host:8786); default: "

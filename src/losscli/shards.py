@@ -185,6 +185,12 @@ class ShardPlan:
     partitions: tuple[dict[str, Partition], ...]
     lists: dict[str, ShardList]
     singles: dict[str, str]  # role -> a single file beside the shards
+    #: rows [start, stop) of shard i's files that shard i reads (a large file cut into parts at
+    #: its row groups, see engine.shard_split); empty, or None for a shard: the whole files
+    spans: tuple[tuple[int, int] | None, ...] = ()
+
+    def span(self, i: int) -> tuple[int, int] | None:
+        return self.spans[i] if self.spans else None
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -46,6 +46,7 @@ from ..shards import ShardPlan, format_of
 from ..state.evalstate import EvalState
 from . import sharded
 from .shard_counts import row_range, shard_counts
+from .shard_split import SPLIT_ROWS, split_shards
 from .sharded import ShardCheck, ShardTask, build_shard, evaluate_shard
 
 if TYPE_CHECKING:
@@ -110,7 +111,11 @@ def merge_pair(a: EvalState, b: EvalState) -> EvalState:
 
 
 def evaluate_on_dask(
-    metric: MetricDef, shards: ShardPlan, options: Mapping[str, Any], progress: Progress | None
+    metric: MetricDef,
+    shards: ShardPlan,
+    options: Mapping[str, Any],
+    progress: Progress | None,
+    split_rows: int = SPLIT_ROWS,
 ) -> EvalState:
     """The merged state of every shard, evaluated on a Dask cluster (see the module docstring)."""
     engine = {k: options.get(k) for k in DASK_OPTIONS}
@@ -119,6 +124,7 @@ def evaluate_on_dask(
         raise UsageError("--per-example with --engine dask: use --engine local for --per-example")
     _refuse_unseekable(shards, options.get("fmt"))
     counts = shard_counts(metric, shards, options, read_csv=False)  # a CSV beside shards: refused
+    shards, counts = split_shards(shards, counts, options, split_rows)  # a large shard: several tasks
     with connect(engine) as client:
         run = _Run(client, metric, shards, options, counts, progress)
         merged = run.evaluate()

@@ -102,7 +102,7 @@ def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) 
 
         stack.enter_context(reader)
         rows, partition = source.rows, source.partition
-        reader = RowRangeReader(reader, *rows) if rows else PartitionedReader(reader, partition)
+        reader = RowRangeReader(reader, *rows, partition) if rows else PartitionedReader(reader, partition)
     return stack.enter_context(reader)
 
 
@@ -413,6 +413,7 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
     out = []
     lm = evaluation.lm
     named: list[tuple[str, str | None]] = [(s.role, s.path) for s in evaluation.inputs.sources()]
+    spans: dict[str, tuple[int, int] | None] = {s.role: s.rows for s in evaluation.inputs.sources()}
     if lm is not None and lm.text is not None:
         named.append(("text", lm.text))
     if lm is not None and lm.mask is not None:
@@ -428,7 +429,8 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
             continue
         regular = os.path.isfile(path)
         shown = safe_text(os.path.abspath(path) if path != "-" else "-")
-        out.append(InputFile(role, shown, st.st_size if regular else None, st.st_mtime if regular else None))
+        size, mtime = (st.st_size, st.st_mtime) if regular else (None, None)
+        out.append(InputFile(role, shown, size, mtime, spans.get(role)))
     return tuple(out)
 
 

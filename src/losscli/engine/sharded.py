@@ -38,6 +38,7 @@ from ..shards import ShardPlan
 from ..state.evalstate import EvalState
 from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
+from .shard_split import SPLIT_ROWS, split_shards
 
 if TYPE_CHECKING:
     from ..api import Progress
@@ -117,8 +118,14 @@ def _shard_kwargs(
         if role in files:
             kwargs[role] = files[role]
     kwargs["partitions"] = shards.partitions[i]
+    ranges = {}
     if singles_range is not None:
-        kwargs["row_ranges"] = {role: singles_range for role in shards.singles}
+        ranges.update({role: singles_range for role in shards.singles})
+    span = shards.span(i)
+    if span is not None:  # a part of a large shard: the same rows of each of its files
+        ranges.update({role: span for role in shards.inputs[i]})
+    if ranges:
+        kwargs["row_ranges"] = ranges
     return files.get("preds"), files.get("targets"), kwargs
 
 
@@ -268,8 +275,12 @@ def evaluate_sharded(
     refuse_unsupported(options)
     text = {k: options.get(k) for k in _TEXT}
     dask = options.get("engine") == "dask"
+    split_rows = options.get("split_rows")
+    split_rows = SPLIT_ROWS if split_rows is None else split_rows
     options = {
-        k: v for k, v in options.items() if k not in _TEXT and (dask or k not in ("engine", *DASK_OPTIONS))
+        k: v
+        for k, v in options.items()
+        if k not in (*_TEXT, "split_rows") and (dask or k not in ("engine", *DASK_OPTIONS))
     }
     output = shard_output(shards, options.get("per_example"))
     if dask and output is not None:
@@ -282,15 +293,11 @@ def evaluate_sharded(
             from .dask_engine import evaluate_on_dask
 
             saving = {k: v for k, v in options.items() if k != "save_state"}  # saved below, once
-            merged = evaluate_on_dask(metric, shards, saving, progress)
+            merged = evaluate_on_dask(metric, shards, saving, progress, split_rows)
         else:
-            merged = _evaluate_sharded(metric, shards, options, progress, output)
+            merged = _evaluate_sharded(metric, shards, options, progress, output, split_rows)
         check_max_groups(merged, options)
         merged.header = dataclasses.replace(merged.header, notes=shard_notes(merged.header.notes, shards))
-        if shards.singles:  # a file beside the shards is read by part, one row range each: no overlap
-            said = tuple(f"{path} was read by " for path in shards.singles.values())
-            kept = [w for w in merged.header.warnings if not w.startswith(said)]
-            merged.header = dataclasses.replace(merged.header, warnings=kept)
         if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
             from ..lm import text_size
 
@@ -316,9 +323,12 @@ def _evaluate_sharded(
     options: Mapping[str, Any],
     progress: Progress | None,
     output: ShardOutput | None,
+    split_rows: int = SPLIT_ROWS,
 ) -> EvalState:
-    n = len(shards)
     counts = shard_counts(metric, shards, options, read_csv=True)
+    if output is None:  # --per-example writes whole shards in order
+        shards, counts = split_shards(shards, counts, options, split_rows)
+    n = len(shards)
     base_rows, base_seqs = options.get("row_offset") or 0, options.get("sequence_offset")
     if progress is not None:
         progress.start(n)

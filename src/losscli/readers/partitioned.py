@@ -152,16 +152,28 @@ class _PartitionedRanges(RangeReader):
 
 
 class RowRangeReader(PartitionedReader):
-    """Rows [start, stop) of a single file read beside a sharded input, as one shard's part of
-    it: by seeking where the format can (.npy), else by streaming past the rows before."""
+    """Rows [start, stop) of a file as one part of a run: a single file read beside a sharded
+    input (each shard's rows of it), or a large shard cut into parts at its row groups (with its
+    hive partition's columns). By seeking where the format can (.npy), else by streaming past
+    the rows before (Parquet: from the row group that holds ``start``)."""
 
-    def __init__(self, inner: Reader, start: int, stop: int) -> None:
-        super().__init__(inner, ())
+    def __init__(
+        self, inner: Reader, start: int, stop: int, partition: Sequence[tuple[str, Any]] = ()
+    ) -> None:
+        super().__init__(inner, partition)
         self.start, self.stop = start, stop
 
     n_rows = property(lambda self: self.stop - self.start)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        if not self.partition:
+            yield from self._range_chunks(groups, max_rows)
+            return
+        reading = [g if (g is None or g) else [0] for g in self._split(groups)]
+        for chunk in self._range_chunks(reading, max_rows):
+            yield self._joined(groups, chunk)
+
+    def _range_chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         ranges = self.inner.range_reader()
         if ranges is not None:
             for at in range(self.start, self.stop, max_rows):
@@ -184,7 +196,10 @@ class RowRangeReader(PartitionedReader):
 
     def range_reader(self) -> RangeReader | None:
         inner = self.inner.range_reader()
-        return None if inner is None else _ShiftedRanges(inner, self.start)
+        if inner is None:
+            return None
+        shifted = _ShiftedRanges(inner, self.start)
+        return _PartitionedRanges(self, shifted) if self.partition else shifted
 
 
 class _ShiftedRanges(RangeReader):

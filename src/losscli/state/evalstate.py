@@ -57,20 +57,35 @@ class InputFile:
     path: str  # absolute path, "-" for stdin, "<array>" for an array passed from Python
     size: int | None = None  # bytes; None for stdin and arrays
     mtime: float | None = None  # seconds since the epoch; None for stdin and arrays
+    #: rows [start, stop) of the file this part read, when it read a range of it (one file cut
+    #: into parts by row groups, or a single file beside shards); None: the whole file
+    span: tuple[int, int] | None = None
 
     def to_plain(self) -> Meta:
         mtime = None if self.mtime is None else encode_float(self.mtime)
-        return {"role": self.role, "path": self.path, "size": self.size, "mtime": mtime}
+        out: Meta = {"role": self.role, "path": self.path, "size": self.size, "mtime": mtime}
+        if self.span is not None:  # written only when set: states of whole files read as before
+            out["span"] = list(self.span)
+        return out
 
     @classmethod
     def from_plain(cls, raw: Any, where: str) -> InputFile:
-        fields(raw, where, {"role", "path", "size", "mtime"})
+        fields(raw, where, {"role", "path", "size", "mtime"}, frozenset({"span"}))
         mtime = None if raw["mtime"] is None else decode_float(raw["mtime"], f"{where}.mtime")
+        span = raw.get("span")
+        if span is not None:
+            if not isinstance(span, list) or len(span) != 2:
+                raise malformed(f"{where}.span", "a list [start, stop]", span)
+            start, stop = (want_int(v, f"{where}.span") for v in span)
+            if stop < start:
+                raise malformed(f"{where}.span", "a list [start, stop] with start <= stop", span)
+            span = (start, stop)
         return cls(
             want_str(raw["role"], f"{where}.role"),
             want_str(raw["path"], f"{where}.path"),
             want_opt_int(raw["size"], f"{where}.size"),
             mtime,
+            span,
         )
 
 

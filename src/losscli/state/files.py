@@ -13,7 +13,7 @@ A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
                    counts_correct, overflow, row_sum_row, row_sum, output_sums, weight_sum,
                    hits, companions, worst, sequences[, groups]}}
 
-  ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime}], row_offset,
+  ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime, span?}], row_offset,
   parts: [provenance...], summary}; a merged state lists its parts, each with a ``summary``
   {rows, files, notes, warnings, text_bytes, text_words, sequences: null or {first, count}, the
   part's range of global sequence ids}; an unmerged state's summary is null. ``binding`` is null

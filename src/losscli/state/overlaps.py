@@ -12,6 +12,7 @@ few and counts the rest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -111,20 +112,42 @@ def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
 
 def same_file_warnings(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[str]:
     """One warning per file that more than one part read: a state merged with itself, or one
-    shard evaluated twice (at any row offsets). Its rows are in the tallies once per part."""
+    shard evaluated twice (at any row offsets). Its rows are in the tallies once per part.
+
+    Parts that each read a range of the file (``InputFile.span``: a file cut at its row groups,
+    a single file beside shards) read it once between them when their ranges do not overlap."""
     readers: dict[FileKey, list[int]] = {}
     for i, part_keys in enumerate(keys):
         for key in sorted(part_keys, key=repr):
             readers.setdefault(key, []).append(i)
     for key, parts in readers.items():
-        if len(parts) < 2:
+        depth = _read_depth(leaves, parts, key[0]) if len(parts) > 1 else 1
+        if depth < 2:
             continue
         starts = [f"{leaves[i].row_offset}.." for i in parts]
         shown = starts if len(starts) <= 3 else [*starts[:3], f"{len(starts) - 3} more"]
         listed = " and ".join([", ".join(shown[:-1]), shown[-1]])
-        times = "twice" if len(parts) == 2 else f"{len(parts)} times"
+        times = "twice" if depth == 2 else f"{depth} times"
         count = "two" if len(parts) == 2 else str(len(parts))
         yield f"{key[0]} was read by {count} parts (rows {listed}): its rows count {times}"
+
+
+def _read_depth(leaves: Sequence[Provenance], parts: Sequence[int], path: str) -> int:
+    """How many times the most-read row of ``path`` was read by ``parts``: each part read its
+    range of it (``InputFile.span``), or the whole file (no span; two ranges in one part's roles
+    are taken as the whole file too)."""
+    events: list[tuple[float, int]] = []
+    for i in parts:
+        mine = {f.span for f in leaves[i].inputs if f.path == path}
+        span = mine.pop() if len(mine) == 1 else None
+        start, stop = (0.0, math.inf) if span is None else span
+        events += [(start, 1), (stop, -1)]
+    events.sort(key=lambda e: (e[0], e[1]))  # a range ending where another starts: no overlap
+    depth = deepest = 0
+    for _, step in events:
+        depth += step
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def row_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[Overlap]:
