@@ -188,3 +188,36 @@ def test_state_span_is_checked_when_loaded(tmp_path: Path) -> None:
             z.writestr(n, data)
     res = run_cli("merge", bad)
     assert res.code != 0 and "span" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("bad", ["nan", "null"])
+def test_a_bad_value_in_a_later_part_names_the_files_own_row(tmp_path: Path, bad: str) -> None:
+    """A part starts at row 700 of its file: the error still says row 750 of that file."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pq.write_table(pa.table({"pred": np.zeros(500), "target": np.zeros(500)}), folder / "0.parquet")
+    pred = pa.array([0.0] * 750 + [None if bad == "null" else float("nan")] + [0.0] * 249)
+    pq.write_table(
+        pa.table({"pred": pred, "target": np.zeros(1000)}), folder / "a.parquet", row_group_size=100
+    )
+    for split in ("128", "0"):
+        res = run_cli("mse", folder, *COLS, "--split-rows", split)
+        assert res.code == 3 and res.stdout == ""
+        assert f"{folder / 'a.parquet'}: row 750, column 'pred'" in res.stderr, res.stderr
+        assert "(row 1250 of the whole input)" in res.stderr
+
+
+def test_a_bad_value_in_a_file_beside_shards_names_its_own_row(tmp_path: Path) -> None:
+    """The single file beside the shards is the continuation of them: its row 1400 is row 1400."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros(600))
+    np.save(folder / "b.npy", np.zeros(900))
+    targets = np.zeros(1500)
+    targets[1400] = np.nan
+    np.save(tmp_path / "t.npy", targets)
+    for split in ("128", "0"):
+        res = run_cli("mse", folder, tmp_path / "t.npy", "--split-rows", split)
+        assert res.code == 3 and res.stdout == ""
+        assert f"{tmp_path / 't.npy'}: row 1400" in res.stderr, res.stderr
+        assert "(row 1400 of the whole input)" in res.stderr

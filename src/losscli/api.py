@@ -110,17 +110,27 @@ def run_evaluation(
     return build_report(state, evaluation.run.top, allow_empty=evaluation.run.save_state is not None)
 
 
-def _with_whole_row(exc: LossCliError, row_offset: int) -> LossCliError:
+def span_starts(evaluation: Evaluation) -> dict[str, int]:
+    """By role, the first file row of the row range a run reads (``Source.rows``), if any."""
+    return {s.role: s.rows[0] for s in evaluation.inputs.sources() if s.rows is not None}
+
+
+def _with_whole_row(exc: LossCliError, evaluation: Evaluation) -> LossCliError:
     """A reader's error names the file's own row; a part of a larger input (a shard, a
-    --row-offset part) adds the row of the whole input, as the engine's own errors do."""
+    --row-offset part, a row range of a file) adds the row of the whole input, as the engine's
+    own errors do."""
     from .errors import InputError
 
+    row_offset = evaluation.run.row_offset
     if not row_offset or not isinstance(exc, InputError) or exc.row is None or "whole input" in exc.detail:
         return exc
+    start = next(
+        (s.rows[0] for s in evaluation.inputs.sources() if s.rows is not None and s.path == exc.path), 0
+    )
     import copy
 
     more = copy.copy(exc)  # the same class and fields, whatever its __init__ takes
-    more.detail = f"{exc.detail} (row {exc.row + row_offset} of the whole input)"
+    more.detail = f"{exc.detail} (row {exc.row - start + row_offset} of the whole input)"
     more.args = (more._format(),)
     return more
 
@@ -160,6 +170,7 @@ def evaluate_state(
             plan.metric, nan=evaluation.run.nan, worst=max(top, 20), header=plan.header, scorer=plan.scorer
         )
         evaluator.sink = sink if sink is not None else writer
+        evaluator.span_starts = span_starts(evaluation)
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
         evaluator.keys = plan.keys
@@ -183,7 +194,7 @@ def evaluate_state(
             from .readers.csv_dialect import add_hints
 
             add_hints(exc, plan.readers)
-            raise _with_whole_row(exc, evaluation.run.row_offset) from None
+            raise _with_whole_row(exc, evaluation) from None
         state = evaluator.finish(plan.nulls, plan.warnings_after)
         if plan.seqmap is not None and "preds" in plan.roles:  # JSON log-probs: the tokens' text
             from .lm import worst_token_text

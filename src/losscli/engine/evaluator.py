@@ -93,6 +93,9 @@ class Evaluator:
         self.header = header if header is not None else _python_header(self.metric, options, nan)
         self.sink: ExampleSink | None = None
         self.labels: dict[str, str] = dict(self.header.files)
+        #: by role, the first row of the file this run reads, when it reads a row range of it (a
+        #: large shard's part, a file beside shards): errors name the file's own row
+        self.span_starts: dict[str, int] = {}
         self.columns: dict[str, Callable[[int | None], str | None]] = {}
         #: a row's place in the file's own terms, by role, where row and column would not say it
         self.places: dict[str, Callable[[int], str | None]] = {}
@@ -262,6 +265,7 @@ class Evaluator:
             scorer=self.scorer.clone(),
         )
         twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
+        twin.span_starts = self.span_starts
         twin.index_check = self.index_check.copy()
         twin.seqmap, twin.text_ids, twin.keys = self.seqmap, self.text_ids, self.keys
         twin.tallies = twin._new_tallies()
@@ -476,7 +480,8 @@ class Evaluator:
         detail = problem.detail
         if problem.local_row is not None:
             local = problem.local_row if row_map is None else int(row_map[problem.local_row])
-            row = self._offset + local - self.header.row_offset  # the file's own row, as readers say
+            # the file's own row, as readers say
+            row = self._offset + local - self.header.row_offset + self.span_starts.get(problem.role, 0)
             if self.header.row_offset:
                 detail += f" (row {self._offset + local} of the whole input)"
         column = None
