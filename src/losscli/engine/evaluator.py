@@ -26,6 +26,7 @@ from ..sequences import SHIFT_DROP, SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
+from .ci import new_interval_tallies
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
 from .sums import column_sums, hit_weight, weighted_sum
@@ -281,6 +282,8 @@ class Evaluator:
             tallies.groups = GroupTallies.empty(
                 self.keys.columns, self.scorer.outputs, self.scorer.companions
             )
+        if self.header.metric_options.get("ci") is not None:
+            tallies.ci = new_interval_tallies(self.header.metric_options["ci"], self.scorer.companions)
         return tallies
 
     def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
@@ -397,6 +400,10 @@ class Evaluator:
             state.output_sums.add(column_sums(elements, w))
         state.weight_sum.add1(weight_total)
         state.n += n
+        if state.ci is not None:
+            boot = state.ci.boot is not None
+            rows = self._global_rows(np.arange(n) if local is None else local, row_map) if boot else None
+            state.ci.update(losses, w, companions, rows)
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True

@@ -176,6 +176,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
     if groups is not None:  # states of different groupings must not merge
         header.metric_options["group_by"] = list(safe_text(groups.table.columns))
+    if evaluation.run.ci is not None:  # states of different interval settings must not merge
+        header.metric_options["ci"] = evaluation.run.ci.plain()
     plan = Plan(
         metric,
         metric.scorer(options),

@@ -64,6 +64,8 @@ class Report:
     sequences_read: int | None = None
     #: --group-by: one row per group, sorted by key (None: the run was not grouped)
     groups: list[GroupRow] | None = None
+    #: --ci: {"level", "method", "<figure key>": [low, high], ...} (results/intervals.py)
+    ci: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -87,6 +89,8 @@ class Report:
             if f.key not in out:
                 out[f.key] = _json_number(f.value)
         out["status"] = self.status
+        if self.ci is not None:
+            out["ci"] = self.ci
         if self.input_kind is not None:
             out["input"] = self.input_kind
             out["input_detected"] = self.input_detected
@@ -234,6 +238,10 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
         )
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
+    if t.ci is not None and not report.empty:
+        from .intervals import ci_report
+
+        report.ci = ci_report(state, {f.key for f in report.figures})
     from .rows import row_files
 
     report.example_files = row_files(state, [e.row for e in report.examples])
