@@ -136,9 +136,12 @@ def _share(cols: list[Col], squeeze: bool, room: int) -> list[int]:
 def summary_table(report: Report) -> FitTable:
     files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
     rows: list[tuple[str, str, str]] = []
+    intervals: list[str] = []  # --ci: each figure's interval, "" for the rest
     for f in report.figures:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
+            iv = (report.ci or {}).get(f.key)
+            intervals.append("" if iv is None else f"{fmt_number(iv[0])} - {fmt_number(iv[1])}")
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -163,9 +166,19 @@ def summary_table(report: Report) -> FitTable:
         [
             Col("figure", [r[0] for r in rows], style="bold"),
             Col("value", [r[1] for r in rows], number=True, justify="right"),
+            *_interval_column(report, intervals, len(rows)),
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
+
+
+def _interval_column(report: Report, intervals: list[str], rows: int) -> list[Col]:
+    """--ci: a column of intervals, headed by the level and the method's first word."""
+    if report.ci is None:
+        return []
+    level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+    cells = intervals + [""] * (rows - len(intervals))
+    return [Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right")]
 
 
 def outputs_table(report: Report) -> FitTable | None:
