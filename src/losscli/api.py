@@ -156,6 +156,10 @@ def evaluate_state(
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
         evaluator.keys = plan.keys
+        if evaluation.run.ci is not None:  # the shard's example identity, the cluster codes
+            from .engine.ci import make_feed
+
+            evaluator.interval_feed = make_feed(evaluation.run.ci, plan.keys, plan.clusters, plan.seqmap is not None)
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)

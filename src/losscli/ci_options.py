@@ -16,7 +16,18 @@ from .errors import UsageError
 
 DEFAULT_LEVEL = 0.95
 DEFAULT_SEED = 13  # fixed, so a rerun gives the same bootstrap interval; printed in the report
-NAMES = ("ci", "ci_level", "bootstrap", "seed")
+DEFAULT_MAX_CLUSTERS = 1_000_000  # per-cluster sums are kept in memory: ~200 bytes each
+NAMES = ("ci", "ci_level", "bootstrap", "seed", "cluster_col", "max_clusters")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where a shard's examples are in their file, for the bootstrap's example identities: an
+    example of global row r is row ``r - shift`` of the file whose key is ``key`` (a hash of its
+    path under the sharded input's root). None for an unsharded input: identity is the row."""
+
+    key: int
+    shift: int
 
 
 @dataclass(frozen=True)
@@ -24,19 +35,36 @@ class CIOptions:
     level: float = DEFAULT_LEVEL
     bootstrap: int = 0  # replicates; 0: the analytic (t) interval
     seed: int = DEFAULT_SEED
+    cluster_col: str | None = None  # --cluster-col: intervals clustered by this column's values
+    max_clusters: int = DEFAULT_MAX_CLUSTERS
+    #: a shard's file and row shift (engine.sharded sets it); not part of ``plain``: parts of
+    #: different files merge
+    identity: Identity | None = None
 
     def plain(self) -> dict[str, Any]:
-        return {"level": self.level, "bootstrap": self.bootstrap, "seed": self.seed}
+        out: dict[str, Any] = {"level": self.level, "bootstrap": self.bootstrap, "seed": self.seed}
+        if self.cluster_col is not None:  # only then: states saved before --cluster-col still merge
+            out["cluster_col"] = self.cluster_col
+        return out
 
 
 def ci_options(kwargs: Mapping[str, Any]) -> CIOptions | None:
     """The interval options, or None without --ci (--bootstrap alone implies --ci)."""
     level, boot, seed = kwargs.get("ci_level"), kwargs.get("bootstrap"), kwargs.get("seed")
+    cluster, max_clusters = kwargs.get("cluster_col"), kwargs.get("max_clusters")
     wanted = bool(kwargs.get("ci")) or bool(boot)
     if not wanted:
-        if level is not None or seed is not None:
-            raise UsageError("--ci-level and --seed shape an interval: add --ci (or --bootstrap B)")
+        if level is not None or seed is not None or cluster is not None or max_clusters is not None:
+            raise UsageError(
+                "--ci-level, --seed, --cluster-col and --max-clusters shape an interval: add --ci "
+                "(or --bootstrap B)"
+            )
         return None
+    if cluster is not None and (not isinstance(cluster, str) or not cluster.strip()):
+        raise UsageError(f"--cluster-col takes one column name or position, not {cluster!r}")
+    max_clusters = DEFAULT_MAX_CLUSTERS if max_clusters is None else max_clusters
+    if isinstance(max_clusters, bool) or not isinstance(max_clusters, int) or max_clusters < 2:
+        raise UsageError(f"--max-clusters must be a whole number of at least 2, not {max_clusters!r}")
     level = DEFAULT_LEVEL if level is None else level
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.5 <= level < 1.0 \
             or not math.isfinite(level):
@@ -47,7 +75,7 @@ def ci_options(kwargs: Mapping[str, Any]) -> CIOptions | None:
     seed = DEFAULT_SEED if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UsageError(f"--seed must be a whole number from 0 to 2^63 - 1, not {seed!r}")
-    return CIOptions(float(level), boot, seed)
+    return CIOptions(float(level), boot, seed, cluster, max_clusters)
 
 
 def click_options() -> list[Callable[..., Any]]:
@@ -72,4 +100,16 @@ def click_options() -> list[Callable[..., Any]]:
         ),
         click.option("--seed", type=int, default=None, metavar="N",
                      help=f"Seed of --bootstrap [default: {DEFAULT_SEED}, shown in the report]."),
+        click.option(
+            "--cluster-col", default=None, metavar="COL",
+            help="Cluster the intervals by this column of PREDS (patients, documents, users): "
+            "rows with one value are not independent. Analytic: the cluster-robust ratio "
+            "estimator with G-1 degrees of freedom over G clusters; --bootstrap: one Poisson "
+            "weight per cluster. Implies nothing without --ci.",
+        ),
+        click.option(
+            "--max-clusters", type=int, default=None, metavar="N",
+            help=f"Most distinct --cluster-col values kept (their sums are held in memory) "
+            f"[default: {DEFAULT_MAX_CLUSTERS:,}]; more is exit 3.",
+        ),
     ]

@@ -36,6 +36,7 @@ from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
+from .ci_identity import shard_identity, with_identity
 from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
 
@@ -158,7 +159,8 @@ def build_shard(
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
     extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
-    return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    return with_identity(evaluation, shard_identity(shards, i, row_offset, singles_range))
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:

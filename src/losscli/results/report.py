@@ -107,7 +107,7 @@ class Report:
                 for name, vals in self.per_output
             ]
         if self.groups is not None:
-            out["groups"] = [group_dict(g) for g in self.groups]
+            out["groups"] = [group_dict(g, self.ci is not None) for g in self.groups]
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -132,7 +132,7 @@ class Report:
         return out
 
 
-def group_dict(g: GroupRow) -> dict[str, Any]:
+def group_dict(g: GroupRow, with_ci: bool = False) -> dict[str, Any]:
     """A group as JSON: its key, then the same figure keys as the top level."""
     out: dict[str, Any] = {"key": {k: _json_value(v) for k, v in g.key.items()}}
     out["value"], out["n"] = _json_number(g.value), g.n
@@ -140,6 +140,8 @@ def group_dict(g: GroupRow) -> dict[str, Any]:
         if f.key not in out:
             out[f.key] = _json_number(f.value)
     out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
+    if with_ci:  # --ci: every group has the key, null where nothing was counted
+        out["ci"] = g.ci
     return out
 
 
@@ -242,6 +244,12 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         from .intervals import ci_report
 
         report.ci = ci_report(state, {f.key for f in report.figures})
+        if report.groups:
+            from .intervals import group_cis
+
+            for row, ci in zip(report.groups, group_cis(state, {f.key for f in report.figures}) or [],
+                               strict=False):
+                row.ci = ci
     from .rows import row_files
 
     report.example_files = row_files(state, [e.row for e in report.examples])
