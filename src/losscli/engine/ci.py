@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from ..errors import InputError
 from ..readers.keys import KeyTable
 from ..state.group_intervals import GroupIntervals
-from ..state.groups import GroupTallies, Key
+from ..state.groups import GroupTallies, Key, typed
 from ..state.intervals import LOSS, IntervalTallies
 from ..stats.poisson import BootstrapSums
 from .grouping import add_chunk, group_sum
@@ -206,3 +206,18 @@ def feed_chunk(
             cluster_values = clusters
         codes = feed.codes(groups, cluster_values)
         add_clusters(ci.clusters, codes, feed.codes.keys, losses, w, companions)
+
+
+def check_max_clusters(merged: Any, options: Mapping[str, Any]) -> None:
+    """--max-clusters bounds the clusters of the whole input, not of each shard's."""
+    ci = merged.tallies.ci
+    column = options.get("cluster_col")
+    if ci is None or ci.clusters is None or column is None:
+        return
+    from ..ci_options import DEFAULT_MAX_CLUSTERS
+
+    limit = options.get("max_clusters") or DEFAULT_MAX_CLUSTERS
+    width = len(ci.clusters.columns) - 1
+    count = len({typed(k[width:]) for k in ci.clusters.keys})
+    if count > limit:
+        raise too_many(str(column), int(limit), across=f" across the shards ({count:,})")

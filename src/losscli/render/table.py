@@ -140,8 +140,7 @@ def summary_table(report: Report) -> FitTable:
     for f in report.figures:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
-            iv = (report.ci or {}).get(f.key)
-            intervals.append("" if iv is None else f"{fmt_number(iv[0])} - {fmt_number(iv[1])}")
+            intervals.append(_interval_text((report.ci or {}).get(f.key)))
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -170,6 +169,11 @@ def summary_table(report: Report) -> FitTable:
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
+
+
+def _interval_text(iv: Any) -> str:
+    """``low - high``; empty without an interval (a NaN end, with too few examples, is nan)."""
+    return "" if iv is None else f"{fmt_number(iv[0])} - {fmt_number(iv[1])}"
 
 
 def _interval_column(report: Report, intervals: list[str], rows: int) -> list[Col]:
@@ -298,6 +302,10 @@ def groups_table(report: Report) -> FitTable | None:
     cols.append(
         Col(rows[0].figures[0].label, [fmt_number(g.value) for g in rows], number=True, justify="right")
     )
+    if report.ci is not None:  # --ci: the headline's interval of each group, never dropped
+        level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+        cells = [_interval_text((g.ci or {}).get("value")) for g in rows]
+        cols.append(Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right"))
     cols.append(Col("n", [fmt_number(g.n, counts=True) for g in rows], number=True, justify="right"))
     for j, f in enumerate(shown, start=1):  # the headline and count never drop
         cells = [fmt_number(g.figure_or_none(f.key), counts=isinstance(f.value, int)) for g in rows]

@@ -99,13 +99,11 @@ def example_ids(first_row: int, n: int, key: int | None = None) -> U64:
 
 
 def key_identity(value: object) -> int:
-    """The identity of a cluster by its key value (--cluster-col): an integer is itself (so a
-    sequence number is the sequence's identity), anything else a 64-bit BLAKE2b hash of its type
-    and text, a pure function of the value whatever the chunk, shard or part it was seen in."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value & _MASK
-    text = f"{type(value).__name__}:{value!r}".encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
+    """The identity of a cluster by its key value (--cluster-col): a 64-bit BLAKE2b hash of the
+    value's text, so a pure function of the value whatever chunk, shard or part it was seen in,
+    and the same for 7 in a Parquet file and "7" in a CSV (whose keys are text as written)."""
+    text = "\x00null" if value is None else str(value)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def row_identities(rows: npt.NDArray[np.int64], key: int | None = None, shift: int = 0) -> U64:
