@@ -117,7 +117,8 @@ def test_group_intervals_merge_over_chunks_threads_and_parts(tmp_path: Path, ext
     saved = []
     for name, offset in (("a", 0), ("b", cut)):
         state = tmp_path / f"{name}.state"
-        r = run_cli(args[0], tmp_path / f"{name}.parquet", *args[1:], "--row-offset", offset, "--save-state", state)
+        part = tmp_path / f"{name}.parquet"
+        r = run_cli(args[0], part, *args[1:], "--row-offset", offset, "--save-state", state)
         assert r.code == 0, r.stderr
         saved.append(state)
     merged = js("merge", *saved)
@@ -177,13 +178,14 @@ def test_clusters_spanning_parts_and_shards_merge_by_key(tmp_path: Path) -> None
 def test_more_clusters_than_max_clusters_is_exit_3(tmp_path: Path) -> None:
     df = frame()
     df.to_parquet(tmp_path / "d.parquet", index=False)
-    r = run_cli("mse", tmp_path / "d.parquet", *COLS, "--ci", "--cluster-col", "patient", "--max-clusters", "100")
+    few = ("--ci", "--cluster-col", "patient", "--max-clusters", "100")
+    r = run_cli("mse", tmp_path / "d.parquet", *COLS, *few)
     assert r.code == 3 and "--max-clusters" in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
     (tmp_path / "s").mkdir()
     for i in range(2):  # 80 patients in each shard, 150 in all
         part = df[(df["patient"] < 80) if i == 0 else (df["patient"] >= 70)]
         part.to_parquet(tmp_path / "s" / f"p{i}.parquet", index=False)
-    r = run_cli("mse", tmp_path / "s", *COLS, "--ci", "--cluster-col", "patient", "--max-clusters", "100")
+    r = run_cli("mse", tmp_path / "s", *COLS, *few)
     assert r.code == 3 and "across the shards" in r.stderr and "--max-clusters" in r.stderr
     r = run_cli("mse", tmp_path / "d.parquet", *COLS, "--cluster-col", "patient")
     assert r.code == 2 and "--ci" in r.stderr

@@ -391,7 +391,8 @@ def test_bootstrap_interval_over_shards_is_the_local_engines(shared: Cluster, tm
     args = ("mse", tmp_path / "d", *MSE, "--bootstrap", "200")
     local, dask = both(*args, address=shared.address)
     out = same(local, dask)
-    other = run_cli(*args, "-f", "json", "--chunk-size", "97", "--engine", "dask", "--scheduler", shared.address)
+    engine = ("--engine", "dask", "--scheduler", shared.address)
+    other = run_cli(*args, "-f", "json", "--chunk-size", "97", *engine)
     assert other.code == 0, other.stderr
     for a, b in zip(out["ci"]["value"], other.json()["ci"]["value"], strict=True):
         assert close(a, b)

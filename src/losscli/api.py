@@ -159,7 +159,8 @@ def evaluate_state(
         if evaluation.run.ci is not None:  # the shard's example identity, the cluster codes
             from .engine.ci import make_feed
 
-            evaluator.interval_feed = make_feed(evaluation.run.ci, plan.keys, plan.clusters, plan.seqmap is not None)
+            sequences = plan.seqmap is not None
+            evaluator.interval_feed = make_feed(evaluation.run.ci, plan.keys, plan.clusters, sequences)
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)

@@ -26,7 +26,9 @@ from ..stats.poisson import file_key
 NAMING_ROLES = ("preds", "logprobs")
 
 
-def shard_identity(shards: ShardPlan, i: int, row_offset: int, span: tuple[int, int] | None) -> Identity | None:
+def shard_identity(
+    shards: ShardPlan, i: int, row_offset: int, span: tuple[int, int] | None
+) -> Identity | None:
     """The key of shard ``i``'s naming file and the shift from a global row to its own row."""
     for role in NAMING_ROLES:
         if role in shards.lists:

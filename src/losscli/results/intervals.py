@@ -159,7 +159,7 @@ def _by_cluster(clusters: GroupTallies, names: Sequence[str], rows: list[int] | 
         at = np.array([index.setdefault(typed((v,)), len(index)) for v in values], dtype=np.intp)
         merged = np.zeros((len(index), sums.shape[1]))
         np.add.at(merged, at, sums)
-        firsts = {}
+        firsts: dict[int, Any] = {}
         for v, a in zip(values, at.tolist(), strict=True):
             firsts.setdefault(a, v)
         values, sums = [firsts[a] for a in range(len(index))], merged
