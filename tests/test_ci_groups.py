@@ -237,3 +237,27 @@ def test_a_file_beside_shards_is_named_by_its_own_rows(tmp_path: Path) -> None:
         df[["target"]].iloc[i * 500 : (i + 1) * 500].to_parquet(tmp_path / "t" / f"t{i}.parquet", index=False)
     out = js("mse", tmp_path / "preds.parquet", tmp_path / "t", *COLS, "--bootstrap", str(B))
     close(out["ci"]["value"], _file_row_reference(df, [("preds.parquet", 0, len(df))]))
+
+
+def test_perplexity_groups_are_clustered_by_sequence(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    b, t, v = 45, 20, 9
+    z = rng.normal(size=(b, t, v)) * 2
+    ids = rng.integers(0, v, size=(b, t))
+    ids[rng.random((b, t)) < 0.2] = -100
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "g.npy", np.repeat(np.arange(b) % 3, t))  # a key per token, one per sequence
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    keep = ids != -100
+    nll = -np.take_along_axis(logp, np.where(keep, ids, 0)[..., None], -1)[..., 0] * keep
+    y, n = nll.sum(1), keep.sum(1).astype(float)
+    for chunk in ("7", "1000"):
+        inputs = ("--logits", tmp_path / "z.npy", "--targets", tmp_path / "ids.npy")
+        out = js("perplexity", *inputs, "--groups", tmp_path / "g.npy", "--ci", "--chunk-size", chunk)
+        for k, row in enumerate(out["groups"]):
+            sel = np.arange(b) % 3 == k
+            ce = cluster_interval(y[sel], n[sel])
+            close(row["ci"]["cross_entropy"], ce)
+            close(row["ci"]["value"], np.exp(ce))
+            assert "clustered by sequence" in row["ci"]["method"] and "15 clusters" in row["ci"]["method"]

@@ -160,6 +160,9 @@ def summary_table(report: Report) -> FitTable:
         rows.append(
             ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
+    if report.ci is not None:  # --ci: how the intervals were made, and the bootstrap's seed
+        seed = f"--seed {report.ci['seed']}" if "seed" in report.ci else "analytic"
+        rows.append(("interval", seed, str(report.ci["method"])))
     return FitTable(
         f"{report.title} - {files}",
         [
