@@ -221,3 +221,19 @@ def test_a_bad_value_in_a_file_beside_shards_names_its_own_row(tmp_path: Path) -
         assert res.code == 3 and res.stdout == ""
         assert f"{tmp_path / 't.npy'}: row 1400" in res.stderr, res.stderr
         assert "(row 1400 of the whole input)" in res.stderr
+
+
+def test_bootstrap_interval_is_the_same_with_or_without_cutting(tmp_path: Path) -> None:
+    """An example's bootstrap identity is (file, row within file): cutting a file into parts
+    must not change any example's weights, so the interval is the unsplit run's (1e-12)."""
+    root, _ = _hive(tmp_path)
+    runs = [
+        run_cli("mse", root, *COLS, "--bootstrap", "200", "--split-rows", n, "-f", "json")
+        for n in ("128", "0")
+    ]
+    for r in runs:
+        assert r.code == 0, r.stderr
+    split, whole = (r.json() for r in runs)
+    assert len(_parts(split)) > len(_parts(whole))
+    for a, b in zip(split["ci"]["value"], whole["ci"]["value"], strict=True):
+        assert _close(a, b)

@@ -36,6 +36,8 @@ from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
+from .ci import check_max_clusters
+from .ci_identity import shard_identity, with_identity
 from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
 from .shard_split import SPLIT_ROWS, split_shards
@@ -165,7 +167,8 @@ def build_shard(
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
     extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
-    return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    return with_identity(evaluation, shard_identity(shards, i, row_offset, singles_range))
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -297,6 +300,7 @@ def evaluate_sharded(
         else:
             merged = _evaluate_sharded(metric, shards, options, progress, output, split_rows)
         check_max_groups(merged, options)
+        check_max_clusters(merged, options)
         merged.header = dataclasses.replace(merged.header, notes=shard_notes(merged.header.notes, shards))
         if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
             from ..lm import text_size
