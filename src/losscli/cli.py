@@ -22,6 +22,7 @@ import click
 
 from . import __version__
 from .cli_options import apply, common, metric_option, output_options, token_inputs
+from .gates import parse_gates
 from .errors import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -127,11 +128,34 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     thresholds = opts.pop("fail_above"), opts.pop("fail_below")
     group_thresholds = opts.pop("fail_group_above"), opts.pop("fail_group_below")
     input_format = opts.pop("input_format")
+    gates = parse_gates(opts.pop("fail_if"))
     if opts["group_by"] is None and opts["groups"] is None and group_thresholds != (None, None):
         raise UsageError("--fail-group-above/--fail-group-below need --group-by (or --groups FILE)")
     report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
+    values = _gate_values(report, gates)
     code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
-    return _group_gate(report, group_thresholds, code)
+    return _expression_gate(gates, values, _group_gate(report, group_thresholds, code))
+
+
+def _gate_values(report: Any, gates: list[Any]) -> dict[str, list[float]]:
+    """The report's numbers for --fail-if, with unknown keys refused (exit 2) before printing."""
+    from .gates import check_keys, report_values
+
+    if not gates:
+        return {}
+    values = report_values(report)
+    check_keys(gates, values)
+    return values
+
+
+def _expression_gate(gates: list[Any], values: dict[str, list[float]], code: int) -> int:
+    """--fail-if: exit 1 naming every gate that fired."""
+    from .gates import fired
+
+    lines = fired(gates, values) if gates else []
+    for line in lines:
+        click.echo(f"losscli: {line}", err=True)
+    return EXIT_THRESHOLD if lines else code
 
 
 def _group_gate(report: Any, thresholds: tuple[float | None, float | None], code: int) -> int:
@@ -215,14 +239,17 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     from .results.report import build_report
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
+    gates = parse_gates(opts["fail_if"])
     save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
     if save is not None:
         state.save(save)
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
+    values = _gate_values(report, gates)
     code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]))
-    return _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
+    code = _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
+    return _expression_gate(gates, values, code)
 
 
 def main(argv: list[str] | None = None) -> None:
