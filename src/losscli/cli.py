@@ -252,6 +252,16 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     return _expression_gate(gates, values, code)
 
 
+def _compare_group() -> click.Group:
+    from .compare.command import HELP, CompareGroup
+
+    return CompareGroup("compare", help=HELP, short_help="Is model B better than model A? Paired tests.",
+                        context_settings=CONTEXT)
+
+
+cli.add_command(_compare_group())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every outcome into an exit code and at most one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -1,0 +1,144 @@
+"""A comparison as a table, JSON, CSV/TSV or bare values, and its numbers for ``--fail-if``.
+
+CSV/TSV: a header, then a row per model (the baseline's comparison cells empty, its verdict
+``baseline``), then, with ``--group-by``, the same rows per group with ``group`` (the key as JSON)
+and ``group.COL`` columns. ``value`` format: each candidate's delta, one per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from ..render.machine import number_text
+from .judge import Comparison
+from .report import CompareReport, ModelRow
+
+COLUMNS = (
+    "model", "baseline", "value", "value_low", "value_high", "n", "delta", "delta_low", "delta_high",
+    "p_value", "p_adjusted", "verdict", "test", "level",
+)
+
+
+def _rows(report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]) -> list[list[str]]:
+    by_model = {c.model: c for c in comparisons}
+    rows = []
+    for m in models:
+        c = by_model.get(m.name)
+        cells = [m.name, report.models[0].name, number_text(m.value), number_text(m.low), number_text(m.high), str(m.n)]
+        if c is None:
+            cells += ["", "", "", "", "", "baseline"]
+        else:
+            cells += [number_text(x) for x in (c.delta, c.low, c.high, c.p_value, c.p_adjusted)] + [c.verdict]
+        rows.append([*cells, report.test, repr(report.level)])
+    return rows
+
+
+def render_delimited(report: CompareReport, delimiter: str) -> str:
+    header = list(COLUMNS)
+    rows = _rows(report, report.models, report.comparisons)
+    if report.groups is not None:
+        columns = list(report.groups[0].key) if report.groups else []
+        header += ["group", *(f"group.{c}" for c in columns)]
+        rows = [[*r, "all", *([""] * len(columns))] for r in rows]
+        for g in report.groups:
+            key = json.dumps(g.key, ensure_ascii=False, default=str)
+            cells = ["" if v is None else str(v) for v in g.key.values()]
+            rows += [[*r, key, *cells] for r in _rows(report, g.models, g.comparisons)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def render_compare(report: CompareReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.to_dict(), allow_nan=False) + "\n"
+    if fmt in ("csv", "tsv"):
+        return render_delimited(report, "," if fmt == "csv" else "\t")
+    if fmt == "value":
+        return "".join(number_text(c.delta) + "\n" for c in report.comparisons)
+    raise ValueError(f"not a machine format: {fmt}")
+
+
+def gate_values(report: CompareReport) -> dict[str, list[float]]:
+    """--fail-if keys: delta, delta_low, delta_high, p_value, p_adjusted, value, value_low,
+    value_high and n stand for every candidate (a gate fires if any candidate satisfies it);
+    NAME.KEY for one model (the baseline too, for its value keys)."""
+    out: dict[str, list[float]] = {}
+    by_model = {c.model: c for c in report.comparisons}
+    for i, m in enumerate(report.models):
+        own = {"value": m.value, "value_low": m.low, "value_high": m.high, "n": float(m.n)}
+        c = by_model.get(m.name)
+        if c is not None:
+            own.update(delta=c.delta, delta_low=c.low, delta_high=c.high, p_value=c.p_value, p_adjusted=c.p_adjusted)
+        for k, v in own.items():
+            out[f"{m.name}.{k}"] = [v]
+            if i > 0:
+                out.setdefault(k, []).append(v)
+    return out
+
+
+def report_renderable(report: CompareReport) -> Any:
+    """The rich table: a row per model, its delta from the baseline beside it."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    pct = f"{report.level * 100:g}%"
+    table = Table(title=f"{report.title}: is a model better than {report.models[0].name}?", title_justify="left")
+    for name in ("model", report.headline, f"{pct} CI", "n", "delta", f"{pct} CI of delta", "p", "verdict"):
+        table.add_column(name, justify="left" if name in ("model", "verdict") else "right")
+    _add_rows(table, report, report.models, report.comparisons)
+    if report.groups:
+        for g in report.groups:
+            table.add_section()
+            label = ", ".join(f"{k}={v}" for k, v in g.key.items())
+            table.add_row(Text(label, style="bold"), *[""] * 7)
+            _add_rows(table, report, g.models, g.comparisons)
+    lines = [_caption(report)]
+    return Group(table, *(Text(line, style="dim") for line in lines))
+
+
+def _add_rows(table: Any, report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]) -> None:
+    by_model = {c.model: c for c in comparisons}
+    for m in models:
+        c = by_model.get(m.name)
+        cells = [m.name, _fmt(m.value), _interval(m.low, m.high), str(m.n)]
+        if c is None:
+            cells += ["", "", "", "baseline"]
+        else:
+            verdict = c.verdict if c.noninferior is None else f"{c.verdict}; {'within' if c.noninferior else 'NOT shown within'} margin"
+            cells += [_fmt(c.delta, signed=True), _interval(c.low, c.high, signed=True), _fmt_p(c.p_adjusted), verdict]
+        table.add_row(*cells)
+
+
+def _caption(report: CompareReport) -> str:
+    test = {"t": "paired t test", "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
+            "permutation": f"paired permutation (sign flips), {report.resamples} resamples"}[report.test]
+    adjusted = ", Holm-adjusted over the comparisons" if report.adjustment == "holm" else ""
+    margin = f"; margin {report.margin:g}: within when the delta's CI upper end < margin" if report.margin is not None else ""
+    return (
+        f"Lower loss is better. delta = model - {report.models[0].name}, in the metric's units; "
+        f"two-sided {test} at level {report.level:g}{adjusted}{margin}."
+    )
+
+
+def _fmt(v: float, signed: bool = False) -> str:
+    if math.isnan(v):
+        return "-"
+    return f"{v:+.6g}" if signed else f"{v:.6g}"
+
+
+def _fmt_p(p: float) -> str:
+    return "-" if math.isnan(p) else (f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}")
+
+
+def _interval(lo: float, hi: float, signed: bool = False) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return "-"
+    return f"[{_fmt(lo, signed)}, {_fmt(hi, signed)}]"

@@ -1,0 +1,242 @@
+"""``losscli compare``'s run: TARGETS and every model's predictions streamed once, in step.
+
+Each model is planned as the ordinary evaluation ``metric PREDS_i TARGETS`` (its own columns,
+checks and header), but only the baseline's plan reads the targets, weights and group keys: the
+runner aligns one chunk of every input, hands each model's evaluator its predictions with the
+same targets (scored by the metric's own scorer), and adds the per-example losses of the rows
+every model scored to the paired tallies. The serial and threaded runners of ``engine.runners``
+drive it, so chunking, threads and row numbering are those of a plain run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..engine.evaluator import GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
+from ..engine.pairing import PRED_INDEX
+from ..engine.runners import Role, Streams, _range_openers, column_namer, run_serial, run_threaded
+from ..errors import UsageError
+from ..metrics.checks import PREDS
+from ..options import Evaluation
+from ..state.evalstate import EvalState
+from ..state.parts import LossState
+from .tallies import PairTallies
+
+
+@dataclass
+class Capture:
+    """An evaluator's sink that keeps the last chunk's counted rows and losses."""
+
+    rows: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    losses: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+
+    def write(self, rows: Any, losses: Any, extra: Any = None, ids: Any = None) -> None:
+        self.rows, self.losses = rows, losses
+
+    def clear(self) -> None:
+        self.rows, self.losses = self.rows[:0], self.losses[:0]
+
+
+@dataclass
+class Tallies:
+    """Every model's tallies and the paired ones: what worker threads merge."""
+
+    models: list[LossState]
+    pairs: PairTallies
+    group_pairs: PairTallies | None
+
+    def merge(self, other: Tallies) -> Tallies:
+        merged = [a.merge(b) for a, b in zip(self.models, other.models, strict=True)]
+        groups = None
+        if self.group_pairs is not None and other.group_pairs is not None:
+            groups = self.group_pairs.merge(other.group_pairs)
+        return Tallies(merged, self.pairs.merge(other.pairs), groups)
+
+
+class Models:
+    """The evaluators of every model, fed the same chunk; ``engine.runners`` drives it as it
+    drives one ``Evaluator`` (``fork``, ``tallies``, ``header``)."""
+
+    def __init__(self, evaluators: list[Evaluator], pairs: PairTallies) -> None:
+        self.evaluators = evaluators
+        self.pairs = pairs
+        self.keys = evaluators[0].keys
+        self.group_pairs = None if self.keys is None else pairs.copy()
+        self.captures = [Capture() for _ in evaluators]
+        for ev, cap in zip(evaluators, self.captures, strict=True):
+            ev.sink = cap
+        self.unpaired = 0  # rows some model scored and another did not (--nan skip)
+        self.header = evaluators[0].header
+
+    @property
+    def tallies(self) -> Tallies | None:
+        if any(ev.tallies is None for ev in self.evaluators):
+            return None
+        return Tallies([ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs)
+
+    @tallies.setter
+    def tallies(self, value: Tallies) -> None:
+        for ev, t in zip(self.evaluators, value.models, strict=True):
+            ev.tallies = t
+        self.pairs, self.group_pairs = value.pairs, value.group_pairs
+
+    def fork(self) -> Models:
+        p = self.pairs
+        return Models([ev.fork() for ev in self.evaluators], PairTallies(p.models, p.test, p.resamples, p.seed))
+
+
+class CompareStreams(Streams):
+    """The run's readers once; per model, a view whose PREDS (and pred-side ids) are that
+    model's; ``feed`` scores every model on the chunk, then adds the paired losses."""
+
+    views: list[Streams]
+
+    def feed(self, ev: Any, pieces: list[list[NDArray[Any]]], first_row: int | None = None) -> int:
+        models: Models = ev
+        first = models.evaluators[0].next_row if first_row is None else first_row
+        rows = 0
+        for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
+            cap.clear()
+            rows = view.feed(model, pieces, first)
+        _pair(models, self, pieces, first)
+        return rows
+
+    def part(self, pieces: list[list[NDArray[Any]]], role: str) -> NDArray[Any] | None:
+        if role not in self.where:
+            return None
+        ri, gi = self.where[role]
+        return pieces[ri][gi]
+
+
+def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int) -> None:
+    """The chunk's losses of the rows every model scored, into the paired tallies."""
+    caps = models.captures
+    rows = caps[0].rows
+    same = all(len(c.rows) == len(rows) and np.array_equal(c.rows, rows) for c in caps[1:])
+    if same:
+        losses = np.stack([c.losses for c in caps], axis=1)
+    else:
+        common = rows
+        for c in caps[1:]:
+            common = np.intersect1d(common, c.rows, assume_unique=True)
+        models.unpaired += max(len(c.rows) for c in caps) - len(common)
+        losses = np.stack([c.losses[np.searchsorted(c.rows, common)] for c in caps], axis=1)
+        rows = common
+    if len(rows) == 0:
+        return
+    local = rows - first
+    w = streams.part(pieces, WEIGHTS)
+    weights = None if w is None else np.asarray(w, dtype=np.float64).reshape(len(w), -1)[local, 0]
+    ids = rows.astype(np.int64, copy=False)
+    models.pairs.add(losses, weights, ids, None)
+    codes = _codes(models, streams, pieces)
+    if codes is not None and models.group_pairs is not None:
+        models.group_pairs.grow(len(models.keys))
+        models.group_pairs.add(losses, weights, ids, np.asarray(codes, dtype=np.intp)[local])
+
+
+def _codes(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]]) -> Any:
+    """The chunk's group codes (as ``Streams.feed`` finds them), None without --group-by."""
+    if models.keys is None:
+        return None
+    codes = streams.part(pieces, GROUPS)
+    if codes is None:
+        keys = models.keys
+        codes = keys.codes([streams.part(pieces, f"{GROUP_KEY}{i}") for i in range(len(keys.columns))])
+    return codes
+
+
+def combined_streams(roles: list[dict[str, Role]]) -> CompareStreams:
+    """The baseline's roles plus each other model's prediction-side roles, read once."""
+    preds_side = (PREDS, IDS)
+    every: dict[str, Role] = dict(roles[0])
+    for i, model_roles in enumerate(roles[1:], start=1):
+        reader = model_roles[PREDS].reader
+        for name, role in model_roles.items():
+            if role.reader is reader and (name in preds_side or name.startswith(PRED_INDEX)):
+                every[f"{name}@{i}"] = role
+    base = Streams.of(every)
+    out = CompareStreams(base.readers, base.groups, base.where, base.scratch_preds)
+    out.views = []
+    for i in range(len(roles)):
+        where = dict(base.where)
+        for name in list(where):
+            if "@" in name:
+                del where[name]
+        own = {k.split("@")[0]: v for k, v in base.where.items() if k.endswith(f"@{i}")}
+        where.update(own)
+        preds_reader = base.readers[where[PREDS][0]]
+        scratch = preds_reader.scratch_chunks and sum(1 for r, _ in base.where.values() if r == where[PREDS][0]) == 1
+        out.views.append(replace(base, where=where, scratch_preds=scratch))
+    return out
+
+
+def drive(models: Models, roles: list[dict[str, Role]], chunk_rows: int, threads: int, progress: Any) -> None:
+    """Stream every input once through every model (``engine.runners.run`` for many models)."""
+    streams = combined_streams(roles)
+    for ev, model_roles in zip(models.evaluators, roles, strict=True):
+        for name, role in model_roles.items():
+            ev.labels[name] = role.label
+            ev.columns[name] = column_namer(role.reader, role.group)
+            ev.places[name] = role.reader.row_place
+    total = streams.total()
+    if threads > 1 and total is not None and total > chunk_rows:
+        openers = _range_openers(streams, total, None)
+        if openers is not None:
+            run_threaded(models, streams, openers, total, chunk_rows, threads, progress)  # type: ignore[arg-type]
+            return
+    run_serial(models, streams, chunk_rows, progress, None)  # type: ignore[arg-type]
+
+
+def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any]:
+    """One plan per model; every model must read its predictions the same way."""
+    from ..engine.plan import make_plan
+
+    plans = [make_plan(e, stack) for e in evaluations]
+    if plans[0].metric.inputs == "tokens":
+        raise UsageError("compare does not take perplexity yet: compare mse, mae, huber, bce or ce")
+    return plans
+
+
+@dataclass
+class Outcome:
+    """What a comparison run leaves: every model's state and the paired tallies."""
+
+    states: list[EvalState]
+    pairs: PairTallies
+    group_pairs: PairTallies | None
+    keys: list[tuple[Any, ...]] | None
+    unpaired: int
+
+
+def run_models(
+    evaluations: Sequence[Evaluation], test: str, resamples: int, seed: int, progress: Any = None
+) -> Outcome:
+    """Every model's state, the paired tallies, the group keys (or None) and the unpaired count."""
+    from ..engine.runners import default_threads
+
+    with ExitStack() as stack:
+        plans = plan_models(evaluations, stack)
+        run = evaluations[0].run
+        evaluators = []
+        for plan in plans:
+            ev = Evaluator(plan.metric, nan=run.nan, worst=max(run.top, 20), header=plan.header, scorer=plan.scorer)
+            ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
+            evaluators.append(ev)
+        models = Models(evaluators, PairTallies(len(plans), test, resamples, seed))
+        if progress is not None:
+            progress.start(plans[0].total_rows)
+            stack.callback(progress.stop)
+        threads = default_threads() if run.threads is None else run.threads
+        chunk_rows = min(p.chunk_rows for p in plans)
+        drive(models, [p.roles for p in plans], chunk_rows, threads, progress.advance if progress else None)
+        states = [ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)]
+        keys = plans[0].keys
+        found = None if keys is None else list(keys.keys)
+        return Outcome(states, models.pairs, models.group_pairs, found, models.unpaired)
