@@ -91,8 +91,9 @@ def report_renderable(report: CompareReport) -> Any:
 
     pct = f"{report.level * 100:g}%"
     table = Table(title=f"{report.title}: is a model better than {report.models[0].name}?", title_justify="left")
-    for name in ("model", report.headline, f"{pct} CI", "n", "delta", f"{pct} CI of delta", "p", "verdict"):
-        table.add_column(name, justify="left" if name in ("model", "verdict") else "right")
+    p = "p (Holm)" if report.adjustment == "holm" else "p"
+    for name in ("model", report.headline, f"{pct} CI", "n", "delta", f"{pct} CI of delta", p, "verdict"):
+        table.add_column(name, justify="left" if name in ("model", "verdict") else "right", no_wrap=name != "verdict")
     _add_rows(table, report, report.models, report.comparisons)
     if report.groups:
         for g in report.groups:
@@ -131,7 +132,7 @@ def _caption(report: CompareReport) -> str:
 def _fmt(v: float, signed: bool = False) -> str:
     if math.isnan(v):
         return "-"
-    return f"{v:+.6g}" if signed else f"{v:.6g}"
+    return f"{v:+.4g}" if signed else f"{v:.4g}"
 
 
 def _fmt_p(p: float) -> str:
