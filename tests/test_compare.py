@@ -215,3 +215,43 @@ def test_fail_if_on_a_metric_command(three_models, capsys):
     assert run_cli([*args, "--fail-if", f"value > {value * 1.01}", "--fail-if", "n < 10"], capsys)[0] == 0
     code, out, err = run_cli([*args, "--fail-if", "rmse >= 0", "--fail-if", "mae ~ 3"], capsys)
     assert code == 2 and out == ""
+
+
+def test_saved_parts_merge_to_the_whole(tmp_path, capsys):
+    """Two parts (the second with --row-offset), each saved, merge to the whole run's figures,
+    per group too, for the bootstrap (whose weights follow each example's row)."""
+    rng = np.random.default_rng(8)
+    n = 900
+    y = rng.normal(size=n)
+    lang = rng.choice(["de", "en"], size=n)
+    a, b = y + rng.normal(size=n), y + 0.9 * rng.normal(size=n)
+    cut = 400
+    for name, rows in (("all", slice(0, n)), ("p1", slice(0, cut)), ("p2", slice(cut, n))):
+        pd.DataFrame({"y": y[rows], "lang": lang[rows]}).to_csv(tmp_path / f"y_{name}.csv", index=False)
+        pd.DataFrame({"pred": a[rows]}).to_csv(tmp_path / f"a_{name}.csv", index=False)
+        pd.DataFrame({"pred": b[rows]}).to_csv(tmp_path / f"b_{name}.csv", index=False)
+    common = ["--name", "A", "--name", "B", "--test", "bootstrap", "--resamples", "150", "--group-by", "lang",
+              "--target-col", "y", "-f", "json"]
+
+    def files(part: str) -> list[str]:
+        return [str(tmp_path / f"{m}_{part}.csv") for m in ("y", "a", "b")]
+
+    code, whole, _ = run_cli(["compare", "mse", *files("all"), *common], capsys)
+    assert code == 0
+    run_cli(["compare", "mse", *files("p1"), *common, "--save-state", str(tmp_path / "1.state")], capsys)
+    run_cli(["compare", "mse", *files("p2"), *common, "--row-offset", str(cut),
+             "--save-state", str(tmp_path / "2.state")], capsys)
+    code, merged, _ = run_cli(["merge", str(tmp_path / "2.state"), str(tmp_path / "1.state"), "-f", "json"], capsys)
+    assert code == 0
+    w, m = json.loads(whole), json.loads(merged)
+    for x, z in zip(w["comparisons"] + [c for g in w["groups"] for c in g["comparisons"]],
+                    m["comparisons"] + [c for g in m["groups"] for c in g["comparisons"]], strict=True):
+        for key in ("delta", "p_value", "p_adjusted"):
+            assert close(x[key], z[key])
+        assert close(x["ci"][0], z["ci"][0]) and close(x["ci"][1], z["ci"][1])
+    assert close(w["comparisons"][0]["delta"], float(np.mean((b - y) ** 2 - (a - y) ** 2)))
+    code, _, _ = run_cli(["compare", "mse", *files("p2"), "--name", "A", "--name", "B", "--target-col", "y",
+                          "--save-state", str(tmp_path / "3.state"), "--row-offset", str(cut)], capsys)
+    assert code == 0
+    code, out, err = run_cli(["merge", str(tmp_path / "1.state"), str(tmp_path / "3.state")], capsys)
+    assert code == 3 and "another comparison" in err and out == ""

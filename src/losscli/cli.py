@@ -240,6 +240,10 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     gates = parse_gates(opts["fail_if"])
+    from .compare.command import is_comparison, merge_comparisons
+
+    if is_comparison(states):  # states of `losscli compare --save-state`
+        return merge_comparisons(states, opts, fmt, gates)
     save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
     if save is not None:

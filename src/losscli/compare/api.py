@@ -7,7 +7,8 @@ from typing import Any
 from ..errors import UsageError
 from ..metrics import registry
 from ..options import build_evaluation
-from .report import CompareReport, build_compare_report
+from .report import CompareReport
+from .state import CompareState, report_of, save_compare
 
 #: options a comparison takes beside the metric command's ones
 OWN = ("names", "test", "resamples", "seed", "ci_level")
@@ -49,22 +50,22 @@ def compare(
         raise UsageError("--resamples is for --test bootstrap or permutation")
     reps = DEFAULT_RESAMPLES[test] if resamples is None else int(resamples)
     seed = DEFAULT_SEED if seed is None else int(seed)
-    if options.get("save_state") is not None:
-        raise UsageError("--save-state is not taken by compare yet: save each model's state with the metric command")
-    options = {k: v for k, v in options.items() if k != "save_state"}
+    save = options.pop("save_state", None)
+    fail_if_worse = bool(options.pop("fail_if_worse", False))
+    if save is not None:
+        from ..options import output_path
+
+        save = output_path(save, "--save-state")
     if options.get("group_by") is not None and options.get("groups") is None:
         options["groups"] = targets  # keys describe the examples: they are read from TARGETS
     _refuse_shards([targets, *preds, options.get("weights"), options.get("groups")])
     evaluations = [build_evaluation(definition, p, targets, options) for p in preds]
     out = run_models(evaluations, test, reps, seed, progress)
-    report = build_compare_report(names, out.states, out.pairs, out.keys, ci_level, margin, out.group_pairs)
-    report.resamples, report.seed = reps, seed
-    if out.unpaired:
-        report.warnings.append(
-            f"{out.unpaired} row(s) were scored for some models but not others (--nan skip): "
-            "the paired test uses only the rows every model scored"
-        )
-    return report
+    state = CompareState(names, out.states, out.pairs, out.group_pairs, out.keys, out.unpaired, ci_level, margin,
+                         fail_if_worse)
+    if save is not None:
+        save_compare(state, save)
+    return report_of(state)
 
 
 def _refuse_shards(paths: list[Any]) -> None:

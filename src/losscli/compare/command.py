@@ -87,6 +87,9 @@ def compare_options() -> list[Any]:
         click.option("--margin", type=click.FloatRange(min=0), metavar="X",
                      help="With --fail-if-worse: non-inferiority, exit 1 unless every candidate is shown "
                      "worse by less than X (one-sided test at (1 - level) / 2, Holm-adjusted)."),
+        click.option("--save-state", metavar="PATH",
+                     help="Write the comparison's state to PATH: losscli merge combines the states of parts "
+                     "of the data (each run with its --row-offset) into the comparison of the whole."),
         click.option("--format", "-f", "fmt", type=click.Choice(("table", "json", "csv", "tsv", "value")),
                      help="Output format. Default: table on a terminal, tsv when piped."),
         fail_if_option(),
@@ -116,7 +119,7 @@ def _run(metric: str, opts: dict[str, Any]) -> int:
     from .api import compare
 
     fmt = opts.pop("fmt") or ("table" if sys.stdout.isatty() else "tsv")
-    from ..gates import check_keys, fired, parse_gates
+    from ..gates import parse_gates
 
     gates = parse_gates(opts.pop("fail_if"))
     fail_if_worse, margin = opts.pop("fail_if_worse"), opts.pop("margin")
@@ -126,7 +129,13 @@ def _run(metric: str, opts: dict[str, Any]) -> int:
         raise UsageError(REFUSED["engine"])
     opts.pop("engine", None)
     preds = opts.pop("preds")
-    report = compare(metric, opts.pop("targets"), list(preds), margin=margin, **opts)
+    report = compare(metric, opts.pop("targets"), list(preds), margin=margin, fail_if_worse=fail_if_worse, **opts)
+    return finish(report, fmt, gates, fail_if_worse, margin)
+
+
+def finish(report: Any, fmt: str, gates: list[Any], fail_if_worse: bool, margin: float | None) -> int:
+    """Print the comparison, then its gates' exit code (shared by compare and merge)."""
+    from ..gates import check_keys, fired
     from .render import gate_values
 
     values = gate_values(report)
@@ -193,3 +202,30 @@ def default_names(paths: list[str]) -> list[str]:
 def check_level(level: float) -> None:
     if not (0.0 < level < 1.0) or math.isnan(level):
         raise UsageError("--ci-level must be between 0 and 1")
+
+
+def is_comparison(paths: tuple[str, ...]) -> bool:
+    """The first state file is a comparison's (the rest must then be too)."""
+    from .state import is_compare_state
+
+    return bool(paths) and is_compare_state(paths[0])
+
+
+def merge_comparisons(paths: tuple[str, ...], opts: dict[str, Any], fmt: str, gates: list[Any]) -> int:
+    """``losscli merge`` of comparison states: one comparison of all the parts, judged at the level,
+    margin and --fail-if-worse the parts were run with."""
+    from ..options import output_path
+    from ..state.plain import StateFileError
+    from .state import is_compare_state, load_compare, merge_compare, report_of, save_compare
+
+    for option in ("fail_above", "fail_below", "fail_group_above", "fail_group_below"):
+        if opts.get(option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} is not taken for comparison states: use --fail-if")
+    for path in paths[1:]:
+        if os.path.exists(path) and not is_compare_state(path):
+            raise StateFileError("is not a comparison state, but the first file is: merge comparisons alone", path=path)
+    save = None if opts.get("save_state") is None else output_path(opts["save_state"], "--save-state")
+    state = merge_compare([load_compare(p) for p in paths], list(paths))
+    if save is not None:
+        save_compare(state, save)
+    return finish(report_of(state), fmt, gates, state.fail_if_worse, state.margin)

@@ -239,4 +239,6 @@ def run_models(
         states = [ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)]
         keys = plans[0].keys
         found = None if keys is None else list(keys.keys)
+        if found is not None and models.group_pairs is not None:
+            models.group_pairs.grow(len(found))  # every key, even one whose rows were all skipped
         return Outcome(states, models.pairs, models.group_pairs, found, models.unpaired)
