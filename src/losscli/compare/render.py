@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from ..render.machine import number_text
-from .judge import Comparison
+from .judge import SAME, Comparison
 from .report import CompareReport, ModelRow
 
 COLUMNS = (
@@ -84,36 +84,44 @@ def gate_values(report: CompareReport) -> dict[str, list[float]]:
 
 
 def report_renderable(report: CompareReport) -> Any:
-    """The rich table: a row per model, its delta from the baseline beside it."""
+    """Rich tables: a row per model, its delta from the baseline beside it; one table per group."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
+    parts: list[Any] = [_table(report, f"{report.title}: is a model better than {report.models[0].name}?",
+                               report.models, report.comparisons)]
+    for g in report.groups or []:
+        label = ", ".join(f"{k}={v}" for k, v in g.key.items())
+        parts.append(_table(report, f"group {label}", g.models, g.comparisons))
+    return Group(*parts, Text(_caption(report), style="dim"))
+
+
+def _table(report: CompareReport, title: str, models: list[ModelRow], comparisons: list[Comparison]) -> Any:
+    from rich.table import Table
+
     pct = f"{report.level * 100:g}%"
-    table = Table(title=f"{report.title}: is a model better than {report.models[0].name}?", title_justify="left")
-    p = "p (Holm)" if report.adjustment == "holm" else "p"
-    for name in ("model", report.headline, f"{pct} CI", "n", "delta", f"{pct} CI of delta", p, "verdict"):
-        table.add_column(name, justify="left" if name in ("model", "verdict") else "right", no_wrap=name != "verdict")
-    _add_rows(table, report, report.models, report.comparisons)
-    if report.groups:
-        for g in report.groups:
-            table.add_section()
-            label = ", ".join(f"{k}={v}" for k, v in g.key.items())
-            table.add_row(Text(label, style="bold"), *[""] * 7)
-            _add_rows(table, report, g.models, g.comparisons)
-    lines = [_caption(report)]
-    return Group(table, *(Text(line, style="dim") for line in lines))
+    p = "p (Holm)" if report.adjustment == "holm" or (report.groups and title.startswith("group ")) else "p"
+    table = Table(title=title, title_justify="left")
+    width = max(len(m.name) for m in models)
+    table.add_column("model", no_wrap=True, min_width=min(width, 24))
+    for name in (report.headline, f"{pct} CI", "delta", f"{pct} CI of delta", p):
+        table.add_column(name, justify="right", no_wrap="CI" not in name)  # an interval folds at its comma
+    table.add_column("verdict", min_width=11)
+    _add_rows(table, report, models, comparisons)
+    return table
 
 
 def _add_rows(table: Any, report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]) -> None:
     by_model = {c.model: c for c in comparisons}
     for m in models:
         c = by_model.get(m.name)
-        cells = [m.name, _fmt(m.value), _interval(m.low, m.high), str(m.n)]
+        cells = [m.name, _fmt(m.value), _interval(m.low, m.high)]
         if c is None:
             cells += ["", "", "", "baseline"]
         else:
-            verdict = c.verdict if c.noninferior is None else f"{c.verdict}; {'within' if c.noninferior else 'NOT shown within'} margin"
+            verdict = "not significant" if c.verdict == SAME else c.verdict
+            if c.noninferior is not None:
+                verdict += f"; {'within' if c.noninferior else 'NOT shown within'} margin"
             cells += [_fmt(c.delta, signed=True), _interval(c.low, c.high, signed=True), _fmt_p(c.p_adjusted), verdict]
         table.add_row(*cells)
 
@@ -123,9 +131,10 @@ def _caption(report: CompareReport) -> str:
             "permutation": f"paired permutation (sign flips), {report.resamples} resamples"}[report.test]
     adjusted = ", Holm-adjusted over the comparisons" if report.adjustment == "holm" else ""
     margin = f"; margin {report.margin:g}: within when the delta's CI upper end < margin" if report.margin is not None else ""
+    n = report.comparisons[0].n if report.comparisons else 0
     return (
-        f"Lower loss is better. delta = model - {report.models[0].name}, in the metric's units; "
-        f"two-sided {test} at level {report.level:g}{adjusted}{margin}."
+        f"Lower loss is better. delta = model - {report.models[0].name}, in the metric's units, over {n:,} "
+        f"paired examples; two-sided {test} at level {report.level:g}{adjusted}{margin}."
     )
 
 
@@ -142,4 +151,4 @@ def _fmt_p(p: float) -> str:
 def _interval(lo: float, hi: float, signed: bool = False) -> str:
     if math.isnan(lo) or math.isnan(hi):
         return "-"
-    return f"[{_fmt(lo, signed)}, {_fmt(hi, signed)}]"
+    return f"{_fmt(lo, signed)}, {_fmt(hi, signed)}"
