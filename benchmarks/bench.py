@@ -297,18 +297,22 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, W6G, W6D, startup, flat)")
+    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, W6G, W6D, C1, C2, startup, flat)")
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
     s = sizes_of(args.scale)
-    generate(args.data, s)
-    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "W6G", "W6D", "startup", "flat"]
+    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "W6G", "W6D", "C1", "C2", "startup", "flat"]
+    if any(c.startswith(("W", "flat")) for c in chosen):  # C1 reuses W1's files; C2 writes its own
+        generate(args.data, s)
     lines: list[str] = []
     verdicts: list[str] = []
     headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
     rows: list[list[str]] = []
+    from compare_bench import run_compare_workloads
+
+    rows += run_compare_workloads(chosen, args.data, args.rounds, run_measured, LOSSCLI, warm, verdicts)
     for w in [c for c in chosen if c.startswith("W")]:
         files = files_of(w, args.data)
         warm(files)

@@ -87,19 +87,27 @@ def test_t_test_matches_numpy_reference_and_holm(three_models, capsys):
         raw.append(c.p_value)
     for c, adj in zip(report.comparisons, holm_ref(raw), strict=True):
         assert math.isclose(c.p_adjusted, adj, rel_tol=1e-12)
-        assert c.verdict == ("no significant difference" if adj >= 0.05 else ("worse" if c.delta > 0 else "better"))
+        assert c.verdict == (
+            "no significant difference" if adj >= 0.05 else ("worse" if c.delta > 0 else "better")
+        )
     assert report.adjustment == "holm"
     for m, name in zip(report.models, "abc", strict=True):
         assert close(m.value, float(np.mean((preds[name] - y) ** 2)))
 
 
 def test_chunks_threads_and_formats_agree(three_models):
-    d, y, preds = three_models
+    d, _y, _preds = three_models
     files = [str(d / f"{k}.npy") for k in "abc"]
     base = compare("mse", str(d / "y.npy"), files, test="bootstrap", resamples=200)
-    for opts in ({"chunk_size": 7, "threads": 1}, {"chunk_size": 101, "threads": 2}):
-        other = compare("mse", str(d / "y.csv"), [str(d / f"{k}.csv") for k in "abc"], test="bootstrap",
-                        resamples=200, **opts)
+    for ext, opts in (("csv", {"chunk_size": 7, "threads": 1}), ("npy", {"chunk_size": 101, "threads": 2})):
+        other = compare(
+            "mse",
+            str(d / f"y.{ext}"),
+            [str(d / f"{k}.{ext}") for k in "abc"],
+            test="bootstrap",
+            resamples=200,
+            **opts,
+        )
         for a, b in zip(base.comparisons, other.comparisons, strict=True):
             for x, z in ((a.delta, b.delta), (a.low, b.low), (a.high, b.high), (a.p_value, b.p_value)):
                 assert close(x, z)
@@ -125,8 +133,13 @@ def test_permutation_p_close_to_exact_enumeration(tmp_path):
     a, b = y + rng.normal(size=12), y + 0.5 * rng.normal(size=12)
     for name, v in (("y", y), ("a", a), ("b", b)):
         np.save(tmp_path / f"{name}.npy", v)
-    report = compare("mse", str(tmp_path / "y.npy"), [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")],
-                     test="permutation", resamples=20000)
+    report = compare(
+        "mse",
+        str(tmp_path / "y.npy"),
+        [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")],
+        test="permutation",
+        resamples=20000,
+    )
     diff = (b - y) ** 2 - (a - y) ** 2
     signs = ((np.arange(4096)[:, None] >> np.arange(12)) & 1) * 2 - 1
     flipped = np.abs(signs @ diff)
@@ -160,8 +173,13 @@ def test_group_by_reads_keys_from_targets(tmp_path):
     pd.DataFrame({"y": y, "lang": lang}).to_parquet(tmp_path / "y.parquet")
     pd.DataFrame({"pred": a}).to_parquet(tmp_path / "a.parquet")
     pd.DataFrame({"pred": b}).to_parquet(tmp_path / "b.parquet")
-    report = compare("mse", str(tmp_path / "y.parquet"), [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
-                     group_by="lang", target_col="y")
+    report = compare(
+        "mse",
+        str(tmp_path / "y.parquet"),
+        [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")],
+        group_by="lang",
+        target_col="y",
+    )
     frame = pd.DataFrame({"lang": lang, "d": (b - y) ** 2 - (a - y) ** 2})
     ref = frame.groupby("lang")["d"].agg(["mean", "count"])
     assert report.groups is not None and [g.key["lang"] for g in report.groups] == ["de", "en", "fr"]
@@ -183,14 +201,16 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 def test_cli_gates(three_models, capsys):
-    d, y, preds = three_models
+    d, _y, _preds = three_models
     t, a, b = str(d / "y.npy"), str(d / "a.npy"), str(d / "b.npy")
     code, out, err = run_cli(["compare", "mse", t, b, a, "--fail-if-worse", "-f", "json"], capsys)
     doc = json.loads(out)
     assert doc["comparisons"][0]["verdict"] == "worse" and code == 1 and "a is worse than b" in err
     code, out, err = run_cli(["compare", "mse", t, a, b, "--fail-if-worse"], capsys)
     assert code == 0
-    code, out, err = run_cli(["compare", "mse", t, b, a, "--fail-if-worse", "--margin", "1.0", "-f", "json"], capsys)
+    code, out, err = run_cli(
+        ["compare", "mse", t, b, a, "--fail-if-worse", "--margin", "1.0", "-f", "json"], capsys
+    )
     assert code == 0 and json.loads(out)["comparisons"][0]["noninferior"] is True
     code, out, err = run_cli(["compare", "mse", t, b, a, "--fail-if-worse", "--margin", "0.01"], capsys)
     assert code == 1 and "not shown within 0.01" in err
@@ -201,9 +221,11 @@ def test_cli_gates(three_models, capsys):
 
 
 def test_cli_row_count_mismatch_names_the_file(three_models, capsys):
-    d, y, preds = three_models
+    d, _y, preds = three_models
     np.save(d / "short.npy", preds["b"][:-1])
-    code, out, err = run_cli(["compare", "mse", str(d / "y.npy"), str(d / "a.npy"), str(d / "short.npy")], capsys)
+    code, out, err = run_cli(
+        ["compare", "mse", str(d / "y.npy"), str(d / "a.npy"), str(d / "short.npy")], capsys
+    )
     assert code == 3 and "short.npy has 2999 rows" in err and out == ""
 
 
@@ -213,7 +235,7 @@ def test_fail_if_on_a_metric_command(three_models, capsys):
     args = ["mse", str(d / "a.npy"), str(d / "y.npy")]
     assert run_cli([*args, "--fail-if", f"value > {value * 0.99}"], capsys)[0] == 1
     assert run_cli([*args, "--fail-if", f"value > {value * 1.01}", "--fail-if", "n < 10"], capsys)[0] == 0
-    code, out, err = run_cli([*args, "--fail-if", "rmse >= 0", "--fail-if", "mae ~ 3"], capsys)
+    code, out, _err = run_cli([*args, "--fail-if", "rmse >= 0", "--fail-if", "mae ~ 3"], capsys)
     assert code == 2 and out == ""
 
 
@@ -230,8 +252,22 @@ def test_saved_parts_merge_to_the_whole(tmp_path, capsys):
         pd.DataFrame({"y": y[rows], "lang": lang[rows]}).to_csv(tmp_path / f"y_{name}.csv", index=False)
         pd.DataFrame({"pred": a[rows]}).to_csv(tmp_path / f"a_{name}.csv", index=False)
         pd.DataFrame({"pred": b[rows]}).to_csv(tmp_path / f"b_{name}.csv", index=False)
-    common = ["--name", "A", "--name", "B", "--test", "bootstrap", "--resamples", "150", "--group-by", "lang",
-              "--target-col", "y", "-f", "json"]
+    common = [
+        "--name",
+        "A",
+        "--name",
+        "B",
+        "--test",
+        "bootstrap",
+        "--resamples",
+        "150",
+        "--group-by",
+        "lang",
+        "--target-col",
+        "y",
+        "-f",
+        "json",
+    ]
 
     def files(part: str) -> list[str]:
         return [str(tmp_path / f"{m}_{part}.csv") for m in ("y", "a", "b")]
@@ -239,19 +275,94 @@ def test_saved_parts_merge_to_the_whole(tmp_path, capsys):
     code, whole, _ = run_cli(["compare", "mse", *files("all"), *common], capsys)
     assert code == 0
     run_cli(["compare", "mse", *files("p1"), *common, "--save-state", str(tmp_path / "1.state")], capsys)
-    run_cli(["compare", "mse", *files("p2"), *common, "--row-offset", str(cut),
-             "--save-state", str(tmp_path / "2.state")], capsys)
-    code, merged, _ = run_cli(["merge", str(tmp_path / "2.state"), str(tmp_path / "1.state"), "-f", "json"], capsys)
+    run_cli(
+        [
+            "compare",
+            "mse",
+            *files("p2"),
+            *common,
+            "--row-offset",
+            str(cut),
+            "--save-state",
+            str(tmp_path / "2.state"),
+        ],
+        capsys,
+    )
+    code, merged, _ = run_cli(
+        ["merge", str(tmp_path / "2.state"), str(tmp_path / "1.state"), "-f", "json"], capsys
+    )
     assert code == 0
     w, m = json.loads(whole), json.loads(merged)
-    for x, z in zip(w["comparisons"] + [c for g in w["groups"] for c in g["comparisons"]],
-                    m["comparisons"] + [c for g in m["groups"] for c in g["comparisons"]], strict=True):
+    for x, z in zip(
+        w["comparisons"] + [c for g in w["groups"] for c in g["comparisons"]],
+        m["comparisons"] + [c for g in m["groups"] for c in g["comparisons"]],
+        strict=True,
+    ):
         for key in ("delta", "p_value", "p_adjusted"):
             assert close(x[key], z[key])
         assert close(x["ci"][0], z["ci"][0]) and close(x["ci"][1], z["ci"][1])
     assert close(w["comparisons"][0]["delta"], float(np.mean((b - y) ** 2 - (a - y) ** 2)))
-    code, _, _ = run_cli(["compare", "mse", *files("p2"), "--name", "A", "--name", "B", "--target-col", "y",
-                          "--save-state", str(tmp_path / "3.state"), "--row-offset", str(cut)], capsys)
+    code, _, _ = run_cli(
+        [
+            "compare",
+            "mse",
+            *files("p2"),
+            "--name",
+            "A",
+            "--name",
+            "B",
+            "--target-col",
+            "y",
+            "--save-state",
+            str(tmp_path / "3.state"),
+            "--row-offset",
+            str(cut),
+        ],
+        capsys,
+    )
     assert code == 0
     code, out, err = run_cli(["merge", str(tmp_path / "1.state"), str(tmp_path / "3.state")], capsys)
     assert code == 3 and "another comparison" in err and out == ""
+
+
+def test_ce_ignore_index_and_nan_skip_pair_the_rows_every_model_scored(tmp_path):
+    """ce with --ignore-index pairs the kept rows (the same for every model: they come from the
+    targets); under --nan skip a row one model cannot score leaves the paired test, with a warning."""
+    rng = np.random.default_rng(4)
+    n, k = 500, 4
+    labels = rng.integers(0, k, n)
+    labels[::7] = -100
+    la, lb = rng.normal(size=(n, k)), rng.normal(size=(n, k))
+    lb[np.arange(n), np.where(labels >= 0, labels, 0)] += 0.5
+    for name, v in (("y", labels), ("a", la), ("b", lb)):
+        np.save(tmp_path / f"{name}.npy", v)
+
+    def ce(logits: np.ndarray) -> np.ndarray:
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -logp[np.arange(n), np.where(labels >= 0, labels, 0)]
+
+    kept = labels >= 0
+    report = compare(
+        "ce", str(tmp_path / "y.npy"), [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")], chunk_size=64
+    )
+    d = (ce(lb) - ce(la))[kept]
+    c = report.comparisons[0]
+    assert c.n == int(kept.sum()) and close(c.delta, float(d.mean()), 1e-11)
+    assert math.isclose(c.p_value, paired_t_ref(d)[3], rel_tol=1e-6)
+    lb_nan = lb.copy()
+    lb_nan[3, 1] = np.nan
+    np.save(tmp_path / "b_nan.npy", lb_nan)
+    report = compare(
+        "ce",
+        str(tmp_path / "y.npy"),
+        [str(tmp_path / "a.npy"), str(tmp_path / "b_nan.npy")],
+        nan="skip",
+        chunk_size=64,
+    )
+    both = kept.copy()
+    both[3] = False
+    d = (ce(lb) - ce(la))[both]
+    c = report.comparisons[0]
+    assert c.n == int(both.sum()) and close(c.delta, float(d.mean()), 1e-11)
+    assert any("scored for some models but not others" in w for w in report.warnings)

@@ -28,8 +28,8 @@ def p_value(losses: np.ndarray, test: str, resamples: int, seed: int) -> float:
     ids = np.arange(n, dtype=np.int64)
     a = PairTallies(2, test, resamples, seed)
     b = PairTallies(2, test, resamples, seed)
-    a.add(losses[:half], None, ids[:half], None)
-    b.add(losses[half:], None, ids[half:], None)
+    a.add([losses[:half, 0], losses[:half, 1]], None, ids[:half], None)
+    b.add([losses[half:, 0], losses[half:, 1]], None, ids[half:], None)
     return compare_one(a.merge(b), 0, 1, 0.95, None)[1]
 
 
@@ -43,7 +43,9 @@ def norm_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2))
 
 
-@pytest.mark.parametrize(("test", "n", "resamples"), [("t", 40, 0), ("bootstrap", 80, 199), ("permutation", 30, 199)])
+@pytest.mark.parametrize(
+    ("test", "n", "resamples"), [("t", 40, 0), ("bootstrap", 80, 199), ("permutation", 30, 199)]
+)
 def test_p_values_uniform_under_the_null(test: str, n: int, resamples: int) -> None:
     rng = np.random.default_rng(2024)
     ps = []

@@ -22,7 +22,6 @@ import click
 
 from . import __version__
 from .cli_options import apply, common, metric_option, output_options, token_inputs
-from .gates import parse_gates
 from .errors import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -34,6 +33,7 @@ from .errors import (
     LossCliError,
     UsageError,
 )
+from .gates import parse_gates
 
 if TYPE_CHECKING:
     from .metrics.base import MetricDef

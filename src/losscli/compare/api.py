@@ -61,8 +61,9 @@ def compare(
     _refuse_shards([targets, *preds, options.get("weights"), options.get("groups")])
     evaluations = [build_evaluation(definition, p, targets, options) for p in preds]
     out = run_models(evaluations, test, reps, seed, progress)
-    state = CompareState(names, out.states, out.pairs, out.group_pairs, out.keys, out.unpaired, ci_level, margin,
-                         fail_if_worse)
+    state = CompareState(
+        names, out.states, out.pairs, out.group_pairs, out.keys, out.unpaired, ci_level, margin, fail_if_worse
+    )
     if save is not None:
         save_compare(state, save)
     return report_of(state)

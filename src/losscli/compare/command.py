@@ -61,37 +61,81 @@ def _tokens_refused(name: str) -> click.Command:
     def command(**opts: Any) -> int:
         raise UsageError(f"compare does not take {name} yet: compare mse, mae, huber, bce or ce")
 
-    return click.Command(name, callback=command, context_settings={"ignore_unknown_options": True},
-                         params=[click.Argument(["rest"], nargs=-1, type=click.UNPROCESSED)], add_help_option=False)
+    return click.Command(
+        name,
+        callback=command,
+        context_settings={"ignore_unknown_options": True},
+        params=[click.Argument(["rest"], nargs=-1, type=click.UNPROCESSED)],
+        add_help_option=False,
+    )
 
 
 def compare_options() -> list[Any]:
     return [
-        click.option("--name", "names", multiple=True, metavar="NAME",
-                     help="A model's name, once per PREDS in order (default: the file names)."),
-        click.option("--test", type=click.Choice(TESTS), default="t", show_default=True,
-                     help="t: paired t test on per-example loss differences (from streamed moments); "
-                     "bootstrap: paired Poisson bootstrap (percentile interval); permutation: paired "
-                     "approximate randomisation by sign flips (interval: the t interval)."),
-        click.option("--resamples", type=click.IntRange(min=1), metavar="B",
-                     help="Replicates of --test bootstrap (default 1000) or permutation (default 10000). "
-                     "Cost grows with rows x B."),
-        click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
-                     help="Seed of the resampling; each example's weight or sign is a function of (seed, "
-                     "its row, replicate), so results do not depend on chunk size or threads."),
-        click.option("--ci-level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
-                     show_default=True, help="Level of the intervals; significance is two-sided at 1 - level."),
-        click.option("--fail-if-worse", is_flag=True,
-                     help="Exit 1 if any candidate is significantly worse than the baseline (in any group "
-                     "with --group-by, naming them)."),
-        click.option("--margin", type=click.FloatRange(min=0), metavar="X",
-                     help="With --fail-if-worse: non-inferiority, exit 1 unless every candidate is shown "
-                     "worse by less than X (one-sided test at (1 - level) / 2, Holm-adjusted)."),
-        click.option("--save-state", metavar="PATH",
-                     help="Write the comparison's state to PATH: losscli merge combines the states of parts "
-                     "of the data (each run with its --row-offset) into the comparison of the whole."),
-        click.option("--format", "-f", "fmt", type=click.Choice(("table", "json", "csv", "tsv", "value")),
-                     help="Output format. Default: table on a terminal, tsv when piped."),
+        click.option(
+            "--name",
+            "names",
+            multiple=True,
+            metavar="NAME",
+            help="A model's name, once per PREDS in order (default: the file names).",
+        ),
+        click.option(
+            "--test",
+            type=click.Choice(TESTS),
+            default="t",
+            show_default=True,
+            help="t: paired t test on per-example loss differences (from streamed moments); "
+            "bootstrap: paired Poisson bootstrap (percentile interval); permutation: paired "
+            "approximate randomisation by sign flips (interval: the t interval).",
+        ),
+        click.option(
+            "--resamples",
+            type=click.IntRange(min=1),
+            metavar="B",
+            help="Replicates of --test bootstrap (default 1000) or permutation (default 10000). "
+            "Cost grows with rows x B.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=DEFAULT_SEED,
+            show_default=True,
+            help="Seed of the resampling; each example's weight or sign is a function of (seed, "
+            "its row, replicate), so results do not depend on chunk size or threads.",
+        ),
+        click.option(
+            "--ci-level",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=0.95,
+            show_default=True,
+            help="Level of the intervals; significance is two-sided at 1 - level.",
+        ),
+        click.option(
+            "--fail-if-worse",
+            is_flag=True,
+            help="Exit 1 if any candidate is significantly worse than the baseline (in any group "
+            "with --group-by, naming them).",
+        ),
+        click.option(
+            "--margin",
+            type=click.FloatRange(min=0),
+            metavar="X",
+            help="With --fail-if-worse: non-inferiority, exit 1 unless every candidate is shown "
+            "worse by less than X (one-sided test at (1 - level) / 2, Holm-adjusted).",
+        ),
+        click.option(
+            "--save-state",
+            metavar="PATH",
+            help="Write the comparison's state to PATH: losscli merge combines the states of parts "
+            "of the data (each run with its --row-offset) into the comparison of the whole.",
+        ),
+        click.option(
+            "--format",
+            "-f",
+            "fmt",
+            type=click.Choice(("table", "json", "csv", "tsv", "value")),
+            help="Output format. Default: table on a terminal, tsv when piped.",
+        ),
         fail_if_option(),
     ]
 
@@ -111,8 +155,14 @@ def _compare_command(definition: Any) -> click.Command:
         decorated = option(decorated)
     params += decorated.__click_params__[::-1]
     params = [p for p in params if p.name not in ("per_example",)]
-    return click.Command(definition.name, callback=command, params=params, help=HELP,
-                         short_help=f"compare models by {definition.name}", context_settings={"max_content_width": 100})
+    return click.Command(
+        definition.name,
+        callback=command,
+        params=params,
+        help=HELP,
+        short_help=f"compare models by {definition.name}",
+        context_settings={"max_content_width": 100},
+    )
 
 
 def _run(metric: str, opts: dict[str, Any]) -> int:
@@ -129,7 +179,9 @@ def _run(metric: str, opts: dict[str, Any]) -> int:
         raise UsageError(REFUSED["engine"])
     opts.pop("engine", None)
     preds = opts.pop("preds")
-    report = compare(metric, opts.pop("targets"), list(preds), margin=margin, fail_if_worse=fail_if_worse, **opts)
+    report = compare(
+        metric, opts.pop("targets"), list(preds), margin=margin, fail_if_worse=fail_if_worse, **opts
+    )
     return finish(report, fmt, gates, fail_if_worse, margin)
 
 
@@ -158,11 +210,15 @@ def _worse_lines(report: Any, margin: float | None) -> list[str]:
     for key, c in every:
         where = "" if key is None else " in group " + ", ".join(f"{k}={v}" for k, v in key.items())
         if margin is None and c.verdict == "worse":
-            out.append(f"--fail-if-worse: {c.model} is worse than {c.baseline}{where} "
-                       f"(delta {c.delta:+.6g}, p {c.p_adjusted:.3g})")
+            out.append(
+                f"--fail-if-worse: {c.model} is worse than {c.baseline}{where} "
+                f"(delta {c.delta:+.6g}, p {c.p_adjusted:.3g})"
+            )
         elif margin is not None and not c.noninferior:
-            out.append(f"--fail-if-worse --margin {margin:g}: {c.model} is not shown within {margin:g} of "
-                       f"{c.baseline}{where} (delta {c.delta:+.6g}, CI upper end {c.high:+.6g})")
+            out.append(
+                f"--fail-if-worse --margin {margin:g}: {c.model} is not shown within {margin:g} of "
+                f"{c.baseline}{where} (delta {c.delta:+.6g}, CI upper end {c.high:+.6g})"
+            )
     return out
 
 
@@ -220,10 +276,14 @@ def merge_comparisons(paths: tuple[str, ...], opts: dict[str, Any], fmt: str, ga
 
     for option in ("fail_above", "fail_below", "fail_group_above", "fail_group_below"):
         if opts.get(option) is not None:
-            raise UsageError(f"--{option.replace('_', '-')} is not taken for comparison states: use --fail-if")
+            raise UsageError(
+                f"--{option.replace('_', '-')} is not taken for comparison states: use --fail-if"
+            )
     for path in paths[1:]:
         if os.path.exists(path) and not is_compare_state(path):
-            raise StateFileError("is not a comparison state, but the first file is: merge comparisons alone", path=path)
+            raise StateFileError(
+                "is not a comparison state, but the first file is: merge comparisons alone", path=path
+            )
     save = None if opts.get("save_state") is None else output_path(opts["save_state"], "--save-state")
     state = merge_compare([load_compare(p) for p in paths], list(paths))
     if save is not None:

@@ -112,7 +112,9 @@ def model_estimate(t: PairTallies, g: int, col: int, level: float) -> Estimate:
     return t_interval(t, g, col, level)
 
 
-def compare_one(t: PairTallies, g: int, c: int, level: float, margin: float | None) -> tuple[Estimate, float, float | None]:
+def compare_one(
+    t: PairTallies, g: int, c: int, level: float, margin: float | None
+) -> tuple[Estimate, float, float | None]:
     """Candidate ``c`` (1..models-1) against the baseline in group ``g``: (delta with its
     interval, two-sided p-value, one-sided non-inferiority p-value or None)."""
     col = t.models + c - 1

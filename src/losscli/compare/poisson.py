@@ -12,7 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def poisson_sums(seed: int, ids: NDArray[np.int64], values: NDArray[np.float64], replicates: int) -> NDArray[np.float64]:
+def poisson_sums(
+    seed: int, ids: NDArray[np.int64], values: NDArray[np.float64], replicates: int
+) -> NDArray[np.float64]:
     """sum_i P_ir * values[i, k] for every replicate r: a (replicates, k) array."""
     from ..stats.poisson import BootstrapSums
 

@@ -18,8 +18,20 @@ from .judge import SAME, Comparison
 from .report import CompareReport, ModelRow
 
 COLUMNS = (
-    "model", "baseline", "value", "value_low", "value_high", "n", "delta", "delta_low", "delta_high",
-    "p_value", "p_adjusted", "verdict", "test", "level",
+    "model",
+    "baseline",
+    "value",
+    "value_low",
+    "value_high",
+    "n",
+    "delta",
+    "delta_low",
+    "delta_high",
+    "p_value",
+    "p_adjusted",
+    "verdict",
+    "test",
+    "level",
 )
 
 
@@ -28,7 +40,14 @@ def _rows(report: CompareReport, models: list[ModelRow], comparisons: list[Compa
     rows = []
     for m in models:
         c = by_model.get(m.name)
-        cells = [m.name, report.models[0].name, number_text(m.value), number_text(m.low), number_text(m.high), str(m.n)]
+        cells = [
+            m.name,
+            report.models[0].name,
+            number_text(m.value),
+            number_text(m.low),
+            number_text(m.high),
+            str(m.n),
+        ]
         if c is None:
             cells += ["", "", "", "", "", "baseline"]
         else:
@@ -75,7 +94,9 @@ def gate_values(report: CompareReport) -> dict[str, list[float]]:
         own = {"value": m.value, "value_low": m.low, "value_high": m.high, "n": float(m.n)}
         c = by_model.get(m.name)
         if c is not None:
-            own.update(delta=c.delta, delta_low=c.low, delta_high=c.high, p_value=c.p_value, p_adjusted=c.p_adjusted)
+            own.update(
+                delta=c.delta, delta_low=c.low, delta_high=c.high, p_value=c.p_value, p_adjusted=c.p_adjusted
+            )
         for k, v in own.items():
             out[f"{m.name}.{k}"] = [v]
             if i > 0:
@@ -88,8 +109,14 @@ def report_renderable(report: CompareReport) -> Any:
     from rich.console import Group
     from rich.text import Text
 
-    parts: list[Any] = [_table(report, f"{report.title}: is a model better than {report.models[0].name}?",
-                               report.models, report.comparisons)]
+    parts: list[Any] = [
+        _table(
+            report,
+            f"{report.title}: is a model better than {report.models[0].name}?",
+            report.models,
+            report.comparisons,
+        )
+    ]
     for g in report.groups or []:
         label = ", ".join(f"{k}={v}" for k, v in g.key.items())
         parts.append(_table(report, f"group {label}", g.models, g.comparisons))
@@ -111,7 +138,9 @@ def _table(report: CompareReport, title: str, models: list[ModelRow], comparison
     return table
 
 
-def _add_rows(table: Any, report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]) -> None:
+def _add_rows(
+    table: Any, report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]
+) -> None:
     by_model = {c.model: c for c in comparisons}
     for m in models:
         c = by_model.get(m.name)
@@ -122,15 +151,27 @@ def _add_rows(table: Any, report: CompareReport, models: list[ModelRow], compari
             verdict = "not significant" if c.verdict == SAME else c.verdict
             if c.noninferior is not None:
                 verdict += f"; {'within' if c.noninferior else 'NOT shown within'} margin"
-            cells += [_fmt(c.delta, signed=True), _interval(c.low, c.high, signed=True), _fmt_p(c.p_adjusted), verdict]
+            cells += [
+                _fmt(c.delta, signed=True),
+                _interval(c.low, c.high, signed=True),
+                _fmt_p(c.p_adjusted),
+                verdict,
+            ]
         table.add_row(*cells)
 
 
 def _caption(report: CompareReport) -> str:
-    test = {"t": "paired t test", "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
-            "permutation": f"paired permutation (sign flips), {report.resamples} resamples"}[report.test]
+    test = {
+        "t": "paired t test",
+        "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
+        "permutation": f"paired permutation (sign flips), {report.resamples} resamples",
+    }[report.test]
     adjusted = ", Holm-adjusted over the comparisons" if report.adjustment == "holm" else ""
-    margin = f"; margin {report.margin:g}: within when the delta's CI upper end < margin" if report.margin is not None else ""
+    margin = (
+        f"; margin {report.margin:g}: within when the delta's CI upper end < margin"
+        if report.margin is not None
+        else ""
+    )
     n = report.comparisons[0].n if report.comparisons else 0
     return (
         f"Lower loss is better. delta = model - {report.models[0].name}, in the metric's units, over {n:,} "

@@ -130,7 +130,9 @@ def build_compare_report(
     for i, (name, state, rep) in enumerate(zip(names, states, reports, strict=True)):
         est = model_estimate(pairs, 0, i, level)
         figures = {f.key: f.value for f in rep.figures}
-        models.append(ModelRow(name, state.header.files.get("preds", ""), rep.value, est.low, est.high, rep.n, figures))
+        models.append(
+            ModelRow(name, state.header.files.get("preds", ""), rep.value, est.low, est.high, rep.n, figures)
+        )
     comparisons = _comparisons(names, pairs, 0, level, margin, None)
     report = CompareReport(
         definition.name,
@@ -160,15 +162,28 @@ def build_compare_report(
 
 
 def _comparisons(
-    names: list[str], pairs: PairTallies, g: int, level: float, margin: float | None, key: tuple[Any, ...] | None
+    names: list[str],
+    pairs: PairTallies,
+    g: int,
+    level: float,
+    margin: float | None,
+    key: tuple[Any, ...] | None,
 ) -> list[Comparison]:
     out = []
     for c in range(1, pairs.models):
         est, p, p_ni = compare_one(pairs, g, c, level, margin)
         out.append(
             Comparison(
-                names[c], names[0], int(pairs.moments.n[g]), est.value, est.low, est.high, p, pairs.test,
-                p_noninferiority=p_ni, group=key,
+                names[c],
+                names[0],
+                int(pairs.moments.n[g]),
+                est.value,
+                est.low,
+                est.high,
+                p,
+                pairs.test,
+                p_noninferiority=p_ni,
+                group=key,
             )
         )
     return out

@@ -22,6 +22,7 @@ from ..engine.evaluator import GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
 from ..engine.pairing import PRED_INDEX
 from ..engine.runners import Role, Streams, _range_openers, column_namer, run_serial, run_threaded
 from ..errors import UsageError
+from ..metrics.base import MetricChunk, Scorer
 from ..metrics.checks import PREDS
 from ..options import Evaluation
 from ..state.evalstate import EvalState
@@ -31,16 +32,35 @@ from .tallies import PairTallies
 
 @dataclass
 class Capture:
-    """An evaluator's sink that keeps the last chunk's counted rows and losses."""
+    """What one model's evaluator scored in the last chunk.
+
+    Under --nan skip a model may drop rows another keeps, so the evaluator's sink gives the
+    counted rows (global) and their losses; otherwise every model scores every row of the chunk
+    and the scorer's own ``MetricChunk`` (per-row losses, and the rows --ignore-index keeps, the
+    same for every model since they come from the targets) is taken as it leaves ``compute``,
+    which costs nothing per row.
+    """
 
     rows: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     losses: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    chunk: MetricChunk | None = None
 
     def write(self, rows: Any, losses: Any, extra: Any = None, ids: Any = None) -> None:
         self.rows, self.losses = rows, losses
 
     def clear(self) -> None:
-        self.rows, self.losses = self.rows[:0], self.losses[:0]
+        self.rows, self.losses, self.chunk = self.rows[:0], self.losses[:0], None
+
+    def watch(self, scorer: Scorer) -> None:
+        """Keep each ``MetricChunk`` ``scorer.compute`` returns (its class's method, bound to this
+        scorer: a clone for another thread is watched by its own capture)."""
+        inner = type(scorer).compute.__get__(scorer)
+
+        def compute(preds: Any, targets: Any, overwrite: bool = False) -> MetricChunk:
+            self.chunk = inner(preds, targets, overwrite)
+            return self.chunk
+
+        setattr(scorer, "compute", compute)  # noqa: B010 (an instance's method, replaced on purpose)
 
 
 @dataclass
@@ -69,8 +89,12 @@ class Models:
         self.keys = evaluators[0].keys
         self.group_pairs = None if self.keys is None else pairs.copy()
         self.captures = [Capture() for _ in evaluators]
+        self.skip = evaluators[0].nan == "skip"
         for ev, cap in zip(evaluators, self.captures, strict=True):
-            ev.sink = cap
+            if self.skip:
+                ev.sink = cap
+            else:
+                cap.watch(ev.scorer)
         self.unpaired = 0  # rows some model scored and another did not (--nan skip)
         self.header = evaluators[0].header
 
@@ -78,7 +102,9 @@ class Models:
     def tallies(self) -> Tallies | None:
         if any(ev.tallies is None for ev in self.evaluators):
             return None
-        return Tallies([ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs)
+        return Tallies(
+            [ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs
+        )
 
     @tallies.setter
     def tallies(self, value: Tallies) -> None:
@@ -88,7 +114,9 @@ class Models:
 
     def fork(self) -> Models:
         p = self.pairs
-        return Models([ev.fork() for ev in self.evaluators], PairTallies(p.models, p.test, p.resamples, p.seed))
+        return Models(
+            [ev.fork() for ev in self.evaluators], PairTallies(p.models, p.test, p.resamples, p.seed)
+        )
 
 
 class CompareStreams(Streams):
@@ -116,29 +144,74 @@ class CompareStreams(Streams):
 
 def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int) -> None:
     """The chunk's losses of the rows every model scored, into the paired tallies."""
+    if not models.skip:
+        _pair_chunks(models, streams, pieces, first)
+        return
     caps = models.captures
     rows = caps[0].rows
     same = all(len(c.rows) == len(rows) and np.array_equal(c.rows, rows) for c in caps[1:])
     if same:
-        losses = np.stack([c.losses for c in caps], axis=1)
+        losses = [c.losses for c in caps]
     else:
         common = rows
         for c in caps[1:]:
             common = np.intersect1d(common, c.rows, assume_unique=True)
         models.unpaired += max(len(c.rows) for c in caps) - len(common)
-        losses = np.stack([c.losses[np.searchsorted(c.rows, common)] for c in caps], axis=1)
+        losses = [c.losses[np.searchsorted(c.rows, common)] for c in caps]
         rows = common
     if len(rows) == 0:
         return
-    local = rows - first
+    _add(models, streams, pieces, first, losses, rows - first)
+
+
+def _pair_chunks(
+    models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int
+) -> None:
+    """Every model scored every row: the rows --ignore-index keeps (the same for all, from the
+    targets; the rows all keep, should they differ) and each model's losses of them."""
+    chunks = [c.chunk for c in models.captures]
+    if any(ch is None for ch in chunks):
+        return  # an empty chunk: nothing was scored
+    keeps = [ch.keep for ch in chunks if ch is not None]
+    local: NDArray[np.intp] | None = None
+    if keeps[0] is not None or any(k is not None for k in keeps):
+        both = np.logical_and.reduce([k for k in keeps if k is not None])
+        local = np.flatnonzero(both)
+        models.unpaired += max(int(np.count_nonzero(k)) for k in keeps if k is not None) - len(local)
+    losses = [ch.losses if local is None else ch.losses[local] for ch in chunks if ch is not None]
+    _add(models, streams, pieces, first, losses, local)
+
+
+def _add(
+    models: Models,
+    streams: CompareStreams,
+    pieces: list[list[NDArray[Any]]],
+    first: int,
+    losses: list[NDArray[np.float64]],
+    local: NDArray[Any] | None,
+) -> None:
+    """Paired losses of the chunk's rows ``local`` (None: all) into the tallies."""
+    n = len(losses[0])
+    if n == 0:
+        return
     w = streams.part(pieces, WEIGHTS)
-    weights = None if w is None else np.asarray(w, dtype=np.float64).reshape(len(w), -1)[local, 0]
-    ids = rows.astype(np.int64, copy=False)
-    models.pairs.add(losses, weights, ids, None)
+    weights = None
+    if w is not None:
+        flat = np.asarray(w, dtype=np.float64).reshape(len(w), -1)[:, 0]
+        weights = flat if local is None else flat[local]
     codes = _codes(models, streams, pieces)
+    none = np.empty(0, dtype=np.int64)
+    if models.pairs.test == "t" and codes is None:
+        ids = none  # the t test needs no identities: no per-row array
+    elif local is None:
+        ids = np.arange(first, first + n, dtype=np.int64)
+    else:
+        ids = (local + first).astype(np.int64)
+    models.pairs.add(losses, weights, ids, None)
     if codes is not None and models.group_pairs is not None:
         models.group_pairs.grow(len(models.keys))
-        models.group_pairs.add(losses, weights, ids, np.asarray(codes, dtype=np.intp)[local])
+        codes = np.asarray(codes, dtype=np.intp)
+        models.group_pairs.add(losses, weights, ids, codes if local is None else codes[local])
 
 
 def _codes(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]]) -> Any:
@@ -172,7 +245,10 @@ def combined_streams(roles: list[dict[str, Role]]) -> CompareStreams:
         own = {k.split("@")[0]: v for k, v in base.where.items() if k.endswith(f"@{i}")}
         where.update(own)
         preds_reader = base.readers[where[PREDS][0]]
-        scratch = preds_reader.scratch_chunks and sum(1 for r, _ in base.where.values() if r == where[PREDS][0]) == 1
+        scratch = (
+            preds_reader.scratch_chunks
+            and sum(1 for r, _ in base.where.values() if r == where[PREDS][0]) == 1
+        )
         out.views.append(replace(base, where=where, scratch_preds=scratch))
     return out
 
@@ -226,7 +302,9 @@ def run_models(
         run = evaluations[0].run
         evaluators = []
         for plan in plans:
-            ev = Evaluator(plan.metric, nan=run.nan, worst=max(run.top, 20), header=plan.header, scorer=plan.scorer)
+            ev = Evaluator(
+                plan.metric, nan=run.nan, worst=max(run.top, 20), header=plan.header, scorer=plan.scorer
+            )
             ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
             evaluators.append(ev)
         models = Models(evaluators, PairTallies(len(plans), test, resamples, seed))
@@ -236,7 +314,9 @@ def run_models(
         threads = default_threads() if run.threads is None else run.threads
         chunk_rows = min(p.chunk_rows for p in plans)
         drive(models, [p.roles for p in plans], chunk_rows, threads, progress.advance if progress else None)
-        states = [ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)]
+        states = [
+            ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)
+        ]
         keys = plans[0].keys
         found = None if keys is None else list(keys.keys)
         if found is not None and models.group_pairs is not None:

@@ -26,7 +26,9 @@ def _block_bits(seed: int, block: int, resamples: int) -> NDArray[np.uint8]:
     return bits[:, :resamples]
 
 
-def flip_sums(seed: int, ids: NDArray[np.int64], values: NDArray[np.float64], resamples: int) -> NDArray[np.float64]:
+def flip_sums(
+    seed: int, ids: NDArray[np.int64], values: NDArray[np.float64], resamples: int
+) -> NDArray[np.float64]:
     """sum_i s_ir * values[i, k] for every resample r: a (resamples, k) array.
 
     ``ids``: the examples' identities (global rows), ascending; ``values``: (n, k). The sign

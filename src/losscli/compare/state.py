@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from ..errors import OutputError
 from ..state.evalstate import EvalState
 from ..state.plain import StateFileError
+from .report import CompareReport
 from .tallies import Moments, PairTallies
 
 FORMAT = "losscli-compare"
@@ -53,16 +54,26 @@ def _pairs_plain(p: PairTallies) -> dict[str, NDArray[Any]]:
     return {**p.moments.to_plain(), "resampled": p.resampled}
 
 
-def _pairs_from(arrays: dict[str, NDArray[Any]], models: int, test: str, resamples: int, seed: int) -> PairTallies:
+def _pairs_from(
+    arrays: dict[str, NDArray[Any]], models: int, test: str, resamples: int, seed: int
+) -> PairTallies:
     try:
-        n, w, w2 = arrays["n"].astype(np.int64), arrays["w"].astype(np.float64), arrays["w2"].astype(np.float64)
+        n, w, w2 = (
+            arrays["n"].astype(np.int64),
+            arrays["w"].astype(np.float64),
+            arrays["w2"].astype(np.float64),
+        )
         mean, m2 = arrays["mean"].astype(np.float64), arrays["m2"].astype(np.float64)
         resampled = arrays["resampled"].astype(np.float64)
     except KeyError as e:
         raise StateFileError(f"not a valid comparison state: no array {e}") from None
     groups = len(n)
     out = PairTallies(models, test, resamples, seed, groups)
-    if mean.shape != out.moments.mean.shape or m2.shape != mean.shape or resampled.shape != out.resampled.shape:
+    if (
+        mean.shape != out.moments.mean.shape
+        or m2.shape != mean.shape
+        or resampled.shape != out.resampled.shape
+    ):
         raise StateFileError("not a valid comparison state: paired arrays of the wrong shape")
     if len(w) != groups or len(w2) != groups or (n < 0).any() or (w < 0).any():
         raise StateFileError("not a valid comparison state: implausible paired counts")
@@ -84,8 +95,15 @@ def save_compare(state: CompareState, path: str) -> None:
         arrays.update({f"groups.{k}": v for k, v in _pairs_plain(state.group_pairs).items()})
     p = state.pairs
     doc = {
-        "format": FORMAT, "format_version": 1, "names": state.names, "test": p.test, "resamples": p.resamples,
-        "seed": p.seed, "level": state.level, "margin": state.margin, "fail_if_worse": state.fail_if_worse,
+        "format": FORMAT,
+        "format_version": 1,
+        "names": state.names,
+        "test": p.test,
+        "resamples": p.resamples,
+        "seed": p.seed,
+        "level": state.level,
+        "margin": state.margin,
+        "fail_if_worse": state.fail_if_worse,
         "unpaired": state.unpaired,
         "group_columns": list(state.states[0].header.metric_options.get("group_by") or []) or None,
         "group_keys": None if state.keys is None else [[_plain(v) for v in k] for k in state.keys],
@@ -140,33 +158,44 @@ def load_compare(path: str) -> CompareState:
     try:
         with zipfile.ZipFile(path) as zf:
             doc = json.loads(zf.read(MEMBER).decode("utf-8"))
-            arrays = {i.filename[:-4]: _read_array(zf, i) for i in zf.infolist() if i.filename.endswith(".npy")}
+            arrays = {
+                i.filename[:-4]: _read_array(zf, i) for i in zf.infolist() if i.filename.endswith(".npy")
+            }
         if doc.get("format") != FORMAT or doc.get("format_version") != 1:
             raise StateFileError("not a losscli comparison state (format or version)")
         names = [str(n) for n in doc["names"]]
         states = []
         for i, meta in enumerate(doc["models"]):
             prefix = f"model.{i}."
-            own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             states.append(EvalState.from_plain(meta, own))
         test, reps, seed = str(doc["test"]), int(doc["resamples"]), int(doc["seed"])
 
         def part(prefix: str) -> dict[str, NDArray[Any]]:
-            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
         pairs = _pairs_from(part("pairs."), len(names), test, reps, seed)
         keys = None if doc["group_keys"] is None else [tuple(k) for k in doc["group_keys"]]
         group_pairs = None if keys is None else _pairs_from(part("groups."), len(names), test, reps, seed)
         margin = None if doc["margin"] is None else float(doc["margin"])
-        return CompareState(names, states, pairs, group_pairs, keys, int(doc["unpaired"]), float(doc["level"]),
-                            margin, bool(doc["fail_if_worse"]))
+        return CompareState(
+            names,
+            states,
+            pairs,
+            group_pairs,
+            keys,
+            int(doc["unpaired"]),
+            float(doc["level"]),
+            margin,
+            bool(doc["fail_if_worse"]),
+        )
     except StateFileError as e:
         raise StateFileError(e.detail, path=path) from None
     except (KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as e:
         raise StateFileError(f"corrupt comparison state ({type(e).__name__}: {e})", path=path) from None
 
 
-def report_of(state: CompareState) -> Any:
+def report_of(state: CompareState) -> CompareReport:
     """The report of a (merged) comparison state, at the level and margin it was run with."""
     from .report import build_compare_report
 
@@ -211,14 +240,24 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
             assert part.keys is not None and part.group_pairs is not None
             keys, group_pairs = _merge_groups(keys, group_pairs, part.keys, part.group_pairs)
     unpaired = sum(p.unpaired for p in parts)
-    return CompareState(first.names, states, pairs, group_pairs, keys, unpaired, first.level, first.margin,
-                        first.fail_if_worse)
+    return CompareState(
+        first.names,
+        states,
+        pairs,
+        group_pairs,
+        keys,
+        unpaired,
+        first.level,
+        first.margin,
+        first.fail_if_worse,
+    )
 
 
 def _merge_groups(
     ka: list[tuple[Any, ...]], a: PairTallies, kb: list[tuple[Any, ...]], b: PairTallies
 ) -> tuple[list[tuple[Any, ...]], PairTallies]:
     """Group tallies merged by key: the union of keys, each part's rows moved to its key's place."""
+
     def tag(k: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple((type(v).__name__, v) for v in k)
 

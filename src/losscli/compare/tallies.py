@@ -39,27 +39,23 @@ class Moments:
     @classmethod
     def zeros(cls, groups: int, k: int) -> Moments:
         return cls(
-            np.zeros(groups, np.int64), np.zeros(groups), np.zeros(groups), np.zeros((groups, k)), np.zeros((groups, k))
+            np.zeros(groups, np.int64),
+            np.zeros(groups),
+            np.zeros(groups),
+            np.zeros((groups, k)),
+            np.zeros((groups, k)),
         )
 
     @classmethod
     def of_chunk(cls, x: F64, w: F64 | None, codes: NDArray[np.intp] | None, groups: int) -> Moments:
         """The moments of one chunk: x (n, K), w (n,) or None, codes (n,) or None (one group)."""
-        n, k = x.shape
         if codes is None:
-            wsum = float(n) if w is None else float(np.sum(w))
-            w2 = float(n) if w is None else float(np.dot(w, w))
-            if wsum > 0:
-                mean = (x.sum(axis=0) if w is None else w @ x) / wsum
-                dev = x - mean
-                m2 = np.einsum("ik,ik->k", dev, dev) if w is None else w @ (dev * dev)
-            else:
-                mean, m2 = np.zeros(k), np.zeros(k)
-            return cls(np.array([n]), np.array([wsum]), np.array([w2]), mean[None, :], m2[None, :])
+            return cls._whole(x, w)
+        n, k = x.shape
         ones = np.ones(n) if w is None else w
         count = np.bincount(codes, minlength=groups).astype(np.int64)
-        wsum = np.bincount(codes, weights=ones, minlength=groups)
-        w2 = np.bincount(codes, weights=ones * ones, minlength=groups)
+        wsum = np.asarray(np.bincount(codes, weights=ones, minlength=groups), dtype=np.float64)
+        w2 = np.asarray(np.bincount(codes, weights=ones * ones, minlength=groups), dtype=np.float64)
         mean = np.zeros((groups, k))
         m2 = np.zeros((groups, k))
         safe = np.where(wsum > 0, wsum, 1.0)
@@ -68,6 +64,20 @@ class Moments:
             dev = x[:, j] - mean[codes, j]
             m2[:, j] = np.bincount(codes, weights=ones * dev * dev, minlength=groups)
         return cls(count, wsum, w2, mean, m2)
+
+    @classmethod
+    def _whole(cls, x: F64, w: F64 | None) -> Moments:
+        """One group: sums by BLAS (dot products), deviations from the chunk's own mean."""
+        n, k = x.shape
+        total = float(n) if w is None else float(np.sum(w))
+        square = float(n) if w is None else float(np.dot(w, w))
+        if total > 0:
+            mean = (x.sum(axis=0) if w is None else w @ x) / total
+            dev = x - mean
+            m2 = np.einsum("ik,ik->k", dev, dev) if w is None else w @ (dev * dev)
+        else:
+            mean, m2 = np.zeros(k), np.zeros(k)
+        return cls(np.array([n]), np.array([total]), np.array([square]), mean[None, :], m2[None, :])
 
     def grown(self, groups: int) -> Moments:
         """The same moments with room for ``groups`` groups (new ones empty)."""
@@ -140,17 +150,22 @@ class PairTallies:
 
     def add(
         self,
-        losses: F64,
+        losses: list[F64],
         w: F64 | None,
         ids: NDArray[np.int64],
         codes: NDArray[np.intp] | None,
     ) -> None:
-        """Count one chunk: ``losses`` (n, models) of the examples every model scored."""
-        if len(losses) == 0:
+        """Count one chunk: each model's losses of the examples every model scored."""
+        if len(losses[0]) == 0:
             return
-        x = np.empty((len(losses), self.columns))
-        x[:, : self.models] = losses
-        np.subtract(losses[:, 1:], losses[:, :1], out=x[:, self.models :])
+        if codes is None and self.test == "t":  # the common case, without an (n, K) matrix
+            self.moments = self.moments.merge(_one_pass(losses, w))
+            return
+        x = np.empty((len(losses[0]), self.columns))
+        for j, column in enumerate(losses):
+            x[:, j] = column
+            if j:
+                np.subtract(column, losses[0], out=x[:, self.models + j - 1])
         self.moments = self.moments.merge(Moments.of_chunk(x, w, codes, self.groups))
         if self.test == "t":
             return
@@ -163,7 +178,9 @@ class PairTallies:
             values = np.concatenate((wx[:, self.models :], ones[:, None]), axis=1)
             self._add_resampled(values, ids, codes, _flip_sums)
 
-    def _add_resampled(self, values: F64, ids: NDArray[np.int64], codes: NDArray[np.intp] | None, sums: Any) -> None:
+    def _add_resampled(
+        self, values: F64, ids: NDArray[np.int64], codes: NDArray[np.intp] | None, sums: Any
+    ) -> None:
         if codes is None:
             self.resampled[0] += sums(self.seed, ids, values, self.resamples)
             return
@@ -195,6 +212,41 @@ class PairTallies:
         have = order >= 0
         out.resampled[have] = self.resampled[order[have]]
         return out
+
+
+#: a chunk's one-pass M2 = sum w x^2 - W mean^2 is used when it keeps at least this fraction of
+#: sum w x^2 (cancellation costs at most ~1e-12 relative); else deviations are summed (two passes)
+ONE_PASS_KEEPS = 1e-4
+
+
+def _one_pass(losses: list[F64], w: F64 | None) -> Moments:
+    """A chunk's moments of each model's loss and each candidate's difference, by dot products
+    (BLAS) with no (n, K) matrix: two passes over each column, three for a difference."""
+    n = len(losses[0])
+    total = float(n) if w is None else float(np.sum(w))
+    square = float(n) if w is None else float(np.dot(w, w))
+    k = 2 * len(losses) - 1
+    mean, m2 = np.zeros(k), np.zeros(k)
+    diff = np.empty(n)
+    weighted = None if w is None else np.empty(n)
+    for j in range(k):
+        if j < len(losses):
+            column = losses[j]
+        else:
+            column = np.subtract(losses[j - len(losses) + 1], losses[0], out=diff)
+        if total <= 0:
+            continue
+        if weighted is not None and w is not None:
+            np.multiply(column, w, out=weighted)
+            s1, s2 = float(weighted.sum()), float(np.dot(weighted, column))
+        else:
+            s1, s2 = float(column.sum()), float(np.dot(column, column))
+        mean[j] = s1 / total
+        m2[j] = s2 - s1 * mean[j]
+        if not m2[j] > ONE_PASS_KEEPS * s2:  # heavy cancellation (near-constant values): two passes
+            dev = column - mean[j]
+            m2[j] = float(np.dot(dev * dev, w)) if w is not None else float(np.dot(dev, dev))
+    return Moments(np.array([n]), np.array([total]), np.array([square]), mean[None, :], m2[None, :])
 
 
 def _bootstrap_sums(seed: int, ids: NDArray[np.int64], values: F64, replicates: int) -> F64:
