@@ -260,18 +260,20 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
     ]
 
 
-def fail_if_option() -> Callable[..., Any]:
+FAIL_IF_KEYS = "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ...)"
+
+
+def fail_if_option(keys: str = FAIL_IF_KEYS) -> Callable[..., Any]:
     """--fail-if EXPR, repeatable: a gate on any number of the report (see gates.py)."""
     return click.option(
         "--fail-if",
         "fail_if",
         multiple=True,
         metavar="EXPR",
-        help="Exit 1 (after printing) if KEY OP NUMBER holds, OP one of < <= > >=, KEY any number "
-        "of the report: a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with "
-        "--ci, ...); e.g. --fail-if 'value_high > 0.5'. Repeatable (any firing fails); nothing is "
-        "evaluated as code; an unknown KEY is exit 2 listing the keys; a missing value (nothing "
-        "scored) fires.",
+        help=f"Exit 1 (after printing) if KEY OP NUMBER holds, OP one of < <= > >=, KEY any number "
+        f"of the report: {keys}; e.g. --fail-if 'value_high > 0.5'. Repeatable (any firing fails); "
+        "nothing is evaluated as code; an unknown KEY is exit 2 listing the keys; a missing value "
+        "(nothing scored) fires.",
     )
 
 

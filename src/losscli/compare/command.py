@@ -136,7 +136,10 @@ def compare_options() -> list[Any]:
             type=click.Choice(("table", "json", "csv", "tsv", "value")),
             help="Output format. Default: table on a terminal, tsv when piped.",
         ),
-        fail_if_option(),
+        fail_if_option(
+            "delta, delta_low, delta_high, p_value, p_adjusted, value, value_low, value_high or n (each "
+            "for every candidate: fires if any satisfies it), or NAME.KEY for one model"
+        ),
     ]
 
 
