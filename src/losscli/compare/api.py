@@ -16,7 +16,7 @@ OWN = ("names", "test", "resamples", "seed", "ci_level")
 
 def compare(
     metric: str,
-    targets: str,
+    targets: str | None,
     preds: list[str],
     *,
     names: list[str] | tuple[str, ...] = (),
@@ -29,14 +29,22 @@ def compare(
     **options: Any,
 ) -> CompareReport:
     """Score every model in ``preds`` against ``targets`` (streamed once, in step) and test each
-    candidate against the first (the baseline); see ``losscli compare --help``."""
+    candidate against the first (the baseline); see ``losscli compare --help``. For perplexity,
+    ``targets`` are the token ids and ``preds`` the logits files, or, with ``logprobs=True``,
+    ``preds`` are log-probability files and ``targets`` is None."""
     from .command import DEFAULT_RESAMPLES, DEFAULT_SEED, TESTS, check_level, default_names
     from .run import run_models
 
     definition = registry.get(metric)
-    if definition.inputs != "pair":
-        raise UsageError(f"compare does not take {metric} yet: compare mse, mae, huber, bce or ce")
+    tokens = definition.inputs == "tokens"
+    logprobs = bool(options.pop("logprobs", False))
+    if logprobs and not tokens:
+        raise UsageError("logprobs is perplexity's: for ce give input='logprobs'")
+    if tokens and options.get("group_by") is not None:
+        raise UsageError("compare perplexity does not take --group-by yet: compare each group's files")
     if len(preds) < 2:
+        if tokens:
+            raise UsageError("compare perplexity needs two models or more: --logits (or --logprobs) once per model")
         raise UsageError("compare needs TARGETS and at least two PREDS files (the baseline first)")
     if test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not {test}")
@@ -56,14 +64,20 @@ def compare(
         from ..options import output_path
 
         save = output_path(save, "--save-state")
-    if options.get("group_by") is not None and options.get("groups") is None:
+    if not tokens and options.get("group_by") is not None and options.get("groups") is None:
         options["groups"] = targets  # keys describe the examples: they are read from TARGETS
     _refuse_shards([targets, *preds, options.get("weights"), options.get("groups")])
-    evaluations = [build_evaluation(definition, p, targets, options) for p in preds]
+    if logprobs:
+        if targets is not None:
+            raise UsageError("log-probabilities need no --targets: give --logprobs per model alone")
+        evaluations = [build_evaluation(definition, None, None, {**options, "logprobs": p}) for p in preds]
+    else:
+        evaluations = [build_evaluation(definition, p, targets, options) for p in preds]
     out = run_models(evaluations, test, reps, seed, progress)
     state = CompareState(
         names, out.states, out.pairs, out.group_pairs, out.keys, out.unpaired, ci_level, margin, fail_if_worse
     )
+    state.clustered = out.clustered
     if save is not None:
         save_compare(state, save)
     return report_of(state)

@@ -44,7 +44,7 @@ class CompareGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         from ..metrics import registry
 
-        return [n for n in registry.names() if registry.get(n).inputs == "pair"]
+        return list(registry.names())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from ..metrics import registry
@@ -53,21 +53,10 @@ class CompareGroup(click.Group):
             return None
         definition = registry.get(cmd_name)
         if definition.inputs != "pair":
-            return _tokens_refused(cmd_name)
+            from .tokens import tokens_command
+
+            return tokens_command(definition)
         return _compare_command(definition)
-
-
-def _tokens_refused(name: str) -> click.Command:
-    def command(**opts: Any) -> int:
-        raise UsageError(f"compare does not take {name} yet: compare mse, mae, huber, bce or ce")
-
-    return click.Command(
-        name,
-        callback=command,
-        context_settings={"ignore_unknown_options": True},
-        params=[click.Argument(["rest"], nargs=-1, type=click.UNPROCESSED)],
-        add_help_option=False,
-    )
 
 
 def compare_options() -> list[Any]:
@@ -151,7 +140,8 @@ def _compare_command(definition: Any) -> click.Command:
     params += [metric_option(o) for o in definition.options]
 
     def command(**opts: Any) -> int:
-        return _run(definition.name, opts)
+        preds = opts.pop("preds")
+        return run_compare(definition.name, list(preds), opts)
 
     decorated: Any = command
     for option in reversed([*column_options(), *group_options(), *reading_options(), *compare_options()]):
@@ -168,7 +158,8 @@ def _compare_command(definition: Any) -> click.Command:
     )
 
 
-def _run(metric: str, opts: dict[str, Any]) -> int:
+def run_compare(metric: str, preds: list[str], opts: dict[str, Any]) -> int:
+    """One comparison from a command's options: printed, then its gates' exit code."""
     from .api import compare
 
     fmt = opts.pop("fmt") or ("table" if sys.stdout.isatty() else "tsv")
@@ -181,10 +172,7 @@ def _run(metric: str, opts: dict[str, Any]) -> int:
     if opts.get("engine") not in (None, "local"):
         raise UsageError(REFUSED["engine"])
     opts.pop("engine", None)
-    preds = opts.pop("preds")
-    report = compare(
-        metric, opts.pop("targets"), list(preds), margin=margin, fail_if_worse=fail_if_worse, **opts
-    )
+    report = compare(metric, opts.pop("targets"), preds, margin=margin, fail_if_worse=fail_if_worse, **opts)
     return finish(report, fmt, gates, fail_if_worse, margin)
 
 

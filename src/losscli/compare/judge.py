@@ -64,7 +64,11 @@ class Comparison:
 
 
 def _t_parts(t: PairTallies, g: int, col: int) -> tuple[float, float, float]:
-    """(mean, standard error, degrees of freedom) of column ``col`` in group ``g``."""
+    """(mean, standard error, degrees of freedom) of column ``col`` in group ``g``; clustered by
+    sequence: the ratio, its cluster-robust standard error and G - 1."""
+    if t.ratios is not None:
+        r = t.ratios[col]
+        return r.ratio, r.standard_error, float(r.g - 1)
     m = t.moments
     w, w2 = float(m.w[g]), float(m.w2[g])
     mean = float(m.mean[g, col]) if w > 0 else math.nan

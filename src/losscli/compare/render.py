@@ -173,8 +173,15 @@ def _caption(report: CompareReport) -> str:
         else ""
     )
     n = report.comparisons[0].n if report.comparisons else 0
+    if report.unit == "sequence":
+        return (
+            f"Lower loss is better. delta = model - {report.models[0].name}, in nats of cross-entropy "
+            f"per token, over {n:,} paired sequences (tests clustered by sequence); two-sided {test} "
+            f"at level {report.level:g}{adjusted}{margin}."
+        )
+    units = "in nats of cross-entropy per token" if report.metric == "perplexity" else "in the metric's units"
     return (
-        f"Lower loss is better. delta = model - {report.models[0].name}, in the metric's units, over {n:,} "
+        f"Lower loss is better. delta = model - {report.models[0].name}, {units}, over {n:,} "
         f"paired examples; two-sided {test} at level {report.level:g}{adjusted}{margin}."
     )
 

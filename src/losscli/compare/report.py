@@ -14,7 +14,8 @@ from typing import Any
 from ..metrics import registry
 from ..results.report import build_report
 from ..state.evalstate import EvalState
-from .judge import Comparison, compare_one, model_estimate, settle
+from ..metrics.common import safe_exp
+from .judge import Comparison, Estimate, compare_one, model_estimate, settle
 from .tallies import PairTallies
 
 
@@ -52,6 +53,8 @@ class CompareReport:
     groups: list[GroupBlock] | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: what one paired observation is: "example", or "sequence" (compare perplexity, clustered)
+    unit: str = "example"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -62,6 +65,7 @@ class CompareReport:
             "lower_is_better": True,
             "adjustment": self.adjustment,
             "margin": self.margin,
+            "paired_unit": self.unit,
             "models": [_model_dict(m) for m in self.models],
             "comparisons": [_comparison_dict(c) for c in self.comparisons],
         }
@@ -128,7 +132,7 @@ def build_compare_report(
     reports = [build_report(s, 10, allow_empty=True) for s in states]
     models = []
     for i, (name, state, rep) in enumerate(zip(names, states, reports, strict=True)):
-        est = model_estimate(pairs, 0, i, level)
+        est = _headline(definition.name, model_estimate(pairs, 0, i, level))
         figures = {f.key: f.value for f in rep.figures}
         models.append(
             ModelRow(name, state.header.files.get("preds", ""), rep.value, est.low, est.high, rep.n, figures)
@@ -147,6 +151,8 @@ def build_compare_report(
         comparisons,
     )
     report.adjustment = settle(comparisons, level, margin)
+    if pairs.ratios is not None:
+        report.unit = "sequence"
     for rep in reports:
         report.warnings += [w for w in rep.warnings if w not in report.warnings]
     if group_keys is not None and group_pairs is not None:
@@ -159,6 +165,14 @@ def build_compare_report(
                 f"per-group p-values are Holm-adjusted over all {len(every)} group comparisons"
             )
     return report
+
+
+def _headline(metric: str, est: Estimate) -> Estimate:
+    """A model's interval in its headline's terms: perplexity's is exp of cross-entropy's (a
+    monotone map of the interval the paired tallies give)."""
+    if metric != "perplexity":
+        return est
+    return Estimate(*(safe_exp(v) if not math.isnan(v) else v for v in (est.value, est.low, est.high)))
 
 
 def _comparisons(

@@ -21,12 +21,13 @@ from numpy.typing import NDArray
 from ..engine.evaluator import GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
 from ..engine.pairing import PRED_INDEX
 from ..engine.runners import Role, Streams, _range_openers, column_namer, run_serial, run_threaded
-from ..errors import UsageError
 from ..metrics.base import MetricChunk, Scorer
 from ..metrics.checks import PREDS
 from ..options import Evaluation
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
+from ..sequences import SequenceMap
+from .clusters import by_sequence, cluster_pairs
 from .tallies import PairTallies
 
 
@@ -83,9 +84,12 @@ class Models:
     """The evaluators of every model, fed the same chunk; ``engine.runners`` drives it as it
     drives one ``Evaluator`` (``fork``, ``tallies``, ``header``)."""
 
-    def __init__(self, evaluators: list[Evaluator], pairs: PairTallies) -> None:
+    def __init__(self, evaluators: list[Evaluator], pairs: PairTallies, clustered: bool = False) -> None:
         self.evaluators = evaluators
         self.pairs = pairs
+        #: perplexity by sequence: the paired figures come from each model's per-sequence sums
+        #: (its state) once the run is over, so no per-token pairing is done while streaming
+        self.clustered = clustered
         self.keys = evaluators[0].keys
         self.group_pairs = None if self.keys is None else pairs.copy()
         self.captures = [Capture() for _ in evaluators]
@@ -115,7 +119,9 @@ class Models:
     def fork(self) -> Models:
         p = self.pairs
         return Models(
-            [ev.fork() for ev in self.evaluators], PairTallies(p.models, p.test, p.resamples, p.seed)
+            [ev.fork() for ev in self.evaluators],
+            PairTallies(p.models, p.test, p.resamples, p.seed),
+            self.clustered,
         )
 
 
@@ -132,7 +138,8 @@ class CompareStreams(Streams):
         for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
             cap.clear()
             rows = view.feed(model, pieces, first)
-        _pair(models, self, pieces, first)
+        if not models.clustered:
+            _pair(models, self, pieces, first)
         return rows
 
     def part(self, pieces: list[list[NDArray[Any]]], role: str) -> NDArray[Any] | None:
@@ -253,8 +260,16 @@ def combined_streams(roles: list[dict[str, Role]]) -> CompareStreams:
     return out
 
 
-def drive(models: Models, roles: list[dict[str, Role]], chunk_rows: int, threads: int, progress: Any) -> None:
-    """Stream every input once through every model (``engine.runners.run`` for many models)."""
+def drive(
+    models: Models,
+    roles: list[dict[str, Role]],
+    chunk_rows: int,
+    threads: int,
+    progress: Any,
+    shift: SequenceMap | None = None,
+) -> None:
+    """Stream every input once through every model (``engine.runners.run`` for many models);
+    ``shift``: perplexity's causal-LM shift of the (baseline's) token ids."""
     streams = combined_streams(roles)
     for ev, model_roles in zip(models.evaluators, roles, strict=True):
         for name, role in model_roles.items():
@@ -263,21 +278,18 @@ def drive(models: Models, roles: list[dict[str, Role]], chunk_rows: int, threads
             ev.places[name] = role.reader.row_place
     total = streams.total()
     if threads > 1 and total is not None and total > chunk_rows:
-        openers = _range_openers(streams, total, None)
+        openers = _range_openers(streams, total, shift)
         if openers is not None:
             run_threaded(models, streams, openers, total, chunk_rows, threads, progress)  # type: ignore[arg-type]
             return
-    run_serial(models, streams, chunk_rows, progress, None)  # type: ignore[arg-type]
+    run_serial(models, streams, chunk_rows, progress, shift)  # type: ignore[arg-type]
 
 
 def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any]:
     """One plan per model; every model must read its predictions the same way."""
     from ..engine.plan import make_plan
 
-    plans = [make_plan(e, stack) for e in evaluations]
-    if plans[0].metric.inputs == "tokens":
-        raise UsageError("compare does not take perplexity yet: compare mse, mae, huber, bce or ce")
-    return plans
+    return [make_plan(e, stack) for e in evaluations]
 
 
 @dataclass
@@ -289,6 +301,7 @@ class Outcome:
     group_pairs: PairTallies | None
     keys: list[tuple[Any, ...]] | None
     unpaired: int
+    clustered: bool = False
 
 
 def run_models(
@@ -307,13 +320,16 @@ def run_models(
             )
             ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
             evaluators.append(ev)
-        models = Models(evaluators, PairTallies(len(plans), test, resamples, seed))
+        clustered = by_sequence(plans, evaluators)
+        models = Models(evaluators, PairTallies(len(plans), test, resamples, seed), clustered)
         if progress is not None:
             progress.start(plans[0].total_rows)
             stack.callback(progress.stop)
         threads = default_threads() if run.threads is None else run.threads
         chunk_rows = min(p.chunk_rows for p in plans)
-        drive(models, [p.roles for p in plans], chunk_rows, threads, progress.advance if progress else None)
+        shift = plans[0].seqmap if plans[0].shift else None
+        advance = progress.advance if progress else None
+        drive(models, [p.roles for p in plans], chunk_rows, threads, advance, shift)
         states = [
             ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)
         ]
@@ -321,4 +337,5 @@ def run_models(
         found = None if keys is None else list(keys.keys)
         if found is not None and models.group_pairs is not None:
             models.group_pairs.grow(len(found))  # every key, even one whose rows were all skipped
-        return Outcome(states, models.pairs, models.group_pairs, found, models.unpaired)
+        pairs = cluster_pairs(states, test, resamples, seed) if clustered else models.pairs
+        return Outcome(states, pairs, models.group_pairs, found, models.unpaired, clustered)

@@ -48,6 +48,9 @@ class CompareState:
     level: float
     margin: float | None
     fail_if_worse: bool
+    #: compare perplexity by sequence: ``pairs`` is a function of the models' per-sequence sums
+    #: (``clusters.cluster_pairs``), recomputed from the merged states rather than merged
+    clustered: bool = False
 
 
 def _pairs_plain(p: PairTallies) -> dict[str, NDArray[Any]]:
@@ -105,6 +108,7 @@ def save_compare(state: CompareState, path: str) -> None:
         "margin": state.margin,
         "fail_if_worse": state.fail_if_worse,
         "unpaired": state.unpaired,
+        "clustered": state.clustered,
         "group_columns": list(state.states[0].header.metric_options.get("group_by") or []) or None,
         "group_keys": None if state.keys is None else [[_plain(v) for v in k] for k in state.keys],
         "models": models,
@@ -178,6 +182,11 @@ def load_compare(path: str) -> CompareState:
         keys = None if doc["group_keys"] is None else [tuple(k) for k in doc["group_keys"]]
         group_pairs = None if keys is None else _pairs_from(part("groups."), len(names), test, reps, seed)
         margin = None if doc["margin"] is None else float(doc["margin"])
+        clustered = bool(doc.get("clustered", False))
+        if clustered:
+            from .clusters import cluster_pairs
+
+            pairs = cluster_pairs(states, test, reps, seed)
         return CompareState(
             names,
             states,
@@ -188,6 +197,7 @@ def load_compare(path: str) -> CompareState:
             float(doc["level"]),
             margin,
             bool(doc["fail_if_worse"]),
+            clustered,
         )
     except StateFileError as e:
         raise StateFileError(e.detail, path=path) from None
@@ -202,6 +212,10 @@ def report_of(state: CompareState) -> CompareReport:
     report = build_compare_report(
         state.names, state.states, state.pairs, state.keys, state.level, state.margin, state.group_pairs
     )
+    if state.states[0].header.metric == "perplexity" and not state.clustered:
+        from .clusters import TOKEN_NOTE
+
+        report.notes.append(TOKEN_NOTE)
     if state.unpaired:
         report.warnings.append(
             f"{state.unpaired} row(s) were scored for some models but not others (--nan skip): "
@@ -223,6 +237,8 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
                 f"{path} is another comparison (models {part.names}, --test {p.test}, --resamples "
                 f"{p.resamples}, --seed {p.seed}) than {paths[0]}: merge parts of one comparison"
             )
+        if part.clustered != first.clustered:
+            raise InputError(f"{path} and {paths[0]}: one comparison is clustered by sequence and the other not")
         if (part.keys is None) != (first.keys is None):
             raise InputError(f"{path} and {paths[0]}: one comparison has --group-by and the other not")
     states = []
@@ -234,6 +250,10 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
     pairs = first.pairs
     for part in parts[1:]:
         pairs = pairs.merge(part.pairs)
+    if first.clustered:  # a sequence cut between parts is whole only in the merged states
+        from .clusters import cluster_pairs
+
+        pairs = cluster_pairs(states, pairs.test, pairs.resamples, pairs.seed)
     keys, group_pairs = first.keys, first.group_pairs
     if keys is not None and group_pairs is not None:
         for part in parts[1:]:
@@ -250,6 +270,7 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
         first.level,
         first.margin,
         first.fail_if_worse,
+        first.clustered,
     )
 
 
