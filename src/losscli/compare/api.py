@@ -44,7 +44,9 @@ def compare(
         raise UsageError("compare perplexity does not take --group-by yet: compare each group's files")
     if len(preds) < 2:
         if tokens:
-            raise UsageError("compare perplexity needs two models or more: --logits (or --logprobs) once per model")
+            raise UsageError(
+                "compare perplexity needs two models or more: --logits (or --logprobs) once per model"
+            )
         raise UsageError("compare needs TARGETS and at least two PREDS files (the baseline first)")
     if test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not {test}")

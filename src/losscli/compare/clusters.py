@@ -59,9 +59,7 @@ def by_sequence(plans: Sequence[Any], evaluators: Sequence[Any]) -> bool:
     return all(p.seqmap is not None and not isinstance(p.seqmap, SingleSequence) for p in plans)
 
 
-def cluster_pairs(
-    states: Sequence[EvalState], test: str, resamples: int, seed: int
-) -> PairTallies:
+def cluster_pairs(states: Sequence[EvalState], test: str, resamples: int, seed: int) -> PairTallies:
     """The paired tallies of a perplexity comparison, from every model's per-sequence sums."""
     seqs = [s.tallies.sequences for s in states]
     if any(q is None for q in seqs):

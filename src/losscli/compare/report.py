@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..metrics import registry
+from ..metrics.common import safe_exp
 from ..results.report import build_report
 from ..state.evalstate import EvalState
-from ..metrics.common import safe_exp
 from .judge import Comparison, Estimate, compare_one, model_estimate, settle
 from .tallies import PairTallies
 

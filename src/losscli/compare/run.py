@@ -21,12 +21,13 @@ from numpy.typing import NDArray
 from ..engine.evaluator import GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
 from ..engine.pairing import PRED_INDEX
 from ..engine.runners import Role, Streams, _range_openers, column_namer, run_serial, run_threaded
+from ..errors import InputError
 from ..metrics.base import MetricChunk, Scorer
 from ..metrics.checks import PREDS
 from ..options import Evaluation
+from ..sequences import SequenceMap
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
-from ..sequences import SequenceMap
 from .clusters import by_sequence, cluster_pairs
 from .tallies import PairTallies
 
@@ -289,7 +290,18 @@ def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any
     """One plan per model; every model must read its predictions the same way."""
     from ..engine.plan import make_plan
 
-    return [make_plan(e, stack) for e in evaluations]
+    plans = []
+    for e in evaluations:
+        try:
+            plans.append(make_plan(e, stack))
+        except InputError as exc:  # a shape that disagrees with the targets': name the model's file
+            source = e.inputs.preds or e.inputs.logprobs
+            path = None if source is None else source.path
+            if path is None or path in str(exc):
+                raise
+            detail = f"{exc.detail} (the model {path} does not fit: every model needs the same rows)"
+            raise InputError(detail, path=exc.path, row=exc.row, column=exc.column) from None
+    return plans
 
 
 @dataclass

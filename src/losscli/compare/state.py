@@ -238,7 +238,9 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
                 f"{p.resamples}, --seed {p.seed}) than {paths[0]}: merge parts of one comparison"
             )
         if part.clustered != first.clustered:
-            raise InputError(f"{path} and {paths[0]}: one comparison is clustered by sequence and the other not")
+            raise InputError(
+                f"{path} and {paths[0]}: one comparison is clustered by sequence and the other not"
+            )
         if (part.keys is None) != (first.keys is None):
             raise InputError(f"{path} and {paths[0]}: one comparison has --group-by and the other not")
     states = []
