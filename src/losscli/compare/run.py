@@ -23,12 +23,13 @@ from ..engine.pairing import PRED_INDEX
 from ..engine.runners import Role, Streams, _range_openers, column_namer, run_serial, run_threaded
 from ..errors import InputError
 from ..metrics.base import MetricChunk, Scorer
-from ..metrics.checks import PREDS
+from ..metrics.checks import PREDS, TARGETS
 from ..options import Evaluation
 from ..sequences import SequenceMap
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
 from .clusters import by_sequence, cluster_pairs
+from .fused import Fused, fused_for, ready
 from .tallies import PairTallies
 
 
@@ -91,6 +92,8 @@ class Models:
         #: perplexity by sequence: the paired figures come from each model's per-sequence sums
         #: (its state) once the run is over, so no per-token pairing is done while streaming
         self.clustered = clustered
+        #: compare mse|mae's fused pass (``fused.py``), or None for the ordinary path
+        self.fused: Fused | None = None
         self.keys = evaluators[0].keys
         self.group_pairs = None if self.keys is None else pairs.copy()
         self.captures = [Capture() for _ in evaluators]
@@ -107,6 +110,8 @@ class Models:
     def tallies(self) -> Tallies | None:
         if any(ev.tallies is None for ev in self.evaluators):
             return None
+        if self.fused is not None:
+            self.fused.flush(self.pairs)
         return Tallies(
             [ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs
         )
@@ -119,11 +124,14 @@ class Models:
 
     def fork(self) -> Models:
         p = self.pairs
-        return Models(
+        twin = Models(
             [ev.fork() for ev in self.evaluators],
             PairTallies(p.models, p.test, p.resamples, p.seed),
             self.clustered,
         )
+        if self.fused is not None:  # its own buffers
+            twin.fused = Fused(self.fused.k, self.fused.headline)
+        return twin
 
 
 class CompareStreams(Streams):
@@ -135,6 +143,14 @@ class CompareStreams(Streams):
     def feed(self, ev: Any, pieces: list[list[NDArray[Any]]], first_row: int | None = None) -> int:
         models: Models = ev
         first = models.evaluators[0].next_row if first_row is None else first_row
+        if models.fused is not None and ready(models):
+            if first_row is not None:
+                for model in models.evaluators:
+                    model.next_row = first_row
+            targets = self.part(pieces, TARGETS)
+            preds = [part_of(view.where, pieces, PREDS) for view in self.views]
+            if targets is not None and models.fused.score(models, targets, preds):
+                return len(targets)
         rows = 0
         for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
             cap.clear()
@@ -144,10 +160,17 @@ class CompareStreams(Streams):
         return rows
 
     def part(self, pieces: list[list[NDArray[Any]]], role: str) -> NDArray[Any] | None:
-        if role not in self.where:
-            return None
-        ri, gi = self.where[role]
-        return pieces[ri][gi]
+        return part_of(self.where, pieces, role)
+
+
+def part_of(
+    where: dict[str, tuple[int, int]], pieces: list[list[NDArray[Any]]], role: str
+) -> NDArray[Any] | None:
+    """A role's array in an aligned chunk (None when the run has no such role)."""
+    if role not in where:
+        return None
+    ri, gi = where[role]
+    return pieces[ri][gi]
 
 
 def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int) -> None:
@@ -272,6 +295,9 @@ def drive(
     """Stream every input once through every model (``engine.runners.run`` for many models);
     ``shift``: perplexity's causal-LM shift of the (baseline's) token ids."""
     streams = combined_streams(roles)
+    if not models.clustered:
+        names = {name for model_roles in roles for name in model_roles}
+        models.fused = fused_for(models.evaluators, names, models.pairs.test)
     for ev, model_roles in zip(models.evaluators, roles, strict=True):
         for name, role in model_roles.items():
             ev.labels[name] = role.label
@@ -327,8 +353,10 @@ def run_models(
         run = evaluations[0].run
         evaluators = []
         for plan in plans:
+            if hasattr(plan.scorer, "companions"):  # MAE beside MSE: not reported by a comparison
+                plan.scorer.companions = ()
             ev = Evaluator(
-                plan.metric, nan=run.nan, worst=max(run.top, 20), header=plan.header, scorer=plan.scorer
+                plan.metric, nan=run.nan, worst=0, header=plan.header, scorer=plan.scorer
             )
             ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
             evaluators.append(ev)
@@ -342,6 +370,8 @@ def run_models(
         shift = plans[0].seqmap if plans[0].shift else None
         advance = progress.advance if progress else None
         drive(models, [p.roles for p in plans], chunk_rows, threads, advance, shift)
+        if models.fused is not None:
+            models.fused.flush(models.pairs)
         states = [
             ev.finish(p.nulls, p.warnings_after) for ev, p in zip(models.evaluators, plans, strict=True)
         ]
