@@ -8,6 +8,7 @@ from ..errors import UsageError
 from ..metrics import registry
 from ..options import build_evaluation
 from .report import CompareReport
+from .sharded import compare_shards, shard_runs
 from .state import CompareState, report_of, save_compare
 
 #: options a comparison takes beside the metric command's ones
@@ -68,27 +69,33 @@ def compare(
         save = output_path(save, "--save-state")
     if not tokens and options.get("group_by") is not None and options.get("groups") is None:
         options["groups"] = targets  # keys describe the examples: they are read from TARGETS
-    _refuse_shards([targets, *preds, options.get("weights"), options.get("groups")])
-    if logprobs:
-        if targets is not None:
-            raise UsageError("log-probabilities need no --targets: give --logprobs per model alone")
-        evaluations = [build_evaluation(definition, None, None, {**options, "logprobs": p}) for p in preds]
-    else:
-        evaluations = [build_evaluation(definition, p, targets, options) for p in preds]
-    out = run_models(evaluations, test, reps, seed, progress)
-    state = CompareState(
-        names, out.states, out.pairs, out.group_pairs, out.keys, out.unpaired, ci_level, margin, fail_if_worse
-    )
-    state.clustered = out.clustered
+    if logprobs and targets is not None:
+        raise UsageError("log-probabilities need no --targets: give --logprobs per model alone")
+
+    def one(shard_targets: Any, shard_preds: list[Any], opts: dict[str, Any]) -> CompareState:
+        if logprobs:
+            evaluations = [
+                build_evaluation(definition, None, None, {**opts, "logprobs": p}) for p in shard_preds
+            ]
+        else:
+            evaluations = [build_evaluation(definition, p, shard_targets, opts) for p in shard_preds]
+        out = run_models(evaluations, test, reps, seed, progress)
+        part = CompareState(
+            names,
+            out.states,
+            out.pairs,
+            out.group_pairs,
+            out.keys,
+            out.unpaired,
+            ci_level,
+            margin,
+            fail_if_worse,
+        )
+        part.clustered = out.clustered
+        return part
+
+    runs = shard_runs(targets, list(preds), options)
+    state = one(targets, list(preds), options) if runs is None else compare_shards(runs, options, one, tokens)
     if save is not None:
         save_compare(state, save)
     return report_of(state)
-
-
-def _refuse_shards(paths: list[Any]) -> None:
-    import glob
-    import os
-
-    for p in paths:
-        if isinstance(p, str) and p != "-" and (os.path.isdir(p) or glob.has_magic(p)):
-            raise UsageError(f"{p}: compare reads single files (directories and globs are not taken yet)")

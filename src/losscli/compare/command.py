@@ -19,7 +19,7 @@ DEFAULT_SEED = 20261201
 #: options of a metric command that a comparison does not take (with what to do instead)
 REFUSED = {
     "per_example": "--per-example is not taken by compare: run the metric command per model",
-    "engine": "compare reads single files on this machine: --engine dask is not taken",
+    "engine": "compare runs on this machine: --engine dask is not taken",
     "fail_above": "--fail-above is not taken by compare: use --fail-if 'NAME.value > X'",
     "fail_below": "--fail-below is not taken by compare: use --fail-if 'NAME.value < X'",
 }
@@ -33,7 +33,8 @@ HELP = """Is model B better than model A? Paired tests of every model against th
 
 TARGETS comes first, then one PREDS file per model; the first model is the baseline. Every
 input is streamed once, in step; the files must have the same number of rows (exit 3 names
-the one that differs). Each model is scored with the metric's own options, then each
+the one that differs). Directories and globs are taken when every input is sharded alike
+(shard i of each paired). Each model is scored with the metric's own options, then each
 candidate's per-example loss difference from the baseline (delta = model - baseline, in the
 metric's units; lower loss is better) is tested: --test t (paired t test, default), bootstrap
 (paired Poisson bootstrap) or permutation (paired sign flips, as sacrebleu's --paired-ar).
