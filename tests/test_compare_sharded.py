@@ -5,6 +5,7 @@ beside sharded inputs exit 2."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -27,7 +28,7 @@ def data(tmp_path):
         np.save(tmp_path / f"{name}.npy", v)
         (tmp_path / name).mkdir()
         (tmp_path / f"{name}_pq").mkdir()
-        for i, (lo, hi) in enumerate(zip(CUTS, CUTS[1:], strict=False)):
+        for i, (lo, hi) in enumerate(itertools.pairwise(CUTS)):
             np.save(tmp_path / name / f"part-{i:05d}.npy", v[lo:hi])
             column = "y" if name == "y" else "pred"
             pd.DataFrame({column: v[lo:hi]}).to_parquet(tmp_path / f"{name}_pq" / f"part-{i:05d}.parquet")
