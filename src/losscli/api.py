@@ -70,7 +70,9 @@ def run_evaluation(
     ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
     (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar);
     per-group figures ``group_by`` (key columns of preds: a name or a list), ``groups`` (keys in
-    a file, array or table of their own, row-aligned) and ``max_groups`` (``Report.groups``); the
+    a file, array or table of their own, row-aligned) and ``max_groups`` (``Report.groups``);
+    intervals ``ci`` (True), ``ci_level``, ``bootstrap`` (replicates), ``seed``, ``cluster_col``
+    and ``max_clusters`` (``Report.ci`` and each ``GroupRow.ci``); the
     metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``classes`` (ce: the
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
     probability the predictions are), ``delta`` (huber), and
@@ -156,6 +158,11 @@ def evaluate_state(
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
         evaluator.keys = plan.keys
+        if evaluation.run.ci is not None:  # the shard's example identity, the cluster codes
+            from .engine.ci import make_feed
+
+            sequences = plan.seqmap is not None
+            evaluator.interval_feed = make_feed(evaluation.run.ci, plan.keys, plan.clusters, sequences)
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)

@@ -42,7 +42,17 @@ def apply(options: Sequence[Any]) -> Decorator:
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
     state_help = "Write the run's state to PATH (for losscli merge)."
-    return apply([*column_options(), *group_options(), *reading_options(), *output_options(state_help)])(f)
+    from .ci_options import click_options as ci_click_options
+
+    return apply(
+        [
+            *column_options(),
+            *group_options(),
+            *reading_options(),
+            *ci_click_options(),
+            *output_options(state_help),
+        ]
+    )(f)
 
 
 def group_options() -> list[Callable[..., Any]]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from .ci_options import NAMES as CI_NAMES
+from .ci_options import CIOptions, ci_options
 from .errors import OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ class RunOptions:
     save_state: str | None = None
     group_by: str | None = None  # --group-by: key column spec (in PREDS, or in --groups FILE)
     max_groups: int = MAX_GROUPS_DEFAULT
+    ci: CIOptions | None = None  # --ci, --ci-level, --bootstrap, --seed (ci_options.py)
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ COMMON = (
     "group_by",
     "groups",
     "max_groups",
+    *CI_NAMES,
 )
 
 
@@ -364,6 +368,7 @@ def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
         save_state,
         kwargs.get("group_by"),
         max_groups,
+        ci_options(kwargs),
     )
 
 

@@ -106,6 +106,11 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.split(os.sep) if part not in ("", ".", ".."))
 
 
+def shard_root(given: str) -> str:
+    """The folder a sharded input's files are named under: the directory, or a glob's folder."""
+    return os.path.abspath(given if os.path.isdir(given) else _glob_root(given))
+
+
 def _glob_root(pattern: str) -> str:
     """The folder a glob starts from: its leading components without glob characters."""
     parts = pattern.split(os.sep)

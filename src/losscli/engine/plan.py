@@ -32,7 +32,7 @@ from ..readers.keys import KeyTable
 from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
-from .group_plan import plan_groups
+from .group_plan import plan_clusters, plan_groups
 from .roles import (
     IdPlan,
     columns_report,
@@ -67,6 +67,7 @@ class Plan:
     readers: list[Reader] = field(default_factory=list)  # every input opened (for add_hints)
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
     keys: KeyTable | None = None  # --group-by: the run's group keys
+    clusters: KeyTable | None = None  # --cluster-col: the run's cluster values
 
     def output_names(self, count: int) -> tuple[str, ...]:
         return tuple(safe_text(output_names_of(self.choices, count))) if count > 1 else ()
@@ -148,12 +149,17 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
     groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
+    clusters = plan_clusters(evaluation, choices[PREDS].reader, roles, layout.seqmap)
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
     if groups is not None:
         roles.update(groups.roles)
         columns["groups"] = groups.json
         notes += [groups.note] if groups.note else []
+    if clusters is not None:
+        roles.update(clusters.roles)
+        columns["clusters"] = clusters.json
+        notes += [clusters.note] if clusters.note else []
     layout.warnings += index_warnings(choices)
     refuse_one_number_lines(every)
     dialect_notes, dialect_warnings = describe_dialects(every)
@@ -176,6 +182,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
     if groups is not None:  # states of different groupings must not merge
         header.metric_options["group_by"] = list(safe_text(groups.table.columns))
+    if evaluation.run.ci is not None:  # states of different interval settings must not merge
+        header.metric_options["ci"] = evaluation.run.ci.plain()
     plan = Plan(
         metric,
         metric.scorer(options),
@@ -192,6 +200,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         every,
     )
     plan.keys = groups.table if groups is not None else None
+    plan.clusters = clusters.table if clusters is not None else None
     if metric.wide_scores:
         plan.warnings_after.append(_rule_logits_warning(choices[PREDS]))
     return plan

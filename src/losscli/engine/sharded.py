@@ -36,6 +36,8 @@ from ..metrics.base import MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
+from .ci import check_max_clusters
+from .ci_identity import shard_identity, with_identity
 from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
 
@@ -158,7 +160,8 @@ def build_shard(
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
     extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
-    return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    return with_identity(evaluation, shard_identity(shards, i, row_offset, singles_range))
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,6 +289,7 @@ def evaluate_sharded(
         else:
             merged = _evaluate_sharded(metric, shards, options, progress, output)
         check_max_groups(merged, options)
+        check_max_clusters(merged, options)
         merged.header = dataclasses.replace(merged.header, notes=shard_notes(merged.header.notes, shards))
         if shards.singles:  # a file beside the shards is read by part, one row range each: no overlap
             said = tuple(f"{path} was read by " for path in shards.singles.values())

@@ -14,6 +14,9 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
   ``status``, a ``group`` column (``all`` on the overall rows, the key as a JSON object on a
   group's row) and one ``group.COL`` column per key column (the key's value; empty for null and
   on the overall rows). A group row's counts are the group's own; its ``output`` is ``all``.
+  With ``--ci``, ``value_low`` and ``value_high`` come last: the headline's interval on the
+  overall row and on every group's row (empty on per-output rows and for a group with nothing
+  counted).
 """
 
 from __future__ import annotations
@@ -83,6 +86,13 @@ def render_delimited(report: Report, delimiter: str) -> str:
         rows.append([report.metric, name, number_text(v), str(report.n), *extra, *counts, status])
     if report.groups is not None:
         header, rows = _with_groups(report, keys, header, rows)
+    if report.ci is not None:  # --ci: the headline's interval, last: overall row, group rows
+        header = [*header, "value_low", "value_high"]
+        groups = report.groups or []
+        cis = [report.ci] + [{}] * (len(rows) - 1 - len(groups)) + [g.ci or {} for g in groups]
+        cells = [tuple(number_text(v) for v in (ci.get("value") or (None, None))) for ci in cis]
+        cells = [c if ci else ("", "") for c, ci in zip(cells, cis, strict=True)]
+        rows = [[*r, *c] for r, c in zip(rows, cells, strict=True)]
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)

@@ -136,9 +136,11 @@ def _share(cols: list[Col], squeeze: bool, room: int) -> list[int]:
 def summary_table(report: Report) -> FitTable:
     files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
     rows: list[tuple[str, str, str]] = []
+    intervals: list[str] = []  # --ci: each figure's interval, "" for the rest
     for f in report.figures:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
+            intervals.append(_interval_text((report.ci or {}).get(f.key)))
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -158,14 +160,32 @@ def summary_table(report: Report) -> FitTable:
         rows.append(
             ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
+    if report.ci is not None:  # --ci: how the intervals were made, and the bootstrap's seed
+        seed = f"--seed {report.ci['seed']}" if "seed" in report.ci else "analytic"
+        rows.append(("interval", seed, str(report.ci["method"])))
     return FitTable(
         f"{report.title} - {files}",
         [
             Col("figure", [r[0] for r in rows], style="bold"),
             Col("value", [r[1] for r in rows], number=True, justify="right"),
+            *_interval_column(report, intervals, len(rows)),
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
+
+
+def _interval_text(iv: Any) -> str:
+    """``low - high``; empty without an interval (a NaN end, with too few examples, is nan)."""
+    return "" if iv is None else f"{fmt_number(iv[0])} - {fmt_number(iv[1])}"
+
+
+def _interval_column(report: Report, intervals: list[str], rows: int) -> list[Col]:
+    """--ci: a column of intervals, headed by the level and the method's first word."""
+    if report.ci is None:
+        return []
+    level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+    cells = intervals + [""] * (rows - len(intervals))
+    return [Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right")]
 
 
 def outputs_table(report: Report) -> FitTable | None:
@@ -285,6 +305,10 @@ def groups_table(report: Report) -> FitTable | None:
     cols.append(
         Col(rows[0].figures[0].label, [fmt_number(g.value) for g in rows], number=True, justify="right")
     )
+    if report.ci is not None:  # --ci: the headline's interval of each group, never dropped
+        level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+        cells = [_interval_text((g.ci or {}).get("value")) for g in rows]
+        cols.append(Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right"))
     cols.append(Col("n", [fmt_number(g.n, counts=True) for g in rows], number=True, justify="right"))
     for j, f in enumerate(shown, start=1):  # the headline and count never drop
         cells = [fmt_number(g.figure_or_none(f.key), counts=isinstance(f.value, int)) for g in rows]

@@ -27,6 +27,7 @@ class GroupRow:
     figures: list[Figure] = field(default_factory=list)
     ignored: int = 0
     skipped: int = 0
+    ci: dict[str, Any] | None = None  # --ci: the group's intervals (results.intervals)
 
     @property
     def status(self) -> str:

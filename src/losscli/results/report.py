@@ -64,6 +64,8 @@ class Report:
     sequences_read: int | None = None
     #: --group-by: one row per group, sorted by key (None: the run was not grouped)
     groups: list[GroupRow] | None = None
+    #: --ci: {"level", "method", "<figure key>": [low, high], ...} (results/intervals.py)
+    ci: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -87,6 +89,8 @@ class Report:
             if f.key not in out:
                 out[f.key] = _json_number(f.value)
         out["status"] = self.status
+        if self.ci is not None:
+            out["ci"] = self.ci
         if self.input_kind is not None:
             out["input"] = self.input_kind
             out["input_detected"] = self.input_detected
@@ -103,7 +107,7 @@ class Report:
                 for name, vals in self.per_output
             ]
         if self.groups is not None:
-            out["groups"] = [group_dict(g) for g in self.groups]
+            out["groups"] = [group_dict(g, self.ci is not None) for g in self.groups]
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -128,7 +132,7 @@ class Report:
         return out
 
 
-def group_dict(g: GroupRow) -> dict[str, Any]:
+def group_dict(g: GroupRow, with_ci: bool = False) -> dict[str, Any]:
     """A group as JSON: its key, then the same figure keys as the top level."""
     out: dict[str, Any] = {"key": {k: _json_value(v) for k, v in g.key.items()}}
     out["value"], out["n"] = _json_number(g.value), g.n
@@ -136,6 +140,8 @@ def group_dict(g: GroupRow) -> dict[str, Any]:
         if f.key not in out:
             out[f.key] = _json_number(f.value)
     out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
+    if with_ci:  # --ci: every group has the key, null where nothing was counted
+        out["ci"] = g.ci
     return out
 
 
@@ -234,6 +240,16 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
         )
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
+    if t.ci is not None and not report.empty:
+        from .intervals import ci_report
+
+        report.ci = ci_report(state, {f.key for f in report.figures})
+        if report.groups:
+            from .intervals import group_cis
+
+            for row, ci in zip(report.groups, group_cis(state, {f.key for f in report.figures}) or [],
+                               strict=False):
+                row.ci = ci
     from .rows import row_files
 
     report.example_files = row_files(state, [e.row for e in report.examples])

@@ -37,6 +37,7 @@ from .seqstats import WORST_PER_SEQUENCE, SequenceStats
 
 if TYPE_CHECKING:
     from .groups import GroupTallies
+    from .intervals import IntervalTallies
 
 __all__ = [
     "WORST_PER_SEQUENCE",
@@ -235,6 +236,7 @@ class LossState:
     nulls: int = 0  # perplexity: null log-probabilities (JSON Lines), also counted in ``ignored``
     overflow: bool = False  # some finite inputs gave a loss that overflowed float64 to inf
     groups: GroupTallies | None = None  # --group-by: per-group sums (state.groups)
+    ci: IntervalTallies | None = None  # --ci: moments and bootstrap sums (state.intervals)
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -286,6 +288,10 @@ class LossState:
         out.nulls = self.nulls + other.nulls
         out.overflow = self.overflow or other.overflow
         out.groups = _merge_groups(self.groups, other.groups)
+        if self.ci is not None or other.ci is not None:
+            from .intervals import merge_intervals
+
+            out.ci = merge_intervals(self.ci, other.ci)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -348,6 +354,8 @@ def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
     parts += [("worst", state.worst), ("sequences", state.sequences)]
     if state.groups is not None:  # the key exists only with --group-by: older files stay as they were
         parts.append(("groups", state.groups))
+    if state.ci is not None:  # likewise only with --ci
+        parts.append(("ci", state.ci))
     meta["companions"] = {}
     for key, part in parts:
         if part is None:
@@ -373,7 +381,8 @@ _LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
 
 def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
     """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
-    fields(meta, where, _LOSS_KEYS | ({"groups"} if isinstance(meta, dict) and "groups" in meta else set()))
+    optional = {k for k in ("groups", "ci") if isinstance(meta, dict) and k in meta}
+    fields(meta, where, _LOSS_KEYS | optional)
     outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
     capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
     companions = meta["companions"]
@@ -384,6 +393,8 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         known.add("sequences")
     if meta.get("groups") is not None:
         known.add("groups")
+    if meta.get("ci") is not None:
+        known.add("ci")
     for name in arrays:
         if name.rsplit(".", 1)[0] not in known:
             raise StateFileError(f"not a valid losscli state: unknown array {where}.{name}")
@@ -423,6 +434,10 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
 
         group_arrays = under("groups", arrays)
         out.groups = GroupTallies.from_plain(meta["groups"], group_arrays, f"{where}.groups")
+    if meta.get("ci") is not None:
+        from .intervals import IntervalTallies
+
+        out.ci = IntervalTallies.from_plain(meta["ci"], under("ci", arrays), f"{where}.ci")
     return out
 
 

@@ -19,7 +19,14 @@ from losscli.stats.intervals import (
     transform_interval,
 )
 from losscli.stats.moments import Moments, RatioMoments
-from losscli.stats.poisson import BootstrapSums, example_ids, file_key, poisson_weights
+from losscli.stats.poisson import (
+    BootstrapSums,
+    example_ids,
+    file_key,
+    key_identity,
+    poisson_weights,
+    row_identities,
+)
 
 __all__ = [
     "BootstrapSums",
@@ -28,12 +35,14 @@ __all__ = [
     "RatioMoments",
     "example_ids",
     "file_key",
+    "key_identity",
     "mean_interval",
     "norm_cdf",
     "norm_ppf",
     "percentile_interval",
     "poisson_weights",
     "ratio_interval",
+    "row_identities",
     "t_cdf",
     "t_interval",
     "t_ppf",

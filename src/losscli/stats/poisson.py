@@ -98,6 +98,23 @@ def example_ids(first_row: int, n: int, key: int | None = None) -> U64:
     return rows
 
 
+def key_identity(value: object) -> int:
+    """The identity of a cluster by its key value (--cluster-col): a 64-bit BLAKE2b hash of the
+    value's text, so a pure function of the value whatever chunk, shard or part it was seen in,
+    and the same for 7 in a Parquet file and "7" in a CSV (whose keys are text as written)."""
+    text = "\x00null" if value is None else str(value)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def row_identities(rows: npt.NDArray[np.int64], key: int | None = None, shift: int = 0) -> U64:
+    """Identities of rows given by number (any order, gaps allowed): as ``example_ids``, of the
+    row within its file ``rows - shift``, offset by the file key's hash when there is one."""
+    out: U64 = (rows - np.int64(shift)).astype(np.uint64)
+    if key is not None:
+        np.add(out, np.uint64(splitmix64_int(key)), out=out)
+    return out
+
+
 def _weights_block(bases: U64, first_group: int, groups: int, h: U64, tmp: U64,
                    w8: npt.NDArray[np.uint8], flag: npt.NDArray[np.bool_]) -> None:
     """Poisson weights of replicates 4*first_group .. into w8 (groups, n, 4), uint8."""
