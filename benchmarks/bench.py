@@ -297,18 +297,38 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, W6G, W6D, ci, startup, flat)")
+    ap.add_argument(
+        "--only", nargs="*", help="workloads to run (W1..W6, W6G, W6D, C1, C2, ci, startup, flat)"
+    )
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
     s = sizes_of(args.scale)
-    generate(args.data, s)
-    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "W6G", "W6D", "ci", "startup", "flat"]
+    chosen = args.only or [
+        "W1",
+        "W2",
+        "W3",
+        "W4",
+        "W5",
+        "W6",
+        "W6G",
+        "W6D",
+        "C1",
+        "C2",
+        "ci",
+        "startup",
+        "flat",
+    ]
+    if any(c.startswith(("W", "flat", "ci")) for c in chosen):  # C1 reuses W1's files; C2 writes its own
+        generate(args.data, s)
     lines: list[str] = []
     verdicts: list[str] = []
     headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
     rows: list[list[str]] = []
+    from compare_bench import run_compare_workloads
+
+    rows += run_compare_workloads(chosen, args.data, args.rounds, run_measured, LOSSCLI, warm, verdicts)
     for w in [c for c in chosen if c.startswith("W")]:
         files = files_of(w, args.data)
         warm(files)
@@ -451,11 +471,25 @@ def _ci_rows(data: Path, rounds: int, verdicts: list[str]) -> list[list[str]]:
     )
     title = "W1CI MSE+MAE of W1's .npy files with --ci"
     return [
-        [title, "losscli --ci", f"{med['ci']:.3f}", "", f"{max(rss['ci']):.0f}", f"{ratio:.2f}",
-         f"<= {CI_LIMIT}x plain: {'met' if ok else 'MISSED'}"],
+        [
+            title,
+            "losscli --ci",
+            f"{med['ci']:.3f}",
+            "",
+            f"{max(rss['ci']):.0f}",
+            f"{ratio:.2f}",
+            f"<= {CI_LIMIT}x plain: {'met' if ok else 'MISSED'}",
+        ],
         ["", "losscli (plain)", f"{med['plain']:.3f}", "", f"{max(rss['plain']):.0f}", "", ""],
-        ["", "losscli --bootstrap 1000", f"{boot.seconds:.3f}", "", f"{boot.rss_mb:.0f}",
-         f"{boot.seconds / med['plain']:.1f}", "reported, no target"],
+        [
+            "",
+            "losscli --bootstrap 1000",
+            f"{boot.seconds:.3f}",
+            "",
+            f"{boot.rss_mb:.0f}",
+            f"{boot.seconds / med['plain']:.1f}",
+            "reported, no target",
+        ],
     ]
 
 

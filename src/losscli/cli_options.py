@@ -273,8 +273,26 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             metavar="X",
             help="Exit 1 if any group's headline value is below X (after printing).",
         ),
+        fail_if_option(),
         click.option("--save-state", metavar="PATH", help=state_help),
     ]
+
+
+FAIL_IF_KEYS = "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ...)"
+
+
+def fail_if_option(keys: str = FAIL_IF_KEYS) -> Callable[..., Any]:
+    """--fail-if EXPR, repeatable: a gate on any number of the report (see gates.py)."""
+    return click.option(
+        "--fail-if",
+        "fail_if",
+        multiple=True,
+        metavar="EXPR",
+        help=f"Exit 1 (after printing) if KEY OP NUMBER holds, OP one of < <= > >=, KEY any number "
+        f"of the report: {keys}; e.g. --fail-if 'value_high > 0.5'. Repeatable (any firing fails); "
+        "nothing is evaluated as code; an unknown KEY is exit 2 listing the keys; a missing value "
+        "(nothing scored) fires.",
+    )
 
 
 def metric_option(option: MetricOption) -> click.Option:
