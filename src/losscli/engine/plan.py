@@ -29,6 +29,7 @@ from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
 from ..readers.keys import KeyTable
+from ..readers.partitioned import partition_numbers
 from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
@@ -147,6 +148,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     roles, ids = engine_roles(choices, layout.roles)
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
+    numbers = [r for k, r in roles.items() if k not in (IDS, *CHECKED_IDS) and r is not layout.text_targets]
+    partition_numbers(numbers, evaluation.run.nan == "skip")
     groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
     columns, notes = columns_report(choices, ids)
     notes += layout.notes

@@ -9,13 +9,14 @@ Everything else is the wrapped reader's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import Chunk, Group, RangeReader, Reader, stack_columns
+from ..errors import InputError
+from .base import Chunk, Group, RangeReader, Reader, missing_message, stack_columns
 
 
 def constant_column(value: Any, rows: int) -> NDArray[Any]:
@@ -38,8 +39,6 @@ class PartitionedReader(Reader):
         self.width = len(inner.column_names)  # the file's own columns come first
         clash = next((k for k, _ in self.partition if k in inner.column_names), None)
         if clash is not None:  # pyarrow's datasets refuse this too: which one would --group-by mean?
-            from ..errors import InputError
-
             raise InputError(
                 f"has a column {clash!r} and sits in a partition folder {clash}=...: the two would "
                 "share a name; rename the column or the partition key",
@@ -48,6 +47,27 @@ class PartitionedReader(Reader):
         self.column_names = [*inner.column_names, *(k for k, _ in self.partition)]
         self.index_columns = (*inner.index_columns, *range(self.width, len(self.column_names)))
         self.display = inner.display
+        #: a null key (__HIVE_DEFAULT_PARTITION__) read as data, refused at the first row read
+        self.null_data: str | None = None
+        self.first_row = 0  # the file's row this reader starts at (a row range's start)
+
+    def read_as_numbers(self, columns: Sequence[int], skip_missing: bool) -> None:
+        """Partition columns that a role reads as numbers (predictions, targets, weights): a
+        text key is refused now, as a file's own text column is (exit 3, not a crash in the
+        math); a null key is a missing value, refused at its first row unless --nan skip."""
+        for j in columns:
+            if j < self.width:
+                continue
+            key, value = self.partition[j - self.width]
+            if isinstance(value, str):
+                raise InputError(
+                    f"holds text values (its hive partition folder {key}={value}), not numbers; "
+                    "pick numeric columns with --pred-col/--target-col/--weight-col",
+                    path=self.display,
+                    column=repr(key),
+                )
+            if value is None and not skip_missing and self.null_data is None:
+                self.null_data = key
 
     def __getattr__(self, name: str) -> Any:  # a format's own attributes (a CSV's use_header)
         if name == "inner":
@@ -98,6 +118,13 @@ class PartitionedReader(Reader):
     def _joined(self, groups: Sequence[Group], chunk: Chunk) -> Chunk:
         out: Chunk = []
         rows = len(chunk[0]) if chunk else 0
+        if rows and self.null_data is not None:  # the same null on every row: the first is named
+            raise InputError(
+                missing_message("null value"),
+                path=self.display,
+                row=self.first_row,
+                column=repr(self.null_data),
+            )
         for g, arr in zip(groups, chunk, strict=True):
             if g is None or all(j < self.width for j in g):
                 out.append(arr)
@@ -162,6 +189,7 @@ class RowRangeReader(PartitionedReader):
     ) -> None:
         super().__init__(inner, partition)
         self.start, self.stop = start, stop
+        self.first_row = start
 
     n_rows = property(lambda self: self.stop - self.start)
 
@@ -208,3 +236,12 @@ class _ShiftedRanges(RangeReader):
 
     def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
         return self.inner.read(groups, start + self.start, stop + self.start)
+
+
+def partition_numbers(roles: Iterable[Any], skip_missing: bool) -> None:
+    """Tell each shard's reader which of its partition columns the run reads as numbers
+    (``roles``: the plan's roles with ``reader`` and ``group``, ids and text labels left out)."""
+    for role in roles:
+        reader, group = role.reader, role.group
+        if isinstance(reader, PartitionedReader) and group is not None:
+            reader.read_as_numbers(group, skip_missing)

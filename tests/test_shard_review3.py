@@ -1,0 +1,76 @@
+"""Sharded inputs as a new user met them (third review): hive keys used as data, --groups as
+.npy shards, merge advice and notes, --input auto across shards, CSV shards without their header,
+Polars' partitioned output, one wording for .npy errors, the table's file column. Inputs are
+written by the real tools (pyarrow write_dataset, Polars partition_by, np.save, pandas to_csv);
+references are numpy and pandas, written here."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli
+
+REL = 1e-12
+
+
+def _pa_hive(tmp_path: Path) -> tuple[Path, pa.Table]:
+    """pyarrow's own hive output: a text key ``split`` in the folder names only."""
+    rng = np.random.default_rng(31)
+    n = 600
+    table = pa.table(
+        {
+            "pred": rng.normal(size=n),
+            "target": rng.normal(size=n),
+            "split": rng.choice(["train", "test"], n),
+        }
+    )
+    out = tmp_path / "pa_hive"
+    ds.write_dataset(table, out, format="parquet", partitioning=["split"], partitioning_flavor="hive")
+    return out, table
+
+
+@pytest.mark.parametrize("option", ["--weight-col", "--pred-col"])
+def test_a_text_hive_key_read_as_numbers_is_bad_data(tmp_path: Path, option: str) -> None:
+    folder, _ = _pa_hive(tmp_path)
+    cols = {"--pred-col": "pred", "--target-col": "target", option: "split"}
+    args = [a for kv in cols.items() for a in kv]
+    result = run_cli("mse", folder, *args)
+    assert result.code == 3, result.stderr
+    assert "column 'split'" in result.stderr and "not numbers" in result.stderr
+    assert "internal error" not in result.stderr and result.stdout == ""
+
+
+def test_a_text_hive_key_still_groups(tmp_path: Path) -> None:
+    folder, table = _pa_hive(tmp_path)
+    df = table.to_pandas()
+    want = ((df["pred"] - df["target"]) ** 2).groupby(df["split"]).mean()
+    result = run_cli(
+        "mse", folder, "--pred-col", "pred", "--target-col", "target", "--group-by", "split", "-f", "json"
+    )
+    assert result.code == 0, result.stderr
+    got = {g["key"]["split"]: g["value"] for g in result.json()["groups"]}
+    assert got.keys() == set(want.index)
+    assert all(math.isclose(got[k], want[k], rel_tol=REL) for k in got)
+
+
+@pytest.mark.parametrize("split", [[], ["--split-rows", "10"]])
+def test_a_null_hive_key_read_as_data_is_called_a_null(tmp_path: Path, split: list[str]) -> None:
+    for year, n in (("2023", 40), ("__HIVE_DEFAULT_PARTITION__", 25), ("2024", 35)):
+        folder = tmp_path / "hv" / f"year={year}"
+        folder.mkdir(parents=True)
+        table = pa.table({"pred": np.full(n, float(n)), "target": np.zeros(n)})
+        pq.write_table(table, folder / "part-0.parquet")
+    result = run_cli(
+        "mse", tmp_path / "hv", "--pred-col", "pred", "--target-col", "target", "--weight-col", "year", *split
+    )
+    assert result.code == 3, result.stderr
+    assert "year=__HIVE_DEFAULT_PARTITION__/part-0.parquet: row 0, column 'year'" in result.stderr
+    assert "null value (a missing value)" in result.stderr and "nan is not" not in result.stderr
+    assert "row 75 of the whole input" in result.stderr
