@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -74,3 +75,53 @@ def test_a_null_hive_key_read_as_data_is_called_a_null(tmp_path: Path, split: li
     assert "year=__HIVE_DEFAULT_PARTITION__/part-0.parquet: row 0, column 'year'" in result.stderr
     assert "null value (a missing value)" in result.stderr and "nan is not" not in result.stderr
     assert "row 75 of the whole input" in result.stderr
+
+
+def _npy_with_key_shards(tmp_path: Path) -> tuple[Path, Path, Path, pd.DataFrame]:
+    """Predictions, targets and integer group keys, each as .npy shards written by np.save."""
+    rng = np.random.default_rng(32)
+    cuts = [0, 100, 4100, 9000]
+    n = cuts[-1]
+    df = pd.DataFrame(
+        {"p": rng.normal(size=n), "t": rng.normal(size=n), "g": rng.integers(0, 4, n)}
+    )
+    folders = [tmp_path / name for name in ("npyp", "npyt", "gnpy")]
+    for folder, col in zip(folders, "ptg", strict=True):
+        folder.mkdir()
+        for i in range(3):
+            np.save(folder / f"s{i}.npy", df[col].to_numpy()[cuts[i] : cuts[i + 1]])
+    return *folders, df  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "engine", [[], ["--split-rows", "1000"], ["--engine", "dask", "--workers", "2", "--split-rows", "1000"]]
+)
+def test_groups_as_npy_shards_name_their_key_alike(tmp_path: Path, engine: list[str]) -> None:
+    if "dask" in engine:
+        pytest.importorskip("distributed")
+    preds, targets, keys, df = _npy_with_key_shards(tmp_path)
+    result = run_cli("mse", preds, targets, "--groups", keys, "-f", "json", *engine)
+    assert result.code == 0, result.stderr
+    want = ((df["p"] - df["t"]) ** 2).groupby(df["g"]).agg(["mean", "size"])
+    groups = result.json()["groups"]
+    assert [list(g["key"]) for g in groups] == [["s0"]] * len(want)  # the first shard's name
+    got = {g["key"]["s0"]: (g["value"], g["n"]) for g in groups}
+    assert got.keys() == set(want.index)
+    for k, (value, n) in got.items():
+        assert math.isclose(value, want.loc[k, "mean"], rel_tol=REL) and n == want.loc[k, "size"]
+
+
+def test_a_dask_failure_outside_the_shards_tasks_is_the_real_error() -> None:
+    """A merge task on the cluster that fails (states that do not merge) is reported as it is,
+    not as 'no shard's task failed'."""
+    pytest.importorskip("distributed")
+    from losscli.engine.dask_engine import _Run
+    from losscli.errors import InputError
+
+    class Done:
+        def exception(self) -> None:
+            return None
+
+    failed = InputError("cannot merge these states: the merge's own words")
+    run = _Run.__new__(_Run)
+    assert run._first_error([Done(), Done()], failed) is failed  # type: ignore[list-item]

@@ -118,6 +118,8 @@ def _shard_kwargs(
         if role in files:
             kwargs[role] = files[role]
     kwargs["partitions"] = shards.partitions[i]
+    if "groups" in shards.lists:  # numbered keys (.npy shards) are named alike in every shard
+        kwargs["names"] = {"groups": _stem(shards.lists["groups"].paths[0])}
     ranges = {}
     if singles_range is not None:
         ranges.update({role: singles_range for role in shards.singles})
@@ -132,6 +134,7 @@ def _shard_kwargs(
 def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
     """The evaluation with each Source carrying its shard's partition values and row range."""
     parts, ranges = kwargs.get("partitions", {}), kwargs.get("row_ranges", {})
+    names = kwargs.get("names", {})
     inputs = evaluation.inputs
     changed: dict[str, Any] = {}
     for name in ("preds", "targets", "weights", "logprobs", "groups"):
@@ -141,13 +144,19 @@ def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
         role = "preds" if name == "logprobs" and "logprobs" not in parts else name
         partition = parts.get(name, parts.get(role, ()))
         rows = ranges.get(name)
-        if partition or rows:
-            changed[name] = dataclasses.replace(src, partition=tuple(partition), rows=rows)
+        if partition or rows or name in names:
+            changed[name] = dataclasses.replace(
+                src, partition=tuple(partition), rows=rows, name=names.get(name)
+            )
     return (
         dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
         if changed
         else evaluation
     )
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def build_shard(
@@ -164,7 +173,7 @@ def build_shard(
     kwargs["row_offset"] = row_offset
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
-    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
+    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges", "names") if k in kwargs}
     return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
 
 

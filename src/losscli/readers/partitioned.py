@@ -92,7 +92,8 @@ class PartitionedReader(Reader):
         return self.inner.header_row
 
     def named(self) -> bool:
-        return True
+        """Named when the file is, or has partition columns (named by their keys)."""
+        return bool(self.partition) or self.inner.named()
 
     def header_text(self, j: int) -> str:
         return self.inner.header_text(j) if j < self.width else self.column_names[j]
