@@ -125,3 +125,25 @@ def test_a_dask_failure_outside_the_shards_tasks_is_the_real_error() -> None:
     failed = InputError("cannot merge these states: the merge's own words")
     run = _Run.__new__(_Run)
     assert run._first_error([Done(), Done()], failed) is failed  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "engine", [[], ["--split-rows", "1000"], ["--engine", "dask", "--workers", "2", "--split-rows", "1000"]]
+)
+def test_a_bad_npy_value_is_worded_alike_however_the_shard_is_read(tmp_path: Path, engine: list[str]) -> None:
+    if "dask" in engine:
+        pytest.importorskip("distributed")
+    rng = np.random.default_rng(33)
+    (tmp_path / "p").mkdir()
+    q = rng.normal(size=6000)
+    q[1000 + 4321] = np.inf
+    np.save(tmp_path / "p" / "a.npy", q[:1000])
+    np.save(tmp_path / "p" / "b.npy", q[1000:])
+    np.save(tmp_path / "t.npy", rng.normal(size=6000))
+    result = run_cli("mse", tmp_path / "p", tmp_path / "t.npy", *engine)
+    assert result.code == 3, result.stderr
+    want = (
+        f"losscli: error: {tmp_path / 'p' / 'b.npy'}: row 4321: inf is not a finite number "
+        "(use --nan skip to drop such rows) (row 5321 of the whole input)"
+    )
+    assert result.stderr.strip() == want
