@@ -147,3 +147,35 @@ def test_a_bad_npy_value_is_worded_alike_however_the_shard_is_read(tmp_path: Pat
         "(use --nan skip to drop such rows) (row 5321 of the whole input)"
     )
     assert result.stderr.strip() == want
+
+
+def _spark_jobs(tmp_path: Path) -> tuple[Path, Path, int]:
+    """Spark-like shards (1000, 700, 1300 rows); job 1 evaluates the first two, job 2 the third
+    and forgets --row-offset. Returns both states and the rows job 1 read."""
+    rng = np.random.default_rng(34)
+    folder = tmp_path / "spark"
+    folder.mkdir()
+    sizes = (1000, 700, 1300)
+    for i, n in enumerate(sizes):
+        pq.write_table(
+            pa.table({"prediction": rng.normal(size=n), "label": rng.normal(size=n)}),
+            folder / f"part-{i:05d}-abc123-c000.snappy.parquet",
+            compression="snappy",
+        )
+    (folder / "_SUCCESS").write_text("")
+    s1, s2 = tmp_path / "s1.state", tmp_path / "s2.state"
+    job1 = run_cli("mse", str(folder / "part-0000[01]-*.parquet"), "--save-state", s1)
+    job2 = run_cli("mse", str(folder / "part-00002-*.parquet"), "--save-state", s2)
+    assert job1.code == 0 and job2.code == 0, job1.stderr + job2.stderr
+    return s1, s2, sizes[0] + sizes[1]
+
+
+def test_merge_advises_the_whole_earlier_states_rows_as_the_offset(tmp_path: Path) -> None:
+    s1, s2, job1_rows = _spark_jobs(tmp_path)
+    for order in ((s1, s2), (s2, s1)):
+        merged = run_cli("merge", *order, "-f", "json")
+        assert merged.code == 0, merged.stderr
+        advice = [line for line in merged.stderr.splitlines() if "--row-offset" in line]
+        assert len(advice) == 1, merged.stderr  # one mistake, one warning
+        assert f"--row-offset {job1_rows} " in advice[0]
+        assert "rows 0..1299 " in advice[0]  # all the rows job 2 numbered again
