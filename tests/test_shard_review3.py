@@ -179,3 +179,12 @@ def test_merge_advises_the_whole_earlier_states_rows_as_the_offset(tmp_path: Pat
         assert len(advice) == 1, merged.stderr  # one mistake, one warning
         assert f"--row-offset {job1_rows} " in advice[0]
         assert "rows 0..1299 " in advice[0]  # all the rows job 2 numbered again
+
+
+def test_merge_says_a_note_every_shard_repeats_once(tmp_path: Path) -> None:
+    s1, s2, _ = _spark_jobs(tmp_path)
+    merged = run_cli("merge", s1, s2)
+    assert merged.code == 0, merged.stderr
+    notes = [line for line in merged.stderr.splitlines() if "rule: conventional name" in line]
+    assert len(notes) == 1 and "(the same in 2 more shards)" in notes[0], merged.stderr
+    assert "part-00000-abc123" in notes[0]

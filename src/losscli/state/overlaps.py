@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .evalstate import PartSummary, Provenance
 
@@ -49,6 +49,31 @@ def capped(items: Iterable[str], more: str, limit: int = LIST_AT_MOST) -> list[s
             hidden[item] = None
     tail = [f"... and {len(hidden)} more {more}"] if hidden else []
     return [*shown, *tail]
+
+
+def said_once(notes: Iterable[str], paths: Iterable[str], unit: str) -> list[str]:
+    """Notes that several parts repeat with their own path (the same rule chose the same
+    columns in every shard) said once, for the first, with how many others said the same
+    ("(the same in 2 more shards)"): not 1,000 lines. A note naming no part's path is kept as
+    it is (``capped`` says each distinct one once)."""
+    import re
+
+    names = sorted({p for p in paths if p not in ANONYMOUS and len(p) > 1}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(p) for p in names)) if names else None
+    first: dict[str, int] = {}
+    kept: list[list[Any]] = []
+    for note in dict.fromkeys(notes):  # the parts of one file cut into ranges: one shard
+        key = note if pattern is None else pattern.sub("\0", note)
+        if key != note and key in first:
+            kept[first[key]][1] += 1
+            continue
+        first[key] = len(kept)
+        kept.append([note, 0])
+    return [n if more == 0 else f"{n} (the same in {more} more {unit}{_s(more)})" for n, more in kept]
+
+
+def _s(count: int) -> str:
+    return "s" if count > 1 else ""
 
 
 def capped_pairs(pairs: Iterator[T], text: Callable[[T], str], more: str) -> list[str]:
