@@ -188,3 +188,33 @@ def test_merge_says_a_note_every_shard_repeats_once(tmp_path: Path) -> None:
     notes = [line for line in merged.stderr.splitlines() if "rule: conventional name" in line]
     assert len(notes) == 1 and "(the same in 2 more shards)" in notes[0], merged.stderr
     assert "part-00000-abc123" in notes[0]
+
+
+@pytest.mark.parametrize("metric", ["bce", "ce"])
+def test_an_input_kind_detected_in_the_first_shard_is_still_a_guess(tmp_path: Path, metric: str) -> None:
+    """The first shard holds probabilities, the second logits: exit 2 with the --input hint, as
+    a chunk that contradicts --input auto in one file gets, naming the shard and the first."""
+    rng = np.random.default_rng(35)
+    folder = tmp_path / metric
+    folder.mkdir()
+    n = 500
+    if metric == "bce":
+        first = {"pred": rng.uniform(0.01, 0.99, n), "target": rng.integers(0, 2, n)}
+        second = {"pred": rng.normal(size=n) * 3, "target": rng.integers(0, 2, n)}
+        cols = ["--pred-col", "pred", "--target-col", "target"]
+    else:
+        probs, logits = rng.dirichlet(np.ones(3), n), rng.normal(size=(n, 3)) * 3
+        first = {**{f"p{k}": probs[:, k] for k in range(3)}, "label": rng.integers(0, 3, n)}
+        second = {**{f"p{k}": logits[:, k] for k in range(3)}, "label": rng.integers(0, 3, n)}
+        cols = ["--pred-col", "p0,p1,p2", "--target-col", "label"]
+    pq.write_table(pa.table(first), folder / "a.parquet")
+    pq.write_table(pa.table(second), folder / "b.parquet")
+    for engine in ([], ["--threads", "1"]):
+        result = run_cli(metric, folder, *cols, *engine)
+        assert result.code == 2, result.stderr
+        line = result.stderr.strip()
+        assert line.startswith(f"losscli: error: {folder / 'b.parquet'}: row "), line
+        assert f"from the first shard ({folder / 'a.parquet'})" in line and "--input logits" in line
+        assert result.stdout == ""
+    given = run_cli(metric, folder, *cols, "--input", "probs")  # given, not guessed: bad data
+    assert given.code == 3 and "--input auto" not in given.stderr, given.stderr

@@ -22,7 +22,7 @@ from .. import __version__
 from ..columns import RULE_EVERY, RULE_OTHERS, Choice, class_labels, has_names, pair_by_name
 from ..errors import LossCliError, UsageError
 from ..metrics import registry
-from ..metrics.base import MetricDef, Scorer
+from ..metrics.base import DETECTED_IN, MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
 from ..metrics.labels import as_number, check_classes
 from ..options import Evaluation, Source
@@ -177,11 +177,13 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if layout.nulls or (layout.logprobs and MASK in roles):  # masked log-probs are marked null
         options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
+    scorer = metric.scorer(options)
+    scorer.detected_in = evaluation.metric_options.get(DETECTED_IN)
     if groups is not None:  # states of different groupings must not merge
         header.metric_options["group_by"] = list(safe_text(groups.table.columns))
     plan = Plan(
         metric,
-        metric.scorer(options),
+        scorer,
         roles,
         choices,
         choose_chunk_rows(readers, evaluation.run.chunk_size),

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine_options import DASK_OPTIONS
 from ..errors import InputError, UsageError
-from ..metrics.base import MetricDef
+from ..metrics.base import DETECTED_IN, MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
@@ -174,7 +174,12 @@ def build_shard(
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
     extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges", "names") if k in kwargs}
-    return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    detected = kwargs.pop(DETECTED_IN, None)
+    evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    if detected is None:
+        return evaluation
+    options = {**evaluation.metric_options, DETECTED_IN: detected}
+    return dataclasses.replace(evaluation, metric_options=options)
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,7 +196,8 @@ def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> 
                 forced[name] = value.pop()
     binding = state.header.binding
     if binding is not None and binding.input_detected and binding.input_kind is not None:
-        forced["input"] = binding.input_kind
+        forced["input"] = binding.input_kind  # still a guess: a contradiction is exit 2, naming both
+        forced[DETECTED_IN] = state.header.files.get("preds") or "the first shard"
     return forced
 
 
