@@ -218,3 +218,29 @@ def test_an_input_kind_detected_in_the_first_shard_is_still_a_guess(tmp_path: Pa
         assert result.stdout == ""
     given = run_cli(metric, folder, *cols, "--input", "probs")  # given, not guessed: bad data
     assert given.code == 3 and "--input auto" not in given.stderr, given.stderr
+
+
+@pytest.mark.parametrize("rows", [800, 9500])
+def test_a_groups_csv_of_the_wrong_length_beside_shards_says_its_length(tmp_path: Path, rows: int) -> None:
+    preds, targets, _, df = _npy_with_key_shards(tmp_path)
+    keys = pd.DataFrame({"fold": np.resize(df["g"].to_numpy(), rows)})
+    keys.to_csv(tmp_path / "keys.csv", index=False)
+    result = run_cli("mse", preds, targets, "--groups", tmp_path / "keys.csv")
+    assert result.code == 3, result.stderr
+    short = "ends after 800 rows, but the shards have 9,000"
+    said = short if rows < 9000 else "has more rows than the shards' 9,000"
+    assert f"{tmp_path / 'keys.csv'}: {said}" in result.stderr, result.stderr
+    assert "has 700 rows" not in result.stderr and result.stdout == ""
+
+
+def test_a_targets_csv_longer_than_the_shards_is_not_cut_silently(tmp_path: Path) -> None:
+    preds, _, _, df = _npy_with_key_shards(tmp_path)
+    longer = np.concatenate([df["t"].to_numpy(), [0.5, 0.25]])
+    pd.DataFrame({"t": longer}).to_csv(tmp_path / "t.csv", index=False)
+    result = run_cli("mse", preds, tmp_path / "t.csv")
+    assert result.code == 3 and "more rows than the shards' 9,000" in result.stderr, result.stderr
+    pd.DataFrame({"t": df["t"]}).to_csv(tmp_path / "t.csv", index=False)  # the right length
+    good = run_cli("mse", preds, tmp_path / "t.csv", "-f", "json")
+    assert good.code == 0, good.stderr
+    want = float(np.mean((df["p"].to_numpy() - df["t"].to_numpy()) ** 2))
+    assert math.isclose(good.json()["value"], want, rel_tol=REL)

@@ -267,7 +267,7 @@ class _Run:
             if self.progress is not None:
                 self.progress.stop()
 
-    def _range(self, i: int) -> tuple[int, int] | None:
+    def _range(self, i: int) -> tuple[int, int, int] | None:
         return row_range(self.counts, i, self.base[0])
 
     def _on_done(self, future: Future[Any]) -> None:

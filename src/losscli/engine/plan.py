@@ -103,7 +103,11 @@ def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) 
 
         stack.enter_context(reader)
         rows, partition = source.rows, source.partition
-        reader = RowRangeReader(reader, *rows, partition) if rows else PartitionedReader(reader, partition)
+        reader = (
+            RowRangeReader(reader, *rows, partition, source.rows_total)
+            if rows
+            else PartitionedReader(reader, partition)
+        )
     return stack.enter_context(reader)
 
 

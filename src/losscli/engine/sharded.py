@@ -109,7 +109,7 @@ def evaluate_shard(
 
 
 def _shard_kwargs(
-    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int] | None
+    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int, int] | None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """preds, targets and the keywords of shard ``i``'s evaluation."""
     files = {**shards.singles, **shards.inputs[i]}
@@ -122,7 +122,8 @@ def _shard_kwargs(
         kwargs["names"] = {"groups": _stem(shards.lists["groups"].paths[0])}
     ranges = {}
     if singles_range is not None:
-        ranges.update({role: singles_range for role in shards.singles})
+        ranges.update({role: singles_range[:2] for role in shards.singles})
+        kwargs["row_totals"] = {role: singles_range[2] for role in shards.singles}
     span = shards.span(i)
     if span is not None:  # a part of a large shard: the same rows of each of its files
         ranges.update({role: span for role in shards.inputs[i]})
@@ -134,7 +135,7 @@ def _shard_kwargs(
 def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
     """The evaluation with each Source carrying its shard's partition values and row range."""
     parts, ranges = kwargs.get("partitions", {}), kwargs.get("row_ranges", {})
-    names = kwargs.get("names", {})
+    names, totals = kwargs.get("names", {}), kwargs.get("row_totals", {})
     inputs = evaluation.inputs
     changed: dict[str, Any] = {}
     for name in ("preds", "targets", "weights", "logprobs", "groups"):
@@ -146,7 +147,7 @@ def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
         rows = ranges.get(name)
         if partition or rows or name in names:
             changed[name] = dataclasses.replace(
-                src, partition=tuple(partition), rows=rows, name=names.get(name)
+                src, partition=tuple(partition), rows=rows, name=names.get(name), rows_total=totals.get(name)
             )
     return (
         dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
@@ -165,7 +166,7 @@ def build_shard(
     i: int,
     options: Mapping[str, Any],
     offsets: tuple[int, int | None],
-    singles_range: tuple[int, int] | None = None,
+    singles_range: tuple[int, int, int] | None = None,
 ) -> Evaluation:
     """Shard ``i``'s evaluation: its files, ``options`` and its row (and sequence) offset."""
     preds, targets, kwargs = _shard_kwargs(shards, i, options, singles_range)
@@ -173,7 +174,8 @@ def build_shard(
     kwargs["row_offset"] = row_offset
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
-    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges", "names") if k in kwargs}
+    shard_only = ("partitions", "row_ranges", "names", "row_totals")
+    extra: dict[str, Any] = {k: kwargs.pop(k) for k in shard_only if k in kwargs}
     detected = kwargs.pop(DETECTED_IN, None)
     evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
     if detected is None:

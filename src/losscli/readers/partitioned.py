@@ -186,11 +186,19 @@ class RowRangeReader(PartitionedReader):
     the rows before (Parquet: from the row group that holds ``start``)."""
 
     def __init__(
-        self, inner: Reader, start: int, stop: int, partition: Sequence[tuple[str, Any]] = ()
+        self,
+        inner: Reader,
+        start: int,
+        stop: int,
+        partition: Sequence[tuple[str, Any]] = (),
+        total: int | None = None,
     ) -> None:
         super().__init__(inner, partition)
         self.start, self.stop = start, stop
         self.first_row = start
+        #: a single file beside shards: all the shards' rows, where the file must end (a file
+        #: of unknown length, a CSV, is checked as it is read: short in any shard, long in the last)
+        self.total = total
 
     n_rows = property(lambda self: self.stop - self.start)
 
@@ -220,8 +228,26 @@ class RowRangeReader(PartitionedReader):
             row += n
             if hi > lo:
                 yield [a[lo:hi] for a in chunk]
-            if row >= self.stop:
+            if row > self.stop and self.stop == self.total:
+                self._refuse_length(None)
+            if row >= self.stop and self.stop != self.total:
                 return
+        if row < self.stop:
+            self._refuse_length(row)
+
+    def _refuse_length(self, rows: int | None) -> None:
+        """The file ended before this shard's rows (``rows``: where), or goes on past all the
+        shards' rows (None): not a row per row of the shards."""
+        if self.total is None:
+            detail = f"ends after {rows:,} rows, before row {self.stop:,} that this part reads"
+        elif rows is not None:
+            detail = f"ends after {rows:,} rows, but the shards have {self.total:,}"
+        else:
+            detail = f"has more rows than the shards' {self.total:,}"
+        raise InputError(
+            f"{detail}: one file beside sharded inputs needs a row per row of all the shards",
+            path=self.display,
+        )
 
     def range_reader(self) -> RangeReader | None:
         inner = self.inner.range_reader()
