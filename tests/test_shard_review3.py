@@ -244,3 +244,23 @@ def test_a_targets_csv_longer_than_the_shards_is_not_cut_silently(tmp_path: Path
     assert good.code == 0, good.stderr
     want = float(np.mean((df["p"].to_numpy() - df["t"].to_numpy()) ** 2))
     assert math.isclose(good.json()["value"], want, rel_tol=REL)
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_csv_shards_with_the_header_in_the_first_only_say_so(tmp_path: Path, named: bool) -> None:
+    """pandas to_csv(header=(i == 0)): the later parts' first line is data."""
+    rng = np.random.default_rng(36)
+    folder = tmp_path / "csvhdr"
+    folder.mkdir()
+    for i in range(3):
+        part = pd.DataFrame({"pred": rng.normal(size=300), "target": rng.normal(size=300)})
+        part.to_csv(folder / f"part{i}.csv", index=False, header=(i == 0))
+    cols = ["--pred-col", "pred", "--target-col", "target"] if named else []
+    result = run_cli("mse", folder, *cols)
+    assert result.code == 3, result.stderr
+    first = (folder / "part1.csv").read_text().splitlines()[0].split(",")
+    line = result.stderr.strip()
+    head = f"losscli: error: {folder / 'part1.csv'}: its first line holds numbers ({first[0]}, "
+    assert line.startswith(head), line
+    assert "where the first shard has column names" in line and "needs its header line" in line
+    assert "no column" not in line and result.stdout == ""

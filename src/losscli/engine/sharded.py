@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine_options import DASK_OPTIONS
-from ..errors import InputError, UsageError
+from ..errors import InputError, LossCliError, UsageError
 from ..metrics.base import DETECTED_IN, MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
@@ -92,10 +92,23 @@ def evaluate_shard(
 ) -> EvalState:
     """The state of one shard (no output files: the caller saves the merged state; ``output``:
     the run's --per-example writer, which this shard's rows join in order)."""
-    from ..api import evaluate_state
 
     if isinstance(task, Evaluation):
         task = ShardTask(task)
+    try:
+        return _evaluate_shard(task, output, shard)
+    except LossCliError as exc:
+        from .shard_headers import explain_headerless
+
+        clearer = explain_headerless(exc, task.evaluation)  # a CSV shard without its header
+        if clearer is exc:
+            raise
+        raise clearer from None
+
+
+def _evaluate_shard(task: ShardTask, output: ShardOutput | None, shard: int) -> EvalState:
+    from ..api import evaluate_state
+
     if output is None:
         return evaluate_state(task.evaluation, on_plan=task.check)
     check = task.check
