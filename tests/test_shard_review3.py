@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -264,3 +265,43 @@ def test_csv_shards_with_the_header_in_the_first_only_say_so(tmp_path: Path, nam
     assert line.startswith(head), line
     assert "where the first shard has column names" in line and "needs its header line" in line
     assert "no column" not in line and result.stdout == ""
+
+
+def test_polars_partitioned_output_keeps_its_key_columns(tmp_path: Path) -> None:
+    """Polars writes the keys into the files too: read from the file, as pyarrow would."""
+    rng = np.random.default_rng(37)
+    n = 3000
+    df = pl.DataFrame(
+        {
+            "yhat": rng.normal(size=n),
+            "y": rng.normal(size=n),
+            "lang": rng.choice(["de", "en"], n),
+            "yr": rng.choice([2023, 2024], n),
+        }
+    )
+    df.write_parquet(tmp_path / "plhive", partition_by=["lang", "yr"])
+    result = run_cli("mse", tmp_path / "plhive", "--group-by", "lang,yr", "-f", "json")
+    assert result.code == 0, result.stderr
+    frame = df.to_pandas()
+    err = (frame["yhat"] - frame["y"]) ** 2
+    out = result.json()
+    assert out["n"] == n and math.isclose(out["value"], float(err.mean()), rel_tol=REL)
+    want = err.groupby([frame["lang"], frame["yr"]]).agg(["mean", "size"])
+    got = {(g["key"]["lang"], g["key"]["yr"]): (g["value"], g["n"]) for g in out["groups"]}
+    assert got.keys() == set(want.index)
+    for k, (value, count) in got.items():
+        assert math.isclose(value, want.loc[k, "mean"], rel_tol=REL) and count == want.loc[k, "size"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "column", "said"),
+    [("k=1", pa.array([5, 5]), "holds 5 in its column 'k'"), ("k=x", pa.array([1, 1]), "another type")],
+)
+def test_a_key_column_that_disagrees_with_its_folder_is_refused(
+    tmp_path: Path, folder: str, column: pa.Array, said: str
+) -> None:
+    (tmp_path / "d" / folder).mkdir(parents=True)
+    table = pa.table({"pred": [1.0, 2.0], "target": [0.0, 0.0], "k": column})
+    pq.write_table(table, tmp_path / "d" / folder / "p.parquet")
+    result = run_cli("mse", tmp_path / "d", "--pred-col", "pred", "--target-col", "target")
+    assert result.code == 3 and said in result.stderr and "rename" in result.stderr, result.stderr

@@ -35,15 +35,9 @@ class PartitionedReader(Reader):
 
     def __init__(self, inner: Reader, partition: Sequence[tuple[str, Any]]) -> None:
         self.inner = inner
-        self.partition = tuple(partition)
         self.width = len(inner.column_names)  # the file's own columns come first
-        clash = next((k for k, _ in self.partition if k in inner.column_names), None)
-        if clash is not None:  # pyarrow's datasets refuse this too: which one would --group-by mean?
-            raise InputError(
-                f"has a column {clash!r} and sits in a partition folder {clash}=...: the two would "
-                "share a name; rename the column or the partition key",
-                path=inner.display,
-            )
+        # keys the file holds as columns too (Polars) are read from the file, as columns of it
+        self.partition = tuple(p for p in partition if not _in_file(inner, *p))
         self.column_names = [*inner.column_names, *(k for k, _ in self.partition)]
         self.index_columns = (*inner.index_columns, *range(self.width, len(self.column_names)))
         self.display = inner.display
@@ -263,6 +257,24 @@ class _ShiftedRanges(RangeReader):
 
     def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
         return self.inner.read(groups, start + self.start, stop + self.start)
+
+
+def _in_file(inner: Reader, key: str, value: Any) -> bool:
+    """The file holds the key as a column of its own: Polars' partitioned output, read from the
+    file (see ``hive_keys``); any other column of that name is a clash, refused as pyarrow's
+    datasets refuse it (which one would --group-by mean?)."""
+    if key not in inner.column_names:
+        return False
+    from .hive_keys import file_keeps_key
+
+    if file_keeps_key(inner, key, value):
+        return True
+    raise InputError(
+        f"has a column {key!r} and sits in a partition folder {key}=...: the two would share a "
+        "name, and the column cannot hold the folder's key (another type); rename the column or "
+        "the partition key",
+        path=inner.display,
+    )
 
 
 def partition_numbers(roles: Iterable[Any], skip_missing: bool) -> None:
