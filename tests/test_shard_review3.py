@@ -305,3 +305,26 @@ def test_a_key_column_that_disagrees_with_its_folder_is_refused(
     pq.write_table(table, tmp_path / "d" / folder / "p.parquet")
     result = run_cli("mse", tmp_path / "d", "--pred-col", "pred", "--target-col", "target")
     assert result.code == 3 and said in result.stderr and "rename" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("top", [1, 5])
+def test_the_table_tells_hive_files_of_one_name_apart(tmp_path: Path, top: int) -> None:
+    """Every pyarrow hive file is part-0.parquet: the table shows its partition folder too,
+    relative to the folder of all the shards (whichever partitions the worst rows are in);
+    JSON keeps the absolute path."""
+    folder, table = _pa_hive(tmp_path)
+    df = table.to_pandas()
+    args = ("mse", folder, "--pred-col", "pred", "--target-col", "target", "--top", str(top))
+    shown = run_cli(*args, "-f", "table", env={"COLUMNS": "200"})
+    assert shown.code == 0, shown.stderr
+    data = run_cli(*args, "-f", "json").json()
+    for example in data["examples"]:
+        path = Path(example["file"])
+        assert path.is_absolute() and path.parent.parent == folder
+        relative = f"{path.parent.name}/{path.name}"  # split=test/part-0.parquet
+        line = next(x for x in shown.stdout.splitlines() if x.strip("│ ").startswith(f"{example['row']} "))
+        assert f" {relative} " in line, line
+    # the worst rows as a reference: the shards in path order (split=test first)
+    order = pd.concat([df[df["split"] == s] for s in ("test", "train")], ignore_index=True)
+    losses = ((order["pred"] - order["target"]) ** 2).to_numpy()
+    assert [e["row"] for e in data["examples"]] == list(np.argsort(-losses, kind="stable")[:top])
