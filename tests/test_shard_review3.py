@@ -328,3 +328,14 @@ def test_the_table_tells_hive_files_of_one_name_apart(tmp_path: Path, top: int) 
     order = pd.concat([df[df["split"] == s] for s in ("test", "train")], ignore_index=True)
     losses = ((order["pred"] - order["target"]) ** 2).to_numpy()
     assert [e["row"] for e in data["examples"]] == list(np.argsort(-losses, kind="stable")[:top])
+
+
+def test_the_readme_says_per_example_is_not_for_dask(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    dask = readme.split("### Running on a Dask cluster")[1].split("\n### ")[0]
+    line = next((x for x in dask.split("\n- ") if "--per-example" in x), "")
+    assert "exit 2" in line and "--engine local" in line, dask
+    folder, _ = _pa_hive(tmp_path)
+    args = ("mse", folder, "--pred-col", "pred", "--target-col", "target")
+    result = run_cli(*args, "--engine", "dask", "--per-example", tmp_path / "per.csv")
+    assert result.code == 2 and "--engine local" in result.stderr, result.stderr
