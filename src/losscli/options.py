@@ -50,6 +50,11 @@ class Source:
     partition: tuple[tuple[str, Any], ...] = ()
     #: rows [start, stop) of a single file read beside a sharded input (see engine.sharded)
     rows: tuple[int, int] | None = None
+    #: a sharded input's name for columns its files only number (a 1-D .npy of --groups keys):
+    #: the first shard's, so every shard's state has the same key names and they merge
+    name: str | None = None
+    #: a single file beside sharded inputs: the rows of all the shards, where its rows must end
+    rows_total: int | None = None
 
     @property
     def is_path(self) -> bool:

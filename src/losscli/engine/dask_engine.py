@@ -253,8 +253,8 @@ class _Run:
             merged = self._merge(futures)
             try:
                 state: EvalState = merged.result()
-            except Exception:
-                raise self._first_error(futures) from None
+            except Exception as exc:
+                raise self._first_error(futures, exc) from None
             return state
         except LossCliError:
             raise
@@ -267,7 +267,7 @@ class _Run:
             if self.progress is not None:
                 self.progress.stop()
 
-    def _range(self, i: int) -> tuple[int, int] | None:
+    def _range(self, i: int) -> tuple[int, int, int] | None:
         return row_range(self.counts, i, self.base[0])
 
     def _on_done(self, future: Future[Any]) -> None:
@@ -315,11 +315,13 @@ class _Run:
             depth += 1
         return level[0]
 
-    def _first_error(self, futures: Sequence[Future[Any]]) -> BaseException:
+    def _first_error(self, futures: Sequence[Future[Any]], failed: BaseException) -> BaseException:
         """The error of the first failing shard in path order, as the local engine raises it
-        (each shard waited for in order, as the local engine does)."""
+        (each shard waited for in order, as the local engine does); when every shard's task
+        succeeded, ``failed``: what the merge on the cluster raised (states that do not merge),
+        the local engine's error too."""
         for future in futures:
             error = future.exception()
             if error is not None:
                 return error  # type: ignore[no-any-return]
-        return RuntimeError("a Dask task failed, but no shard's task did")
+        return failed

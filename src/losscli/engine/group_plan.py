@@ -44,12 +44,13 @@ def group_columns(reader: Reader, spec: str | None) -> list[int]:
     return choice.positions()
 
 
-def key_names(reader: Reader, columns: list[int]) -> list[str]:
+def key_names(reader: Reader, columns: list[int], name: str | None = None) -> list[str]:
     """The keys' names in the report: the column names, or the --groups file's name when its
-    columns are only numbered (a 1-D .npy of labels)."""
+    columns are only numbered (a 1-D .npy of labels; ``name``: a sharded input's, for every
+    shard)."""
     if reader.named():
         return [reader.column_names[j] for j in columns]
-    stem = os.path.splitext(os.path.basename(reader.display))[0] or "group"
+    stem = name or os.path.splitext(os.path.basename(reader.display))[0] or "group"
     return [stem] if len(columns) == 1 else [f"{stem}.{j}" for j in columns]
 
 
@@ -73,7 +74,7 @@ def plan_groups(
     columns = group_columns(reader, run.group_by)
     if not columns:
         raise UsageError(f"{reader.display}: --groups FILE has no column to group by")
-    names = key_names(reader, columns)
+    names = key_names(reader, columns, None if source is None else source.name)
     table = KeyTable(names, run.max_groups, reader.display)
     plan = GroupPlan(table, json={"file": reader.display, "columns": names})
     return key_roles(plan, reader, columns, data_roles, seqmap)

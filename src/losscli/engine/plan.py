@@ -22,13 +22,14 @@ from .. import __version__
 from ..columns import RULE_EVERY, RULE_OTHERS, Choice, class_labels, has_names, pair_by_name
 from ..errors import LossCliError, UsageError
 from ..metrics import registry
-from ..metrics.base import MetricDef, Scorer
+from ..metrics.base import DETECTED_IN, MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
 from ..metrics.labels import as_number, check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
 from ..readers.keys import KeyTable
+from ..readers.partitioned import partition_numbers
 from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
@@ -103,7 +104,11 @@ def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) 
 
         stack.enter_context(reader)
         rows, partition = source.rows, source.partition
-        reader = RowRangeReader(reader, *rows, partition) if rows else PartitionedReader(reader, partition)
+        reader = (
+            RowRangeReader(reader, *rows, partition, source.rows_total)
+            if rows
+            else PartitionedReader(reader, partition)
+        )
     return stack.enter_context(reader)
 
 
@@ -148,6 +153,8 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     roles, ids = engine_roles(choices, layout.roles)
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
+    numbers = [r for k, r in roles.items() if k not in (IDS, *CHECKED_IDS) and r is not layout.text_targets]
+    partition_numbers(numbers, evaluation.run.nan == "skip")
     groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
     clusters = plan_clusters(evaluation, choices[PREDS].reader, roles, layout.seqmap)
     columns, notes = columns_report(choices, ids)
@@ -180,13 +187,15 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if layout.nulls or (layout.logprobs and MASK in roles):  # masked log-probs are marked null
         options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
+    scorer = metric.scorer(options)
+    scorer.detected_in = evaluation.metric_options.get(DETECTED_IN)
     if groups is not None:  # states of different groupings must not merge
         header.metric_options["group_by"] = list(safe_text(groups.table.columns))
     if evaluation.run.ci is not None:  # states of different interval settings must not merge
         header.metric_options["ci"] = evaluation.run.ci.plain()
     plan = Plan(
         metric,
-        metric.scorer(options),
+        scorer,
         roles,
         choices,
         choose_chunk_rows(readers, evaluation.run.chunk_size),

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine_options import DASK_OPTIONS
-from ..errors import InputError, UsageError
-from ..metrics.base import MetricDef
+from ..errors import InputError, LossCliError, UsageError
+from ..metrics.base import DETECTED_IN, MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
@@ -94,10 +94,23 @@ def evaluate_shard(
 ) -> EvalState:
     """The state of one shard (no output files: the caller saves the merged state; ``output``:
     the run's --per-example writer, which this shard's rows join in order)."""
-    from ..api import evaluate_state
 
     if isinstance(task, Evaluation):
         task = ShardTask(task)
+    try:
+        return _evaluate_shard(task, output, shard)
+    except LossCliError as exc:
+        from .shard_headers import explain_headerless
+
+        clearer = explain_headerless(exc, task.evaluation)  # a CSV shard without its header
+        if clearer is exc:
+            raise
+        raise clearer from None
+
+
+def _evaluate_shard(task: ShardTask, output: ShardOutput | None, shard: int) -> EvalState:
+    from ..api import evaluate_state
+
     if output is None:
         return evaluate_state(task.evaluation, on_plan=task.check)
     check = task.check
@@ -111,7 +124,7 @@ def evaluate_shard(
 
 
 def _shard_kwargs(
-    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int] | None
+    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int, int] | None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """preds, targets and the keywords of shard ``i``'s evaluation."""
     files = {**shards.singles, **shards.inputs[i]}
@@ -120,9 +133,12 @@ def _shard_kwargs(
         if role in files:
             kwargs[role] = files[role]
     kwargs["partitions"] = shards.partitions[i]
+    if "groups" in shards.lists:  # numbered keys (.npy shards) are named alike in every shard
+        kwargs["names"] = {"groups": _stem(shards.lists["groups"].paths[0])}
     ranges = {}
     if singles_range is not None:
-        ranges.update({role: singles_range for role in shards.singles})
+        ranges.update({role: singles_range[:2] for role in shards.singles})
+        kwargs["row_totals"] = {role: singles_range[2] for role in shards.singles}
     span = shards.span(i)
     if span is not None:  # a part of a large shard: the same rows of each of its files
         ranges.update({role: span for role in shards.inputs[i]})
@@ -134,6 +150,7 @@ def _shard_kwargs(
 def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
     """The evaluation with each Source carrying its shard's partition values and row range."""
     parts, ranges = kwargs.get("partitions", {}), kwargs.get("row_ranges", {})
+    names, totals = kwargs.get("names", {}), kwargs.get("row_totals", {})
     inputs = evaluation.inputs
     changed: dict[str, Any] = {}
     for name in ("preds", "targets", "weights", "logprobs", "groups"):
@@ -143,13 +160,19 @@ def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
         role = "preds" if name == "logprobs" and "logprobs" not in parts else name
         partition = parts.get(name, parts.get(role, ()))
         rows = ranges.get(name)
-        if partition or rows:
-            changed[name] = dataclasses.replace(src, partition=tuple(partition), rows=rows)
+        if partition or rows or name in names:
+            changed[name] = dataclasses.replace(
+                src, partition=tuple(partition), rows=rows, name=names.get(name), rows_total=totals.get(name)
+            )
     return (
         dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
         if changed
         else evaluation
     )
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def build_shard(
@@ -158,7 +181,7 @@ def build_shard(
     i: int,
     options: Mapping[str, Any],
     offsets: tuple[int, int | None],
-    singles_range: tuple[int, int] | None = None,
+    singles_range: tuple[int, int, int] | None = None,
 ) -> Evaluation:
     """Shard ``i``'s evaluation: its files, ``options`` and its row (and sequence) offset."""
     preds, targets, kwargs = _shard_kwargs(shards, i, options, singles_range)
@@ -166,9 +189,15 @@ def build_shard(
     kwargs["row_offset"] = row_offset
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
-    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
+    shard_only = ("partitions", "row_ranges", "names", "row_totals")
+    extra: dict[str, Any] = {k: kwargs.pop(k) for k in shard_only if k in kwargs}
+    detected = kwargs.pop(DETECTED_IN, None)
     evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
-    return with_identity(evaluation, shard_identity(shards, i, row_offset, singles_range))
+    if detected is not None:
+        options = {**evaluation.metric_options, DETECTED_IN: detected}
+        evaluation = dataclasses.replace(evaluation, metric_options=options)
+    span = None if singles_range is None else (singles_range[0], singles_range[1])
+    return with_identity(evaluation, shard_identity(shards, i, row_offset, span))
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,7 +214,8 @@ def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> 
                 forced[name] = value.pop()
     binding = state.header.binding
     if binding is not None and binding.input_detected and binding.input_kind is not None:
-        forced["input"] = binding.input_kind
+        forced["input"] = binding.input_kind  # still a guess: a contradiction is exit 2, naming both
+        forced[DETECTED_IN] = state.header.files.get("preds") or "the first shard"
     return forced
 
 

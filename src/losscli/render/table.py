@@ -208,7 +208,7 @@ def examples_table(report: Report) -> FitTable | None:
     n_detail = len(report.detail_columns)
     cols = [Col("row", [str(e.row) for e in report.examples], number=True, justify="right")]
     if report.example_files is not None:  # shards: which file, and its own row, beside the row
-        shown = _short_paths([f for f, _ in report.example_files])
+        shown = _short_paths([f for f, _ in report.example_files], report.files_root)
         cols.append(Col("file", shown, drop=1 + n_detail + 1))
         rows_in = ["?" if r < 0 else str(r) for _, r in report.example_files]
         cols.append(Col("file row", rows_in, number=True, drop=1 + n_detail + 2, justify="right"))
@@ -226,11 +226,14 @@ def examples_table(report: Report) -> FitTable | None:
     return FitTable(title, cols)
 
 
-def _short_paths(paths: list[str]) -> list[str]:
-    """Shards' paths without the folder they share (``lang=de/part-0.parquet``): the table
-    names the shard; JSON keeps the absolute path."""
+def _short_paths(paths: list[str], root: str | None = None) -> list[str]:
+    """Shards' paths without the folder all the shards share (``split=test/part-0.parquet``,
+    not ``part-0.parquet``: every hive file may have that name): the table names the shard;
+    JSON keeps the absolute path. ``root``: that folder (else the shown paths' own)."""
     known = [p for p in paths if p]
     common = os.path.commonpath(known) if len(set(known)) > 1 else os.path.dirname(known[0]) if known else ""
+    if root is not None and all(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for p in known):
+        common = root
     return [os.path.relpath(p, common) if p and common else (p or "?") for p in paths]
 
 

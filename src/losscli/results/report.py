@@ -57,6 +57,8 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: (file, row in it) of each example, for a state of several parts (shards, merged states)
     example_files: list[tuple[str, int]] | None = None
+    #: the folder every part's file is under: the table shows files relative to it
+    files_root: str | None = None
 
     empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
     rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
@@ -250,9 +252,10 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             for row, ci in zip(report.groups, group_cis(state, {f.key for f in report.figures}) or [],
                                strict=False):
                 row.ci = ci
-    from .rows import row_files
+    from .rows import files_root, row_files
 
     report.example_files = row_files(state, [e.row for e in report.examples])
+    report.files_root = files_root(state) if report.example_files is not None else None
     return report
 
 

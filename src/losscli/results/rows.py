@@ -19,6 +19,23 @@ from ..state.overlaps import summary
 _NAMING_ROLES = ("preds", "logprobs")
 
 
+def files_root(state: EvalState) -> str | None:
+    """The folder that every part's file is under (the shards' common folder), so the table
+    can tell ``split=test/part-0.parquet`` from ``split=train/part-0.parquet`` even when the
+    examples shown all come from one of them."""
+    import os
+
+    paths = {
+        i.path
+        for leaf in leaves_of(state)
+        for i in leaf.inputs
+        if i.role in _NAMING_ROLES and os.path.isabs(i.path)
+    }
+    if not paths:
+        return None
+    return os.path.commonpath(sorted(paths)) if len(paths) > 1 else os.path.dirname(paths.pop())
+
+
 def row_files(state: EvalState, rows: Sequence[int]) -> list[tuple[str, int]] | None:
     """(file, row in that file) of each global row, for a state of several parts; None for a
     single run's state (its rows are its file's rows) or when a part names no file."""
