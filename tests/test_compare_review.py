@@ -38,3 +38,48 @@ def test_compare_has_no_spurious_worst_rows_warning(pair, capsys):
     )
     assert code == 0 and "worst rows" not in err
     assert not any("worst rows" in w for w in json.loads(out)["warnings"])
+
+
+def _save_parts(d, capsys, *extra_per_part):
+    """Two halves of one comparison saved as states, part i run with extra_per_part[i]."""
+    y, a, b = (np.load(d / f"{k}.npy") for k in "yab")
+    half = len(y) // 2
+    paths = []
+    for i, rows in enumerate((slice(0, half), slice(half, None))):
+        for k, v in (("y", y), ("a", a), ("b", b)):
+            np.save(d / f"{k}{i}.npy", v[rows])
+        path = str(d / f"s{i}.state")
+        args = ["compare", "mse", str(d / f"y{i}.npy"), str(d / f"a{i}.npy"), str(d / f"b{i}.npy"),
+                "--name", "A", "--name", "B", "--row-offset", str(i * half), "--save-state", path,
+                *extra_per_part[i]]
+        run_cli(args, capsys)
+        paths.append(path)
+    return paths
+
+
+def test_merge_refuses_parts_judged_differently(pair, capsys):
+    """`merge h0 g1` and `merge g1 h0` must not differ: parts with another --ci-level, --margin
+    or --fail-if-worse are refused (exit 3), whichever comes first."""
+    d, *_ = pair
+    for extra in (["--fail-if-worse"], ["--ci-level", "0.9"], ["--fail-if-worse", "--margin", "0.1"]):
+        paths = _save_parts(d, capsys, [], extra)
+        for order in (paths, paths[::-1]):
+            code, out, err = run_cli(["merge", *order, "-f", "json"], capsys)
+            assert code == 3 and out == "" and "run every part with the same" in err
+    paths = _save_parts(d, capsys, ["--fail-if-worse"], ["--fail-if-worse"])
+    assert run_cli(["merge", *paths, "-f", "json"], capsys)[0] == run_cli(
+        ["merge", *paths[::-1], "-f", "json"], capsys)[0]
+
+
+def test_merge_of_parts_named_by_their_files_says_to_pass_name(pair, capsys):
+    d, y, a, b = pair
+    half = len(y) // 2
+    paths = []
+    for i, rows in enumerate((slice(0, half), slice(half, None))):
+        for k, v in (("t", y), ("base", a), ("new", b)):
+            np.save(d / f"p{i}_{k}.npy", v[rows])
+        paths.append(str(d / f"p{i}.state"))
+        run_cli(["compare", "mse", *(str(d / f"p{i}_{k}.npy") for k in ("t", "base", "new")),
+                 "--row-offset", str(i * half), "--save-state", paths[-1]], capsys)
+    code, out, err = run_cli(["merge", *paths], capsys)
+    assert code == 3 and out == "" and "--name" in err and "p1_base" in err
