@@ -83,3 +83,50 @@ def test_merge_of_parts_named_by_their_files_says_to_pass_name(pair, capsys):
                  "--row-offset", str(i * half), "--save-state", paths[-1]], capsys)
     code, out, err = run_cli(["merge", *paths], capsys)
     assert code == 3 and out == "" and "--name" in err and "p1_base" in err
+
+
+def _npy(d, **arrays):
+    for k, v in arrays.items():
+        np.save(d / f"{k}.npy", np.asarray(v, dtype=np.float64))
+    return [str(d / f"{k}.npy") for k in arrays]
+
+
+@pytest.mark.parametrize(
+    ("y", "a", "b"),
+    [([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.99, 0.5, 0.999]), ([0.0], [1.0], [0.5])],
+)
+def test_bootstrap_gives_no_verdict_on_a_few_examples(tmp_path, capsys, y, a, b):
+    """On n = 3 the exact paired sign-flip test cannot go below p = 2^(1-3) = 0.25; the
+    percentile bootstrap said 0.002 "better". Below 10 paired examples: no p, no verdict, a
+    warning naming --test t / permutation, and --fail-if-worse (A is the worse one) stays 0."""
+    t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
+    code, out, err = run_cli(["compare", "mse", t, pb, pa, "--test", "bootstrap", "--fail-if-worse",
+                              "-f", "json"], capsys)
+    doc = json.loads(out)
+    c = doc["comparisons"][0]
+    assert code == 0 and c["p_value"] is None and c["verdict"] == "too few to test"
+    assert "--test t" in err and "permutation" in err and any("too few" in w for w in doc["warnings"])
+    if len(y) == 1:  # one example: no interval, as the t interval has none
+        assert c["ci"] == [None, None] and doc["models"][0]["ci"] == [None, None]
+    code, out, _ = run_cli(["compare", "mse", t, pb, pa, "--test", "permutation", "-f", "json"], capsys)
+    assert json.loads(out)["comparisons"][0]["p_value"] > 0.8 * 2.0 ** (1 - len(y))  # Monte Carlo
+
+
+def test_bootstrap_p_is_floored_at_the_exact_sign_flip_bound(tmp_path, capsys):
+    n = 10  # every difference -0.75: all 10000 replicates below 0, the raw p would be 2/10001
+    t, pa, pb = _npy(tmp_path, y=np.zeros(n), a=np.ones(n), b=np.full(n, 0.5))
+    code, out, _ = run_cli(["compare", "mse", t, pa, pb, "--test", "bootstrap", "--resamples", "10000",
+                            "-f", "json"], capsys)
+    c = json.loads(out)["comparisons"][0]
+    assert c["p_value"] == 2.0 ** (1 - n) and c["verdict"] == "better"
+
+
+def test_ci_bootstrap_on_one_example_has_no_interval_and_warns_on_few(tmp_path, capsys):
+    p1, y1 = _npy(tmp_path, p1=[1.0], y1=[0.0])
+    code, out, err = run_cli(["mse", p1, y1, "--bootstrap", "200", "-f", "json"], capsys)
+    doc = json.loads(out)
+    assert doc["ci"]["value"] == [None, None] and doc["ci"]["rmse"] == [None, None]
+    assert "unreliable" in err and "--bootstrap" in err
+    p3, y3 = _npy(tmp_path, p3=[1.0, 2.0, 4.0], y3=[0.0, 0.0, 0.0])
+    code, out, err = run_cli(["mse", p3, y3, "--bootstrap", "200", "-f", "json"], capsys)
+    assert code == 0 and any("unreliable" in w for w in json.loads(out)["warnings"])

@@ -15,7 +15,15 @@ from ..metrics import registry
 from ..metrics.common import safe_exp
 from ..results.report import build_report
 from ..state.evalstate import EvalState
-from .judge import Comparison, Estimate, compare_one, model_estimate, settle
+from ..stats.intervals import MIN_BOOTSTRAP_UNITS
+from .judge import (
+    Comparison,
+    Estimate,
+    bootstrap_too_few,
+    compare_one,
+    model_estimate,
+    settle,
+)
 from .tallies import PairTallies
 
 
@@ -165,7 +173,25 @@ def build_compare_report(
             report.notes.append(
                 f"per-group p-values are Holm-adjusted over all {len(every)} group comparisons"
             )
+    every = comparisons + [c for g in report.groups or [] for c in g.comparisons]
+    report.warnings += _too_few_warning(report, every)
     return report
+
+
+def _too_few_warning(report: CompareReport, comparisons: list[Comparison]) -> list[str]:
+    """--test bootstrap on too few paired units: why there is no p-value, and what to use."""
+    few = [c for c in comparisons if c.too_few]
+    if not few:
+        return []
+    units = "sequences" if report.unit == "sequence" else "examples"
+    where = "" if all(c.group is None for c in few) else " (in some groups)"
+    return [
+        f"--test bootstrap: only {min(c.n for c in few)} paired {units}{where} (fewer than "
+        f"{MIN_BOOTSTRAP_UNITS}), "
+        "too few for a percentile bootstrap to support a verdict: no p-value is given and "
+        "--fail-if-worse does not fire on it; use --test t or --test permutation (exact sign "
+        "flips) on so few"
+    ]
 
 
 def _headline(metric: str, est: Estimate) -> Estimate:
@@ -199,6 +225,7 @@ def _comparisons(
                 pairs.test,
                 p_noninferiority=p_ni,
                 group=key,
+                too_few=bootstrap_too_few(pairs, g, pairs.models + c - 1),
             )
         )
     return out

@@ -20,7 +20,13 @@ import numpy as np
 from ..state.evalstate import EvalState
 from ..state.groups import GroupTallies, typed
 from ..state.intervals import LOSS, IntervalTallies
-from ..stats.intervals import Interval, mean_interval, percentile_interval, ratio_interval
+from ..stats.intervals import (
+    MIN_BOOTSTRAP_UNITS,
+    Interval,
+    mean_interval,
+    percentile_interval,
+    ratio_interval,
+)
 from ..stats.moments import RatioMoments
 from ..stats.poisson import BootstrapSums, key_identity
 
@@ -47,6 +53,26 @@ def ci_report(state: EvalState, figure_keys: set[str]) -> dict[str, Any] | None:
     else:
         method, found = _example_intervals(state, level, boot)
     return _ci_object(level, method, boot, seed, found, figure_keys)
+
+
+def ci_warnings(state: EvalState) -> list[str]:
+    """--bootstrap over fewer than MIN_BOOTSTRAP_UNITS units: the percentile interval of so few
+    is too narrow to trust (its replicates take a handful of values); say so and what to use."""
+    options, ci = state.header.metric_options.get("ci"), state.tallies.ci
+    if options is None or ci is None or not int(options.get("bootstrap") or 0):
+        return []
+    seqs = state.tallies.sequences
+    if options.get("cluster_col") is not None and ci.clusters is not None:
+        units, what = int(_by_cluster(ci.clusters, ci.names, None)[1].shape[0]), "clusters"
+    elif state.header.metric == "perplexity" and seqs is not None and np.count_nonzero(seqs.tokens) >= 2:
+        units, what = int(np.count_nonzero(seqs.tokens > 0)), "sequences"
+    else:
+        units, what = ci.moments[LOSS].n, "examples"
+    if units >= MIN_BOOTSTRAP_UNITS:
+        return []
+    return [f"--bootstrap over only {units} {what} (fewer than {MIN_BOOTSTRAP_UNITS}): a percentile "
+            "interval on so few is unreliable (too narrow), none is given on one; use the t interval "
+            "(--ci without --bootstrap)"]
 
 
 def _ci_object(level: float, method: str, boot: int, seed: int, found: dict[str, Interval],
@@ -108,8 +134,9 @@ def _example_intervals(state: EvalState, level: float, boot: int) -> tuple[str, 
     assert ci is not None
     found: dict[str, Interval] = {}
     for j, name in enumerate(ci.names):
-        if ci.boot is not None:
-            found[name] = percentile_interval(ci.boot.ratios(j, len(ci.names)), level)
+        if ci.boot is not None:  # one example: no interval (the t interval has none either)
+            few = ci.moments[name].n < 2
+            found[name] = _NAN if few else percentile_interval(ci.boot.ratios(j, len(ci.names)), level)
         else:
             found[name] = mean_interval(ci.moments[name], level)
     return _example_method(state, boot), _derived(state, found)
@@ -122,7 +149,9 @@ def _group_example_intervals(state: EvalState, ci: IntervalTallies, at: int, lev
     found: dict[str, Interval] = {}
     k = len(ci.names)
     for j, name in enumerate(ci.names):
-        if boot and groups.boot is not None:
+        if boot and groups.boot is not None and groups.moments(at, j).n < 2:
+            found[name] = _NAN
+        elif boot and groups.boot is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 reps = groups.boot[at][:, j] / groups.boot[at][:, k]
             found[name] = percentile_interval(reps, level)
@@ -211,7 +240,8 @@ def _token_interval(state: EvalState, level: float, boot: int, seed: int) -> tup
                     f"{used.size} sequences, linearised variance, t(G-1)"), ratio_interval(r, level)
     note = "one sequence: tokens treated as independent"
     if boot:
-        iv = percentile_interval(ci.boot.ratios(0, len(ci.names)), level) if ci.boot else _NAN
+        ok = ci.boot is not None and ci.moments[LOSS].n >= 2
+        iv = percentile_interval(ci.boot.ratios(0, len(ci.names)), level) if ci.boot and ok else _NAN
         return f"bootstrap: percentile, {boot} Poisson(1) replicates over tokens ({note})", iv
     return f"t: over tokens ({note})", mean_interval(ci.moments[LOSS], level)
 

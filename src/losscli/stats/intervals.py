@@ -19,6 +19,10 @@ class Interval(NamedTuple):
 
 
 _NAN = Interval(math.nan, math.nan)
+#: the fewest resampled units (examples, clusters or sequences) on which a percentile bootstrap
+#: is trusted: below it --ci --bootstrap warns and compare --test bootstrap gives no verdict (on
+#: n units the exact paired sign-flip test cannot go below p = 2^(1-n); at 10 that is 0.002)
+MIN_BOOTSTRAP_UNITS = 10
 
 
 def t_interval(estimate: float, standard_error: float, df: float, level: float) -> Interval:
