@@ -130,3 +130,21 @@ def test_ci_bootstrap_on_one_example_has_no_interval_and_warns_on_few(tmp_path, 
     p3, y3 = _npy(tmp_path, p3=[1.0, 2.0, 4.0], y3=[0.0, 0.0, 0.0])
     code, out, err = run_cli(["mse", p3, y3, "--bootstrap", "200", "-f", "json"], capsys)
     assert code == 0 and any("unreliable" in w for w in json.loads(out)["warnings"])
+
+
+def test_nan_skip_pairs_every_model_on_the_same_rows(tmp_path, capsys):
+    """y NaN at row 2, A at row 3, B at row 4: rows 0 and 1 remain for everyone; each model's
+    value is its MSE there and delta = value_B - value_A; 2 rows differed between the models."""
+    y = np.array([1.0, 2.0, np.nan, 4.0, 5.0])
+    a = np.array([1.5, 2.0, 3.0, np.nan, 5.0])
+    b = np.array([1.0, 2.5, 3.0, 4.0, np.nan])
+    t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
+    for extra in ([], ["--test", "bootstrap"], ["--threads", "2", "--chunk-size", "2"]):
+        code, out, err = run_cli(["compare", "mse", t, pa, pb, "--nan", "skip", "-f", "json", *extra], capsys)
+        doc = json.loads(out)
+        keep = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
+        va, vb = float(np.mean((a - y)[keep] ** 2)), float(np.mean((b - y)[keep] ** 2))
+        (ma, mb), c = doc["models"], doc["comparisons"][0]
+        assert (ma["value"], mb["value"], ma["n"], mb["n"], c["n"]) == (va, vb, 2, 2, 2)
+        assert math.isclose(c["delta"], vb - va, abs_tol=1e-15)
+        assert "2 row(s) could be scored for some models but not others" in err

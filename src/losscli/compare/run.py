@@ -73,13 +73,14 @@ class Tallies:
     models: list[LossState]
     pairs: PairTallies
     group_pairs: PairTallies | None
+    unpaired: int = 0  # --nan skip: rows some model could score and another not
 
     def merge(self, other: Tallies) -> Tallies:
         merged = [a.merge(b) for a, b in zip(self.models, other.models, strict=True)]
         groups = None
         if self.group_pairs is not None and other.group_pairs is not None:
             groups = self.group_pairs.merge(other.group_pairs)
-        return Tallies(merged, self.pairs.merge(other.pairs), groups)
+        return Tallies(merged, self.pairs.merge(other.pairs), groups, self.unpaired + other.unpaired)
 
 
 class Models:
@@ -113,14 +114,17 @@ class Models:
         if self.fused is not None:
             self.fused.flush(self.pairs)
         return Tallies(
-            [ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs
+            [ev.tallies for ev in self.evaluators if ev.tallies is not None],
+            self.pairs,
+            self.group_pairs,
+            self.unpaired,
         )
 
     @tallies.setter
     def tallies(self, value: Tallies) -> None:
         for ev, t in zip(self.evaluators, value.models, strict=True):
             ev.tallies = t
-        self.pairs, self.group_pairs = value.pairs, value.group_pairs
+        self.pairs, self.group_pairs, self.unpaired = value.pairs, value.group_pairs, value.unpaired
 
     def fork(self) -> Models:
         p = self.pairs
@@ -152,6 +156,9 @@ class CompareStreams(Streams):
             if targets is not None and models.fused.score(models, targets, preds):
                 return len(targets)
         rows = 0
+        if models.skip:
+            preds = [part_of(view.where, pieces, PREDS) for view in self.views]
+            _skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
         for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
             cap.clear()
             rows = view.feed(model, pieces, first)
@@ -173,6 +180,31 @@ def part_of(
     return pieces[ri][gi]
 
 
+def _finite_rows(a: NDArray[Any] | None) -> NDArray[np.bool_] | None:
+    if a is None or a.dtype.kind != "f" or len(a) == 0:
+        return None
+    fin = np.isfinite(a)
+    return fin if fin.ndim == 1 else fin.reshape(len(a), -1).all(axis=1)
+
+
+def _skip_alike(models: Models, preds: list[NDArray[Any] | None], shared: list[NDArray[Any] | None]) -> None:
+    """--nan skip: a row one model cannot score (a non-finite prediction) is skipped for every
+    model, so each model's value and the deltas are on the same rows (targets and weights are
+    shared, so every model skips their rows anyway). ``unpaired`` counts the rows some model
+    could have scored and another not."""
+    oks = [ok for ok in map(_finite_rows, preds) if ok is not None]
+    bad = None if not oks else ~np.logical_and.reduce(oks)
+    mask = bad if bad is not None and bad.any() else None
+    for ev in models.evaluators:
+        ev.also_skip = mask
+    if mask is not None:
+        usable = np.logical_or.reduce(oks) & mask
+        for ok in map(_finite_rows, shared):
+            if ok is not None:
+                usable &= ok
+        models.unpaired += int(np.count_nonzero(usable))
+
+
 def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int) -> None:
     """The chunk's losses of the rows every model scored, into the paired tallies."""
     if not models.skip:
@@ -187,7 +219,10 @@ def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any
         common = rows
         for c in caps[1:]:
             common = np.intersect1d(common, c.rows, assume_unique=True)
-        models.unpaired += max(len(c.rows) for c in caps) - len(common)
+        scored = rows
+        for c in caps[1:]:
+            scored = np.union1d(scored, c.rows)
+        models.unpaired += len(scored) - len(common)  # rows some model scored, not every one
         losses = [c.losses[np.searchsorted(c.rows, common)] for c in caps]
         rows = common
     if len(rows) == 0:

@@ -218,8 +218,9 @@ def report_of(state: CompareState) -> CompareReport:
         report.notes.append(TOKEN_NOTE)
     if state.unpaired:
         report.warnings.append(
-            f"{state.unpaired} row(s) were scored for some models but not others (--nan skip): "
-            "the paired test uses only the rows every model scored"
+            f"{state.unpaired} row(s) could be scored for some models but not others (a non-finite "
+            "prediction, --nan skip): they are skipped for every model, so each model's value and "
+            "the deltas are on the same rows"
         )
     return report
 
