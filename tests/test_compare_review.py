@@ -148,3 +148,15 @@ def test_nan_skip_pairs_every_model_on_the_same_rows(tmp_path, capsys):
         assert (ma["value"], mb["value"], ma["n"], mb["n"], c["n"]) == (va, vb, 2, 2, 2)
         assert math.isclose(c["delta"], vb - va, abs_tol=1e-15)
         assert "2 row(s) could be scored for some models but not others" in err
+
+
+def test_fail_if_on_an_interval_that_one_example_cannot_give(tmp_path, capsys):
+    """n = 1: value_high exists for --ci but has no number; the README's rule: it fires (1)."""
+    p1, y1 = _npy(tmp_path, p1=[1.0], y1=[0.0])
+    code, out, err = run_cli(["mse", p1, y1, "--ci", "--fail-if", "value_high > 100"], capsys)
+    assert code == 1 and "value_high" in err
+    header, row = out.splitlines()[:2]
+    cells = dict(zip(header.split("\t"), row.split("\t"), strict=True))
+    assert (cells["value_low"], cells["value_high"]) == ("nan", "nan")  # as compare writes them
+    code, out, err = run_cli(["mse", p1, y1, "--ci", "--fail-if", "value_hi > 100"], capsys)
+    assert code == 2 and "value_low" in err and "value_high" in err
