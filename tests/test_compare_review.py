@@ -160,3 +160,26 @@ def test_fail_if_on_an_interval_that_one_example_cannot_give(tmp_path, capsys):
     assert (cells["value_low"], cells["value_high"]) == ("nan", "nan")  # as compare writes them
     code, out, err = run_cli(["mse", p1, y1, "--ci", "--fail-if", "value_hi > 100"], capsys)
     assert code == 2 and "value_low" in err and "value_high" in err
+
+
+def test_a_model_that_does_not_fit_is_named(tmp_path, capsys):
+    """The targets fit the baseline, so a model with 2 prediction columns is the odd file."""
+    y = np.arange(6.0)
+    pd.DataFrame({"y": y}).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"pred": y + 1}).to_csv(tmp_path / "base.csv", index=False)
+    pd.DataFrame({"pred": y, "pred2": y}).to_csv(tmp_path / "wide.csv", index=False)
+    code, out, err = run_cli(["compare", "mse", str(tmp_path / "t.csv"), str(tmp_path / "base.csv"),
+                              str(tmp_path / "wide.csv"), "--target-col", "y"], capsys)
+    assert code == 3 and out == "" and err.startswith(f"losscli: error: {tmp_path / 'wide.csv'}:")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_compare_perplexity_with_short_ids_blames_the_ids(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 5, (4, 6))
+    np.save(tmp_path / "ids.npy", ids[:3])  # the short file
+    for k in "ab":
+        np.save(tmp_path / f"{k}.npy", rng.normal(size=(4, 6, 5)))
+    code, out, err = run_cli(["compare", "perplexity", "--targets", str(tmp_path / "ids.npy"),
+                              "--logits", str(tmp_path / "a.npy"), "--logits", str(tmp_path / "b.npy")], capsys)
+    assert code == 3 and out == "" and "ids.npy:" in err and "does not fit" not in err

@@ -159,9 +159,14 @@ class CompareStreams(Streams):
         if models.skip:
             preds = [part_of(view.where, pieces, PREDS) for view in self.views]
             _skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
-        for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
+        for i, (view, model, cap) in enumerate(zip(self.views, models.evaluators, models.captures, strict=True)):
             cap.clear()
-            rows = view.feed(model, pieces, first)
+            try:
+                rows = view.feed(model, pieces, first)
+            except InputError as exc:  # a shape only a later model's predictions break: its file
+                if i == 0 or exc.row is not None or type(exc) is not InputError:
+                    raise
+                raise blamed(exc, model.labels.get(PREDS), models.evaluators[0].labels.get(PREDS)) from None
         if not models.clustered:
             _pair(models, self, pieces, first)
         return rows
@@ -351,18 +356,32 @@ def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any
     """One plan per model; every model must read its predictions the same way."""
     from ..engine.plan import make_plan
 
-    plans = []
+    plans: list[Any] = []
     for e in evaluations:
         try:
             plans.append(make_plan(e, stack))
-        except InputError as exc:  # a shape that disagrees with the targets': name the model's file
-            source = e.inputs.preds or e.inputs.logprobs
-            path = None if source is None else source.path
-            if path is None or path in str(exc):
+        except InputError as exc:
+            if not plans:  # the baseline's: the plain metric command's (the targets may be odd)
                 raise
-            detail = f"{exc.detail} (the model {path} does not fit: every model needs the same rows)"
-            raise InputError(detail, path=exc.path, row=exc.row, column=exc.column) from None
+            raise blamed(exc, _model_path(e), _model_path(evaluations[0])) from None
     return plans
+
+
+def blamed(exc: InputError, path: str | None, baseline: str | None) -> InputError:
+    """A later model's refusal, when the baseline fit the same targets, is that model's fault:
+    name its file (a column named in the message is the other file's)."""
+    if path is None or path in str(exc):
+        return exc
+    detail = exc.detail
+    if exc.column is not None and exc.path != path:
+        detail = f"column {exc.column} of {exc.path}: {detail}"
+    detail += f" (the targets fit the baseline {baseline}: every model needs the same rows and columns)"
+    return InputError(detail, path=path, row=exc.row)
+
+
+def _model_path(e: Evaluation) -> str | None:
+    source = e.inputs.preds or e.inputs.logprobs
+    return None if source is None else source.path
 
 
 @dataclass
