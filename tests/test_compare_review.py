@@ -183,3 +183,16 @@ def test_compare_perplexity_with_short_ids_blames_the_ids(tmp_path, capsys):
     code, out, err = run_cli(["compare", "perplexity", "--targets", str(tmp_path / "ids.npy"),
                               "--logits", str(tmp_path / "a.npy"), "--logits", str(tmp_path / "b.npy")], capsys)
     assert code == 3 and out == "" and "ids.npy:" in err and "does not fit" not in err
+
+
+def test_table_says_intervals_are_not_holm_adjusted(pair, capsys):
+    d, y, a, b = pair
+    np.save(d / "c.npy", b + 0.01)
+    files = [str(d / f"{k}.npy") for k in ("y", "a", "b", "c")]
+    code, out, _ = run_cli(["compare", "mse", *files, "-f", "table"], capsys)
+    text = " ".join(out.split())
+    assert "Holm-adjusted" in text and "intervals are not" in text
+    code, out, _ = run_cli(["compare", "mse", *files, "-f", "json"], capsys)
+    c = json.loads(out)["comparisons"]
+    p = sorted(x["p_value"] for x in c)  # raw and adjusted both kept: Holm of two is 2 p_min
+    assert min(x["p_adjusted"] for x in c) == min(1.0, 2 * p[0])
