@@ -196,3 +196,29 @@ def test_table_says_intervals_are_not_holm_adjusted(pair, capsys):
     c = json.loads(out)["comparisons"]
     p = sorted(x["p_value"] for x in c)  # raw and adjusted both kept: Holm of two is 2 p_min
     assert min(x["p_adjusted"] for x in c) == min(1.0, 2 * p[0])
+
+
+def t975_df2() -> float:
+    """Student t's 0.975 quantile at 2 degrees of freedom, closed form (2p-1)/sqrt(2p(1-p))."""
+    p = 0.975
+    return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+
+
+def test_t_intervals_of_losses_are_clipped_at_zero(tmp_path, capsys):
+    """3 examples: MSE's t interval reaches below 0; it is clipped there like RMSE's (and MAE's),
+    the high end untouched; compare's model rows alike."""
+    y, a = np.zeros(3), np.array([1.0, 0.001, 0.5])
+    b = np.array([0.2, 0.3, 0.1])
+    t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
+    code, out, _ = run_cli(["mse", pa, t, "--ci", "-f", "json"], capsys)
+    ci = json.loads(out)["ci"]
+    for key, x in (("value", (a - y) ** 2), ("mae", np.abs(a - y))):
+        half = t975_df2() * float(np.std(x, ddof=1)) / math.sqrt(3)
+        assert float(np.mean(x)) - half < 0  # the unclipped interval reaches below 0
+        assert ci[key][0] == 0.0 and math.isclose(ci[key][1], float(np.mean(x)) + half, rel_tol=1e-12)
+    assert ci["rmse"][0] == 0.0
+    code, out, _ = run_cli(["compare", "mse", t, pa, pb, "-f", "json"], capsys)
+    m = json.loads(out)["models"][0]
+    x = (a - y) ** 2
+    half = t975_df2() * float(np.std(x, ddof=1)) / math.sqrt(3)
+    assert m["ci"][0] == 0.0 and math.isclose(m["ci"][1], float(np.mean(x)) + half, rel_tol=1e-12)

@@ -15,7 +15,7 @@ from ..metrics import registry
 from ..metrics.common import safe_exp
 from ..results.report import build_report
 from ..state.evalstate import EvalState
-from ..stats.intervals import MIN_BOOTSTRAP_UNITS
+from ..stats.intervals import MIN_BOOTSTRAP_UNITS, Interval, floored
 from .judge import (
     Comparison,
     Estimate,
@@ -166,7 +166,7 @@ def build_compare_report(
         report.warnings += [w for w in rep.warnings if w not in report.warnings]
     if group_keys is not None and group_pairs is not None:
         columns = list(states[0].header.metric_options.get("group_by") or [])
-        report.groups = _groups(names, group_pairs, group_keys, columns, level, margin)
+        report.groups = _groups(definition.name, names, group_pairs, group_keys, columns, level, margin)
         every = [c for g in report.groups for c in g.comparisons]
         settle(every, level, margin)
         if len(every) > 1:
@@ -195,8 +195,10 @@ def _too_few_warning(report: CompareReport, comparisons: list[Comparison]) -> li
 
 
 def _headline(metric: str, est: Estimate) -> Estimate:
-    """A model's interval in its headline's terms: perplexity's is exp of cross-entropy's (a
-    monotone map of the interval the paired tallies give)."""
+    """A model's interval in its headline's terms: its low end clipped at 0 (a mean loss is
+    never below), and perplexity's is exp of cross-entropy's (a monotone map of the interval
+    the paired tallies give), so at least 1."""
+    est = Estimate(est.value, *floored(Interval(est.low, est.high)))
     if metric != "perplexity":
         return est
     return Estimate(*(safe_exp(v) if not math.isnan(v) else v for v in (est.value, est.low, est.high)))
@@ -232,6 +234,7 @@ def _comparisons(
 
 
 def _groups(
+    metric: str,
     names: list[str],
     pairs: PairTallies,
     keys: list[tuple[Any, ...]],
@@ -247,7 +250,7 @@ def _groups(
         key = dict(zip(columns, keys[g], strict=False))
         rows = []
         for i, name in enumerate(names):
-            est = model_estimate(pairs, g, i, level)
+            est = _headline(metric, model_estimate(pairs, g, i, level))
             rows.append(ModelRow(name, "", est.value, est.low, est.high, int(pairs.moments.n[g])))
         blocks.append(GroupBlock(key, rows, _comparisons(names, pairs, g, level, margin, keys[g])))
     return blocks

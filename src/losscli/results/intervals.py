@@ -23,6 +23,7 @@ from ..state.intervals import LOSS, IntervalTallies
 from ..stats.intervals import (
     MIN_BOOTSTRAP_UNITS,
     Interval,
+    floored,
     mean_interval,
     percentile_interval,
     ratio_interval,
@@ -163,7 +164,9 @@ def _group_example_intervals(state: EvalState, ci: IntervalTallies, at: int, lev
 
 
 def _derived(state: EvalState, found: dict[str, Interval]) -> dict[str, Interval]:
-    """RMSE from MSE's interval; perplexity's figures from cross-entropy's (``found["value"]``)."""
+    """RMSE from MSE's interval; perplexity's figures from cross-entropy's (``found["value"]``).
+    Every loss mean is >= 0, so each interval is first clipped at 0 (perplexity's then at 1)."""
+    found = {k: floored(iv) for k, iv in found.items()}
     if state.header.metric == "perplexity":
         ce = found[LOSS]
         return {"cross_entropy": ce, "bits_per_token": _scaled(ce, 1.0 / LN2), "value": _exp(ce)}
