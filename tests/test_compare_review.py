@@ -222,3 +222,40 @@ def test_t_intervals_of_losses_are_clipped_at_zero(tmp_path, capsys):
     x = (a - y) ** 2
     half = t975_df2() * float(np.std(x, ddof=1)) / math.sqrt(3)
     assert m["ci"][0] == 0.0 and math.isclose(m["ci"][1], float(np.mean(x)) + half, rel_tol=1e-12)
+
+
+def test_one_default_seed_for_ci_and_compare(pair, capsys):
+    d, *_ = pair
+    y, a, b = (str(d / f"{k}.npy") for k in "yab")
+    code, out, _ = run_cli(["mse", a, y, "--bootstrap", "100", "-f", "json"], capsys)
+    seed = json.loads(out)["ci"]["seed"]
+    code, out, _ = run_cli(["compare", "mse", y, a, b, "--test", "bootstrap", "--resamples", "50",
+                            "-f", "json"], capsys)
+    assert json.loads(out)["seed"] == seed == 13
+
+
+def test_rmse_and_ce_companion_intervals_are_gateable(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    n, k = 400, 4
+    labels, logits = rng.integers(0, k, n), rng.normal(size=(n, k))
+    (pl, yl) = _npy(tmp_path, logits=logits, labels=labels.astype(np.float64))
+    np.save(tmp_path / "labels.npy", labels)
+    z = logits - logits.max(axis=1, keepdims=True)
+    x = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
+    code, out, _ = run_cli(["ce", pl, str(tmp_path / "labels.npy"), "--ci", "-f", "json"], capsys)
+    ci = json.loads(out)["ci"]
+    lo, hi = ci["value"]
+    assert math.isclose(lo + hi, 2 * float(np.mean(x)), rel_tol=1e-12)  # centred on the mean
+    assert np.allclose(ci["perplexity"], np.exp([lo, hi]), rtol=1e-12, atol=0)
+    assert np.allclose(ci["bits"], np.array([lo, hi]) / math.log(2), rtol=1e-12, atol=0)
+    args = ["ce", pl, str(tmp_path / "labels.npy"), "--ci"]
+    assert run_cli([*args, "--fail-if", f"perplexity_high > {math.exp(hi) * 0.999}"], capsys)[0] == 1
+    assert run_cli([*args, "--fail-if", f"perplexity_high > {math.exp(hi) * 1.001}"], capsys)[0] == 0
+    y, p = rng.normal(size=n), rng.normal(size=n)
+    py, pp = _npy(tmp_path, yr=y, pr=p)
+    e2 = (p - y) ** 2
+    code, out, _ = run_cli(["mse", pp, py, "--ci", "-f", "json"], capsys)
+    rmse_high = math.sqrt(json.loads(out)["ci"]["value"][1])
+    assert rmse_high > math.sqrt(float(np.mean(e2)))
+    assert run_cli(["mse", pp, py, "--ci", "--fail-if", f"rmse_high > {rmse_high * 0.999}"], capsys)[0] == 1
+    assert run_cli(["mse", pp, py, "--ci", "--fail-if", f"rmse_high > {rmse_high * 1.001}"], capsys)[0] == 0

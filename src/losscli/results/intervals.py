@@ -2,8 +2,9 @@
 main companions.
 
 Which figures get one: every per-example mean the state keeps moments of (the headline, and MSE
-or MAE beside it), RMSE (the square root of MSE's interval, clipped at 0), and for perplexity
-cross-entropy, bits per token and perplexity itself (exp of cross-entropy's interval). Accuracy,
+or MAE beside it), RMSE (the square root of MSE's interval, clipped at 0), for perplexity
+cross-entropy, bits per token and perplexity itself (exp of cross-entropy's interval), and
+for ce its perplexity and bits the same way. Accuracy,
 counts and per-sequence figures get none. With --cluster-col every interval is the cluster
 ratio estimator sum(w x) / sum(w) over clusters (cluster-robust variance, t(G-1); or a bootstrap
 with one Poisson weight per cluster). Everything is computed from the state alone.
@@ -170,6 +171,8 @@ def _derived(state: EvalState, found: dict[str, Interval]) -> dict[str, Interval
     if state.header.metric == "perplexity":
         ce = found[LOSS]
         return {"cross_entropy": ce, "bits_per_token": _scaled(ce, 1.0 / LN2), "value": _exp(ce)}
+    if state.header.metric == "ce":  # its perplexity and bits: monotone maps of the mean's
+        found["perplexity"], found["bits"] = _exp(found[LOSS]), _scaled(found[LOSS], 1.0 / LN2)
     mse_key = LOSS if state.header.metric == "mse" else "mse"
     if mse_key in found:
         lo, hi = found[mse_key]
