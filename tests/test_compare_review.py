@@ -49,9 +49,22 @@ def _save_parts(d, capsys, *extra_per_part):
         for k, v in (("y", y), ("a", a), ("b", b)):
             np.save(d / f"{k}{i}.npy", v[rows])
         path = str(d / f"s{i}.state")
-        args = ["compare", "mse", str(d / f"y{i}.npy"), str(d / f"a{i}.npy"), str(d / f"b{i}.npy"),
-                "--name", "A", "--name", "B", "--row-offset", str(i * half), "--save-state", path,
-                *extra_per_part[i]]
+        args = [
+            "compare",
+            "mse",
+            str(d / f"y{i}.npy"),
+            str(d / f"a{i}.npy"),
+            str(d / f"b{i}.npy"),
+            "--name",
+            "A",
+            "--name",
+            "B",
+            "--row-offset",
+            str(i * half),
+            "--save-state",
+            path,
+            *extra_per_part[i],
+        ]
         run_cli(args, capsys)
         paths.append(path)
     return paths
@@ -67,8 +80,10 @@ def test_merge_refuses_parts_judged_differently(pair, capsys):
             code, out, err = run_cli(["merge", *order, "-f", "json"], capsys)
             assert code == 3 and out == "" and "run every part with the same" in err
     paths = _save_parts(d, capsys, ["--fail-if-worse"], ["--fail-if-worse"])
-    assert run_cli(["merge", *paths, "-f", "json"], capsys)[0] == run_cli(
-        ["merge", *paths[::-1], "-f", "json"], capsys)[0]
+    assert (
+        run_cli(["merge", *paths, "-f", "json"], capsys)[0]
+        == run_cli(["merge", *paths[::-1], "-f", "json"], capsys)[0]
+    )
 
 
 def test_merge_of_parts_named_by_their_files_says_to_pass_name(pair, capsys):
@@ -79,8 +94,18 @@ def test_merge_of_parts_named_by_their_files_says_to_pass_name(pair, capsys):
         for k, v in (("t", y), ("base", a), ("new", b)):
             np.save(d / f"p{i}_{k}.npy", v[rows])
         paths.append(str(d / f"p{i}.state"))
-        run_cli(["compare", "mse", *(str(d / f"p{i}_{k}.npy") for k in ("t", "base", "new")),
-                 "--row-offset", str(i * half), "--save-state", paths[-1]], capsys)
+        run_cli(
+            [
+                "compare",
+                "mse",
+                *(str(d / f"p{i}_{k}.npy") for k in ("t", "base", "new")),
+                "--row-offset",
+                str(i * half),
+                "--save-state",
+                paths[-1],
+            ],
+            capsys,
+        )
     code, out, err = run_cli(["merge", *paths], capsys)
     assert code == 3 and out == "" and "--name" in err and "p1_base" in err
 
@@ -100,23 +125,25 @@ def test_bootstrap_gives_no_verdict_on_a_few_examples(tmp_path, capsys, y, a, b)
     percentile bootstrap said 0.002 "better". Below 10 paired examples: no p, no verdict, a
     warning naming --test t / permutation, and --fail-if-worse (A is the worse one) stays 0."""
     t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
-    code, out, err = run_cli(["compare", "mse", t, pb, pa, "--test", "bootstrap", "--fail-if-worse",
-                              "-f", "json"], capsys)
+    code, out, err = run_cli(
+        ["compare", "mse", t, pb, pa, "--test", "bootstrap", "--fail-if-worse", "-f", "json"], capsys
+    )
     doc = json.loads(out)
     c = doc["comparisons"][0]
     assert code == 0 and c["p_value"] is None and c["verdict"] == "too few to test"
     assert "--test t" in err and "permutation" in err and any("too few" in w for w in doc["warnings"])
     if len(y) == 1:  # one example: no interval, as the t interval has none
         assert c["ci"] == [None, None] and doc["models"][0]["ci"] == [None, None]
-    code, out, _ = run_cli(["compare", "mse", t, pb, pa, "--test", "permutation", "-f", "json"], capsys)
+    _code, out, _ = run_cli(["compare", "mse", t, pb, pa, "--test", "permutation", "-f", "json"], capsys)
     assert json.loads(out)["comparisons"][0]["p_value"] > 0.8 * 2.0 ** (1 - len(y))  # Monte Carlo
 
 
 def test_bootstrap_p_is_floored_at_the_exact_sign_flip_bound(tmp_path, capsys):
     n = 10  # every difference -0.75: all 10000 replicates below 0, the raw p would be 2/10001
     t, pa, pb = _npy(tmp_path, y=np.zeros(n), a=np.ones(n), b=np.full(n, 0.5))
-    code, out, _ = run_cli(["compare", "mse", t, pa, pb, "--test", "bootstrap", "--resamples", "10000",
-                            "-f", "json"], capsys)
+    _code, out, _ = run_cli(
+        ["compare", "mse", t, pa, pb, "--test", "bootstrap", "--resamples", "10000", "-f", "json"], capsys
+    )
     c = json.loads(out)["comparisons"][0]
     assert c["p_value"] == 2.0 ** (1 - n) and c["verdict"] == "better"
 
@@ -140,7 +167,9 @@ def test_nan_skip_pairs_every_model_on_the_same_rows(tmp_path, capsys):
     b = np.array([1.0, 2.5, 3.0, 4.0, np.nan])
     t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
     for extra in ([], ["--test", "bootstrap"], ["--threads", "2", "--chunk-size", "2"]):
-        code, out, err = run_cli(["compare", "mse", t, pa, pb, "--nan", "skip", "-f", "json", *extra], capsys)
+        _code, out, err = run_cli(
+            ["compare", "mse", t, pa, pb, "--nan", "skip", "-f", "json", *extra], capsys
+        )
         doc = json.loads(out)
         keep = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
         va, vb = float(np.mean((a - y)[keep] ** 2)), float(np.mean((b - y)[keep] ** 2))
@@ -168,8 +197,18 @@ def test_a_model_that_does_not_fit_is_named(tmp_path, capsys):
     pd.DataFrame({"y": y}).to_csv(tmp_path / "t.csv", index=False)
     pd.DataFrame({"pred": y + 1}).to_csv(tmp_path / "base.csv", index=False)
     pd.DataFrame({"pred": y, "pred2": y}).to_csv(tmp_path / "wide.csv", index=False)
-    code, out, err = run_cli(["compare", "mse", str(tmp_path / "t.csv"), str(tmp_path / "base.csv"),
-                              str(tmp_path / "wide.csv"), "--target-col", "y"], capsys)
+    code, out, err = run_cli(
+        [
+            "compare",
+            "mse",
+            str(tmp_path / "t.csv"),
+            str(tmp_path / "base.csv"),
+            str(tmp_path / "wide.csv"),
+            "--target-col",
+            "y",
+        ],
+        capsys,
+    )
     assert code == 3 and out == "" and err.startswith(f"losscli: error: {tmp_path / 'wide.csv'}:")
     assert len(err.strip().splitlines()) == 1
 
@@ -180,19 +219,30 @@ def test_compare_perplexity_with_short_ids_blames_the_ids(tmp_path, capsys):
     np.save(tmp_path / "ids.npy", ids[:3])  # the short file
     for k in "ab":
         np.save(tmp_path / f"{k}.npy", rng.normal(size=(4, 6, 5)))
-    code, out, err = run_cli(["compare", "perplexity", "--targets", str(tmp_path / "ids.npy"),
-                              "--logits", str(tmp_path / "a.npy"), "--logits", str(tmp_path / "b.npy")], capsys)
+    code, out, err = run_cli(
+        [
+            "compare",
+            "perplexity",
+            "--targets",
+            str(tmp_path / "ids.npy"),
+            "--logits",
+            str(tmp_path / "a.npy"),
+            "--logits",
+            str(tmp_path / "b.npy"),
+        ],
+        capsys,
+    )
     assert code == 3 and out == "" and "ids.npy:" in err and "does not fit" not in err
 
 
 def test_table_says_intervals_are_not_holm_adjusted(pair, capsys):
-    d, y, a, b = pair
+    d, _y, _a, b = pair
     np.save(d / "c.npy", b + 0.01)
     files = [str(d / f"{k}.npy") for k in ("y", "a", "b", "c")]
-    code, out, _ = run_cli(["compare", "mse", *files, "-f", "table"], capsys)
+    _code, out, _ = run_cli(["compare", "mse", *files, "-f", "table"], capsys)
     text = " ".join(out.split())
     assert "Holm-adjusted" in text and "intervals are not" in text
-    code, out, _ = run_cli(["compare", "mse", *files, "-f", "json"], capsys)
+    _code, out, _ = run_cli(["compare", "mse", *files, "-f", "json"], capsys)
     c = json.loads(out)["comparisons"]
     p = sorted(x["p_value"] for x in c)  # raw and adjusted both kept: Holm of two is 2 p_min
     assert min(x["p_adjusted"] for x in c) == min(1.0, 2 * p[0])
@@ -210,14 +260,14 @@ def test_t_intervals_of_losses_are_clipped_at_zero(tmp_path, capsys):
     y, a = np.zeros(3), np.array([1.0, 0.001, 0.5])
     b = np.array([0.2, 0.3, 0.1])
     t, pa, pb = _npy(tmp_path, y=y, a=a, b=b)
-    code, out, _ = run_cli(["mse", pa, t, "--ci", "-f", "json"], capsys)
+    _code, out, _ = run_cli(["mse", pa, t, "--ci", "-f", "json"], capsys)
     ci = json.loads(out)["ci"]
     for key, x in (("value", (a - y) ** 2), ("mae", np.abs(a - y))):
         half = t975_df2() * float(np.std(x, ddof=1)) / math.sqrt(3)
         assert float(np.mean(x)) - half < 0  # the unclipped interval reaches below 0
         assert ci[key][0] == 0.0 and math.isclose(ci[key][1], float(np.mean(x)) + half, rel_tol=1e-12)
     assert ci["rmse"][0] == 0.0
-    code, out, _ = run_cli(["compare", "mse", t, pa, pb, "-f", "json"], capsys)
+    _code, out, _ = run_cli(["compare", "mse", t, pa, pb, "-f", "json"], capsys)
     m = json.loads(out)["models"][0]
     x = (a - y) ** 2
     half = t975_df2() * float(np.std(x, ddof=1)) / math.sqrt(3)
@@ -227,10 +277,11 @@ def test_t_intervals_of_losses_are_clipped_at_zero(tmp_path, capsys):
 def test_one_default_seed_for_ci_and_compare(pair, capsys):
     d, *_ = pair
     y, a, b = (str(d / f"{k}.npy") for k in "yab")
-    code, out, _ = run_cli(["mse", a, y, "--bootstrap", "100", "-f", "json"], capsys)
+    _code, out, _ = run_cli(["mse", a, y, "--bootstrap", "100", "-f", "json"], capsys)
     seed = json.loads(out)["ci"]["seed"]
-    code, out, _ = run_cli(["compare", "mse", y, a, b, "--test", "bootstrap", "--resamples", "50",
-                            "-f", "json"], capsys)
+    _code, out, _ = run_cli(
+        ["compare", "mse", y, a, b, "--test", "bootstrap", "--resamples", "50", "-f", "json"], capsys
+    )
     assert json.loads(out)["seed"] == seed == 13
 
 
@@ -238,11 +289,11 @@ def test_rmse_and_ce_companion_intervals_are_gateable(tmp_path, capsys):
     rng = np.random.default_rng(5)
     n, k = 400, 4
     labels, logits = rng.integers(0, k, n), rng.normal(size=(n, k))
-    (pl, yl) = _npy(tmp_path, logits=logits, labels=labels.astype(np.float64))
+    (pl, _yl) = _npy(tmp_path, logits=logits, labels=labels.astype(np.float64))
     np.save(tmp_path / "labels.npy", labels)
     z = logits - logits.max(axis=1, keepdims=True)
     x = -(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(n), labels]
-    code, out, _ = run_cli(["ce", pl, str(tmp_path / "labels.npy"), "--ci", "-f", "json"], capsys)
+    _code, out, _ = run_cli(["ce", pl, str(tmp_path / "labels.npy"), "--ci", "-f", "json"], capsys)
     ci = json.loads(out)["ci"]
     lo, hi = ci["value"]
     assert math.isclose(lo + hi, 2 * float(np.mean(x)), rel_tol=1e-12)  # centred on the mean
@@ -254,7 +305,7 @@ def test_rmse_and_ce_companion_intervals_are_gateable(tmp_path, capsys):
     y, p = rng.normal(size=n), rng.normal(size=n)
     py, pp = _npy(tmp_path, yr=y, pr=p)
     e2 = (p - y) ** 2
-    code, out, _ = run_cli(["mse", pp, py, "--ci", "-f", "json"], capsys)
+    _code, out, _ = run_cli(["mse", pp, py, "--ci", "-f", "json"], capsys)
     rmse_high = math.sqrt(json.loads(out)["ci"]["value"][1])
     assert rmse_high > math.sqrt(float(np.mean(e2)))
     assert run_cli(["mse", pp, py, "--ci", "--fail-if", f"rmse_high > {rmse_high * 0.999}"], capsys)[0] == 1

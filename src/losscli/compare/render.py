@@ -166,7 +166,8 @@ def _caption(report: CompareReport) -> str:
         "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
         "permutation": f"paired permutation (sign flips), {report.resamples} resamples",
     }[report.test]
-    holm = report.adjustment == "holm" or bool(report.groups and sum(len(g.comparisons) for g in report.groups) > 1)
+    grouped = sum(len(g.comparisons) for g in report.groups or [])
+    holm = report.adjustment == "holm" or grouped > 1
     adjusted = (
         "; p and verdicts are Holm-adjusted over the comparisons, intervals are not (an interval "
         "may exclude 0 beside 'not significant'; JSON p_value is the raw p)"

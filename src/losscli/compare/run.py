@@ -159,7 +159,8 @@ class CompareStreams(Streams):
         if models.skip:
             preds = [part_of(view.where, pieces, PREDS) for view in self.views]
             _skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
-        for i, (view, model, cap) in enumerate(zip(self.views, models.evaluators, models.captures, strict=True)):
+        every = zip(self.views, models.evaluators, models.captures, strict=True)
+        for i, (view, model, cap) in enumerate(every):
             cap.clear()
             try:
                 rows = view.feed(model, pieces, first)
@@ -188,8 +189,8 @@ def part_of(
 def _finite_rows(a: NDArray[Any] | None) -> NDArray[np.bool_] | None:
     if a is None or a.dtype.kind != "f" or len(a) == 0:
         return None
-    fin = np.isfinite(a)
-    return fin if fin.ndim == 1 else fin.reshape(len(a), -1).all(axis=1)
+    fin: NDArray[np.bool_] = np.isfinite(a)
+    return fin if fin.ndim == 1 else np.asarray(fin.reshape(len(a), -1).all(axis=1), dtype=bool)
 
 
 def _skip_alike(models: Models, preds: list[NDArray[Any] | None], shared: list[NDArray[Any] | None]) -> None:

@@ -291,7 +291,8 @@ def _same_gates(part: CompareState, first: CompareState, path: str, first_path: 
 
     def shown(s: CompareState) -> str:
         margin = "none" if s.margin is None else f"{s.margin:g}"
-        return f"--ci-level {s.level:g}, --margin {margin}, --fail-if-worse {'on' if s.fail_if_worse else 'off'}"
+        worse = "on" if s.fail_if_worse else "off"
+        return f"--ci-level {s.level:g}, --margin {margin}, --fail-if-worse {worse}"
 
     if (part.level, part.margin, part.fail_if_worse) != (first.level, first.margin, first.fail_if_worse):
         raise InputError(
