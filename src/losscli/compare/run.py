@@ -29,6 +29,7 @@ from ..sequences import SequenceMap
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
 from .clusters import by_sequence, cluster_pairs
+from .alike import blamed, model_path, skip_alike
 from .fused import Fused, fused_for, ready
 from .tallies import PairTallies
 
@@ -158,7 +159,7 @@ class CompareStreams(Streams):
         rows = 0
         if models.skip:
             preds = [part_of(view.where, pieces, PREDS) for view in self.views]
-            _skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
+            skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
         every = zip(self.views, models.evaluators, models.captures, strict=True)
         for i, (view, model, cap) in enumerate(every):
             cap.clear()
@@ -184,31 +185,6 @@ def part_of(
         return None
     ri, gi = where[role]
     return pieces[ri][gi]
-
-
-def _finite_rows(a: NDArray[Any] | None) -> NDArray[np.bool_] | None:
-    if a is None or a.dtype.kind != "f" or len(a) == 0:
-        return None
-    fin: NDArray[np.bool_] = np.isfinite(a)
-    return fin if fin.ndim == 1 else np.asarray(fin.reshape(len(a), -1).all(axis=1), dtype=bool)
-
-
-def _skip_alike(models: Models, preds: list[NDArray[Any] | None], shared: list[NDArray[Any] | None]) -> None:
-    """--nan skip: a row one model cannot score (a non-finite prediction) is skipped for every
-    model, so each model's value and the deltas are on the same rows (targets and weights are
-    shared, so every model skips their rows anyway). ``unpaired`` counts the rows some model
-    could have scored and another not."""
-    oks = [ok for ok in map(_finite_rows, preds) if ok is not None]
-    bad = None if not oks else ~np.logical_and.reduce(oks)
-    mask = bad if bad is not None and bad.any() else None
-    for ev in models.evaluators:
-        ev.also_skip = mask
-    if mask is not None:
-        usable = np.logical_or.reduce(oks) & mask
-        for ok in map(_finite_rows, shared):
-            if ok is not None:
-                usable &= ok
-        models.unpaired += int(np.count_nonzero(usable))
 
 
 def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any]]], first: int) -> None:
@@ -364,25 +340,8 @@ def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any
         except InputError as exc:
             if not plans:  # the baseline's: the plain metric command's (the targets may be odd)
                 raise
-            raise blamed(exc, _model_path(e), _model_path(evaluations[0])) from None
+            raise blamed(exc, model_path(e), model_path(evaluations[0])) from None
     return plans
-
-
-def blamed(exc: InputError, path: str | None, baseline: str | None) -> InputError:
-    """A later model's refusal, when the baseline fit the same targets, is that model's fault:
-    name its file (a column named in the message is the other file's)."""
-    if path is None or path in str(exc):
-        return exc
-    detail = exc.detail
-    if exc.column is not None and exc.path != path:
-        detail = f"column {exc.column} of {exc.path}: {detail}"
-    detail += f" (the targets fit the baseline {baseline}: every model needs the same rows and columns)"
-    return InputError(detail, path=path, row=exc.row)
-
-
-def _model_path(e: Evaluation) -> str | None:
-    source = e.inputs.preds or e.inputs.logprobs
-    return None if source is None else source.path
 
 
 @dataclass
