@@ -28,8 +28,8 @@ from ..options import Evaluation
 from ..sequences import SequenceMap
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
-from .clusters import by_sequence, cluster_pairs
 from .alike import blamed, model_path, skip_alike
+from .clusters import by_sequence, cluster_pairs
 from .fused import Fused, fused_for, ready
 from .tallies import PairTallies
 
