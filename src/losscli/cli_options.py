@@ -278,7 +278,10 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
     ]
 
 
-FAIL_IF_KEYS = "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ...)"
+FAIL_IF_KEYS = (
+    "a column of its CSV/TSV overall row (value, n, rmse, mae, value_low/value_high with --ci, ...), "
+    "and with --ci KEY_low/KEY_high of every interval (rmse_high, ...)"
+)
 
 
 def fail_if_option(keys: str = FAIL_IF_KEYS) -> Callable[..., Any]:

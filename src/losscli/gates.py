@@ -3,8 +3,9 @@
 An expression is one key, one of ``<``, ``<=``, ``>``, ``>=``, and a number (``inf`` and
 ``-inf`` too), nothing else: it is parsed, never evaluated as code. The keys are the report's
 flat numbers, the columns of its CSV/TSV overall row (``value``, ``n``, ``rmse``, ``mae``,
-``value_low``/``value_high`` with ``--ci``, ...); ``losscli compare`` has its own (see
-``compare.report.gate_values``). The gate fires when the comparison holds; a key whose value is
+``value_low``/``value_high`` with ``--ci``, and ``KEY_low``/``KEY_high`` for every other
+interval of its ``ci`` object: ``rmse_high``, ``perplexity_low``, ...); ``losscli compare`` has
+its own (see ``compare.report.gate_values``). The gate fires when the comparison holds; a key whose value is
 missing (NaN: nothing was scored) fires too, as ``--fail-above`` does, since nothing was shown.
 """
 
@@ -95,6 +96,11 @@ def report_values(report: object) -> dict[str, list[float]]:
             out[key] = [float(cell)]
         except ValueError:
             continue  # text columns (metric, output, status)
+    ci = getattr(report, "ci", None) or {}
+    for key, iv in ci.items():  # --ci: every interval's ends (rmse_low, perplexity_high, ...)
+        if isinstance(iv, list) and len(iv) == 2 and key != "value":
+            for end, v in zip(("low", "high"), iv, strict=True):
+                out[f"{key}_{end}"] = [math.nan if v is None else float(v)]
     return out
 
 

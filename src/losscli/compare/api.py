@@ -33,7 +33,8 @@ def compare(
     candidate against the first (the baseline); see ``losscli compare --help``. For perplexity,
     ``targets`` are the token ids and ``preds`` the logits files, or, with ``logprobs=True``,
     ``preds`` are log-probability files and ``targets`` is None."""
-    from .command import DEFAULT_RESAMPLES, DEFAULT_SEED, TESTS, check_level, default_names
+    from ..ci_options import DEFAULT_SEED
+    from .command import DEFAULT_RESAMPLES, TESTS, check_level, default_names
     from .run import run_models
 
     definition = registry.get(metric)

@@ -10,12 +10,12 @@ from typing import Any
 
 import click
 
+from ..ci_options import DEFAULT_SEED  # one default seed for --ci --bootstrap and compare (13)
 from ..cli_options import column_options, fail_if_option, group_options, metric_option, reading_options
 from ..errors import EXIT_OK, EXIT_THRESHOLD, UsageError
 
 TESTS = ("t", "bootstrap", "permutation")
 DEFAULT_RESAMPLES = {"t": 0, "bootstrap": 1000, "permutation": 10_000}
-DEFAULT_SEED = 20261201
 #: options of a metric command that a comparison does not take (with what to do instead)
 REFUSED = {
     "per_example": "--per-example is not taken by compare: run the metric command per model",

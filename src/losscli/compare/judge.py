@@ -10,6 +10,12 @@ one run over all the data would.
 * ``bootstrap``: replicate r's delta is sum P w d / sum P w; the interval is the percentile
   interval, the p-value 2 min(#{delta_r <= 0} + 1, #{delta_r >= 0} + 1) / (B + 1) (at most 1),
   so the verdict agrees with whether the interval holds 0.
+  Below ``MIN_BOOTSTRAP_UNITS`` paired units (examples, or sequences when clustered) the
+  percentile bootstrap gives no p-value and no verdict (``TOO_FEW``): on so few units its
+  replicates take a handful of values and its p-value falls far below what any exact paired
+  test allows (on n units the exact sign-flip test's smallest two-sided p is 2^(1-n): 0.25 at
+  n = 3, where the bootstrap said 0.002). From that many units on, its p-value is floored at
+  2^(1-n) all the same. Intervals need two units (n = 1: none, as the t interval).
 * ``permutation``: T = sum w d against the T_r of sign-flipped d; p = (1 + #{|T_r| >= |T|}) /
   (R + 1). It has no interval of its own: the interval shown is the t interval.
 
@@ -30,10 +36,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..stats.distributions import t_ppf, t_sf
+from ..stats.intervals import MIN_BOOTSTRAP_UNITS
 from .tallies import PairTallies
 
 F64 = NDArray[np.float64]
 WORSE, BETTER, SAME = "worse", "better", "no significant difference"
+TOO_FEW = "too few to test"
 
 
 @dataclass
@@ -61,6 +69,8 @@ class Comparison:
     p_noninferiority_adjusted: float | None = None
     noninferior: bool | None = None
     group: tuple[object, ...] | None = None
+    #: --test bootstrap on fewer than MIN_BOOTSTRAP_UNITS paired units: no p-value, no verdict
+    too_few: bool = False
 
 
 def _t_parts(t: PairTallies, g: int, col: int) -> tuple[float, float, float]:
@@ -96,6 +106,15 @@ def _two_sided_t(t: PairTallies, g: int, col: int) -> float:
     return min(1.0, 2.0 * t_sf(abs(mean) / se, df))
 
 
+def units(t: PairTallies, g: int, col: int) -> int:
+    """Paired units behind column ``col`` in group ``g``: examples, or sequences when clustered."""
+    return t.ratios[col].g if t.ratios is not None else int(t.moments.n[g])
+
+
+def bootstrap_too_few(t: PairTallies, g: int, col: int) -> bool:
+    return t.test == "bootstrap" and units(t, g, col) < MIN_BOOTSTRAP_UNITS
+
+
 def replicates(t: PairTallies, g: int, col: int) -> F64:
     """Bootstrap replicates of column ``col``'s weighted mean in group ``g``."""
     r = t.resampled[g]
@@ -109,7 +128,7 @@ def model_estimate(t: PairTallies, g: int, col: int, level: float) -> Estimate:
     if t.test == "bootstrap":
         reps = replicates(t, g, col)
         mean = float(t.moments.mean[g, col]) if t.moments.w[g] > 0 else math.nan
-        if len(reps) < 2:
+        if len(reps) < 2 or units(t, g, col) < 2:  # one unit: no interval, as the t interval
             return Estimate(mean, math.nan, math.nan)
         lo, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
         return Estimate(mean, float(lo), float(hi))
@@ -126,10 +145,11 @@ def compare_one(
         est = model_estimate(t, g, col, level)
         reps = replicates(t, g, col)
         b = len(reps)
-        if b == 0 or math.isnan(est.value):
+        if b == 0 or math.isnan(est.value) or bootstrap_too_few(t, g, col):
             return est, math.nan, None if margin is None else math.nan
         below, above = int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0))
-        p = min(1.0, 2.0 * (min(below, above) + 1) / (b + 1))
+        floor = 2.0 ** (1 - units(t, g, col))  # no paired test on n units can say more
+        p = min(1.0, max(2.0 * (min(below, above) + 1) / (b + 1), floor))
         p_ni = None if margin is None else (int(np.count_nonzero(reps >= margin)) + 1) / (b + 1)
         return est, p, p_ni
     est = t_interval(t, g, col, level)
@@ -191,6 +211,8 @@ def settle(comparisons: list[Comparison], level: float, margin: float | None) ->
         c.p_adjusted = p
         significant = not math.isnan(p) and p < alpha
         c.verdict = SAME if not significant else (WORSE if c.delta > 0 else BETTER)
+        if c.too_few:
+            c.verdict = TOO_FEW
     if margin is not None:
         raw = [math.nan if c.p_noninferiority is None else c.p_noninferiority for c in comparisons]
         ni = holm(raw) if many else raw

@@ -166,7 +166,14 @@ def _caption(report: CompareReport) -> str:
         "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
         "permutation": f"paired permutation (sign flips), {report.resamples} resamples",
     }[report.test]
-    adjusted = ", Holm-adjusted over the comparisons" if report.adjustment == "holm" else ""
+    grouped = sum(len(g.comparisons) for g in report.groups or [])
+    holm = report.adjustment == "holm" or grouped > 1
+    adjusted = (
+        "; p and verdicts are Holm-adjusted over the comparisons, intervals are not (an interval "
+        "may exclude 0 beside 'not significant'; JSON p_value is the raw p)"
+        if holm
+        else ""
+    )
     margin = (
         f"; margin {report.margin:g}: within when the delta's CI upper end < margin"
         if report.margin is not None

@@ -15,7 +15,15 @@ from ..metrics import registry
 from ..metrics.common import safe_exp
 from ..results.report import build_report
 from ..state.evalstate import EvalState
-from .judge import Comparison, Estimate, compare_one, model_estimate, settle
+from ..stats.intervals import MIN_BOOTSTRAP_UNITS, Interval, floored
+from .judge import (
+    Comparison,
+    Estimate,
+    bootstrap_too_few,
+    compare_one,
+    model_estimate,
+    settle,
+)
 from .tallies import PairTallies
 
 
@@ -129,7 +137,8 @@ def build_compare_report(
 ) -> CompareReport:
     """Every figure of the comparison from the states and tallies (see the module docstring)."""
     definition = registry.get(states[0].header.metric)
-    reports = [build_report(s, 10, allow_empty=True) for s in states]
+    # a comparison keeps no worst rows: ask for as many as each state has (no "keeps only" warning)
+    reports = [build_report(s, s.tallies.worst.capacity, allow_empty=True) for s in states]
     models = []
     for i, (name, state, rep) in enumerate(zip(names, states, reports, strict=True)):
         est = _headline(definition.name, model_estimate(pairs, 0, i, level))
@@ -157,19 +166,39 @@ def build_compare_report(
         report.warnings += [w for w in rep.warnings if w not in report.warnings]
     if group_keys is not None and group_pairs is not None:
         columns = list(states[0].header.metric_options.get("group_by") or [])
-        report.groups = _groups(names, group_pairs, group_keys, columns, level, margin)
+        report.groups = _groups(definition.name, names, group_pairs, group_keys, columns, level, margin)
         every = [c for g in report.groups for c in g.comparisons]
         settle(every, level, margin)
         if len(every) > 1:
             report.notes.append(
                 f"per-group p-values are Holm-adjusted over all {len(every)} group comparisons"
             )
+    every = comparisons + [c for g in report.groups or [] for c in g.comparisons]
+    report.warnings += _too_few_warning(report, every)
     return report
 
 
+def _too_few_warning(report: CompareReport, comparisons: list[Comparison]) -> list[str]:
+    """--test bootstrap on too few paired units: why there is no p-value, and what to use."""
+    few = [c for c in comparisons if c.too_few]
+    if not few:
+        return []
+    units = "sequences" if report.unit == "sequence" else "examples"
+    where = "" if all(c.group is None for c in few) else " (in some groups)"
+    return [
+        f"--test bootstrap: only {min(c.n for c in few)} paired {units}{where} (fewer than "
+        f"{MIN_BOOTSTRAP_UNITS}), "
+        "too few for a percentile bootstrap to support a verdict: no p-value is given and "
+        "--fail-if-worse does not fire on it; use --test t or --test permutation (exact sign "
+        "flips) on so few"
+    ]
+
+
 def _headline(metric: str, est: Estimate) -> Estimate:
-    """A model's interval in its headline's terms: perplexity's is exp of cross-entropy's (a
-    monotone map of the interval the paired tallies give)."""
+    """A model's interval in its headline's terms: its low end clipped at 0 (a mean loss is
+    never below), and perplexity's is exp of cross-entropy's (a monotone map of the interval
+    the paired tallies give), so at least 1."""
+    est = Estimate(est.value, *floored(Interval(est.low, est.high)))
     if metric != "perplexity":
         return est
     return Estimate(*(safe_exp(v) if not math.isnan(v) else v for v in (est.value, est.low, est.high)))
@@ -198,12 +227,14 @@ def _comparisons(
                 pairs.test,
                 p_noninferiority=p_ni,
                 group=key,
+                too_few=bootstrap_too_few(pairs, g, pairs.models + c - 1),
             )
         )
     return out
 
 
 def _groups(
+    metric: str,
     names: list[str],
     pairs: PairTallies,
     keys: list[tuple[Any, ...]],
@@ -219,7 +250,7 @@ def _groups(
         key = dict(zip(columns, keys[g], strict=False))
         rows = []
         for i, name in enumerate(names):
-            est = model_estimate(pairs, g, i, level)
+            est = _headline(metric, model_estimate(pairs, g, i, level))
             rows.append(ModelRow(name, "", est.value, est.low, est.high, int(pairs.moments.n[g])))
         blocks.append(GroupBlock(key, rows, _comparisons(names, pairs, g, level, margin, keys[g])))
     return blocks

@@ -28,6 +28,7 @@ from ..options import Evaluation
 from ..sequences import SequenceMap
 from ..state.evalstate import EvalState
 from ..state.parts import LossState
+from .alike import blamed, model_path, skip_alike
 from .clusters import by_sequence, cluster_pairs
 from .fused import Fused, fused_for, ready
 from .tallies import PairTallies
@@ -73,13 +74,14 @@ class Tallies:
     models: list[LossState]
     pairs: PairTallies
     group_pairs: PairTallies | None
+    unpaired: int = 0  # --nan skip: rows some model could score and another not
 
     def merge(self, other: Tallies) -> Tallies:
         merged = [a.merge(b) for a, b in zip(self.models, other.models, strict=True)]
         groups = None
         if self.group_pairs is not None and other.group_pairs is not None:
             groups = self.group_pairs.merge(other.group_pairs)
-        return Tallies(merged, self.pairs.merge(other.pairs), groups)
+        return Tallies(merged, self.pairs.merge(other.pairs), groups, self.unpaired + other.unpaired)
 
 
 class Models:
@@ -113,14 +115,17 @@ class Models:
         if self.fused is not None:
             self.fused.flush(self.pairs)
         return Tallies(
-            [ev.tallies for ev in self.evaluators if ev.tallies is not None], self.pairs, self.group_pairs
+            [ev.tallies for ev in self.evaluators if ev.tallies is not None],
+            self.pairs,
+            self.group_pairs,
+            self.unpaired,
         )
 
     @tallies.setter
     def tallies(self, value: Tallies) -> None:
         for ev, t in zip(self.evaluators, value.models, strict=True):
             ev.tallies = t
-        self.pairs, self.group_pairs = value.pairs, value.group_pairs
+        self.pairs, self.group_pairs, self.unpaired = value.pairs, value.group_pairs, value.unpaired
 
     def fork(self) -> Models:
         p = self.pairs
@@ -152,9 +157,18 @@ class CompareStreams(Streams):
             if targets is not None and models.fused.score(models, targets, preds):
                 return len(targets)
         rows = 0
-        for view, model, cap in zip(self.views, models.evaluators, models.captures, strict=True):
+        if models.skip:
+            preds = [part_of(view.where, pieces, PREDS) for view in self.views]
+            skip_alike(models, preds, [self.part(pieces, TARGETS), self.part(pieces, WEIGHTS)])
+        every = zip(self.views, models.evaluators, models.captures, strict=True)
+        for i, (view, model, cap) in enumerate(every):
             cap.clear()
-            rows = view.feed(model, pieces, first)
+            try:
+                rows = view.feed(model, pieces, first)
+            except InputError as exc:  # a shape only a later model's predictions break: its file
+                if i == 0 or exc.row is not None or type(exc) is not InputError:
+                    raise
+                raise blamed(exc, model.labels.get(PREDS), models.evaluators[0].labels.get(PREDS)) from None
         if not models.clustered:
             _pair(models, self, pieces, first)
         return rows
@@ -187,7 +201,10 @@ def _pair(models: Models, streams: CompareStreams, pieces: list[list[NDArray[Any
         common = rows
         for c in caps[1:]:
             common = np.intersect1d(common, c.rows, assume_unique=True)
-        models.unpaired += max(len(c.rows) for c in caps) - len(common)
+        scored = rows
+        for c in caps[1:]:
+            scored = np.union1d(scored, c.rows)
+        models.unpaired += len(scored) - len(common)  # rows some model scored, not every one
         losses = [c.losses[np.searchsorted(c.rows, common)] for c in caps]
         rows = common
     if len(rows) == 0:
@@ -316,17 +333,14 @@ def plan_models(evaluations: Sequence[Evaluation], stack: ExitStack) -> list[Any
     """One plan per model; every model must read its predictions the same way."""
     from ..engine.plan import make_plan
 
-    plans = []
+    plans: list[Any] = []
     for e in evaluations:
         try:
             plans.append(make_plan(e, stack))
-        except InputError as exc:  # a shape that disagrees with the targets': name the model's file
-            source = e.inputs.preds or e.inputs.logprobs
-            path = None if source is None else source.path
-            if path is None or path in str(exc):
+        except InputError as exc:
+            if not plans:  # the baseline's: the plain metric command's (the targets may be odd)
                 raise
-            detail = f"{exc.detail} (the model {path} does not fit: every model needs the same rows)"
-            raise InputError(detail, path=exc.path, row=exc.row, column=exc.column) from None
+            raise blamed(exc, model_path(e), model_path(evaluations[0])) from None
     return plans
 
 

@@ -218,8 +218,9 @@ def report_of(state: CompareState) -> CompareReport:
         report.notes.append(TOKEN_NOTE)
     if state.unpaired:
         report.warnings.append(
-            f"{state.unpaired} row(s) were scored for some models but not others (--nan skip): "
-            "the paired test uses only the rows every model scored"
+            f"{state.unpaired} row(s) could be scored for some models but not others (a non-finite "
+            "prediction, --nan skip): they are skipped for every model, so each model's value and "
+            "the deltas are on the same rows"
         )
     return report
 
@@ -232,11 +233,18 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
     first = parts[0]
     for part, path in zip(parts[1:], paths[1:], strict=True):
         p, q = part.pairs, first.pairs
+        if len(part.names) == len(first.names) and part.names != first.names:
+            raise InputError(
+                f"{path} names its models {', '.join(part.names)} but {paths[0]} "
+                f"{', '.join(first.names)}: models are matched by name (the default names are the "
+                "PREDS file names); run every part with the same --name per model, in order"
+            )
         if part.names != first.names or (p.test, p.resamples, p.seed) != (q.test, q.resamples, q.seed):
             raise InputError(
                 f"{path} is another comparison (models {part.names}, --test {p.test}, --resamples "
                 f"{p.resamples}, --seed {p.seed}) than {paths[0]}: merge parts of one comparison"
             )
+        _same_gates(part, first, path, paths[0])
         if part.clustered != first.clustered:
             raise InputError(
                 f"{path} and {paths[0]}: one comparison is clustered by sequence and the other not"
@@ -274,6 +282,23 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
         first.fail_if_worse,
         first.clustered,
     )
+
+
+def _same_gates(part: CompareState, first: CompareState, path: str, first_path: str) -> None:
+    """The level, margin and --fail-if-worse judge the merged comparison, so every part must
+    carry the same (taking the first part's would make the exit code depend on the order)."""
+    from ..errors import InputError
+
+    def shown(s: CompareState) -> str:
+        margin = "none" if s.margin is None else f"{s.margin:g}"
+        worse = "on" if s.fail_if_worse else "off"
+        return f"--ci-level {s.level:g}, --margin {margin}, --fail-if-worse {worse}"
+
+    if (part.level, part.margin, part.fail_if_worse) != (first.level, first.margin, first.fail_if_worse):
+        raise InputError(
+            f"{path} was run with {shown(part)} but {first_path} with {shown(first)}: "
+            "run every part with the same --ci-level, --margin and --fail-if-worse"
+        )
 
 
 def _merge_groups(

@@ -112,6 +112,9 @@ class Evaluator:
         self.next_row = self.header.row_offset
         #: --ci: the shard's example identity and the cluster codes (engine.ci.make_feed)
         self.interval_feed: Any = None
+        #: --nan skip in ``losscli compare``: the chunk's rows another model cannot score, skipped
+        #: here too so every model's figures are on the same rows (None: no such rows)
+        self.also_skip: NDArray[np.bool_] | None = None
         self.scratch = Scratch()
         self._offset = 0
         self._first_row: int | None = None  # the smallest first_row a Python user gave
@@ -357,6 +360,8 @@ class Evaluator:
             if arr is not None and arr.dtype.kind == "f":
                 fin = np.isfinite(arr)
                 ok &= fin if fin.ndim == 1 else fin.reshape(len(arr), -1).all(axis=1)
+        if self.also_skip is not None and len(self.also_skip) == len(ok):
+            ok &= ~self.also_skip
         if ok.all():
             return p, t, w, None
         assert self.tallies is not None

@@ -15,8 +15,9 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
   group's row) and one ``group.COL`` column per key column (the key's value; empty for null and
   on the overall rows). A group row's counts are the group's own; its ``output`` is ``all``.
   With ``--ci``, ``value_low`` and ``value_high`` come last: the headline's interval on the
-  overall row and on every group's row (empty on per-output rows and for a group with nothing
-  counted).
+  overall row and on every group's row (``nan`` where it cannot be computed, as on one example,
+  the convention of every missing figure and of ``losscli compare``; empty on per-output rows
+  and for a group with nothing counted).
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def render_delimited(report: Report, delimiter: str) -> str:
         header = [*header, "value_low", "value_high"]
         groups = report.groups or []
         cis = [report.ci] + [{}] * (len(rows) - 1 - len(groups)) + [g.ci or {} for g in groups]
-        cells = [tuple(number_text(v) for v in (ci.get("value") or (None, None))) for ci in cis]
+        # an interval that could not be computed (one example) is nan, as any missing figure
+        cells = [tuple(number_text(math.nan if v is None else v) for v in (ci.get("value") or (None, None)))
+                 for ci in cis]
         cells = [c if ci else ("", "") for c, ci in zip(cells, cis, strict=True)]
         rows = [[*r, *c] for r, c in zip(rows, cells, strict=True)]
     buf = io.StringIO()

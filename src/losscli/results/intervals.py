@@ -2,8 +2,9 @@
 main companions.
 
 Which figures get one: every per-example mean the state keeps moments of (the headline, and MSE
-or MAE beside it), RMSE (the square root of MSE's interval, clipped at 0), and for perplexity
-cross-entropy, bits per token and perplexity itself (exp of cross-entropy's interval). Accuracy,
+or MAE beside it), RMSE (the square root of MSE's interval, clipped at 0), for perplexity
+cross-entropy, bits per token and perplexity itself (exp of cross-entropy's interval), and
+for ce its perplexity and bits the same way. Accuracy,
 counts and per-sequence figures get none. With --cluster-col every interval is the cluster
 ratio estimator sum(w x) / sum(w) over clusters (cluster-robust variance, t(G-1); or a bootstrap
 with one Poisson weight per cluster). Everything is computed from the state alone.
@@ -20,7 +21,14 @@ import numpy as np
 from ..state.evalstate import EvalState
 from ..state.groups import GroupTallies, typed
 from ..state.intervals import LOSS, IntervalTallies
-from ..stats.intervals import Interval, mean_interval, percentile_interval, ratio_interval
+from ..stats.intervals import (
+    MIN_BOOTSTRAP_UNITS,
+    Interval,
+    floored,
+    mean_interval,
+    percentile_interval,
+    ratio_interval,
+)
 from ..stats.moments import RatioMoments
 from ..stats.poisson import BootstrapSums, key_identity
 
@@ -47,6 +55,26 @@ def ci_report(state: EvalState, figure_keys: set[str]) -> dict[str, Any] | None:
     else:
         method, found = _example_intervals(state, level, boot)
     return _ci_object(level, method, boot, seed, found, figure_keys)
+
+
+def ci_warnings(state: EvalState) -> list[str]:
+    """--bootstrap over fewer than MIN_BOOTSTRAP_UNITS units: the percentile interval of so few
+    is too narrow to trust (its replicates take a handful of values); say so and what to use."""
+    options, ci = state.header.metric_options.get("ci"), state.tallies.ci
+    if options is None or ci is None or not int(options.get("bootstrap") or 0):
+        return []
+    seqs = state.tallies.sequences
+    if options.get("cluster_col") is not None and ci.clusters is not None:
+        units, what = int(_by_cluster(ci.clusters, ci.names, None)[1].shape[0]), "clusters"
+    elif state.header.metric == "perplexity" and seqs is not None and np.count_nonzero(seqs.tokens) >= 2:
+        units, what = int(np.count_nonzero(seqs.tokens > 0)), "sequences"
+    else:
+        units, what = ci.moments[LOSS].n, "examples"
+    if units >= MIN_BOOTSTRAP_UNITS:
+        return []
+    return [f"--bootstrap over only {units} {what} (fewer than {MIN_BOOTSTRAP_UNITS}): a percentile "
+            "interval on so few is unreliable (too narrow), none is given on one; use the t interval "
+            "(--ci without --bootstrap)"]
 
 
 def _ci_object(level: float, method: str, boot: int, seed: int, found: dict[str, Interval],
@@ -108,8 +136,9 @@ def _example_intervals(state: EvalState, level: float, boot: int) -> tuple[str, 
     assert ci is not None
     found: dict[str, Interval] = {}
     for j, name in enumerate(ci.names):
-        if ci.boot is not None:
-            found[name] = percentile_interval(ci.boot.ratios(j, len(ci.names)), level)
+        if ci.boot is not None:  # one example: no interval (the t interval has none either)
+            few = ci.moments[name].n < 2
+            found[name] = _NAN if few else percentile_interval(ci.boot.ratios(j, len(ci.names)), level)
         else:
             found[name] = mean_interval(ci.moments[name], level)
     return _example_method(state, boot), _derived(state, found)
@@ -122,7 +151,9 @@ def _group_example_intervals(state: EvalState, ci: IntervalTallies, at: int, lev
     found: dict[str, Interval] = {}
     k = len(ci.names)
     for j, name in enumerate(ci.names):
-        if boot and groups.boot is not None:
+        if boot and groups.boot is not None and groups.moments(at, j).n < 2:
+            found[name] = _NAN
+        elif boot and groups.boot is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 reps = groups.boot[at][:, j] / groups.boot[at][:, k]
             found[name] = percentile_interval(reps, level)
@@ -134,10 +165,14 @@ def _group_example_intervals(state: EvalState, ci: IntervalTallies, at: int, lev
 
 
 def _derived(state: EvalState, found: dict[str, Interval]) -> dict[str, Interval]:
-    """RMSE from MSE's interval; perplexity's figures from cross-entropy's (``found["value"]``)."""
+    """RMSE from MSE's interval; perplexity's figures from cross-entropy's (``found["value"]``).
+    Every loss mean is >= 0, so each interval is first clipped at 0 (perplexity's then at 1)."""
+    found = {k: floored(iv) for k, iv in found.items()}
     if state.header.metric == "perplexity":
         ce = found[LOSS]
         return {"cross_entropy": ce, "bits_per_token": _scaled(ce, 1.0 / LN2), "value": _exp(ce)}
+    if state.header.metric == "ce":  # its perplexity and bits: monotone maps of the mean's
+        found["perplexity"], found["bits"] = _exp(found[LOSS]), _scaled(found[LOSS], 1.0 / LN2)
     mse_key = LOSS if state.header.metric == "mse" else "mse"
     if mse_key in found:
         lo, hi = found[mse_key]
@@ -211,7 +246,8 @@ def _token_interval(state: EvalState, level: float, boot: int, seed: int) -> tup
                     f"{used.size} sequences, linearised variance, t(G-1)"), ratio_interval(r, level)
     note = "one sequence: tokens treated as independent"
     if boot:
-        iv = percentile_interval(ci.boot.ratios(0, len(ci.names)), level) if ci.boot else _NAN
+        ok = ci.boot is not None and ci.moments[LOSS].n >= 2
+        iv = percentile_interval(ci.boot.ratios(0, len(ci.names)), level) if ci.boot and ok else _NAN
         return f"bootstrap: percentile, {boot} Poisson(1) replicates over tokens ({note})", iv
     return f"t: over tokens ({note})", mean_interval(ci.moments[LOSS], level)
 

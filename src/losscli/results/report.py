@@ -243,9 +243,10 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
         )
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     if t.ci is not None and not report.empty:
-        from .intervals import ci_report
+        from .intervals import ci_report, ci_warnings
 
         report.ci = ci_report(state, {f.key for f in report.figures})
+        report.warnings += ci_warnings(state)
         if report.groups:
             from .intervals import group_cis
 

@@ -19,6 +19,10 @@ class Interval(NamedTuple):
 
 
 _NAN = Interval(math.nan, math.nan)
+#: the fewest resampled units (examples, clusters or sequences) on which a percentile bootstrap
+#: is trusted: below it --ci --bootstrap warns and compare --test bootstrap gives no verdict (on
+#: n units the exact paired sign-flip test cannot go below p = 2^(1-n); at 10 that is 0.002)
+MIN_BOOTSTRAP_UNITS = 10
 
 
 def t_interval(estimate: float, standard_error: float, df: float, level: float) -> Interval:
@@ -58,3 +62,14 @@ def percentile_interval(replicates: npt.NDArray[np.float64], level: float) -> In
         return _NAN
     lo, hi = np.quantile(finite, [0.5 - 0.5 * level, 0.5 + 0.5 * level])
     return Interval(float(lo), float(hi))
+
+
+#: the floor of every losscli loss (squared and absolute errors, Huber, -log p): a t interval
+#: of a mean of such losses is clipped there (so perplexity's, exp of cross-entropy's, at 1)
+LOSS_FLOOR = 0.0
+
+
+def floored(iv: Interval, floor: float = LOSS_FLOOR) -> Interval:
+    """An interval of a non-negative mean with its ends clipped at ``floor`` (NaN stays NaN):
+    a symmetric t interval on a few examples reaches below what the mean can be."""
+    return Interval(*(v if math.isnan(v) else max(v, floor) for v in iv))
