@@ -219,6 +219,12 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             help="Output format. Default: table on a terminal, tsv when piped.",
         ),
         click.option(
+            "--no-plot",
+            is_flag=True,
+            help="No histogram of the per-example losses under the table (it is drawn only on a "
+            "terminal, never into a pipe or file).",
+        ),
+        click.option(
             "--top",
             type=int,
             default=10,

@@ -24,10 +24,12 @@ from ..metrics.checks import check_finite, first_bad_row
 from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SHIFT_DROP, SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
+from ..state.group_sketch import GroupSketches
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
+from .sketching import add_to_sketches
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -281,6 +283,7 @@ class Evaluator:
             tallies.groups = GroupTallies.empty(
                 self.keys.columns, self.scorer.outputs, self.scorer.companions
             )
+            tallies.group_sketches = GroupSketches(tuple(self.keys.columns))
         return tallies
 
     def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
@@ -401,6 +404,7 @@ class Evaluator:
         if correct is not None:
             state.counts_correct = True
             state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
+        add_to_sketches(state, losses, w, groups, self.keys, self.scratch)
         if groups is not None and state.groups is not None:
             add_chunk(
                 state.groups, self.keys.keys, groups, losses, elements, w, companions, (correct, correct_k)

@@ -139,6 +139,7 @@ def summary_table(report: Report) -> FitTable:
     for f in report.figures:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
+    rows += quantile_rows(report.quantiles)
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -166,6 +167,15 @@ def summary_table(report: Report) -> FitTable:
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
+
+
+def quantile_rows(quantiles: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The loss quantiles as summary rows (none for a state without a sketch)."""
+    if quantiles is None:
+        return []
+    from ..results.quantiles import QUANTILE_ROWS
+
+    return [(label, fmt_number(quantiles[key]), meaning) for key, label, meaning in QUANTILE_ROWS]
 
 
 def outputs_table(report: Report) -> FitTable | None:

@@ -22,6 +22,7 @@ from ..options import BREAKDOWN_ALL_AT_MOST, DEFAULT_TOP
 from ..state.evalstate import EvalState
 from ..state.parts import Example
 from .groups import GroupRow, group_rows
+from .quantiles import json_quantiles, missing_warning, quantiles_of
 
 # an output with no error on this many rows or more is more likely a row number or id than a prediction
 SUSPICIOUS_ROWS = 10
@@ -64,6 +65,10 @@ class Report:
     sequences_read: int | None = None
     #: --group-by: one row per group, sorted by key (None: the run was not grouped)
     groups: list[GroupRow] | None = None
+    #: the per-example losses' quantiles (results/quantiles.py); None: a state without a sketch
+    quantiles: dict[str, Any] | None = None
+    #: the state itself, for what is drawn from it (histogram, --report); never serialised
+    state: EvalState | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -104,6 +109,7 @@ class Report:
             ]
         if self.groups is not None:
             out["groups"] = [group_dict(g) for g in self.groups]
+        out["quantiles"] = json_quantiles(self.quantiles)
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -136,6 +142,7 @@ def group_dict(g: GroupRow) -> dict[str, Any]:
         if f.key not in out:
             out[f.key] = _json_number(f.value)
     out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
+    out["quantiles"] = json_quantiles(g.quantiles)
     return out
 
 
@@ -233,6 +240,9 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             f"the state keeps only its {kept} worst rows (the --top of the runs that saved it), so "
             f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
         )
+    report.quantiles, report.state = quantiles_of(t.sketch, metric.name), state
+    if t.sketch is None:
+        report.warnings.append(missing_warning())
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     from .rows import row_files
 

@@ -46,7 +46,15 @@ if TYPE_CHECKING:
 
 #: bump when the saved form changes meaning; ``load`` refuses versions it does not know.
 #: 2 added ``tallies.groups`` (--group-by); a state without groups is still written as 1
-FORMAT_VERSION = 2
+#: 3 added ``tallies.sketch`` and ``tallies.group_sketches`` (quantiles)
+FORMAT_VERSION = 3
+
+
+def saved_version(tallies: Meta) -> int:
+    """The format version a state's tallies need: the oldest that knows all their keys."""
+    if "sketch" in tallies or "group_sketches" in tallies:
+        return 3
+    return 2 if "groups" in tallies else 1
 
 
 @dataclass(frozen=True)

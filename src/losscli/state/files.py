@@ -74,6 +74,11 @@ the member's size before any memory is allocated; JSON is parsed strictly (no Na
 no duplicate keys) and checked field by field. Anything else (a truncated or corrupt archive,
 an unknown member, a wrong dtype or shape) is refused with one line naming the file (exit 3).
 
+``sketch`` (format version 3) is {weighted, offset, max} with arrays ``counts`` (int64 per
+  bucket) and, weighted, ``weights`` (float64): the quantile sketch (state/sketch.py);
+  ``group_sketches`` is {columns, keys, sketches: [one sketch's meta per key]} with arrays
+  ``<i>.counts``/``<i>.weights`` per group (state/group_sketch.py).
+
 Versioning: ``format_version`` grows by one whenever the saved form changes meaning (a key
 added, removed or reinterpreted). A reader refuses a newer version with "upgrade losscli" and
 reads every older version it knows (today only 1). Saving writes a temporary file in the same
@@ -96,7 +101,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import OutputError
-from .evalstate import FORMAT_VERSION, EvalState
+from .evalstate import FORMAT_VERSION, EvalState, saved_version
 from .plain import Arrays, StateFileError, control_character_at
 
 if TYPE_CHECKING:
@@ -136,8 +141,8 @@ def save_state(state: EvalState, path: str | PathLike[str]) -> None:
             f"{os.fspath(path)}: cannot save the state: {bad} holds a control character, "
             "which a state file may not contain"
         )
-    # version 1 unless the state has groups: a file without them reads in older versions too
-    version = FORMAT_VERSION if "groups" in meta["tallies"] else 1
+    # the oldest version that knows every key: a file without groups or sketches reads in older versions
+    version = saved_version(meta["tallies"])
     doc = {"format": FORMAT_NAME, "format_version": version, **meta}
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
     target = os.fspath(path)

@@ -34,6 +34,7 @@ from .plain import (
     want_int,
 )
 from .seqstats import WORST_PER_SEQUENCE, SequenceStats
+from .sketch import LossSketch, merge_sketches
 
 if TYPE_CHECKING:
     from .groups import GroupTallies
@@ -235,6 +236,10 @@ class LossState:
     nulls: int = 0  # perplexity: null log-probabilities (JSON Lines), also counted in ``ignored``
     overflow: bool = False  # some finite inputs gave a loss that overflowed float64 to inf
     groups: GroupTallies | None = None  # --group-by: per-group sums (state.groups)
+    #: the per-example losses' quantile sketch (None: a state saved before sketches existed)
+    sketch: LossSketch | None = None
+    #: --group-by: each group's sketch, by key (state.group_sketch)
+    group_sketches: Any = None
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -261,6 +266,7 @@ class LossState:
         self.weight_sum = CompensatedVector.zeros(1)
         self.hits = CompensatedVector.zeros(2)
         self.worst = WorstExamples(self.worst_capacity)
+        self.sketch = LossSketch()
 
     def merge(self, other: LossState) -> LossState:
         if other.outputs != self.outputs:
@@ -286,6 +292,8 @@ class LossState:
         out.nulls = self.nulls + other.nulls
         out.overflow = self.overflow or other.overflow
         out.groups = _merge_groups(self.groups, other.groups)
+        out.sketch = merge_sketches(self.sketch, other.sketch)
+        out.group_sketches = _merge_group_sketches(self.group_sketches, other.group_sketches)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -331,6 +339,12 @@ def _merge_groups(a: GroupTallies | None, b: GroupTallies | None) -> GroupTallie
     return a.merge(b)
 
 
+def _merge_group_sketches(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return a if b is None else b
+    return a.merge(b)
+
+
 #: LossState's integer counts, as named in its plain form
 _COUNTS = ("n", "ignored", "skipped", "clamped", "rows", "nulls")
 _SUMS = ("output_sums", "weight_sum", "hits")
@@ -348,6 +362,7 @@ def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
     parts += [("worst", state.worst), ("sequences", state.sequences)]
     if state.groups is not None:  # the key exists only with --group-by: older files stay as they were
         parts.append(("groups", state.groups))
+    parts += [(key, part) for key, part in _sketch_parts(state) if part is not None]
     meta["companions"] = {}
     for key, part in parts:
         if part is None:
@@ -373,7 +388,8 @@ _LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
 
 def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
     """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
-    fields(meta, where, _LOSS_KEYS | ({"groups"} if isinstance(meta, dict) and "groups" in meta else set()))
+    optional = {"groups", *SKETCH_KEYS} & (set(meta) if isinstance(meta, dict) else set())
+    fields(meta, where, _LOSS_KEYS | optional)
     outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
     capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
     companions = meta["companions"]
@@ -384,6 +400,7 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         known.add("sequences")
     if meta.get("groups") is not None:
         known.add("groups")
+    known |= {k for k in SKETCH_KEYS if meta.get(k) is not None}
     for name in arrays:
         if name.rsplit(".", 1)[0] not in known:
             raise StateFileError(f"not a valid losscli state: unknown array {where}.{name}")
@@ -423,7 +440,29 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
 
         group_arrays = under("groups", arrays)
         out.groups = GroupTallies.from_plain(meta["groups"], group_arrays, f"{where}.groups")
+    _sketches_from_plain(out, meta, arrays, where)
     return out
+
+
+#: the optional keys of the quantile sketches (format version 3)
+SKETCH_KEYS = ("sketch", "group_sketches")
+
+
+def _sketch_parts(state: LossState) -> list[tuple[str, Any]]:
+    return [("sketch", state.sketch), ("group_sketches", state.group_sketches)]
+
+
+def _sketches_from_plain(out: LossState, meta: Meta, arrays: Arrays, where: str) -> None:
+    """The sketches, when the file has them; a file from before them reads with none."""
+    out.sketch = None
+    if meta.get("sketch") is not None:
+        out.sketch = LossSketch.from_plain(meta["sketch"], under("sketch", arrays), f"{where}.sketch")
+    if meta.get("group_sketches") is not None:
+        from .group_sketch import GroupSketches
+
+        raw = meta["group_sketches"]
+        sub = under("group_sketches", arrays)
+        out.group_sketches = GroupSketches.from_plain(raw, sub, f"{where}.group_sketches")
 
 
 def _want_size(vec: CompensatedVector, size: int, where: str) -> None:
