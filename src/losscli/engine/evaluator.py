@@ -29,7 +29,7 @@ from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
-from .sketching import add_to_sketches
+from .sketching import add_probabilities, add_to_sketches, new_parts
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -271,6 +271,7 @@ class Evaluator:
 
     def _empty_tallies(self, outputs: int) -> LossState:
         tallies = LossState(outputs, self.worst_capacity)
+        new_parts(tallies, self.header.metric_options)
         for name in self.scorer.companions:
             tallies.companion(name)
         return tallies
@@ -405,6 +406,7 @@ class Evaluator:
             state.counts_correct = True
             state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
         add_to_sketches(state, losses, w, groups, self.keys, self.scratch)
+        add_probabilities(state, mc, local, w, self.scratch)
         if groups is not None and state.groups is not None:
             add_chunk(
                 state.groups, self.keys.keys, groups, losses, elements, w, companions, (correct, correct_k)

@@ -25,3 +25,26 @@ def add_to_sketches(
         state.sketch.add(losses, w, scratch.get("sketch_keys", (len(losses),), np.int64))
     if groups is not None and state.group_sketches is not None and keys is not None:
         state.group_sketches.add(keys.keys, groups, losses, w)
+
+
+def new_parts(tallies: LossState, metric_options: dict[str, Any]) -> None:
+    """The optional parts the metric's options ask for (--calibration)."""
+    if metric_options.get("calibration"):
+        from ..state.calibration import CalibrationTally
+
+        tallies.calibration = CalibrationTally(int(metric_options.get("bins") or 15))
+
+
+def add_probabilities(
+    state: LossState, mc: Any, local: NDArray[np.intp] | None, w: Any, scratch: Scratch | None = None
+) -> None:
+    """The counted rows' probabilities into the calibration bins (bce/ce --calibration)."""
+    if mc.probs is None or mc.prob_targets is None:
+        return
+    probs = mc.probs if local is None else mc.probs[local]
+    targets = mc.prob_targets if local is None else mc.prob_targets[local]
+    multiclass = probs.ndim == 2 and targets.ndim == 1
+    if state.calibration is not None:
+        from .calibrating import add_calibration
+
+        add_calibration(state.calibration, probs, targets, w, multiclass, scratch)

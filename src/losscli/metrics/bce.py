@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 from ..errors import DataProblem
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
+from .calibration import OPTIONS as CALIBRATION_OPTIONS
+from .calibration import calibration_figures
 from .checks import (
     PREDS,
     TARGETS,
@@ -80,6 +82,7 @@ class BCEScorer(ElementwiseScorer):
         self.text_targets = False  # labels read as text (spam/ham, True/False): mapped to 1/0
         self.flip = False  # --positive 0/False with numeric labels: the target is 1 - y
         self._other: list[str] = []  # the class that is not --positive, once seen
+        self.keep_probs = False  # --calibration: the chunk's probabilities go to the state
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         t = need_targets(targets)
@@ -127,11 +130,14 @@ class BCEScorer(ElementwiseScorer):
             clamped = K.bce_from_probs(p, t, elements, work)
         else:
             K.bce_from_logits(p, t, elements, work)
+        probs = None
+        if self.keep_probs:
+            probs = K.probabilities_of(p, self.input_kind, self.scratch.get("probs", shape, np.float64))
         if self.outputs == 1:
-            return MetricChunk(elements, clamped=clamped)
+            return MetricChunk(elements, clamped=clamped, probs=probs, prob_targets=t)
         out = self.scratch.get("loss", (shape[0],), np.float64)
         np.mean(elements, axis=1, out=out)
-        return MetricChunk(out, elements=elements, clamped=clamped)
+        return MetricChunk(out, elements=elements, clamped=clamped, probs=probs, prob_targets=t)
 
     def _numeric(self, t: NDArray[Any]) -> NDArray[Any]:
         """Text labels as 1/0 (see ``labels.binary_targets``); numbers as they are."""
@@ -186,12 +192,16 @@ class BCE(MetricDef):
     headline_key = "bce"
     headline_label = "BCE"
     headline_meaning = "binary cross-entropy, nats per example"
-    options = (INPUT, POSITIVE)
+    options = (INPUT, POSITIVE, *CALIBRATION_OPTIONS)
     text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         positive = options.get("positive")
-        return BCEScorer(self.name, options.get("input", "auto"), None if positive is None else str(positive))
+        scorer = BCEScorer(
+            self.name, options.get("input", "auto"), None if positive is None else str(positive)
+        )
+        scorer.keep_probs = bool(options.get("calibration"))
+        return scorer
 
     def figures(self, state: EvalState) -> list[Figure]:
         value = self.value(state)
@@ -199,6 +209,7 @@ class BCE(MetricDef):
             Figure("value", self.headline_label, value, self.headline_meaning),
             Figure("n", "examples", state.tallies.n, "rows scored"),
             Figure("bits", "bits per example", value / LN2, "BCE / ln 2"),
+            *calibration_figures(state),
         ]
 
 

@@ -241,3 +241,33 @@ def ce_from_logprobs_soft(lp: FloatArray, y: FloatArray, out: FloatArray, work: 
     soft_dot(y, lp, work, out)
     np.negative(out, out=out)
     return out
+
+
+def probabilities_of(
+    scores: NDArray[Any], kind: str | None, out: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """Float64 probabilities from probabilities, logits or log-probabilities: bce's 1-D (or
+    per-output) sigmoid, ce's (rows, C) softmax, for --calibration/--per-class. ``out``: a
+    scratch buffer of the same shape (a fresh array per chunk costs its page faults)."""
+    if kind == "probs" and out is not None:
+        np.copyto(out, scores, casting="unsafe")
+        return out
+    z = np.asarray(scores, dtype=np.float64)
+    if kind == "probs":
+        return z.copy() if z is scores else z  # never the caller's (or reader's) own buffer
+    if kind == "logprobs":
+        probs: NDArray[np.float64] = np.exp(z)
+        return probs
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(z))
+    sig: NDArray[np.float64] = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return sig
+
+
+def softmax64(z: NDArray[Any]) -> NDArray[np.float64]:
+    """Rows of (rows, C) logits as float64 probabilities (max-shifted)."""
+    x: NDArray[np.float64] = np.asarray(z, dtype=np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x

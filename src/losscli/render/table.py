@@ -312,6 +312,9 @@ def report_renderable(report: Report) -> RenderableType:
     ):
         if extra is not None:
             parts.append(extra)
+    from .extra_tables import extra_tables
+
+    parts += extra_tables(report)
     if report.interpretation:
         parts.append(Text(report.interpretation))
     return Group(*parts)

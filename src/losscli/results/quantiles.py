@@ -45,3 +45,14 @@ def missing_warning() -> str:
         "this state was saved by a losscli without loss quantiles (or merged with one): no "
         "quantiles or histogram; re-run the parts with this version to see them"
     )
+
+
+def json_tree(value: Any) -> Any:
+    """Nested dicts and lists with non-finite floats as null (an empty bin's mean is NaN)."""
+    if isinstance(value, dict):
+        return {k: json_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_tree(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

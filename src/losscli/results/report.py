@@ -22,7 +22,7 @@ from ..options import BREAKDOWN_ALL_AT_MOST, DEFAULT_TOP
 from ..state.evalstate import EvalState
 from ..state.parts import Example
 from .groups import GroupRow, group_rows
-from .quantiles import json_quantiles, missing_warning, quantiles_of
+from .quantiles import json_quantiles, json_tree, missing_warning, quantiles_of
 
 # an output with no error on this many rows or more is more likely a row number or id than a prediction
 SUSPICIOUS_ROWS = 10
@@ -67,6 +67,8 @@ class Report:
     groups: list[GroupRow] | None = None
     #: the per-example losses' quantiles (results/quantiles.py); None: a state without a sketch
     quantiles: dict[str, Any] | None = None
+    #: bce/ce --calibration: {bins, ece, mce, brier, reliability: [per bin]} (state.calibration)
+    calibration: dict[str, Any] | None = None
     #: the state itself, for what is drawn from it (histogram, --report); never serialised
     state: EvalState | None = field(default=None, repr=False, compare=False)
 
@@ -110,6 +112,8 @@ class Report:
         if self.groups is not None:
             out["groups"] = [group_dict(g) for g in self.groups]
         out["quantiles"] = json_quantiles(self.quantiles)
+        if self.calibration is not None:
+            out["calibration"] = json_tree(self.calibration)
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -243,6 +247,7 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
     report.quantiles, report.state = quantiles_of(t.sketch, metric.name), state
     if t.sketch is None:
         report.warnings.append(missing_warning())
+    report.calibration = None if t.calibration is None or report.empty else t.calibration.figures()
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     from .rows import row_files
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .calibration import CalibrationTally
 from .plain import (
     NAME,
     Arrays,
@@ -240,6 +241,7 @@ class LossState:
     sketch: LossSketch | None = None
     #: --group-by: each group's sketch, by key (state.group_sketch)
     group_sketches: Any = None
+    calibration: CalibrationTally | None = None  # bce/ce --calibration (state.calibration)
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -294,6 +296,7 @@ class LossState:
         out.groups = _merge_groups(self.groups, other.groups)
         out.sketch = merge_sketches(self.sketch, other.sketch)
         out.group_sketches = _merge_group_sketches(self.group_sketches, other.group_sketches)
+        out.calibration = _merge_group_sketches(self.calibration, other.calibration)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -445,11 +448,15 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
 
 
 #: the optional keys of the quantile sketches (format version 3)
-SKETCH_KEYS = ("sketch", "group_sketches")
+SKETCH_KEYS = ("sketch", "group_sketches", "calibration")
 
 
 def _sketch_parts(state: LossState) -> list[tuple[str, Any]]:
-    return [("sketch", state.sketch), ("group_sketches", state.group_sketches)]
+    return [
+        ("sketch", state.sketch),
+        ("group_sketches", state.group_sketches),
+        ("calibration", state.calibration),
+    ]
 
 
 def _sketches_from_plain(out: LossState, meta: Meta, arrays: Arrays, where: str) -> None:
@@ -457,6 +464,9 @@ def _sketches_from_plain(out: LossState, meta: Meta, arrays: Arrays, where: str)
     out.sketch = None
     if meta.get("sketch") is not None:
         out.sketch = LossSketch.from_plain(meta["sketch"], under("sketch", arrays), f"{where}.sketch")
+    if meta.get("calibration") is not None:
+        raw, sub = meta["calibration"], under("calibration", arrays)
+        out.calibration = CalibrationTally.from_plain(raw, sub, f"{where}.calibration")
     if meta.get("group_sketches") is not None:
         from .group_sketch import GroupSketches
 

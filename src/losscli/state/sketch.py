@@ -128,7 +128,9 @@ class LossSketch:
         counts: I64 = np.bincount(keys).astype(np.int64, copy=False)
         weights: F64 | None = None
         if self.weighted and w is not None:
-            weights = np.bincount(keys, np.asarray(w, dtype=np.float64), len(counts)).astype(np.float64, copy=False)
+            weights = np.bincount(keys, np.asarray(w, dtype=np.float64), len(counts)).astype(
+                np.float64, copy=False
+            )
         self.add_buckets(lo, counts, weights, float(losses.max()))
 
     def merge(self, other: LossSketch) -> LossSketch:

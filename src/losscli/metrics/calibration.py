@@ -1,0 +1,47 @@
+"""--calibration and --bins (bce and ce): the options, and the figures they add (ECE, MCE, Brier)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Figure, MetricOption
+
+if TYPE_CHECKING:
+    from ..state.evalstate import EvalState
+
+CALIBRATION = MetricOption(
+    "calibration",
+    "--calibration",
+    "flag",
+    False,
+    "Also report calibration: a reliability table over --bins equal-width confidence bins, the "
+    "expected and maximum calibration error (ECE, MCE, as torchmetrics' CalibrationError) and the "
+    "Brier score. bce: the positive class's probability against the label; ce: the top-1 "
+    "probability against top-1 accuracy. A value on a bin edge goes to the upper bin.",
+    merge_key=True,
+)
+BINS = MetricOption(
+    "bins",
+    "--bins",
+    "int",
+    15,
+    "Equal-width confidence bins over [0, 1] for --calibration.",
+    metavar="N",
+    minimum=1,
+    merge_key=True,
+)
+OPTIONS = (CALIBRATION, BINS)
+
+
+def calibration_figures(state: EvalState) -> list[Figure]:
+    """ECE, MCE and Brier, when the state has calibration bins (the overall state, not a group)."""
+    tally = state.tallies.calibration
+    if tally is None:
+        return []
+    fig = tally.figures()
+    bins = fig["bins"]
+    return [
+        Figure("ece", "ECE", fig["ece"], f"expected calibration error, L1 over {bins} bins"),
+        Figure("mce", "MCE", fig["mce"], "maximum calibration error: the largest bin gap"),
+        Figure("brier", "Brier", fig["brier"], "mean squared error of the probabilities"),
+    ]
