@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from ..metrics.base import Scratch
 from ..state.calibration import CalibrationTally
+from ..state.classes import ClassTally
 from .grouping import group_sum
 
 F64 = NDArray[np.float64]
@@ -99,3 +100,25 @@ def add_calibration(
     counts, sums = counts[:-1], sums[:-1]
     brier_sum = float(np.sum(brier) if weights is None else np.dot(weights, brier))
     tally.add(counts, sums, brier_sum)
+
+
+def add_per_class(
+    tally: ClassTally,
+    probs: F64,
+    targets: NDArray[np.intp],
+    predicted: NDArray[np.intp],
+    losses: F64,
+    w: NDArray[Any] | None,
+) -> None:
+    """One chunk's counted rows into the per-class sums and the confusion counts."""
+    c = tally.classes
+    weights = None if w is None else np.asarray(w, dtype=np.float64)
+    support = np.bincount(targets, minlength=c).astype(np.int64)
+    sums = np.empty((c, 4))
+    sums[:, 0] = support if weights is None else group_sum(targets, weights, c)
+    sums[:, 1] = group_sum(targets, losses if weights is None else weights * losses, c)
+    hit = predicted == targets
+    sums[:, 2] = group_sum(targets[hit], None if weights is None else weights[hit], c)
+    sums[:, 3] = probs.sum(axis=0) if weights is None else weights @ probs
+    confusion = np.bincount(targets * c + predicted, minlength=c * c).reshape(c, c).astype(np.int64)
+    tally.add(support, sums, confusion)

@@ -271,7 +271,7 @@ class Evaluator:
 
     def _empty_tallies(self, outputs: int) -> LossState:
         tallies = LossState(outputs, self.worst_capacity)
-        new_parts(tallies, self.header.metric_options)
+        new_parts(tallies, self.header.metric_options, self.scorer.classes)
         for name in self.scorer.companions:
             tallies.companion(name)
         return tallies
@@ -406,7 +406,7 @@ class Evaluator:
             state.counts_correct = True
             state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
         add_to_sketches(state, losses, w, groups, self.keys, self.scratch)
-        add_probabilities(state, mc, local, w, self.scratch)
+        add_probabilities(state, mc, local, w, losses, self.scratch)
         if groups is not None and state.groups is not None:
             add_chunk(
                 state.groups, self.keys.keys, groups, losses, elements, w, companions, (correct, correct_k)

@@ -27,16 +27,25 @@ def add_to_sketches(
         state.group_sketches.add(keys.keys, groups, losses, w)
 
 
-def new_parts(tallies: LossState, metric_options: dict[str, Any]) -> None:
+def new_parts(tallies: LossState, metric_options: dict[str, Any], classes: int = 0) -> None:
     """The optional parts the metric's options ask for (--calibration)."""
     if metric_options.get("calibration"):
         from ..state.calibration import CalibrationTally
 
         tallies.calibration = CalibrationTally(int(metric_options.get("bins") or 15))
+    if metric_options.get("per_class") and classes >= 2:
+        from ..state.classes import ClassTally
+
+        tallies.per_class = ClassTally(classes)
 
 
 def add_probabilities(
-    state: LossState, mc: Any, local: NDArray[np.intp] | None, w: Any, scratch: Scratch | None = None
+    state: LossState,
+    mc: Any,
+    local: NDArray[np.intp] | None,
+    w: Any,
+    losses: NDArray[np.float64],
+    scratch: Scratch | None = None,
 ) -> None:
     """The counted rows' probabilities into the calibration bins (bce/ce --calibration)."""
     if mc.probs is None or mc.prob_targets is None:
@@ -48,3 +57,8 @@ def add_probabilities(
         from .calibrating import add_calibration
 
         add_calibration(state.calibration, probs, targets, w, multiclass, scratch)
+    if state.per_class is not None and multiclass and mc.predicted is not None:
+        from .calibrating import add_per_class
+
+        predicted = mc.predicted if local is None else mc.predicted[local]
+        add_per_class(state.per_class, probs, targets, predicted, losses, w)

@@ -31,6 +31,28 @@ BINS = MetricOption(
     merge_key=True,
 )
 OPTIONS = (CALIBRATION, BINS)
+PER_CLASS = MetricOption(
+    "per_class",
+    "--per-class",
+    "flag",
+    False,
+    "Also report, per class, its support, mean loss, accuracy and mean predicted probability, "
+    "and the most confused pairs (target -> predicted); exact up to 1,000 classes.",
+    merge_key=True,
+)
+
+
+def check_per_class(classes: int) -> None:
+    """--per-class keeps a C x C count matrix: refused (exit 2) above MAX_CLASSES."""
+    from ..errors import UsageError
+    from ..state.classes import MAX_CLASSES
+
+    if classes > MAX_CLASSES:
+        raise UsageError(
+            f"--per-class is exact up to {MAX_CLASSES:,} classes (it keeps a C x C count matrix) and "
+            f"these scores have {classes:,}: a language model's vocabulary belongs to losscli "
+            "perplexity; drop --per-class"
+        )
 
 
 def calibration_figures(state: EvalState) -> list[Figure]:

@@ -16,7 +16,7 @@ from ..sequences import SHIFT_DROP
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .calibration import OPTIONS as CALIBRATION_OPTIONS
-from .calibration import calibration_figures
+from .calibration import PER_CLASS, calibration_figures, check_per_class
 from .checks import (
     PREDS,
     TARGETS,
@@ -91,6 +91,7 @@ class CEScorer(Scorer):
         self.topk = topk
         self.soft = False
         self.keep_probs = False  # --calibration/--per-class: the chunk's probabilities go to the state
+        self.per_class = False
         self.text_targets = text_targets
         given = parse_classes(classes)
         self.classmap: ClassMap | None = None
@@ -108,6 +109,8 @@ class CEScorer(Scorer):
                 PREDS, None, f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
             )
         self.classes = z.shape[1]
+        if self.per_class:
+            check_per_class(self.classes)
         if self.classes < 2:
             raise DataProblem(
                 PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)"
@@ -347,7 +350,7 @@ class CE(MetricDef):
     headline_key = "cross_entropy"
     headline_label = "cross-entropy"
     headline_meaning = "-log p(target), nats per example"
-    options = (INPUT, IGNORE_INDEX, CLASSES, *CALIBRATION_OPTIONS)
+    options = (INPUT, IGNORE_INDEX, CLASSES, *CALIBRATION_OPTIONS, PER_CLASS)
     wide_scores = True
     text_targets = True
 
@@ -362,6 +365,7 @@ class CE(MetricDef):
             bool(options.get("text_targets")),
         )
         scorer.keep_probs = bool(options.get("calibration") or options.get("per_class"))
+        scorer.per_class = bool(options.get("per_class"))
         return scorer
 
     def figures(self, state: EvalState) -> list[Figure]:

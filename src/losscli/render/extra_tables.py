@@ -27,5 +27,48 @@ def reliability_table(calibration: dict[str, Any] | None) -> FitTable | None:
     )
 
 
+def classes_table(rows: list[dict[str, Any]] | None) -> FitTable | None:
+    """ce --per-class: support, mean loss, accuracy and mean predicted probability per class."""
+    if not rows:
+        return None
+    return FitTable(
+        f"Per class ({len(rows):,})",
+        [
+            Col("class", [str(r["class"]) for r in rows]),
+            Col(
+                "support", [fmt_number(r["support"], counts=True) for r in rows], number=True, justify="right"
+            ),
+            Col("loss", [fmt_number(r["loss"]) for r in rows], number=True, justify="right"),
+            Col("accuracy", [fmt_number(r["accuracy"]) for r in rows], number=True, justify="right"),
+            Col(
+                "mean p",
+                [fmt_number(r["mean_probability"]) for r in rows],
+                number=True,
+                drop=1,
+                justify="right",
+            ),
+        ],
+    )
+
+
+def confusions_table(pairs: list[dict[str, Any]] | None) -> FitTable | None:
+    if not pairs:
+        return None
+    return FitTable(
+        f"The {len(pairs)} most confused pairs",
+        [
+            Col("target", [str(p["target"]) for p in pairs]),
+            Col("predicted", [str(p["predicted"]) for p in pairs]),
+            Col("count", [fmt_number(p["count"], counts=True) for p in pairs], number=True, justify="right"),
+            Col("share of target", [fmt_number(p["share"]) for p in pairs], number=True, justify="right"),
+        ],
+    )
+
+
 def extra_tables(report: Any) -> list[FitTable]:
-    return [t for t in (reliability_table(report.calibration),) if t is not None]
+    tables = (
+        reliability_table(report.calibration),
+        classes_table(report.per_class),
+        confusions_table(report.confusions),
+    )
+    return [t for t in tables if t is not None]

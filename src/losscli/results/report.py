@@ -69,6 +69,9 @@ class Report:
     quantiles: dict[str, Any] | None = None
     #: bce/ce --calibration: {bins, ece, mce, brier, reliability: [per bin]} (state.calibration)
     calibration: dict[str, Any] | None = None
+    #: ce --per-class: one row per class, and the most confused pairs (state.classes)
+    per_class: list[dict[str, Any]] | None = None
+    confusions: list[dict[str, Any]] | None = None
     #: the state itself, for what is drawn from it (histogram, --report); never serialised
     state: EvalState | None = field(default=None, repr=False, compare=False)
 
@@ -114,6 +117,8 @@ class Report:
         out["quantiles"] = json_quantiles(self.quantiles)
         if self.calibration is not None:
             out["calibration"] = json_tree(self.calibration)
+        if self.per_class is not None:
+            out["per_class"], out["confusions"] = json_tree(self.per_class), json_tree(self.confusions)
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -248,6 +253,10 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
     if t.sketch is None:
         report.warnings.append(missing_warning())
     report.calibration = None if t.calibration is None or report.empty else t.calibration.figures()
+    if t.per_class is not None and not report.empty:
+        from .classes import class_rows
+
+        report.per_class, report.confusions = class_rows(state, top)
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     from .rows import row_files
 

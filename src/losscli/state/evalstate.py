@@ -52,7 +52,7 @@ FORMAT_VERSION = 3
 
 def saved_version(tallies: Meta) -> int:
     """The format version a state's tallies need: the oldest that knows all their keys."""
-    if {"sketch", "group_sketches", "calibration"} & set(tallies):
+    if {"sketch", "group_sketches", "calibration", "per_class"} & set(tallies):
         return 3
     return 2 if "groups" in tallies else 1
 

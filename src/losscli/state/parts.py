@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .calibration import CalibrationTally
+from .classes import ClassTally
 from .plain import (
     NAME,
     Arrays,
@@ -242,6 +243,7 @@ class LossState:
     #: --group-by: each group's sketch, by key (state.group_sketch)
     group_sketches: Any = None
     calibration: CalibrationTally | None = None  # bce/ce --calibration (state.calibration)
+    per_class: ClassTally | None = None  # ce --per-class (state.classes)
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -297,6 +299,7 @@ class LossState:
         out.sketch = merge_sketches(self.sketch, other.sketch)
         out.group_sketches = _merge_group_sketches(self.group_sketches, other.group_sketches)
         out.calibration = _merge_group_sketches(self.calibration, other.calibration)
+        out.per_class = _merge_group_sketches(self.per_class, other.per_class)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -448,7 +451,7 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
 
 
 #: the optional keys of the quantile sketches (format version 3)
-SKETCH_KEYS = ("sketch", "group_sketches", "calibration")
+SKETCH_KEYS = ("sketch", "group_sketches", "calibration", "per_class")
 
 
 def _sketch_parts(state: LossState) -> list[tuple[str, Any]]:
@@ -456,6 +459,7 @@ def _sketch_parts(state: LossState) -> list[tuple[str, Any]]:
         ("sketch", state.sketch),
         ("group_sketches", state.group_sketches),
         ("calibration", state.calibration),
+        ("per_class", state.per_class),
     ]
 
 
@@ -467,6 +471,9 @@ def _sketches_from_plain(out: LossState, meta: Meta, arrays: Arrays, where: str)
     if meta.get("calibration") is not None:
         raw, sub = meta["calibration"], under("calibration", arrays)
         out.calibration = CalibrationTally.from_plain(raw, sub, f"{where}.calibration")
+    if meta.get("per_class") is not None:
+        raw, sub = meta["per_class"], under("per_class", arrays)
+        out.per_class = ClassTally.from_plain(raw, sub, f"{where}.per_class")
     if meta.get("group_sketches") is not None:
         from .group_sketch import GroupSketches
 
