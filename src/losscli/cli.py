@@ -130,6 +130,10 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     if opts["group_by"] is None and opts["groups"] is None and group_thresholds != (None, None):
         raise UsageError("--fail-group-above/--fail-group-below need --group-by (or --groups FILE)")
     plot, html = not opts.pop("no_plot"), opts.pop("report", None)
+    if html is not None:  # before any input is read: the extra is missing, or the name is wrong
+        from .htmlreport import check_available
+
+        html = check_available(html)
     report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
     code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-", plot=plot, html=html)
     return _group_gate(report, group_thresholds, code)
@@ -161,7 +165,10 @@ def _show(
 ) -> int:
     """Warnings and notes on stderr, the report on stdout (and --report's file), then the
     threshold's exit code."""
-    del html  # --report: not yet
+    if html is not None:
+        from .htmlreport import write_report
+
+        write_report(report, html)
     for warning in report.warnings:
         click.echo(f"losscli: warning: {warning}", err=True)
     for note in report.notes:
@@ -236,6 +243,10 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
     plot, html = not opts["no_plot"], opts.get("report")
+    if html is not None:
+        from .htmlreport import check_available
+
+        html = check_available(html)
     code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]), plot=plot, html=html)
     return _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
 

@@ -219,6 +219,13 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             help="Output format. Default: table on a terminal, tsv when piped.",
         ),
         click.option(
+            "--report",
+            metavar="PATH.html",
+            help="Also write one self-contained HTML report (inline SVG charts and CSS, no "
+            "JavaScript, no network): the tables, the loss histogram, the reliability diagram, the "
+            "per-class tables. Needs pip install 'losscli[report]'. Written atomically.",
+        ),
+        click.option(
             "--no-plot",
             is_flag=True,
             help="No histogram of the per-example losses under the table (it is drawn only on a "
