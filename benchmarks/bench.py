@@ -303,7 +303,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
-    ap.add_argument("--only", nargs="*", help="workloads to run (W1..W6, W4C, W6G, W6D, report, startup, flat)")
+    ap.add_argument(
+        "--only", nargs="*", help="workloads to run (W1..W6, W4C, W6G, W6D, report, startup, flat)"
+    )
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
