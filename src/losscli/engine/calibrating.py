@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from ..metrics.base import Scratch
 from ..state.calibration import CalibrationTally
 from ..state.classes import ClassTally
-from .grouping import group_sum
+from .grouping import BLOCK, group_sum
 
 F64 = NDArray[np.float64]
 
@@ -33,15 +33,16 @@ def _floor_is_exact(bins: int) -> bool:
     return True
 
 
-def bin_of(confidence: F64, bins: int, scratch: Scratch | None = None) -> NDArray[np.intp]:
+def bin_of(confidence: F64, bins: int, scratch: Scratch | None = None, dtype: Any = np.intp) -> NDArray[Any]:
     """torchmetrics' binning: ``bucketize(conf, linspace(0, 1, bins + 1), right=True) - 1``,
     1.0 in the last bin: ``floor(conf * bins)`` where that is provably the same
     (``_floor_is_exact``; 1.0 then lands at ``bins``, which the caller folds into the last bin),
-    else moved by one where the product rounded across an edge."""
+    else moved by one where the product rounded across an edge. ``dtype``: of the bin numbers
+    (int32 converts from float64 in a third of int64's time)."""
     if scratch is None:
         scratch = Scratch()
     product = np.multiply(confidence, bins, out=scratch.get("cal_product", confidence.shape, np.float64))
-    codes = scratch.get("cal_codes", confidence.shape, np.intp)
+    codes = scratch.get(f"cal_codes_{np.dtype(dtype).name}", confidence.shape, dtype)
     np.copyto(codes, product, casting="unsafe")  # truncation: floor, for x >= 0
     if not _floor_is_exact(bins):
         np.clip(codes, 0, bins - 1, out=codes)
@@ -51,15 +52,9 @@ def bin_of(confidence: F64, bins: int, scratch: Scratch | None = None) -> NDArra
     return codes
 
 
-def row_parts(
-    probs: F64, targets: NDArray[Any], multiclass: bool, scratch: Scratch | None = None
-) -> tuple[F64, NDArray[Any], F64]:
-    """(confidence, observed, Brier) per row. bce: the positive class's probability, the
-    target, (p - y)^2 averaged over outputs (rows of several outputs are flattened by the
-    caller). ce: the top-1 probability, top-1 correct, sum_c (p_c - onehot_c)^2."""
-    if not multiclass:
-        d = np.subtract(probs, targets, out=(scratch or Scratch()).get("cal_d", probs.shape, np.float64))
-        return probs, targets, np.multiply(d, d, out=d)
+def row_parts(probs: F64, targets: NDArray[Any]) -> tuple[F64, NDArray[Any], F64]:
+    """ce's (confidence, observed, Brier) per row: the top-1 probability, top-1 correct,
+    sum_c (p_c - onehot_c)^2 (bce's come from ``add_binary``)."""
     rows = np.arange(len(probs))
     top = np.argmax(probs, axis=1)
     conf = probs[rows, top]
@@ -76,13 +71,15 @@ def add_calibration(
     w: NDArray[Any] | None,
     multiclass: bool,
     scratch: Scratch | None = None,
+    known: tuple[NDArray[np.bool_] | None, F64 | None] = (None, None),
 ) -> None:
-    """One chunk's counted rows into the reliability bins."""
-    if not multiclass and probs.ndim == 2:  # bce of several outputs: every element, its row's weight
-        k = probs.shape[1]
-        w = None if w is None else np.repeat(np.asarray(w, dtype=np.float64), k)
-        probs, targets = probs.reshape(-1), np.asarray(targets).reshape(-1)
-    conf, obs, brier = row_parts(probs, targets, multiclass, scratch)
+    """One chunk's counted rows into the reliability bins. ``known``: what bce computed
+    already (label == 1 when every label is 0 or 1; p - y), each None when it did not."""
+    scratch = scratch if scratch is not None else Scratch()
+    if not multiclass:
+        add_binary(tally, probs, targets, w, scratch, known)
+        return
+    conf, obs, brier = row_parts(probs, targets)
     codes = bin_of(conf, tally.bins, scratch)
     weights = None if w is None else np.asarray(w, dtype=np.float64)
     width = tally.bins + 1  # bin_of leaves a confidence of exactly 1.0 one past the last bin
@@ -90,16 +87,116 @@ def add_calibration(
     sums = np.empty((width, 3))
     sums[:, 0] = counts if weights is None else group_sum(codes, weights, width)
     sums[:, 1] = group_sum(codes, conf if weights is None else weights * conf, width)
-    if obs.dtype != np.float64:  # float32 or integer labels: widened into a reused buffer
-        buf = (scratch or Scratch()).get("cal_obs", obs.shape, np.float64)
-        np.copyto(buf, obs, casting="unsafe")
-        obs = buf
     sums[:, 2] = group_sum(codes, obs if weights is None else weights * obs, width)
-    counts[-2] += counts[-1]  # ... and torchmetrics puts it in the last bin
+    tally.add(*_fold_edge(counts, sums), float(np.sum(brier) if weights is None else np.dot(weights, brier)))
+
+
+def _fold_edge(counts: NDArray[np.int64], sums: F64) -> tuple[NDArray[np.int64], F64]:
+    """A confidence of exactly 1.0 (one past the last bin) into the last bin, as torchmetrics."""
+    counts[-2] += counts[-1]
     sums[-2] += sums[-1]
-    counts, sums = counts[:-1], sums[:-1]
-    brier_sum = float(np.sum(brier) if weights is None else np.dot(weights, brier))
-    tally.add(counts, sums, brier_sum)
+    return counts[:-1], sums[:-1]
+
+
+_LANES: dict[tuple[int, int, Any], NDArray[Any]] = {}
+
+
+def _lane_offsets(n: int, lanes: int, stride: int, dtype: Any) -> NDArray[Any]:
+    """(i % lanes) * stride for i < n: row i's sums go to lane i % lanes, so that no float64
+    accumulator of one ``bincount`` adds more than BLOCK values (at most 8191 ulps)."""
+    cached = _LANES.get((lanes, stride, dtype))
+    if cached is None or len(cached) < n:
+        cached = ((np.arange(max(n, 1 << 16)) % lanes) * stride).astype(dtype)
+        cached.setflags(write=False)
+        _LANES[(lanes, stride, dtype)] = cached  # read only, shared by the worker threads
+    return cached[:n]
+
+
+def bin_indices(
+    probs: F64, bins: int, positives: NDArray[np.bool_] | None, scratch: Scratch
+) -> tuple[NDArray[np.intp], int, int]:
+    """(index, lanes, stride) for ``bincount``: lane * stride + bin, or + 2 * bin + label
+    (label = 1 for the positives) when every label is 0 or 1. Built in int32 (each pass
+    moves half the bytes of intp) and widened once; int64 when the index could not fit."""
+    n, width = len(probs), bins + 1  # bin_of leaves a confidence of 1.0 one past the last bin
+    lanes = max(1, -(-n // BLOCK))
+    stride = width if positives is None else 2 * width
+    dtype = np.int32 if lanes * stride < 2**31 else np.intp
+    codes = bin_of(probs, bins, scratch, dtype)
+    if positives is not None:
+        np.left_shift(codes, 1, out=codes)
+        np.add(codes, positives.view(np.int8), out=codes)
+    codes += _lane_offsets(n, lanes, stride, dtype)
+    if dtype == np.intp:
+        return codes, lanes, stride
+    index = scratch.get("cal_index", (n,), np.intp)
+    np.copyto(index, codes)
+    return index, lanes, stride
+
+
+def add_binary(
+    tally: CalibrationTally,
+    probs: F64,
+    targets: NDArray[Any],
+    w: NDArray[Any] | None,
+    scratch: Scratch,
+    known: tuple[NDArray[np.bool_] | None, F64 | None] = (None, None),
+) -> None:
+    """bce: counts and sums per bin from one index and two or three ``bincount`` calls. With
+    labels all 0 or 1 (``known[0]``: label == 1) the label is part of the index: one count
+    gives the rows and the positives per bin, one weighted count the confidence sums. Rows
+    of several outputs count every element with its row's weight."""
+    positives, diff = known
+    if probs.ndim == 2:
+        k = probs.shape[1]
+        w = None if w is None else np.repeat(np.asarray(w, dtype=np.float64), k)
+        probs, targets = probs.reshape(-1), np.asarray(targets).reshape(-1)
+        positives = None if positives is None else positives.reshape(-1)
+        diff = None if diff is None else diff.reshape(-1)
+    n, width = len(probs), tally.bins + 1
+    if diff is None:
+        diff = np.subtract(probs, targets, out=scratch.get("cal_d", (n,), np.float64), dtype=np.float64)
+    index, lanes, stride = bin_indices(probs, tally.bins, positives, scratch)
+    counts = np.bincount(index, minlength=lanes * stride).reshape(lanes, stride).sum(axis=0)
+    weights = None if w is None else np.asarray(w, dtype=np.float64)
+
+    def per_bin(values: F64, weighted: bool = True) -> F64:
+        """Per (bin[, label]) sums of the values (times the weights when the run has them)."""
+        if weighted and weights is not None:
+            values = np.multiply(weights, values, out=scratch.get("cal_wv", (n,), np.float64))
+        total: F64 = np.bincount(index, values, lanes * stride).reshape(lanes, stride).sum(axis=0)
+        return total
+
+    weight = counts.astype(np.float64) if weights is None else per_bin(weights, weighted=False)
+    sums = np.empty((width, 3))
+    if positives is not None:  # (bin, label) pairs: label 0 at even, label 1 at odd positions
+        conf = per_bin(probs)
+        sums[:, 0] = weight[0::2] + weight[1::2]
+        sums[:, 1] = conf[0::2] + conf[1::2]
+        sums[:, 2] = weight[1::2]  # the observed outcome is exactly 1 for the positives, else 0
+        counts = counts[0::2] + counts[1::2]
+    else:
+        obs = targets
+        if obs.dtype != np.float64:  # float32 or integer labels: widened into a reused buffer
+            obs = scratch.get("cal_obs", (n,), np.float64)
+            np.copyto(obs, targets, casting="unsafe")
+        sums[:, 0], sums[:, 1], sums[:, 2] = weight, per_bin(probs), per_bin(obs)
+    tally.add(*_fold_edge(counts.astype(np.int64), sums), _brier_sum(diff, weights, scratch))
+
+
+def _brier_sum(diff: F64, weights: F64 | None, scratch: Scratch) -> float:
+    """sum(d^2) (or sum(w d . d)) as BLAS dot products of BLOCK rows: one pass, and at most
+    8191 ulps per block whatever the BLAS's order of accumulation."""
+    left = (
+        diff
+        if weights is None
+        else np.multiply(diff, weights, out=scratch.get("cal_wd", diff.shape, np.float64))
+    )
+    total = 0.0
+    for start in range(0, len(diff), BLOCK):
+        stop = start + BLOCK
+        total += float(np.dot(left[start:stop], diff[start:stop]))
+    return total
 
 
 def add_per_class(

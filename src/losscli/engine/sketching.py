@@ -56,7 +56,8 @@ def add_probabilities(
     if state.calibration is not None:
         from .calibrating import add_calibration
 
-        add_calibration(state.calibration, probs, targets, w, multiclass, scratch)
+        known = (mc.positives, mc.prob_diff) if local is None else (None, None)
+        add_calibration(state.calibration, probs, targets, w, multiclass, scratch, known)
     if state.per_class is not None and multiclass and mc.predicted is not None:
         from .calibrating import add_per_class
 

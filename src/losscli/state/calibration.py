@@ -32,6 +32,8 @@ def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
         err = (a - (s - bp)) + (b - bp)
     err[~np.isfinite(s)] = 0.0
     return s, err
+
+
 #: the sums kept per bin: weight, weight x confidence, weight x observed
 SUMS = ("weight", "confidence", "observed")
 
@@ -51,12 +53,23 @@ class CalibrationTally:
         self.brier = np.zeros(2)
 
     def add(self, counts: NDArray[np.int64], sums: F64, brier: float) -> None:
-        """One chunk's per-bin counts and sums (bins, 3) and its weighted Brier sum."""
+        """One chunk's per-bin counts and sums (bins, 3) and its weighted Brier sum, added with
+        two-sum (without numpy's error-state switches: this runs once a chunk)."""
         self.counts += counts
-        s, err = two_sum(self.hi, sums)
-        self.hi, self.lo = s, self.lo + err
-        b, e = two_sum(self.brier[:1], np.array([brier]))
-        self.brier = np.array([b[0], self.brier[1] + e[0]])
+        hi = self.hi
+        s = hi + sums
+        if math.isfinite(float(s.sum())):  # always, short of weights near the float range
+            bp = s - hi
+            self.hi, self.lo = s, self.lo + ((hi - (s - bp)) + (sums - bp))
+        else:
+            s, err = two_sum(hi, sums)
+            self.hi, self.lo = s, self.lo + err
+        old, low = float(self.brier[0]), float(self.brier[1])
+        b = old + brier
+        if math.isfinite(b):
+            back = b - old
+            low += (old - (b - back)) + (brier - back)
+        self.brier = np.array([b, low])
 
     def merge(self, other: CalibrationTally) -> CalibrationTally:
         if other.bins != self.bins:

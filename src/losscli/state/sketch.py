@@ -46,13 +46,20 @@ PERCENTILES = (50, 90, 99)
 def order_keys(values: F64, out: I64 | None = None) -> I64:
     """Bucket keys that sort as the values do: >= 0 for +0.0 and up, < 0 for negatives
     (-0.0 counts as 0). ``out``: a reused buffer of the same length."""
+    return _order_keys(values, out)[0]
+
+
+def _order_keys(values: F64, out: I64 | None = None) -> tuple[I64, int]:
+    """``order_keys`` and the smallest key (0 for no values)."""
     bits = values.view(np.int64)
     keys = np.right_shift(bits, SHIFT, out=out)
-    if len(keys) and int(keys.min()) < 0:  # negatives or -0.0 (-log(1.0) is -0.0): the slow path
+    lowest = int(keys.min()) if len(keys) else 0
+    if lowest < 0:  # negatives or -0.0 (-log(1.0) is -0.0): the slow path
         keys = np.right_shift((values + 0.0).view(np.int64), SHIFT, out=out)  # -0.0 + 0.0 is +0.0
         neg = keys < 0
         keys[neg] = -1 - (keys[neg] + SIDE)  # |x|'s key, mirrored below zero
-    return keys
+        lowest = int(keys.min())
+    return keys, lowest
 
 
 def bucket_values(keys: I64) -> F64:
@@ -122,8 +129,7 @@ class LossSketch:
             return
         if w is not None and not self.weighted and not len(self.counts):  # the first chunk says
             self.weighted, self.weights = True, np.zeros(0)
-        keys = order_keys(losses, buf)
-        lo = int(keys.min())
+        keys, lo = _order_keys(losses, buf)
         keys -= lo
         counts: I64 = np.bincount(keys).astype(np.int64, copy=False)
         weights: F64 | None = None
