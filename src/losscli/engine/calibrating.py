@@ -42,7 +42,7 @@ def bin_of(confidence: F64, bins: int, scratch: Scratch | None = None, dtype: An
     if scratch is None:
         scratch = Scratch()
     product = np.multiply(confidence, bins, out=scratch.get("cal_product", confidence.shape, np.float64))
-    codes = scratch.get(f"cal_codes_{np.dtype(dtype).name}", confidence.shape, dtype)
+    codes = scratch.get("cal_codes32" if dtype == np.int32 else "cal_codes", confidence.shape, dtype)
     np.copyto(codes, product, casting="unsafe")  # truncation: floor, for x >= 0
     if not _floor_is_exact(bins):
         np.clip(codes, 0, bins - 1, out=codes)
@@ -157,30 +157,33 @@ def add_binary(
     if diff is None:
         diff = np.subtract(probs, targets, out=scratch.get("cal_d", (n,), np.float64), dtype=np.float64)
     index, lanes, stride = bin_indices(probs, tally.bins, positives, scratch)
-    counts = np.bincount(index, minlength=lanes * stride).reshape(lanes, stride).sum(axis=0)
     weights = None if w is None else np.asarray(w, dtype=np.float64)
-
-    def per_bin(values: F64, weighted: bool = True) -> F64:
-        """Per (bin[, label]) sums of the values (times the weights when the run has them)."""
-        if weighted and weights is not None:
-            values = np.multiply(weights, values, out=scratch.get("cal_wv", (n,), np.float64))
-        total: F64 = np.bincount(index, values, lanes * stride).reshape(lanes, stride).sum(axis=0)
-        return total
-
-    weight = counts.astype(np.float64) if weights is None else per_bin(weights, weighted=False)
-    sums = np.empty((width, 3))
-    if positives is not None:  # (bin, label) pairs: label 0 at even, label 1 at odd positions
-        conf = per_bin(probs)
-        sums[:, 0] = weight[0::2] + weight[1::2]
-        sums[:, 1] = conf[0::2] + conf[1::2]
-        sums[:, 2] = weight[1::2]  # the observed outcome is exactly 1 for the positives, else 0
-        counts = counts[0::2] + counts[1::2]
-    else:
+    values: list[F64] = [probs]  # summed per (bin[, label]) after the row counts
+    if weights is not None:
+        values = [np.multiply(weights, probs, out=scratch.get("cal_wp", (n,), np.float64)), weights]
+    if positives is None:  # soft labels: their own sum (else label 1 is the outcome)
         obs = targets
         if obs.dtype != np.float64:  # float32 or integer labels: widened into a reused buffer
             obs = scratch.get("cal_obs", (n,), np.float64)
             np.copyto(obs, targets, casting="unsafe")
-        sums[:, 0], sums[:, 1], sums[:, 2] = weight, per_bin(probs), per_bin(obs)
+        values.append(
+            obs if weights is None else np.multiply(weights, obs, out=scratch.get("cal_wo", (n,), np.float64))
+        )
+    size = lanes * stride
+    raw = np.empty((1 + len(values), size))
+    raw[0] = np.bincount(index, minlength=size)
+    for row, v in enumerate(values, 1):
+        raw[row] = np.bincount(index, v, size)
+    per = raw.reshape(len(raw), lanes, stride).sum(axis=1)  # lanes added: (1 + len(values), stride)
+    weight_row = 0 if weights is None else 2
+    sums = np.empty((width, 3))
+    if positives is not None:  # (bin, label) pairs: label 0 at even, label 1 at odd positions
+        pairs = per.reshape(len(per), width, 2)
+        both = pairs.sum(axis=2)
+        counts, sums[:, 0], sums[:, 1] = both[0], both[weight_row], both[1]
+        sums[:, 2] = pairs[weight_row, :, 1]  # the outcome is exactly 1 for the positives, else 0
+    else:
+        counts, sums[:, 0], sums[:, 1], sums[:, 2] = per[0], per[weight_row], per[1], per[-1]
     tally.add(*_fold_edge(counts.astype(np.int64), sums), _brier_sum(diff, weights, scratch))
 
 
