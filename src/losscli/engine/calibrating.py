@@ -1,7 +1,8 @@
 """A chunk's share of the calibration bins and the per-class breakdown (bce and ce with
 --calibration / --per-class): per-row confidence, outcome and Brier score from the
-probabilities the scorer kept (``MetricChunk.probs``), summed per bin blockwise
-(``grouping.group_sum``: at most 8191 ulps per block) and added with two-sum by the state."""
+probabilities the scorer kept (``MetricChunk.probs``), summed per bin with at most 8191 ulps
+per float64 accumulator (bce: ``bincount`` over (lane, bin, label); ce: ``grouping.group_sum``
+by blocks) and added with two-sum by the state."""
 
 from __future__ import annotations
 
