@@ -304,19 +304,40 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="scale 0.1, one round")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument(
-        "--only", nargs="*", help="workloads to run (W1..W6, W4C, W6G, W6D, report, startup, flat)"
+        "--only",
+        nargs="*",
+        help="workloads to run (W1..W6, W4C, W6G, W6D, C1, C2, ci, report, startup, flat)",
     )
     ap.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
     if args.quick:
         args.scale, args.rounds = 0.1, 1
     s = sizes_of(args.scale)
-    generate(args.data, s)
-    chosen = args.only or ["W1", "W2", "W3", "W4", "W5", "W6", "W6G", "W6D", "startup", "flat"]
+    chosen = args.only or [
+        "W1",
+        "W2",
+        "W3",
+        "W4",
+        "W5",
+        "W6",
+        "W6G",
+        "W6D",
+        "C1",
+        "C2",
+        "ci",
+        "report",
+        "startup",
+        "flat",
+    ]
+    if any(c.startswith(("W", "flat", "ci")) for c in chosen):  # C1 reuses W1's files; C2 writes its own
+        generate(args.data, s)
     lines: list[str] = []
     verdicts: list[str] = []
     headers = ["workload", "tool", "median s", "MB/s", "peak RSS MB", "losscli / tool", "target"]
     rows: list[list[str]] = []
+    from compare_bench import run_compare_workloads
+
+    rows += run_compare_workloads(chosen, args.data, args.rounds, run_measured, LOSSCLI, warm, verdicts)
     for w in [c for c in chosen if c.startswith("W")]:
         files = files_of(w, args.data)
         warm(files)
@@ -385,6 +406,8 @@ def main() -> int:
         print(f"{w} done: losscli {med['losscli']:.3f}s", file=sys.stderr)
     if "report" in chosen:
         verdicts.append(_report_cost(args.data, args.rounds))
+    if "ci" in chosen:
+        rows.extend(_ci_rows(args.data, args.rounds, verdicts))
     if "startup" in chosen:
         rows.extend(_startup(args.rounds, verdicts))
     if "flat" in chosen:
@@ -445,6 +468,55 @@ def _same_as_local(data: Path, dask_output: str) -> str:
     dask = json.loads(dask_output)
     same = all(local[k] == dask[k] for k in ("value", "mae", "rmse", "n", "examples"))
     return f"W6D: figures {'identical to' if same else 'DIFFER from (MISSED)'} --engine local's"
+
+
+CI_LIMIT = 1.15  # --ci (analytic) on W1, as a ratio of the same run without it
+
+
+def _ci_rows(data: Path, rounds: int, verdicts: list[str]) -> list[list[str]]:
+    """W1 with --ci against W1 plain, interleaved in each round (the anchor is losscli itself:
+    the interval's cost), then --ci --bootstrap 1000 once, reported without a target."""
+    files = files_of("W1", data)
+    warm(files)
+    plain_cmd = losscli_cmd("W1", data)
+    times: dict[str, list[float]] = {"plain": [], "ci": []}
+    rss: dict[str, list[float]] = {"plain": [], "ci": []}
+    for _ in range(max(rounds, 3)):
+        for name, cmd in (("plain", plain_cmd), ("ci", [*plain_cmd, "--ci"])):
+            r = run_measured(cmd)
+            times[name].append(r.seconds)
+            rss[name].append(r.rss_mb)
+    boot = run_measured([*plain_cmd, "--bootstrap", "1000"])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["ci"] / med["plain"]
+    ok = ratio <= CI_LIMIT
+    verdicts.append(f"W1 --ci: {ratio:.2f}x a plain run (target <= {CI_LIMIT}) {'met' if ok else 'MISSED'}")
+    verdicts.append(
+        f"W1 --ci --bootstrap 1000: {boot.seconds:.1f} s, {boot.seconds / med['plain']:.0f}x a plain run "
+        f"(one run, no target), peak RSS {boot.rss_mb:.0f} MB"
+    )
+    title = "W1CI MSE+MAE of W1's .npy files with --ci"
+    return [
+        [
+            title,
+            "losscli --ci",
+            f"{med['ci']:.3f}",
+            "",
+            f"{max(rss['ci']):.0f}",
+            f"{ratio:.2f}",
+            f"<= {CI_LIMIT}x plain: {'met' if ok else 'MISSED'}",
+        ],
+        ["", "losscli (plain)", f"{med['plain']:.3f}", "", f"{max(rss['plain']):.0f}", "", ""],
+        [
+            "",
+            "losscli --bootstrap 1000",
+            f"{boot.seconds:.3f}",
+            "",
+            f"{boot.rss_mb:.0f}",
+            f"{boot.seconds / med['plain']:.1f}",
+            "reported, no target",
+        ],
+    ]
 
 
 def _startup(rounds: int, verdicts: list[str]) -> list[list[str]]:

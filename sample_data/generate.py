@@ -171,6 +171,27 @@ def bigram_samples() -> None:
             fp.write(json.dumps({"choices": [{"logprobs": {"content": content}}]}) + "\n")
 
 
+def compare_samples() -> None:
+    """Two models of one task for `losscli compare`: review ratings (1-5 stars) of 1,000
+    reviews in three languages. model_b is clearly better than model_a; model_a_retrained is
+    model_a retrained with another seed: its MSE differs a little, not significantly."""
+    rng = np.random.default_rng(20261201)
+    n = 1000
+    lang = rng.choice(["de", "en", "fr"], n, p=[0.3, 0.5, 0.2])
+    quality = rng.normal(0, 1, n)
+    rating = np.clip(np.round(3 + 1.2 * quality + rng.normal(0, 0.5, n)), 1, 5)
+    shared = rng.normal(0, 0.6, n)  # what both versions of model A get wrong alike
+    model_a = 3 + 1.1 * quality + shared + rng.normal(0, 0.35, n)
+    model_a_retrained = 3 + 1.1 * quality + shared + rng.normal(0, 0.35, n)
+    model_b = 3 + 1.15 * quality + 0.8 * shared + rng.normal(0, 0.3, n)
+    write_csv(HERE / "ratings_targets.csv", ["review_id", "rating", "lang"],
+              [[i, int(r), g] for i, (r, g) in enumerate(zip(rating, lang, strict=True))])
+    for name, pred in (("model_a", model_a), ("model_a_retrained", model_a_retrained), ("model_b", model_b)):
+        write_csv(HERE / f"ratings_{name}.csv", ["review_id", "predicted_rating"],
+                  [[i, round(float(p), 4)] for i, p in enumerate(pred)])
+
+
 if __name__ == "__main__":
     main()
     bigram_samples()
+    compare_samples()

@@ -382,3 +382,43 @@ def test_a_single_parquet_file_beside_shards(shared: Cluster, tmp_path: Path) ->
     )
     d = df["pred"].to_numpy() - df["target"].to_numpy()
     assert close(out["value"], float(np.mean(d * d)))
+
+
+def test_large_shards_cut_at_row_groups_are_tasks_of_their_own(shared: Cluster, tmp_path: Path) -> None:
+    """--split-rows: a shard of many row groups runs as several tasks, with the local result."""
+    rng = np.random.default_rng(21)
+    folder = tmp_path / "d"
+    folder.mkdir()
+    frames = []
+    for i, n in enumerate((1000, 640)):
+        df = pd.DataFrame({"pred": rng.normal(size=n), "target": rng.normal(size=n)})
+        df.to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=100)
+        frames.append(df)
+    whole = pd.concat(frames, ignore_index=True)
+    out = same(*both("mse", folder, *MSE, "--split-rows", "200", address=shared.address))
+    assert len(out["provenance"]["parts"]) > 2
+    d = whole["pred"].to_numpy() - whole["target"].to_numpy()
+    assert close(out["value"], float(np.mean(d * d)))
+    assert out["n"] == len(whole)
+
+
+def test_bootstrap_interval_over_shards_is_the_local_engines(shared: Cluster, tmp_path: Path) -> None:
+    """--ci --bootstrap over Parquet shards: an example's identity is (file, row within file), so
+    the dask engine's interval is the local engine's, with any chunk size (1e-12)."""
+    df = mse_shards(tmp_path / "d")
+    args = ("mse", tmp_path / "d", *MSE, "--bootstrap", "200")
+    local, dask = both(*args, address=shared.address)
+    out = same(local, dask)
+    engine = ("--engine", "dask", "--scheduler", shared.address)
+    other = run_cli(*args, "-f", "json", "--chunk-size", "97", *engine)
+    assert other.code == 0, other.stderr
+    for a, b in zip(out["ci"]["value"], other.json()["ci"]["value"], strict=True):
+        assert close(a, b)
+    from losscli.stats import example_ids, file_key, poisson_weights
+
+    ids = np.concatenate([example_ids(0, 400 + 37 * i, file_key(f"part-{i:05d}.parquet")) for i in range(5)])
+    w = poisson_weights(13, ids, 200).astype(float)
+    d = (df["pred"] - df["target"]).to_numpy()
+    reps = (w @ (d * d)) / w.sum(axis=1)
+    for a, b in zip(out["ci"]["value"], np.quantile(reps, [0.025, 0.975]), strict=True):
+        assert close(a, float(b))

@@ -8,6 +8,8 @@ The public API (imported lazily, so ``losscli --version`` stays fast):
 * ``Evaluator`` for chunk-by-chunk use; its ``state`` is an ``EvalState`` that can be saved
   (``save``/``load``), merged (``merge``) and reported (``report()``); ``merge(paths)`` reports
   saved states together
+* ``compare(metric, targets, preds, **options) -> CompareReport``: ``losscli compare`` (paired
+  tests of every model against the first)
 * ``LossCliError`` and its subclasses ``InputError``, ``UsageError``, ``OutputError``
 """
 
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time ``__getattr__`` imports lazily
     from .api import evaluate as evaluate
     from .api import merge as merge
+    from .compare.api import compare as compare
+    from .compare.report import CompareReport as CompareReport
     from .engine.evaluator import Evaluator as Evaluator
     from .errors import InputError as InputError
     from .errors import LossCliError as LossCliError
@@ -42,6 +46,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "evaluate": "api",
     "merge": "api",
+    "compare": "compare.api",
+    "CompareReport": "compare.report",
     "Report": "results.report",
     "build_report": "results.report",
     "Evaluator": "engine.evaluator",

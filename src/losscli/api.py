@@ -70,7 +70,9 @@ def run_evaluation(
     ``per_example`` (a .csv/.parquet/.npy file receiving every example's loss), ``save_state``
     (a path: the run's state, for ``merge``), ``progress`` (hooks for a progress bar);
     per-group figures ``group_by`` (key columns of preds: a name or a list), ``groups`` (keys in
-    a file, array or table of their own, row-aligned) and ``max_groups`` (``Report.groups``); the
+    a file, array or table of their own, row-aligned) and ``max_groups`` (``Report.groups``);
+    intervals ``ci`` (True), ``ci_level``, ``bootstrap`` (replicates), ``seed``, ``cluster_col``
+    and ``max_clusters`` (``Report.ci`` and each ``GroupRow.ci``); the
     metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``classes`` (ce: the
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
     probability the predictions are), ``calibration`` and ``bins`` (bce, ce: reliability bins,
@@ -85,14 +87,21 @@ def run_evaluation(
     from .shards import plan_shards
 
     on_engine = {k: options.pop(k) for k in DASK_OPTIONS if k in options}  # --scheduler, --workers, ...
+    split_rows = options.pop("split_rows", None)
     keywords = {k: options.get(k) for k in ("weights", "logprobs", "mask", "groups")}
     roles = {"preds": preds, "targets": targets, **keywords}
     shards = plan_shards(roles, options.get("fmt"))
     check_engine_options(engine, on_engine, shards is not None)
+    if split_rows is not None and shards is None:
+        raise UsageError(
+            "--split-rows cuts the large shards of a directory or glob input; every input here is "
+            "one file: drop --split-rows"
+        )
     if shards is not None:  # a directory or a glob: one evaluation per shard, merged
         from .engine.sharded import evaluate_sharded
 
-        state = evaluate_sharded(definition, shards, {**options, **on_engine, "engine": engine}, progress)
+        every = {**options, **on_engine, "engine": engine, "split_rows": split_rows}
+        state = evaluate_sharded(definition, shards, every, progress)
         top, saved = options.get("top", 10), options.get("save_state") is not None
         return build_report(state, 10 if top is None else top, allow_empty=saved)
     if engine not in (None, "local"):
@@ -104,17 +113,27 @@ def run_evaluation(
     return build_report(state, evaluation.run.top, allow_empty=evaluation.run.save_state is not None)
 
 
-def _with_whole_row(exc: LossCliError, row_offset: int) -> LossCliError:
+def span_starts(evaluation: Evaluation) -> dict[str, int]:
+    """By role, the first file row of the row range a run reads (``Source.rows``), if any."""
+    return {s.role: s.rows[0] for s in evaluation.inputs.sources() if s.rows is not None}
+
+
+def _with_whole_row(exc: LossCliError, evaluation: Evaluation) -> LossCliError:
     """A reader's error names the file's own row; a part of a larger input (a shard, a
-    --row-offset part) adds the row of the whole input, as the engine's own errors do."""
+    --row-offset part, a row range of a file) adds the row of the whole input, as the engine's
+    own errors do."""
     from .errors import InputError
 
+    row_offset = evaluation.run.row_offset
     if not row_offset or not isinstance(exc, InputError) or exc.row is None or "whole input" in exc.detail:
         return exc
+    start = next(
+        (s.rows[0] for s in evaluation.inputs.sources() if s.rows is not None and s.path == exc.path), 0
+    )
     import copy
 
     more = copy.copy(exc)  # the same class and fields, whatever its __init__ takes
-    more.detail = f"{exc.detail} (row {exc.row + row_offset} of the whole input)"
+    more.detail = f"{exc.detail} (row {exc.row - start + row_offset} of the whole input)"
     more.args = (more._format(),)
     return more
 
@@ -154,9 +173,15 @@ def evaluate_state(
             plan.metric, nan=evaluation.run.nan, worst=max(top, 20), header=plan.header, scorer=plan.scorer
         )
         evaluator.sink = sink if sink is not None else writer
+        evaluator.span_starts = span_starts(evaluation)
         evaluator.text_ids = plan.text_ids
         evaluator.output_namer = plan.output_names
         evaluator.keys = plan.keys
+        if evaluation.run.ci is not None:  # the shard's example identity, the cluster codes
+            from .engine.ci import make_feed
+
+            sequences = plan.seqmap is not None
+            evaluator.interval_feed = make_feed(evaluation.run.ci, plan.keys, plan.clusters, sequences)
         if plan.seqmap is not None:
             h = plan.header
             evaluator.seqmap = GlobalSequences(plan.seqmap, h.row_offset, h.sequence_offset)
@@ -177,7 +202,7 @@ def evaluate_state(
             from .readers.csv_dialect import add_hints
 
             add_hints(exc, plan.readers)
-            raise _with_whole_row(exc, evaluation.run.row_offset) from None
+            raise _with_whole_row(exc, evaluation) from None
         state = evaluator.finish(plan.nulls, plan.warnings_after)
         if plan.seqmap is not None and "preds" in plan.roles:  # JSON log-probs: the tokens' text
             from .lm import worst_token_text

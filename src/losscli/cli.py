@@ -33,6 +33,7 @@ from .errors import (
     LossCliError,
     UsageError,
 )
+from .gates import parse_gates
 
 if TYPE_CHECKING:
     from .metrics.base import MetricDef
@@ -127,6 +128,7 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     thresholds = opts.pop("fail_above"), opts.pop("fail_below")
     group_thresholds = opts.pop("fail_group_above"), opts.pop("fail_group_below")
     input_format = opts.pop("input_format")
+    gates = parse_gates(opts.pop("fail_if"))
     if opts["group_by"] is None and opts["groups"] is None and group_thresholds != (None, None):
         raise UsageError("--fail-group-above/--fail-group-below need --group-by (or --groups FILE)")
     plot, html = not opts.pop("no_plot"), opts.pop("report", None)
@@ -135,8 +137,30 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
 
         html = check_available(html)
     report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
+    values = _gate_values(report, gates)
     code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-", plot=plot, html=html)
-    return _group_gate(report, group_thresholds, code)
+    return _expression_gate(gates, values, _group_gate(report, group_thresholds, code))
+
+
+def _gate_values(report: Any, gates: list[Any]) -> dict[str, list[float]]:
+    """The report's numbers for --fail-if, with unknown keys refused (exit 2) before printing."""
+    from .gates import check_keys, report_values
+
+    if not gates:
+        return {}
+    values = report_values(report)
+    check_keys(gates, values)
+    return values
+
+
+def _expression_gate(gates: list[Any], values: dict[str, list[float]], code: int) -> int:
+    """--fail-if: exit 1 naming every gate that fired."""
+    from .gates import fired
+
+    lines = fired(gates, values) if gates else []
+    for line in lines:
+        click.echo(f"losscli: {line}", err=True)
+    return EXIT_THRESHOLD if lines else code
 
 
 def _group_gate(report: Any, thresholds: tuple[float | None, float | None], code: int) -> int:
@@ -236,19 +260,36 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     from .results.report import build_report
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
+    gates = parse_gates(opts["fail_if"])
+    plot, html = not opts["no_plot"], opts.get("report")
+    if html is not None:
+        from .htmlreport import check_available
+
+        html = check_available(html)
+    from .compare.command import is_comparison, merge_comparisons
+
+    if is_comparison(states):  # states of `losscli compare --save-state`
+        return merge_comparisons(states, opts, fmt, gates)
     save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
     if save is not None:
         state.save(save)
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
-    plot, html = not opts["no_plot"], opts.get("report")
-    if html is not None:
-        from .htmlreport import check_available
-
-        html = check_available(html)
+    values = _gate_values(report, gates)
     code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]), plot=plot, html=html)
-    return _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
+    code = _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
+    return _expression_gate(gates, values, code)
+
+
+def _compare_group() -> click.Group:
+    from .compare.command import HELP, CompareGroup
+
+    return CompareGroup("compare", help=HELP, short_help="Is model B better than model A? Paired tests.",
+                        context_settings=CONTEXT)
+
+
+cli.add_command(_compare_group())
 
 
 def main(argv: list[str] | None = None) -> None:

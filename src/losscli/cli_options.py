@@ -42,7 +42,17 @@ def apply(options: Sequence[Any]) -> Decorator:
 def common(f: Callable[..., Any]) -> Callable[..., Any]:
     """Options every metric command shares, in the order --help lists them."""
     state_help = "Write the run's state to PATH (for losscli merge)."
-    return apply([*column_options(), *group_options(), *reading_options(), *output_options(state_help)])(f)
+    from .ci_options import click_options as ci_click_options
+
+    return apply(
+        [
+            *column_options(),
+            *group_options(),
+            *reading_options(),
+            *ci_click_options(),
+            *output_options(state_help),
+        ]
+    )(f)
 
 
 def group_options() -> list[Callable[..., Any]]:
@@ -153,6 +163,14 @@ def reading_options() -> list[Callable[..., Any]]:
             "(threads); dask = one task per shard on a Dask cluster (pip install 'losscli[dask]'; "
             "paths must be visible at the same absolute path on every worker). Either way their "
             "states are merged exactly.",
+        ),
+        click.option(
+            "--split-rows",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="With a directory or glob input: a Parquet or .npy shard of at least 2N rows is "
+            "read as parts of about N rows, cut at its row groups, evaluated concurrently (--engine "
+            "dask: a task each); default: 4194304; 0: never cut.",
         ),
         click.option(
             "--scheduler",
@@ -268,8 +286,26 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             metavar="X",
             help="Exit 1 if any group's headline value is below X (after printing).",
         ),
+        fail_if_option(),
         click.option("--save-state", metavar="PATH", help=state_help),
     ]
+
+
+FAIL_IF_KEYS = "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ...)"
+
+
+def fail_if_option(keys: str = FAIL_IF_KEYS) -> Callable[..., Any]:
+    """--fail-if EXPR, repeatable: a gate on any number of the report (see gates.py)."""
+    return click.option(
+        "--fail-if",
+        "fail_if",
+        multiple=True,
+        metavar="EXPR",
+        help=f"Exit 1 (after printing) if KEY OP NUMBER holds, OP one of < <= > >=, KEY any number "
+        f"of the report: {keys}; e.g. --fail-if 'value_high > 0.5'. Repeatable (any firing fails); "
+        "nothing is evaluated as code; an unknown KEY is exit 2 listing the keys; a missing value "
+        "(nothing scored) fires.",
+    )
 
 
 def metric_option(option: MetricOption) -> click.Option:

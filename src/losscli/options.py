@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from .ci_options import NAMES as CI_NAMES
+from .ci_options import CIOptions, ci_options
 from .errors import OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -48,6 +50,11 @@ class Source:
     partition: tuple[tuple[str, Any], ...] = ()
     #: rows [start, stop) of a single file read beside a sharded input (see engine.sharded)
     rows: tuple[int, int] | None = None
+    #: a sharded input's name for columns its files only number (a 1-D .npy of --groups keys):
+    #: the first shard's, so every shard's state has the same key names and they merge
+    name: str | None = None
+    #: a single file beside sharded inputs: the rows of all the shards, where its rows must end
+    rows_total: int | None = None
 
     @property
     def is_path(self) -> bool:
@@ -89,6 +96,7 @@ class RunOptions:
     save_state: str | None = None
     group_by: str | None = None  # --group-by: key column spec (in PREDS, or in --groups FILE)
     max_groups: int = MAX_GROUPS_DEFAULT
+    ci: CIOptions | None = None  # --ci, --ci-level, --bootstrap, --seed (ci_options.py)
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ COMMON = (
     "group_by",
     "groups",
     "max_groups",
+    *CI_NAMES,
 )
 
 
@@ -364,6 +373,7 @@ def _run_options(kwargs: Mapping[str, Any]) -> RunOptions:
         save_state,
         kwargs.get("group_by"),
         max_groups,
+        ci_options(kwargs),
     )
 
 

@@ -106,6 +106,11 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.split(os.sep) if part not in ("", ".", ".."))
 
 
+def shard_root(given: str) -> str:
+    """The folder a sharded input's files are named under: the directory, or a glob's folder."""
+    return os.path.abspath(given if os.path.isdir(given) else _glob_root(given))
+
+
 def _glob_root(pattern: str) -> str:
     """The folder a glob starts from: its leading components without glob characters."""
     parts = pattern.split(os.sep)
@@ -185,6 +190,12 @@ class ShardPlan:
     partitions: tuple[dict[str, Partition], ...]
     lists: dict[str, ShardList]
     singles: dict[str, str]  # role -> a single file beside the shards
+    #: rows [start, stop) of shard i's files that shard i reads (a large file cut into parts at
+    #: its row groups, see engine.shard_split); empty, or None for a shard: the whole files
+    spans: tuple[tuple[int, int] | None, ...] = ()
+
+    def span(self, i: int) -> tuple[int, int] | None:
+        return self.spans[i] if self.spans else None
 
     def __len__(self) -> int:
         return len(self.inputs)

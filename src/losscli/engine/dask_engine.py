@@ -46,6 +46,7 @@ from ..shards import ShardPlan, format_of
 from ..state.evalstate import EvalState
 from . import sharded
 from .shard_counts import row_range, shard_counts
+from .shard_split import SPLIT_ROWS, split_shards
 from .sharded import ShardCheck, ShardTask, build_shard, evaluate_shard
 
 if TYPE_CHECKING:
@@ -110,7 +111,11 @@ def merge_pair(a: EvalState, b: EvalState) -> EvalState:
 
 
 def evaluate_on_dask(
-    metric: MetricDef, shards: ShardPlan, options: Mapping[str, Any], progress: Progress | None
+    metric: MetricDef,
+    shards: ShardPlan,
+    options: Mapping[str, Any],
+    progress: Progress | None,
+    split_rows: int = SPLIT_ROWS,
 ) -> EvalState:
     """The merged state of every shard, evaluated on a Dask cluster (see the module docstring)."""
     engine = {k: options.get(k) for k in DASK_OPTIONS}
@@ -119,6 +124,7 @@ def evaluate_on_dask(
         raise UsageError("--per-example with --engine dask: use --engine local for --per-example")
     _refuse_unseekable(shards, options.get("fmt"))
     counts = shard_counts(metric, shards, options, read_csv=False)  # a CSV beside shards: refused
+    shards, counts = split_shards(shards, counts, options, split_rows)  # a large shard: several tasks
     with connect(engine) as client:
         run = _Run(client, metric, shards, options, counts, progress)
         merged = run.evaluate()
@@ -247,8 +253,8 @@ class _Run:
             merged = self._merge(futures)
             try:
                 state: EvalState = merged.result()
-            except Exception:
-                raise self._first_error(futures) from None
+            except Exception as exc:
+                raise self._first_error(futures, exc) from None
             return state
         except LossCliError:
             raise
@@ -261,7 +267,7 @@ class _Run:
             if self.progress is not None:
                 self.progress.stop()
 
-    def _range(self, i: int) -> tuple[int, int] | None:
+    def _range(self, i: int) -> tuple[int, int, int] | None:
         return row_range(self.counts, i, self.base[0])
 
     def _on_done(self, future: Future[Any]) -> None:
@@ -309,11 +315,13 @@ class _Run:
             depth += 1
         return level[0]
 
-    def _first_error(self, futures: Sequence[Future[Any]]) -> BaseException:
+    def _first_error(self, futures: Sequence[Future[Any]], failed: BaseException) -> BaseException:
         """The error of the first failing shard in path order, as the local engine raises it
-        (each shard waited for in order, as the local engine does)."""
+        (each shard waited for in order, as the local engine does); when every shard's task
+        succeeded, ``failed``: what the merge on the cluster raised (states that do not merge),
+        the local engine's error too."""
         for future in futures:
             error = future.exception()
             if error is not None:
                 return error  # type: ignore[no-any-return]
-        return RuntimeError("a Dask task failed, but no shard's task did")
+        return failed

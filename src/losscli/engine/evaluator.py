@@ -27,6 +27,7 @@ from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.group_sketch import GroupSketches
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
+from .ci import SEQUENCE, feed_chunk, new_interval_tallies
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
 from .sketching import add_probabilities, add_to_sketches, new_parts
@@ -95,6 +96,9 @@ class Evaluator:
         self.header = header if header is not None else _python_header(self.metric, options, nan)
         self.sink: ExampleSink | None = None
         self.labels: dict[str, str] = dict(self.header.files)
+        #: by role, the first row of the file this run reads, when it reads a row range of it (a
+        #: large shard's part, a file beside shards): errors name the file's own row
+        self.span_starts: dict[str, int] = {}
         self.columns: dict[str, Callable[[int | None], str | None]] = {}
         #: a row's place in the file's own terms, by role, where row and column would not say it
         self.places: dict[str, Callable[[int], str | None]] = {}
@@ -108,6 +112,8 @@ class Evaluator:
         #: per-output labels for a given output count (the plan's column names)
         self.output_namer: Callable[[int], tuple[str, ...]] | None = None
         self.next_row = self.header.row_offset
+        #: --ci: the shard's example identity and the cluster codes (engine.ci.make_feed)
+        self.interval_feed: Any = None
         self.scratch = Scratch()
         self._offset = 0
         self._first_row: int | None = None  # the smallest first_row a Python user gave
@@ -185,6 +191,7 @@ class Evaluator:
         other_ids: dict[str, NDArray[Any]] | None = None,
         index_pairs: list[tuple[NDArray[Any], NDArray[Any]]] | None = None,
         groups: NDArray[np.intp] | None = None,
+        clusters: NDArray[np.intp] | None = None,
     ) -> None:
         """Score one aligned chunk whose first row is global row ``first_row`` (default: the
         row after the previous chunk). ``overwrite``: preds is scratch the math may reuse.
@@ -224,9 +231,11 @@ class Evaluator:
                 if row_map is not None and groups is not None:
                     self._group_skipped(groups, row_map)
                     groups = groups[row_map]
+                if row_map is not None and clusters is not None:
+                    clusters = clusters[row_map]
                 if len(preds) == 0:
                     return
-            self._score(preds, targets, weights, row_map, overwrite, ids, groups)
+            self._score(preds, targets, weights, row_map, overwrite, ids, groups, clusters)
         except DataProblem as problem:
             error = self._located(problem, row_map)
             if self.python:
@@ -264,8 +273,10 @@ class Evaluator:
             scorer=self.scorer.clone(),
         )
         twin.labels, twin.columns, twin.places = self.labels, self.columns, self.places
+        twin.span_starts = self.span_starts
         twin.index_check = self.index_check.copy()
         twin.seqmap, twin.text_ids, twin.keys = self.seqmap, self.text_ids, self.keys
+        twin.interval_feed = self.interval_feed
         twin.tallies = twin._new_tallies()
         return twin
 
@@ -285,6 +296,13 @@ class Evaluator:
                 self.keys.columns, self.scorer.outputs, self.scorer.companions
             )
             tallies.group_sketches = GroupSketches(tuple(self.keys.columns))
+        options = self.header.metric_options.get("ci")
+        if options is not None:
+            columns = None if self.keys is None else self.keys.columns
+            cluster = options.get("cluster_col")
+            if cluster is None and columns is not None and self.seqmap is not None:
+                cluster = SEQUENCE  # perplexity's groups: clustered by sequence
+            tallies.ci = new_interval_tallies(options, self.scorer.companions, columns, cluster)
         return tallies
 
     def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
@@ -359,6 +377,7 @@ class Evaluator:
         overwrite: bool,
         row_ids: NDArray[Any] | None = None,
         groups: NDArray[np.intp] | None = None,
+        clusters: NDArray[np.intp] | None = None,
     ) -> None:
         state = self.tallies
         assert state is not None
@@ -382,6 +401,7 @@ class Evaluator:
             ids = ids[local] if ids is not None else None
             companions = {k: v[local] for k, v in companions.items()}
             w = w[local] if w is not None else None
+            clusters = clusters[local] if clusters is not None else None
         n = len(losses)
         if n == 0:
             return
@@ -401,6 +421,8 @@ class Evaluator:
             state.output_sums.add(column_sums(elements, w))
         state.weight_sum.add1(weight_total)
         state.n += n
+        if state.ci is not None:
+            feed_chunk(self, state.ci, losses, w, companions, local, row_map, groups, clusters)
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
@@ -482,7 +504,8 @@ class Evaluator:
         detail = problem.detail
         if problem.local_row is not None:
             local = problem.local_row if row_map is None else int(row_map[problem.local_row])
-            row = self._offset + local - self.header.row_offset  # the file's own row, as readers say
+            # the file's own row, as readers say
+            row = self._offset + local - self.header.row_offset + self.span_starts.get(problem.role, 0)
             if self.header.row_offset:
                 detail += f" (row {self._offset + local} of the whole input)"
         column = None

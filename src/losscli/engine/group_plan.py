@@ -44,12 +44,13 @@ def group_columns(reader: Reader, spec: str | None) -> list[int]:
     return choice.positions()
 
 
-def key_names(reader: Reader, columns: list[int]) -> list[str]:
+def key_names(reader: Reader, columns: list[int], name: str | None = None) -> list[str]:
     """The keys' names in the report: the column names, or the --groups file's name when its
-    columns are only numbered (a 1-D .npy of labels)."""
+    columns are only numbered (a 1-D .npy of labels; ``name``: a sharded input's, for every
+    shard)."""
     if reader.named():
         return [reader.column_names[j] for j in columns]
-    stem = os.path.splitext(os.path.basename(reader.display))[0] or "group"
+    stem = name or os.path.splitext(os.path.basename(reader.display))[0] or "group"
     return [stem] if len(columns) == 1 else [f"{stem}.{j}" for j in columns]
 
 
@@ -73,9 +74,48 @@ def plan_groups(
     columns = group_columns(reader, run.group_by)
     if not columns:
         raise UsageError(f"{reader.display}: --groups FILE has no column to group by")
-    names = key_names(reader, columns)
+    names = key_names(reader, columns, None if source is None else source.name)
     table = KeyTable(names, run.max_groups, reader.display)
     plan = GroupPlan(table, json={"file": reader.display, "columns": names})
+    return key_roles(plan, reader, columns, data_roles, seqmap)
+
+
+def plan_clusters(
+    evaluation: Evaluation, main: Reader, data_roles: dict[str, Role], seqmap: SequenceMap | None
+) -> GroupPlan | None:
+    """--cluster-col: the cluster column of the predictions' input, coded like a group key
+    (roles ``CLUSTERS`` / ``CLUSTER_KEY``); None without it."""
+    from .ci import CLUSTER_KEY, CLUSTERS, ClusterTable
+
+    ci = evaluation.run.ci
+    if ci is None or ci.cluster_col is None:
+        return None
+    if getattr(main, "sequence_records", False):
+        raise UsageError(
+            f"{main.display}: --cluster-col reads a column of a table (CSV, Parquet, .npy/.npz); "
+            "JSON log-probabilities have none"
+        )
+    columns = main.resolve_many(ci.cluster_col)
+    if len(columns) != 1:
+        raise UsageError(f"--cluster-col {ci.cluster_col!r} names {len(columns)} columns of "
+                         f"{main.display}; name one")
+    name = key_names(main, columns)[0]
+    plan = GroupPlan(ClusterTable([name], ci.max_clusters, main.display), json={"column": name})
+    return key_roles(plan, main, columns, data_roles, seqmap, (CLUSTERS, CLUSTER_KEY), "--cluster-col")
+
+
+def key_roles(
+    plan: GroupPlan,
+    reader: Reader,
+    columns: list[int],
+    data_roles: dict[str, Role],
+    seqmap: SequenceMap | None,
+    names: tuple[str, str] = (GROUPS, GROUP_KEY),
+    option: str = "--group-by",
+) -> GroupPlan:
+    """The roles that stream ``columns`` of ``reader`` as codes of ``plan.table``: ``names``
+    are the role of a coded stream and the prefix of raw key columns (coded per chunk)."""
+    table = plan.table
     from ..readers.partitioned import PartitionedReader, RowRangeReader
 
     # Parquet files and in-memory tables (and their token views) decode their own key columns;
@@ -90,23 +130,25 @@ def plan_groups(
         per_sequence = bool(getattr(reader, "_tokens", None))
         if per_sequence and any(reader.is_list(j) for j in columns):  # type: ignore[attr-defined]
             raise UsageError(
-                f"{reader.display}: --group-by names a list column; group keys are one value per "
+                f"{reader.display}: {option} names a list column; its keys are one value per "
                 "row (a sequence's key) or per token, not lists"
             )
         if per_sequence:
             if not isinstance(seqmap, ListSequences):
                 raise UsageError(f"{reader.display}: per-sequence group keys need list columns")
-            plan.roles[GROUPS] = Role(SequenceKeys(keys, seqmap.lengths), [0], reader.display)
-            shown = ", ".join(repr(n) for n in names)
-            plan.note = f"{reader.display}: group keys {shown} are per sequence, for each of its tokens"
+            plan.roles[names[0]] = Role(SequenceKeys(keys, seqmap.lengths), [0], reader.display)
+            shown = ", ".join(repr(n) for n in table.columns)
+            plan.note = f"{reader.display}: {option} keys {shown} are per sequence, for each of its tokens"
         else:
-            plan.roles[GROUPS] = Role(keys, [0], reader.display)
+            plan.roles[names[0]] = Role(keys, [0], reader.display)
         return plan
-    _raw_roles(plan, reader, columns, data_roles)
+    _raw_roles(plan, reader, columns, data_roles, names[1])
     return plan
 
 
-def _raw_roles(plan: GroupPlan, reader: Reader, columns: list[int], data_roles: dict[str, Role]) -> None:
+def _raw_roles(
+    plan: GroupPlan, reader: Reader, columns: list[int], data_roles: dict[str, Role], prefix: str
+) -> None:
     """CSV (text keys, one pass with the numbers) and arrays (their values) as they are read."""
     from ..readers.ids import open_ids
 
@@ -120,4 +162,4 @@ def _raw_roles(plan: GroupPlan, reader: Reader, columns: list[int], data_roles: 
                     "of its own (or give the keys in --groups FILE)"
                 )
             plan.table.text_columns.add(i)
-        plan.roles[f"{GROUP_KEY}{i}"] = Role(*open_ids(reader, j), reader.display)
+        plan.roles[f"{prefix}{i}"] = Role(*open_ids(reader, j), reader.display)

@@ -68,13 +68,14 @@ def add_chunk(
     if g == 0:
         return
     k = tallies.outputs
+    rows = counts_of(codes, g)
     sums = np.zeros((g, tallies.width))
     if elements is None:
         sums[:, 0] = group_sum(codes, weighted(losses, w), g)
     else:
         for j in range(k):
             sums[:, j] = group_sum(codes, weighted(elements[:, j], w), g)
-    sums[:, k] = group_sum(codes, None if w is None else np.asarray(w, dtype=np.float64), g)
+    sums[:, k] = rows if w is None else group_sum(codes, np.asarray(w, dtype=np.float64), g)
     for j, name in enumerate(tallies.companions):
         if name in companions:
             sums[:, k + 1 + j] = group_sum(codes, weighted(companions[name], w), g)
@@ -83,7 +84,7 @@ def add_chunk(
         if hit is not None:
             sums[:, base + j] = group_sum(codes[hit], None if w is None else w[hit], g)
     counts = np.zeros((g, len(COUNTS)), dtype=np.int64)
-    counts[:, 0] = counts_of(codes, g)
+    counts[:, 0] = rows
     with np.errstate(invalid="ignore"):
         overflow: NDArray[np.bool_] = np.asarray(~np.isfinite(sums).all(axis=1))
     tallies.add(sums, counts, overflow if overflow.any() else None)

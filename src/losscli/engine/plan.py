@@ -22,17 +22,18 @@ from .. import __version__
 from ..columns import RULE_EVERY, RULE_OTHERS, Choice, class_labels, has_names, pair_by_name
 from ..errors import LossCliError, UsageError
 from ..metrics import registry
-from ..metrics.base import MetricDef, Scorer
+from ..metrics.base import DETECTED_IN, MetricDef, Scorer
 from ..metrics.checks import PREDS, TARGETS
 from ..metrics.labels import as_number, check_classes
 from ..options import Evaluation, Source
 from ..readers.base import Reader
 from ..readers.ids import open_ids
 from ..readers.keys import KeyTable
+from ..readers.partitioned import partition_numbers
 from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
-from .group_plan import plan_groups
+from .group_plan import plan_clusters, plan_groups
 from .roles import (
     IdPlan,
     columns_report,
@@ -67,6 +68,7 @@ class Plan:
     readers: list[Reader] = field(default_factory=list)  # every input opened (for add_hints)
     warnings_after: list[Callable[[Binding], str | None]] = field(default_factory=list)
     keys: KeyTable | None = None  # --group-by: the run's group keys
+    clusters: KeyTable | None = None  # --cluster-col: the run's cluster values
 
     def output_names(self, count: int) -> tuple[str, ...]:
         return tuple(safe_text(output_names_of(self.choices, count))) if count > 1 else ()
@@ -102,7 +104,11 @@ def open_source(source: Source, stack: ExitStack, nan: str, text: bool = False) 
 
         stack.enter_context(reader)
         rows, partition = source.rows, source.partition
-        reader = RowRangeReader(reader, *rows) if rows else PartitionedReader(reader, partition)
+        reader = (
+            RowRangeReader(reader, *rows, partition, source.rows_total)
+            if rows
+            else PartitionedReader(reader, partition)
+        )
     return stack.enter_context(reader)
 
 
@@ -147,13 +153,20 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     roles, ids = engine_roles(choices, layout.roles)
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
+    numbers = [r for k, r in roles.items() if k not in (IDS, *CHECKED_IDS) and r is not layout.text_targets]
+    partition_numbers(numbers, evaluation.run.nan == "skip")
     groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
+    clusters = plan_clusters(evaluation, choices[PREDS].reader, roles, layout.seqmap)
     columns, notes = columns_report(choices, ids)
     notes += layout.notes
     if groups is not None:
         roles.update(groups.roles)
         columns["groups"] = groups.json
         notes += [groups.note] if groups.note else []
+    if clusters is not None:
+        roles.update(clusters.roles)
+        columns["clusters"] = clusters.json
+        notes += [clusters.note] if clusters.note else []
     layout.warnings += index_warnings(choices)
     refuse_one_number_lines(every)
     dialect_notes, dialect_warnings = describe_dialects(every)
@@ -174,11 +187,15 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     if layout.nulls or (layout.logprobs and MASK in roles):  # masked log-probs are marked null
         options["null_logprobs"] = True
     header = _header(evaluation, metric, roles, columns, notes, warnings, ids, layout)
+    scorer = metric.scorer(options)
+    scorer.detected_in = evaluation.metric_options.get(DETECTED_IN)
     if groups is not None:  # states of different groupings must not merge
         header.metric_options["group_by"] = list(safe_text(groups.table.columns))
+    if evaluation.run.ci is not None:  # states of different interval settings must not merge
+        header.metric_options["ci"] = evaluation.run.ci.plain()
     plan = Plan(
         metric,
-        metric.scorer(options),
+        scorer,
         roles,
         choices,
         choose_chunk_rows(readers, evaluation.run.chunk_size),
@@ -192,6 +209,7 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
         every,
     )
     plan.keys = groups.table if groups is not None else None
+    plan.clusters = clusters.table if clusters is not None else None
     if metric.wide_scores:
         plan.warnings_after.append(_rule_logits_warning(choices[PREDS]))
     return plan
@@ -413,6 +431,7 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
     out = []
     lm = evaluation.lm
     named: list[tuple[str, str | None]] = [(s.role, s.path) for s in evaluation.inputs.sources()]
+    spans: dict[str, tuple[int, int] | None] = {s.role: s.rows for s in evaluation.inputs.sources()}
     if lm is not None and lm.text is not None:
         named.append(("text", lm.text))
     if lm is not None and lm.mask is not None:
@@ -428,7 +447,8 @@ def _input_files(evaluation: Evaluation) -> tuple[InputFile, ...]:
             continue
         regular = os.path.isfile(path)
         shown = safe_text(os.path.abspath(path) if path != "-" else "-")
-        out.append(InputFile(role, shown, st.st_size if regular else None, st.st_mtime if regular else None))
+        size, mtime = (st.st_size, st.st_mtime) if regular else (None, None)
+        out.append(InputFile(role, shown, size, mtime, spans.get(role)))
     return tuple(out)
 
 

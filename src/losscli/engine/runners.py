@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..metrics.checks import PREDS, TARGETS
 from ..readers.base import Chunk, Group, RangeReader, Reader
 from ..sequences import MASK, SequenceMap, apply_mask, check_mask, mask_logprobs, shift_ids, shifted_stream
+from .ci import CLUSTER_KEY, CLUSTERS
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS, Evaluator
 from .pairing import PRED_INDEX, TARGET_INDEX
 
@@ -156,6 +157,10 @@ class Streams:
         groups = part(GROUPS)
         if groups is None and ev.keys is not None:  # raw key columns: encoded here, per chunk
             groups = ev.keys.codes([part(f"{GROUP_KEY}{i}") for i in range(len(ev.keys.columns))])
+        clusters = part(CLUSTERS)
+        feed = ev.interval_feed
+        if clusters is None and feed is not None and feed.table is not None:  # raw: coded here
+            clusters = feed.table.codes([part(f"{CLUSTER_KEY}0")])
         ev.update(
             p,
             targets,
@@ -166,6 +171,7 @@ class Streams:
             other_ids=others if ids is not None else None,
             index_pairs=pairs or None,
             groups=groups,
+            clusters=clusters,
         )
         return len(p)
 

@@ -84,12 +84,13 @@ def metadata_counts(metric: MetricDef, shards: ShardPlan, fmt: str | None) -> li
     return counts
 
 
-def row_range(counts: list[int] | None, i: int, base: int) -> tuple[int, int] | None:
-    """Shard i's rows in a single file beside the shards (counted from its row 0)."""
+def row_range(counts: list[int] | None, i: int, base: int) -> tuple[int, int, int] | None:
+    """Shard i's rows [start, stop) in a single file beside the shards (counted from its row
+    0), and the rows of all the shards: where the file's rows must end."""
     if counts is None:
         return None
     start = sum(counts[:i])
-    return start, start + counts[i]
+    return start, start + counts[i], sum(counts)
 
 
 def check_singles(shards: ShardPlan, total: int, fmt: str | None) -> None:

@@ -67,22 +67,9 @@ class ShardSink:
 def shard_notes(notes: Sequence[str], shards: ShardPlan) -> list[str]:
     """Notes that every shard repeats with its own path (the same rule chose the same columns)
     said once, for the first shard, with how many others said the same: not 1,000 lines."""
-    paths = sorted({p for shard in shards.inputs for p in shard.values()}, key=len, reverse=True)
-    first: dict[str, int] = {}
-    kept: list[list[Any]] = []
-    for note in notes:
-        key = note
-        for path in paths:
-            key = key.replace(path, "\0")
-        if key in first:
-            kept[first[key]][1] += 1
-            continue
-        first[key] = len(kept)
-        kept.append([note, 0])
-    return [
-        n if more == 0 else f"{n} (the same in {more} more shard{'s' if more > 1 else ''})"
-        for n, more in kept
-    ]
+    from ..state.overlaps import said_once
+
+    return said_once(notes, (p for shard in shards.inputs for p in shard.values()), "shard")
 
 
 def check_max_groups(merged: EvalState, options: Mapping[str, Any]) -> None:

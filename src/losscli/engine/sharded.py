@@ -31,13 +31,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine_options import DASK_OPTIONS
-from ..errors import InputError, UsageError
-from ..metrics.base import MetricDef
+from ..errors import InputError, LossCliError, UsageError
+from ..metrics.base import DETECTED_IN, MetricDef
 from ..options import Evaluation, Source, build_evaluation
 from ..shards import ShardPlan
 from ..state.evalstate import EvalState
+from .ci import check_max_clusters
+from .ci_identity import shard_identity, with_identity
 from .shard_counts import row_range, shard_counts
 from .shard_results import ShardOutput, ShardSink, check_max_groups, shard_notes, shard_output
+from .shard_split import SPLIT_ROWS, split_shards
 
 if TYPE_CHECKING:
     from ..api import Progress
@@ -91,10 +94,23 @@ def evaluate_shard(
 ) -> EvalState:
     """The state of one shard (no output files: the caller saves the merged state; ``output``:
     the run's --per-example writer, which this shard's rows join in order)."""
-    from ..api import evaluate_state
 
     if isinstance(task, Evaluation):
         task = ShardTask(task)
+    try:
+        return _evaluate_shard(task, output, shard)
+    except LossCliError as exc:
+        from .shard_headers import explain_headerless
+
+        clearer = explain_headerless(exc, task.evaluation)  # a CSV shard without its header
+        if clearer is exc:
+            raise
+        raise clearer from None
+
+
+def _evaluate_shard(task: ShardTask, output: ShardOutput | None, shard: int) -> EvalState:
+    from ..api import evaluate_state
+
     if output is None:
         return evaluate_state(task.evaluation, on_plan=task.check)
     check = task.check
@@ -108,7 +124,7 @@ def evaluate_shard(
 
 
 def _shard_kwargs(
-    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int] | None
+    shards: ShardPlan, i: int, options: Mapping[str, Any], singles_range: tuple[int, int, int] | None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """preds, targets and the keywords of shard ``i``'s evaluation."""
     files = {**shards.singles, **shards.inputs[i]}
@@ -117,14 +133,24 @@ def _shard_kwargs(
         if role in files:
             kwargs[role] = files[role]
     kwargs["partitions"] = shards.partitions[i]
+    if "groups" in shards.lists:  # numbered keys (.npy shards) are named alike in every shard
+        kwargs["names"] = {"groups": _stem(shards.lists["groups"].paths[0])}
+    ranges = {}
     if singles_range is not None:
-        kwargs["row_ranges"] = {role: singles_range for role in shards.singles}
+        ranges.update({role: singles_range[:2] for role in shards.singles})
+        kwargs["row_totals"] = {role: singles_range[2] for role in shards.singles}
+    span = shards.span(i)
+    if span is not None:  # a part of a large shard: the same rows of each of its files
+        ranges.update({role: span for role in shards.inputs[i]})
+    if ranges:
+        kwargs["row_ranges"] = ranges
     return files.get("preds"), files.get("targets"), kwargs
 
 
 def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
     """The evaluation with each Source carrying its shard's partition values and row range."""
     parts, ranges = kwargs.get("partitions", {}), kwargs.get("row_ranges", {})
+    names, totals = kwargs.get("names", {}), kwargs.get("row_totals", {})
     inputs = evaluation.inputs
     changed: dict[str, Any] = {}
     for name in ("preds", "targets", "weights", "logprobs", "groups"):
@@ -134,13 +160,19 @@ def _sources(evaluation: Evaluation, kwargs: Mapping[str, Any]) -> Evaluation:
         role = "preds" if name == "logprobs" and "logprobs" not in parts else name
         partition = parts.get(name, parts.get(role, ()))
         rows = ranges.get(name)
-        if partition or rows:
-            changed[name] = dataclasses.replace(src, partition=tuple(partition), rows=rows)
+        if partition or rows or name in names:
+            changed[name] = dataclasses.replace(
+                src, partition=tuple(partition), rows=rows, name=names.get(name), rows_total=totals.get(name)
+            )
     return (
         dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
         if changed
         else evaluation
     )
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def build_shard(
@@ -149,7 +181,7 @@ def build_shard(
     i: int,
     options: Mapping[str, Any],
     offsets: tuple[int, int | None],
-    singles_range: tuple[int, int] | None = None,
+    singles_range: tuple[int, int, int] | None = None,
 ) -> Evaluation:
     """Shard ``i``'s evaluation: its files, ``options`` and its row (and sequence) offset."""
     preds, targets, kwargs = _shard_kwargs(shards, i, options, singles_range)
@@ -157,8 +189,15 @@ def build_shard(
     kwargs["row_offset"] = row_offset
     if seq_offset is not None:
         kwargs["sequence_offset"] = seq_offset
-    extra: dict[str, Any] = {k: kwargs.pop(k) for k in ("partitions", "row_ranges") if k in kwargs}
-    return _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    shard_only = ("partitions", "row_ranges", "names", "row_totals")
+    extra: dict[str, Any] = {k: kwargs.pop(k) for k in shard_only if k in kwargs}
+    detected = kwargs.pop(DETECTED_IN, None)
+    evaluation = _sources(build_evaluation(metric, preds, targets, kwargs), extra)
+    if detected is not None:
+        options = {**evaluation.metric_options, DETECTED_IN: detected}
+        evaluation = dataclasses.replace(evaluation, metric_options=options)
+    span = None if singles_range is None else (singles_range[0], singles_range[1])
+    return with_identity(evaluation, shard_identity(shards, i, row_offset, span))
 
 
 def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,7 +214,8 @@ def forced_options(plan: Plan, state: EvalState, options: Mapping[str, Any]) -> 
                 forced[name] = value.pop()
     binding = state.header.binding
     if binding is not None and binding.input_detected and binding.input_kind is not None:
-        forced["input"] = binding.input_kind
+        forced["input"] = binding.input_kind  # still a guess: a contradiction is exit 2, naming both
+        forced[DETECTED_IN] = state.header.files.get("preds") or "the first shard"
     return forced
 
 
@@ -268,8 +308,12 @@ def evaluate_sharded(
     refuse_unsupported(options)
     text = {k: options.get(k) for k in _TEXT}
     dask = options.get("engine") == "dask"
+    split_rows = options.get("split_rows")
+    split_rows = SPLIT_ROWS if split_rows is None else split_rows
     options = {
-        k: v for k, v in options.items() if k not in _TEXT and (dask or k not in ("engine", *DASK_OPTIONS))
+        k: v
+        for k, v in options.items()
+        if k not in (*_TEXT, "split_rows") and (dask or k not in ("engine", *DASK_OPTIONS))
     }
     output = shard_output(shards, options.get("per_example"))
     if dask and output is not None:
@@ -282,15 +326,12 @@ def evaluate_sharded(
             from .dask_engine import evaluate_on_dask
 
             saving = {k: v for k, v in options.items() if k != "save_state"}  # saved below, once
-            merged = evaluate_on_dask(metric, shards, saving, progress)
+            merged = evaluate_on_dask(metric, shards, saving, progress, split_rows)
         else:
-            merged = _evaluate_sharded(metric, shards, options, progress, output)
+            merged = _evaluate_sharded(metric, shards, options, progress, output, split_rows)
         check_max_groups(merged, options)
+        check_max_clusters(merged, options)
         merged.header = dataclasses.replace(merged.header, notes=shard_notes(merged.header.notes, shards))
-        if shards.singles:  # a file beside the shards is read by part, one row range each: no overlap
-            said = tuple(f"{path} was read by " for path in shards.singles.values())
-            kept = [w for w in merged.header.warnings if not w.startswith(said)]
-            merged.header = dataclasses.replace(merged.header, warnings=kept)
         if any(v is not None for v in text.values()):  # the text is the whole input's, counted once
             from ..lm import text_size
 
@@ -316,9 +357,12 @@ def _evaluate_sharded(
     options: Mapping[str, Any],
     progress: Progress | None,
     output: ShardOutput | None,
+    split_rows: int = SPLIT_ROWS,
 ) -> EvalState:
-    n = len(shards)
     counts = shard_counts(metric, shards, options, read_csv=True)
+    if output is None:  # --per-example writes whole shards in order
+        shards, counts = split_shards(shards, counts, options, split_rows)
+    n = len(shards)
     base_rows, base_seqs = options.get("row_offset") or 0, options.get("sequence_offset")
     if progress is not None:
         progress.start(n)

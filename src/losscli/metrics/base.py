@@ -71,6 +71,11 @@ class Scratch:
         return buf[:rows]
 
 
+#: the metric option a later shard's evaluation carries when its --input kind was forced from
+#: the first shard's detection (the first shard's path; see ``Scorer.detected_in``)
+DETECTED_IN = "input_detected_in"
+
+
 class Scorer(ABC):
     """One evaluation's chunk scorer, bound to the shapes of the first chunk.
 
@@ -85,12 +90,25 @@ class Scorer(ABC):
         self.scratch = Scratch()
         self.input_kind: str | None = None
         self.input_detected = False
+        #: a later shard's first shard, whose first chunk --input auto read: the kind forced here
+        #: is still a guess, so a value that contradicts it is exit 2 with the --input hint
+        self.detected_in: str | None = None
         self.outputs = 1
         self.classes = 0
         self.labels: tuple[int | str, ...] | None = None  # the class of each score column
         #: per-example means kept beside the headline (MSE and MAE), by name: every state of the
         #: metric has their sums, even a part with nothing scored, so reports keep their keys
         self.companions: tuple[str, ...] = ()
+
+    @property
+    def detected_where(self) -> str:
+        """Where --input auto read the kind: this run's first chunk, or the first shard's."""
+        return "the first chunk" if self.detected_in is None else f"the first shard ({self.detected_in})"
+
+    def forced_kind(self, requested: str) -> None:
+        """The kind given (or forced on a later shard: then still detected, see ``detected_in``)."""
+        self.input_kind = requested
+        self.input_detected = self.detected_in is not None
 
     @abstractmethod
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:

@@ -106,7 +106,7 @@ class BCEScorer(ElementwiseScorer):
             self.input_kind = detect_binary(p)
             self.input_detected = True
         else:
-            self.input_kind = self.requested
+            self.forced_kind(self.requested)
 
     def compute(
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
@@ -162,7 +162,7 @@ class BCEScorer(ElementwiseScorer):
         hint = ""
         if self.input_detected:
             hint = (
-                ", but --input auto read the predictions as probabilities from the first chunk: "
+                f", but --input auto read the predictions as probabilities from {self.detected_where}: "
                 "pass --input logits if they really are logits, or fix the value"
             )
         bounds = check_range(p, PREDS, "value" if hint else "probability", hint=hint, ambiguous=bool(hint))

@@ -138,7 +138,7 @@ class CEScorer(Scorer):
             self.input_kind = detect_scores(z, scored)
             self.input_detected = True
         else:
-            self.input_kind = self.requested
+            self.forced_kind(self.requested)
 
     def _work_dtype(self, z: NDArray[Any]) -> Any:
         return np.float32 if z.dtype in (np.float16, np.float32) else np.float64
@@ -218,7 +218,9 @@ class CEScorer(Scorer):
         if self.input_kind == "logits":
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
         else:
-            row_sum = check_score_rows(z, keep, self.input_kind, self.input_detected, self.scratch)
+            row_sum = check_score_rows(
+                z, keep, self.input_kind, self.input_detected, self.scratch, self.detected_where
+            )
             np.argmax(z, axis=1, out=argmax)
             clamped = self._normalised_loss(z, t, target_class, out)
         correct = argmax == target_class

@@ -244,7 +244,12 @@ def cell(v: Any) -> Any:
 
 
 def check_score_rows(
-    z: NDArray[Any], keep: NDArray[np.bool_] | None, input_kind: str | None, detected: bool, scratch: Scratch
+    z: NDArray[Any],
+    keep: NDArray[np.bool_] | None,
+    input_kind: str | None,
+    detected: bool,
+    scratch: Scratch,
+    where: str = "the first chunk",
 ) -> tuple[int, float] | None:
     """Refuse probabilities outside [0, 1] and log-probabilities above 0 (exit 3, or exit 2
     when --input auto guessed the kind); returns the scored row whose sum is furthest from 1.
@@ -257,7 +262,7 @@ def check_score_rows(
     kind = "probabilities" if input_kind == "probs" else "log-probabilities"
     guessed = ""
     if detected:
-        guessed = f", but --input auto read the scores as {kind} from the first chunk"
+        guessed = f", but --input auto read the scores as {kind} from {where}"
     rows = z.shape[0]
     sums = scratch.get("row_sums", (rows,), np.float64)
     if input_kind == "probs":

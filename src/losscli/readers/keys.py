@@ -26,6 +26,8 @@ from ..errors import InputError
 from .base import Chunk, Group, Reader, arrow_to_numpy
 
 KEY_BATCH_ROWS = 1 << 16
+#: rows of key columns decoded at once from a Parquet file (about 4 MB of codes)
+KEY_DECODE_ROWS = 1 << 19
 #: combined codes of several columns are looked up densely below this many combinations
 DENSE_COMBINATIONS = 1 << 22
 Codes = NDArray[np.intp]
@@ -226,7 +228,9 @@ class ArrowKeys(Reader):
 
         row = 0
         try:
-            for columns in self._batches(max(max_rows, 1024)):
+            # decoded in batches of several chunks: the per-batch work (a dictionary's lookup
+            # table) is Python, paid per batch, not per chunk
+            for columns in self._batches(max(max_rows, KEY_DECODE_ROWS)):
                 codes = self.table.codes(columns)
                 for start in range(0, len(codes), max_rows):
                     yield [codes[start : start + max_rows] for _ in groups]

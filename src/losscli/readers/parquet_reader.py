@@ -224,7 +224,9 @@ class ParquetReader(Reader):
         for j in wanted:
             self._check_type(j)
         names = [self.column_names[j] for j in wanted]
-        row = 0
+        meta = self._file.metadata
+        # rows are the file's own, also when reading starts at a later row group
+        row = sum(meta.row_group(g).num_rows for g in range(row_groups[0])) if row_groups else 0
         try:
             batches = self._file.iter_batches(
                 batch_size=self._read_rows(max_rows), columns=names, use_threads=True, row_groups=row_groups

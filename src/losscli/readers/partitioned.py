@@ -9,13 +9,14 @@ Everything else is the wrapped reader's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import Chunk, Group, RangeReader, Reader, stack_columns
+from ..errors import InputError
+from .base import Chunk, Group, RangeReader, Reader, missing_message, stack_columns
 
 
 def constant_column(value: Any, rows: int) -> NDArray[Any]:
@@ -34,20 +35,33 @@ class PartitionedReader(Reader):
 
     def __init__(self, inner: Reader, partition: Sequence[tuple[str, Any]]) -> None:
         self.inner = inner
-        self.partition = tuple(partition)
         self.width = len(inner.column_names)  # the file's own columns come first
-        clash = next((k for k, _ in self.partition if k in inner.column_names), None)
-        if clash is not None:  # pyarrow's datasets refuse this too: which one would --group-by mean?
-            from ..errors import InputError
-
-            raise InputError(
-                f"has a column {clash!r} and sits in a partition folder {clash}=...: the two would "
-                "share a name; rename the column or the partition key",
-                path=inner.display,
-            )
+        # keys the file holds as columns too (Polars) are read from the file, as columns of it
+        self.partition = tuple(p for p in partition if not _in_file(inner, *p))
         self.column_names = [*inner.column_names, *(k for k, _ in self.partition)]
         self.index_columns = (*inner.index_columns, *range(self.width, len(self.column_names)))
         self.display = inner.display
+        #: a null key (__HIVE_DEFAULT_PARTITION__) read as data, refused at the first row read
+        self.null_data: str | None = None
+        self.first_row = 0  # the file's row this reader starts at (a row range's start)
+
+    def read_as_numbers(self, columns: Sequence[int], skip_missing: bool) -> None:
+        """Partition columns that a role reads as numbers (predictions, targets, weights): a
+        text key is refused now, as a file's own text column is (exit 3, not a crash in the
+        math); a null key is a missing value, refused at its first row unless --nan skip."""
+        for j in columns:
+            if j < self.width:
+                continue
+            key, value = self.partition[j - self.width]
+            if isinstance(value, str):
+                raise InputError(
+                    f"holds text values (its hive partition folder {key}={value}), not numbers; "
+                    "pick numeric columns with --pred-col/--target-col/--weight-col",
+                    path=self.display,
+                    column=repr(key),
+                )
+            if value is None and not skip_missing and self.null_data is None:
+                self.null_data = key
 
     def __getattr__(self, name: str) -> Any:  # a format's own attributes (a CSV's use_header)
         if name == "inner":
@@ -72,7 +86,8 @@ class PartitionedReader(Reader):
         return self.inner.header_row
 
     def named(self) -> bool:
-        return True
+        """Named when the file is, or has partition columns (named by their keys)."""
+        return bool(self.partition) or self.inner.named()
 
     def header_text(self, j: int) -> str:
         return self.inner.header_text(j) if j < self.width else self.column_names[j]
@@ -98,6 +113,13 @@ class PartitionedReader(Reader):
     def _joined(self, groups: Sequence[Group], chunk: Chunk) -> Chunk:
         out: Chunk = []
         rows = len(chunk[0]) if chunk else 0
+        if rows and self.null_data is not None:  # the same null on every row: the first is named
+            raise InputError(
+                missing_message("null value"),
+                path=self.display,
+                row=self.first_row,
+                column=repr(self.null_data),
+            )
         for g, arr in zip(groups, chunk, strict=True):
             if g is None or all(j < self.width for j in g):
                 out.append(arr)
@@ -152,16 +174,37 @@ class _PartitionedRanges(RangeReader):
 
 
 class RowRangeReader(PartitionedReader):
-    """Rows [start, stop) of a single file read beside a sharded input, as one shard's part of
-    it: by seeking where the format can (.npy), else by streaming past the rows before."""
+    """Rows [start, stop) of a file as one part of a run: a single file read beside a sharded
+    input (each shard's rows of it), or a large shard cut into parts at its row groups (with its
+    hive partition's columns). By seeking where the format can (.npy), else by streaming past
+    the rows before (Parquet: from the row group that holds ``start``)."""
 
-    def __init__(self, inner: Reader, start: int, stop: int) -> None:
-        super().__init__(inner, ())
+    def __init__(
+        self,
+        inner: Reader,
+        start: int,
+        stop: int,
+        partition: Sequence[tuple[str, Any]] = (),
+        total: int | None = None,
+    ) -> None:
+        super().__init__(inner, partition)
         self.start, self.stop = start, stop
+        self.first_row = start
+        #: a single file beside shards: all the shards' rows, where the file must end (a file
+        #: of unknown length, a CSV, is checked as it is read: short in any shard, long in the last)
+        self.total = total
 
     n_rows = property(lambda self: self.stop - self.start)
 
     def chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
+        if not self.partition:
+            yield from self._range_chunks(groups, max_rows)
+            return
+        reading = [g if (g is None or g) else [0] for g in self._split(groups)]
+        for chunk in self._range_chunks(reading, max_rows):
+            yield self._joined(groups, chunk)
+
+    def _range_chunks(self, groups: Sequence[Group], max_rows: int) -> Iterator[Chunk]:
         ranges = self.inner.range_reader()
         if ranges is not None:
             for at in range(self.start, self.stop, max_rows):
@@ -179,12 +222,33 @@ class RowRangeReader(PartitionedReader):
             row += n
             if hi > lo:
                 yield [a[lo:hi] for a in chunk]
-            if row >= self.stop:
+            if row > self.stop and self.stop == self.total:
+                self._refuse_length(None)
+            if row >= self.stop and self.stop != self.total:
                 return
+        if row < self.stop:
+            self._refuse_length(row)
+
+    def _refuse_length(self, rows: int | None) -> None:
+        """The file ended before this shard's rows (``rows``: where), or goes on past all the
+        shards' rows (None): not a row per row of the shards."""
+        if self.total is None:
+            detail = f"ends after {rows:,} rows, before row {self.stop:,} that this part reads"
+        elif rows is not None:
+            detail = f"ends after {rows:,} rows, but the shards have {self.total:,}"
+        else:
+            detail = f"has more rows than the shards' {self.total:,}"
+        raise InputError(
+            f"{detail}: one file beside sharded inputs needs a row per row of all the shards",
+            path=self.display,
+        )
 
     def range_reader(self) -> RangeReader | None:
         inner = self.inner.range_reader()
-        return None if inner is None else _ShiftedRanges(inner, self.start)
+        if inner is None:
+            return None
+        shifted = _ShiftedRanges(inner, self.start)
+        return _PartitionedRanges(self, shifted) if self.partition else shifted
 
 
 class _ShiftedRanges(RangeReader):
@@ -193,3 +257,30 @@ class _ShiftedRanges(RangeReader):
 
     def read(self, groups: Sequence[Group], start: int, stop: int) -> Chunk:
         return self.inner.read(groups, start + self.start, stop + self.start)
+
+
+def _in_file(inner: Reader, key: str, value: Any) -> bool:
+    """The file holds the key as a column of its own: Polars' partitioned output, read from the
+    file (see ``hive_keys``); any other column of that name is a clash, refused as pyarrow's
+    datasets refuse it (which one would --group-by mean?)."""
+    if key not in inner.column_names:
+        return False
+    from .hive_keys import file_keeps_key
+
+    if file_keeps_key(inner, key, value):
+        return True
+    raise InputError(
+        f"has a column {key!r} and sits in a partition folder {key}=...: the two would share a "
+        "name, and the column cannot hold the folder's key (another type); rename the column or "
+        "the partition key",
+        path=inner.display,
+    )
+
+
+def partition_numbers(roles: Iterable[Any], skip_missing: bool) -> None:
+    """Tell each shard's reader which of its partition columns the run reads as numbers
+    (``roles``: the plan's roles with ``reader`` and ``group``, ids and text labels left out)."""
+    for role in roles:
+        reader, group = role.reader, role.group
+        if isinstance(reader, PartitionedReader) and group is not None:
+            reader.read_as_numbers(group, skip_missing)

@@ -17,6 +17,9 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
   After ``status`` (and before the group columns) come ``loss_p50``, ``loss_p90``,
   ``loss_p99``, ``loss_max``: the per-example losses' quantiles (the whole run's on the overall
   and per-output rows, a group's own on its row).
+  With ``--ci``, ``value_low`` and ``value_high`` come last: the headline's interval on the
+  overall row and on every group's row (empty on per-output rows and for a group with nothing
+  counted).
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ def render_delimited(report: Report, delimiter: str) -> str:
     header, rows = with_quantiles(report, header, rows)
     if report.groups is not None:
         header, rows = _with_groups(report, keys, header, rows)
+    if report.ci is not None:  # --ci: the headline's interval, last: overall row, group rows
+        header = [*header, "value_low", "value_high"]
+        groups = report.groups or []
+        cis = [report.ci] + [{}] * (len(rows) - 1 - len(groups)) + [g.ci or {} for g in groups]
+        cells = [tuple(number_text(v) for v in (ci.get("value") or (None, None))) for ci in cis]
+        cells = [c if ci else ("", "") for c, ci in zip(cells, cis, strict=True)]
+        rows = [[*r, *c] for r, c in zip(rows, cells, strict=True)]
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
     writer.writerow(header)

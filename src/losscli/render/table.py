@@ -136,9 +136,11 @@ def _share(cols: list[Col], squeeze: bool, room: int) -> list[int]:
 def summary_table(report: Report) -> FitTable:
     files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
     rows: list[tuple[str, str, str]] = []
+    intervals: list[str] = []  # --ci: each figure's interval, "" for the rest
     for f in report.figures:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
+            intervals.append(_interval_text((report.ci or {}).get(f.key)))
     rows += quantile_rows(report.quantiles)
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
@@ -159,11 +161,15 @@ def summary_table(report: Report) -> FitTable:
         rows.append(
             ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
+    if report.ci is not None:  # --ci: how the intervals were made, and the bootstrap's seed
+        seed = f"--seed {report.ci['seed']}" if "seed" in report.ci else "analytic"
+        rows.append(("interval", seed, str(report.ci["method"])))
     return FitTable(
         f"{report.title} - {files}",
         [
             Col("figure", [r[0] for r in rows], style="bold"),
             Col("value", [r[1] for r in rows], number=True, justify="right"),
+            *_interval_column(report, intervals, len(rows)),
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
@@ -176,6 +182,20 @@ def quantile_rows(quantiles: dict[str, Any] | None) -> list[tuple[str, str, str]
     from ..results.quantiles import QUANTILE_ROWS
 
     return [(label, fmt_number(quantiles[key]), meaning) for key, label, meaning in QUANTILE_ROWS]
+
+
+def _interval_text(iv: Any) -> str:
+    """``low - high``; empty without an interval (a NaN end, with too few examples, is nan)."""
+    return "" if iv is None else f"{fmt_number(iv[0])} - {fmt_number(iv[1])}"
+
+
+def _interval_column(report: Report, intervals: list[str], rows: int) -> list[Col]:
+    """--ci: a column of intervals, headed by the level and the method's first word."""
+    if report.ci is None:
+        return []
+    level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+    cells = intervals + [""] * (rows - len(intervals))
+    return [Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right")]
 
 
 def outputs_table(report: Report) -> FitTable | None:
@@ -198,7 +218,7 @@ def examples_table(report: Report) -> FitTable | None:
     n_detail = len(report.detail_columns)
     cols = [Col("row", [str(e.row) for e in report.examples], number=True, justify="right")]
     if report.example_files is not None:  # shards: which file, and its own row, beside the row
-        shown = _short_paths([f for f, _ in report.example_files])
+        shown = _short_paths([f for f, _ in report.example_files], report.files_root)
         cols.append(Col("file", shown, drop=1 + n_detail + 1))
         rows_in = ["?" if r < 0 else str(r) for _, r in report.example_files]
         cols.append(Col("file row", rows_in, number=True, drop=1 + n_detail + 2, justify="right"))
@@ -216,11 +236,14 @@ def examples_table(report: Report) -> FitTable | None:
     return FitTable(title, cols)
 
 
-def _short_paths(paths: list[str]) -> list[str]:
-    """Shards' paths without the folder they share (``lang=de/part-0.parquet``): the table
-    names the shard; JSON keeps the absolute path."""
+def _short_paths(paths: list[str], root: str | None = None) -> list[str]:
+    """Shards' paths without the folder all the shards share (``split=test/part-0.parquet``,
+    not ``part-0.parquet``: every hive file may have that name): the table names the shard;
+    JSON keeps the absolute path. ``root``: that folder (else the shown paths' own)."""
     known = [p for p in paths if p]
     common = os.path.commonpath(known) if len(set(known)) > 1 else os.path.dirname(known[0]) if known else ""
+    if root is not None and all(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for p in known):
+        common = root
     return [os.path.relpath(p, common) if p and common else (p or "?") for p in paths]
 
 
@@ -295,6 +318,10 @@ def groups_table(report: Report) -> FitTable | None:
     cols.append(
         Col(rows[0].figures[0].label, [fmt_number(g.value) for g in rows], number=True, justify="right")
     )
+    if report.ci is not None:  # --ci: the headline's interval of each group, never dropped
+        level, method = report.ci["level"], str(report.ci["method"]).split(":")[0]
+        cells = [_interval_text((g.ci or {}).get("value")) for g in rows]
+        cols.append(Col(f"{level:.0%} interval ({method})", cells, number=True, justify="right"))
     cols.append(Col("n", [fmt_number(g.n, counts=True) for g in rows], number=True, justify="right"))
     for j, f in enumerate(shown, start=1):  # the headline and count never drop
         cells = [fmt_number(g.figure_or_none(f.key), counts=isinstance(f.value, int)) for g in rows]

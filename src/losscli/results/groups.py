@@ -29,6 +29,7 @@ class GroupRow:
     ignored: int = 0
     skipped: int = 0
     quantiles: dict[str, Any] | None = None  # the group's loss quantiles (results/quantiles.py)
+    ci: dict[str, Any] | None = None  # --ci: the group's intervals (results.intervals)
 
     @property
     def status(self) -> str:

@@ -58,6 +58,8 @@ class Report:
     provenance: dict[str, Any] = field(default_factory=dict)
     #: (file, row in it) of each example, for a state of several parts (shards, merged states)
     example_files: list[tuple[str, int]] | None = None
+    #: the folder every part's file is under: the table shows files relative to it
+    files_root: str | None = None
 
     empty: bool = False  # a saved part with nothing scored (or only zero weights): no value
     rows: int = 0  # input rows read, scored or not: the --row-offset of the part after this one
@@ -74,6 +76,8 @@ class Report:
     confusions: list[dict[str, Any]] | None = None
     #: the state itself, for what is drawn from it (histogram, --report); never serialised
     state: EvalState | None = field(default=None, repr=False, compare=False)
+    #: --ci: {"level", "method", "<figure key>": [low, high], ...} (results/intervals.py)
+    ci: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -97,6 +101,8 @@ class Report:
             if f.key not in out:
                 out[f.key] = _json_number(f.value)
         out["status"] = self.status
+        if self.ci is not None:
+            out["ci"] = self.ci
         if self.input_kind is not None:
             out["input"] = self.input_kind
             out["input_detected"] = self.input_detected
@@ -113,7 +119,7 @@ class Report:
                 for name, vals in self.per_output
             ]
         if self.groups is not None:
-            out["groups"] = [group_dict(g) for g in self.groups]
+            out["groups"] = [group_dict(g, self.ci is not None) for g in self.groups]
         out["quantiles"] = json_quantiles(self.quantiles)
         if self.calibration is not None:
             out["calibration"] = json_tree(self.calibration)
@@ -143,7 +149,7 @@ class Report:
         return out
 
 
-def group_dict(g: GroupRow) -> dict[str, Any]:
+def group_dict(g: GroupRow, with_ci: bool = False) -> dict[str, Any]:
     """A group as JSON: its key, then the same figure keys as the top level."""
     out: dict[str, Any] = {"key": {k: _json_value(v) for k, v in g.key.items()}}
     out["value"], out["n"] = _json_number(g.value), g.n
@@ -152,6 +158,8 @@ def group_dict(g: GroupRow) -> dict[str, Any]:
             out[f.key] = _json_number(f.value)
     out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
     out["quantiles"] = json_quantiles(g.quantiles)
+    if with_ci:  # --ci: every group has the key, null where nothing was counted
+        out["ci"] = g.ci
     return out
 
 
@@ -258,9 +266,20 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
 
         report.per_class, report.confusions = class_rows(state, top)
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
-    from .rows import row_files
+    if t.ci is not None and not report.empty:
+        from .intervals import ci_report
+
+        report.ci = ci_report(state, {f.key for f in report.figures})
+        if report.groups:
+            from .intervals import group_cis
+
+            for row, ci in zip(report.groups, group_cis(state, {f.key for f in report.figures}) or [],
+                               strict=False):
+                row.ci = ci
+    from .rows import files_root, row_files
 
     report.example_files = row_files(state, [e.row for e in report.examples])
+    report.files_root = files_root(state) if report.example_files is not None else None
     return report
 
 

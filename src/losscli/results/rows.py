@@ -19,18 +19,38 @@ from ..state.overlaps import summary
 _NAMING_ROLES = ("preds", "logprobs")
 
 
+def files_root(state: EvalState) -> str | None:
+    """The folder that every part's file is under (the shards' common folder), so the table
+    can tell ``split=test/part-0.parquet`` from ``split=train/part-0.parquet`` even when the
+    examples shown all come from one of them."""
+    import os
+
+    paths = {
+        i.path
+        for leaf in leaves_of(state)
+        for i in leaf.inputs
+        if i.role in _NAMING_ROLES and os.path.isabs(i.path)
+    }
+    if not paths:
+        return None
+    return os.path.commonpath(sorted(paths)) if len(paths) > 1 else os.path.dirname(paths.pop())
+
+
 def row_files(state: EvalState, rows: Sequence[int]) -> list[tuple[str, int]] | None:
     """(file, row in that file) of each global row, for a state of several parts; None for a
     single run's state (its rows are its file's rows) or when a part names no file."""
     if not state.header.provenance.parts:
         return None
-    spans: list[tuple[int, int, str]] = []
-    first_row: dict[str, int] = {}  # a file read in several parts (one file beside shards)
+    spans: list[tuple[int, int, str, int | None]] = []
+    first_row: dict[str, int] = {}  # a file read in parts that did not record their ranges
     for leaf in leaves_of(state):
-        path = next((i.path for r in _NAMING_ROLES for i in leaf.inputs if i.role == r), None)
-        if path is None:
+        named = next((i for r in _NAMING_ROLES for i in leaf.inputs if i.role == r), None)
+        if named is None:
             return None
-        spans.append((leaf.row_offset, summary(leaf).rows, path))
+        path = named.path
+        # the global row of the file's row 0: known from the range the part read, if it says
+        base = None if named.span is None else leaf.row_offset - named.span[0]
+        spans.append((leaf.row_offset, summary(leaf).rows, path, base))
         first_row[path] = min(first_row.get(path, leaf.row_offset), leaf.row_offset)
     spans.sort()
     starts = [s[0] for s in spans]
@@ -40,6 +60,6 @@ def row_files(state: EvalState, rows: Sequence[int]) -> list[tuple[str, int]] | 
         if at < 0 or row >= spans[at][0] + spans[at][1]:
             out.append(("", -1))  # in no part: a state merged by hand; said as unknown
             continue
-        path = spans[at][2]
-        out.append((path, row - first_row[path]))
+        path, base = spans[at][2], spans[at][3]
+        out.append((path, row - (first_row[path] if base is None else base)))
     return out

@@ -46,13 +46,19 @@ if TYPE_CHECKING:
 
 #: bump when the saved form changes meaning; ``load`` refuses versions it does not know.
 #: 2 added ``tallies.groups`` (--group-by); a state without groups is still written as 1
-#: 3 added ``tallies.sketch`` and ``tallies.group_sketches`` (quantiles)
+#: 3 added ``tallies.ci`` (--ci interval tallies), ``tallies.sketch``/``group_sketches`` (quantiles),
+#: ``tallies.calibration`` and ``tallies.per_class``. A state with none of them is still written as 1
+#: or 2, so older readers keep reading it; a reader accepts every key at every version it knows, so a
+#: ``--ci`` state saved before version 3 existed (as 1 or 2) still loads.
 FORMAT_VERSION = 3
+
+#: the tallies' keys that need version 3
+_VERSION_3_KEYS = frozenset({"ci", "sketch", "group_sketches", "calibration", "per_class"})
 
 
 def saved_version(tallies: Meta) -> int:
     """The format version a state's tallies need: the oldest that knows all their keys."""
-    if {"sketch", "group_sketches", "calibration", "per_class"} & set(tallies):
+    if _VERSION_3_KEYS & set(tallies):
         return 3
     return 2 if "groups" in tallies else 1
 
@@ -65,20 +71,35 @@ class InputFile:
     path: str  # absolute path, "-" for stdin, "<array>" for an array passed from Python
     size: int | None = None  # bytes; None for stdin and arrays
     mtime: float | None = None  # seconds since the epoch; None for stdin and arrays
+    #: rows [start, stop) of the file this part read, when it read a range of it (one file cut
+    #: into parts by row groups, or a single file beside shards); None: the whole file
+    span: tuple[int, int] | None = None
 
     def to_plain(self) -> Meta:
         mtime = None if self.mtime is None else encode_float(self.mtime)
-        return {"role": self.role, "path": self.path, "size": self.size, "mtime": mtime}
+        out: Meta = {"role": self.role, "path": self.path, "size": self.size, "mtime": mtime}
+        if self.span is not None:  # written only when set: states of whole files read as before
+            out["span"] = list(self.span)
+        return out
 
     @classmethod
     def from_plain(cls, raw: Any, where: str) -> InputFile:
-        fields(raw, where, {"role", "path", "size", "mtime"})
+        fields(raw, where, {"role", "path", "size", "mtime"}, frozenset({"span"}))
         mtime = None if raw["mtime"] is None else decode_float(raw["mtime"], f"{where}.mtime")
+        span = raw.get("span")
+        if span is not None:
+            if not isinstance(span, list) or len(span) != 2:
+                raise malformed(f"{where}.span", "a list [start, stop]", span)
+            start, stop = (want_int(v, f"{where}.span") for v in span)
+            if stop < start:
+                raise malformed(f"{where}.span", "a list [start, stop] with start <= stop", span)
+            span = (start, stop)
         return cls(
             want_str(raw["role"], f"{where}.role"),
             want_str(raw["path"], f"{where}.path"),
             want_opt_int(raw["size"], f"{where}.size"),
             mtime,
+            span,
         )
 
 

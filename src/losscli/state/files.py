@@ -1,7 +1,7 @@
 """State files: an evaluation's state saved to disk, safe to load from an untrusted source.
 
-Format (``format_version`` 1, and 2 for a state with per-group tallies)
------------------------------------------------------------------------
+Format (``format_version`` 1; 2 with per-group tallies; 3 with intervals, sketches, calibration)
+------------------------------------------------------------------------------------------------
 A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
 
 * ``state.json``: UTF-8 JSON, one object::
@@ -13,7 +13,7 @@ A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
                    counts_correct, overflow, row_sum_row, row_sum, output_sums, weight_sum,
                    hits, companions, worst, sequences[, groups]}}
 
-  ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime}], row_offset,
+  ``provenance`` is {version, metric, options, inputs: [{role, path, size, mtime, span?}], row_offset,
   parts: [provenance...], summary}; a merged state lists its parts, each with a ``summary``
   {rows, files, notes, warnings, text_bytes, text_words, sequences: null or {first, count}, the
   part's range of global sequence ids}; an unmerged state's summary is null. ``binding`` is null
@@ -74,6 +74,10 @@ the member's size before any memory is allocated; JSON is parsed strictly (no Na
 no duplicate keys) and checked field by field. Anything else (a truncated or corrupt archive,
 an unknown member, a wrong dtype or shape) is refused with one line naming the file (exit 3).
 
+``ci`` (format version 3, only with ``--ci``) holds the interval tallies (state/intervals.py:
+  moments, Poisson bootstrap sums, per-cluster and per-group sums); a ``--ci`` state saved by a
+  losscli that predates version 3 says 1 or 2 and still loads.
+
 ``sketch`` (format version 3) is {weighted, offset, max} with arrays ``counts`` (int64 per
   bucket) and, weighted, ``weights`` (float64): the quantile sketch (state/sketch.py);
   ``group_sketches`` is {columns, keys, sketches: [one sketch's meta per key]} with arrays
@@ -81,8 +85,10 @@ an unknown member, a wrong dtype or shape) is refused with one line naming the f
 
 Versioning: ``format_version`` grows by one whenever the saved form changes meaning (a key
 added, removed or reinterpreted). A reader refuses a newer version with "upgrade losscli" and
-reads every older version it knows (today only 1). Saving writes a temporary file in the same
-directory, fsyncs it and renames it over the target, so a reader never sees half a state.
+reads every older version it knows (1 to 3). A state is written with the oldest version that
+knows all its keys (``saved_version``), so a plain run's state still reads in older losscli.
+Saving writes a temporary file in the same directory, fsyncs it and renames it over the
+target, so a reader never sees half a state.
 """
 
 from __future__ import annotations

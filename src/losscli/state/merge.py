@@ -26,7 +26,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from .evalstate import Binding, EvalState, Header, PartSummary, Provenance
-from .overlaps import capped, files_label, overlap_warnings, summary
+from .overlaps import capped, files_label, overlap_warnings, said_once, summary
 from .parts import CompensatedVector, LossState
 
 #: binding fields that must agree: each changes what the numbers mean
@@ -76,7 +76,9 @@ def merge_states(a: EvalState, b: EvalState) -> EvalState:
         columns=copy.deepcopy(first.header.columns),
     )
     summaries = [summary(leaf) for leaf in leaves]
-    header.notes = capped((n for s in summaries for n in s.notes), "notes from other parts")
+    paths = (i.path for leaf in leaves for i in leaf.inputs)
+    notes = said_once((n for s in summaries for n in s.notes), paths, "shard")  # as a sharded run says
+    header.notes = capped(notes, "notes from other parts")
     parts_said = capped((w for s in summaries for w in s.warnings), "warnings from other parts")
     header.warnings = _distinct([*parts_said, *overlap_warnings(leaves), *_text(header, summaries)])
     return EvalState(header, _merged_tallies(first, second))

@@ -12,8 +12,9 @@ few and counts the rest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .evalstate import PartSummary, Provenance
 
@@ -48,6 +49,31 @@ def capped(items: Iterable[str], more: str, limit: int = LIST_AT_MOST) -> list[s
             hidden[item] = None
     tail = [f"... and {len(hidden)} more {more}"] if hidden else []
     return [*shown, *tail]
+
+
+def said_once(notes: Iterable[str], paths: Iterable[str], unit: str) -> list[str]:
+    """Notes that several parts repeat with their own path (the same rule chose the same
+    columns in every shard) said once, for the first, with how many others said the same
+    ("(the same in 2 more shards)"): not 1,000 lines. A note naming no part's path is kept as
+    it is (``capped`` says each distinct one once)."""
+    import re
+
+    names = sorted({p for p in paths if p not in ANONYMOUS and len(p) > 1}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(p) for p in names)) if names else None
+    first: dict[str, int] = {}
+    kept: list[list[Any]] = []
+    for note in dict.fromkeys(notes):  # the parts of one file cut into ranges: one shard
+        key = note if pattern is None else pattern.sub("\0", note)
+        if key != note and key in first:
+            kept[first[key]][1] += 1
+            continue
+        first[key] = len(kept)
+        kept.append([note, 0])
+    return [n if more == 0 else f"{n} (the same in {more} more {unit}{_s(more)})" for n, more in kept]
+
+
+def _s(count: int) -> str:
+    return "s" if count > 1 else ""
 
 
 def capped_pairs(pairs: Iterator[T], text: Callable[[T], str], more: str) -> list[str]:
@@ -86,12 +112,15 @@ def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
     keys = [file_keys(leaf) for leaf in leaves]
     out = capped(same_file_warnings(leaves, keys), "files read by more than one part")
 
+    runs = contiguous_runs(leaves)
+
     def rows_text(o: Overlap) -> str:
-        x, y = leaves[o[0]], leaves[o[1]]
+        x, y = runs[o[0]], runs[o[1]]
+        later = "the later part" if len(y) == 1 else "the later parts"
         return (
-            f"rows {o[2]}..{o[3] - 1} of parts {_names(x, y)} overlap: worst rows are numbered as "
-            "if they were the same rows; evaluate the later part with "
-            f"--row-offset {x.row_offset + summary(x).rows} to number rows as in the concatenation"
+            f"rows {o[2]}..{o[3] - 1} of parts {_run_names(leaves, x, y)} overlap: worst rows are "
+            f"numbered as if they were the same rows; evaluate {later} with --row-offset "
+            f"{_end(leaves, x)} to number rows as in the concatenation"
         )
 
     def sequences_text(o: Overlap) -> str:
@@ -103,7 +132,7 @@ def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
             "sequence boundaries"
         )
 
-    out += capped_pairs(row_overlaps(leaves, keys), rows_text, "pairs of parts whose rows overlap")
+    out += capped_pairs(run_overlaps(leaves, keys, runs), rows_text, "pairs of parts whose rows overlap")
     seqs = sequence_overlaps(leaves, keys)
     out += capped_pairs(seqs, sequences_text, "pairs of parts whose sequences overlap")
     return out
@@ -111,20 +140,42 @@ def overlap_warnings(leaves: Sequence[Provenance]) -> list[str]:
 
 def same_file_warnings(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[str]:
     """One warning per file that more than one part read: a state merged with itself, or one
-    shard evaluated twice (at any row offsets). Its rows are in the tallies once per part."""
+    shard evaluated twice (at any row offsets). Its rows are in the tallies once per part.
+
+    Parts that each read a range of the file (``InputFile.span``: a file cut at its row groups,
+    a single file beside shards) read it once between them when their ranges do not overlap."""
     readers: dict[FileKey, list[int]] = {}
     for i, part_keys in enumerate(keys):
         for key in sorted(part_keys, key=repr):
             readers.setdefault(key, []).append(i)
     for key, parts in readers.items():
-        if len(parts) < 2:
+        depth = _read_depth(leaves, parts, key[0]) if len(parts) > 1 else 1
+        if depth < 2:
             continue
         starts = [f"{leaves[i].row_offset}.." for i in parts]
         shown = starts if len(starts) <= 3 else [*starts[:3], f"{len(starts) - 3} more"]
         listed = " and ".join([", ".join(shown[:-1]), shown[-1]])
-        times = "twice" if len(parts) == 2 else f"{len(parts)} times"
+        times = "twice" if depth == 2 else f"{depth} times"
         count = "two" if len(parts) == 2 else str(len(parts))
         yield f"{key[0]} was read by {count} parts (rows {listed}): its rows count {times}"
+
+
+def _read_depth(leaves: Sequence[Provenance], parts: Sequence[int], path: str) -> int:
+    """How many times the most-read row of ``path`` was read by ``parts``: each part read its
+    range of it (``InputFile.span``), or the whole file (no span; two ranges in one part's roles
+    are taken as the whole file too)."""
+    events: list[tuple[float, int]] = []
+    for i in parts:
+        mine = {f.span for f in leaves[i].inputs if f.path == path}
+        span = mine.pop() if len(mine) == 1 else None
+        start, stop = (0.0, math.inf) if span is None else span
+        events += [(start, 1), (stop, -1)]
+    events.sort(key=lambda e: (e[0], e[1]))  # a range ending where another starts: no overlap
+    depth = deepest = 0
+    for _, step in events:
+        depth += step
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def row_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[Overlap]:
@@ -139,6 +190,60 @@ def row_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]
             stop = min(x_end, y.row_offset + summary(y).rows)
             if y.row_offset < stop and not keys[i] & keys[j]:
                 yield i, j, y.row_offset, stop
+
+
+def contiguous_runs(leaves: Sequence[Provenance]) -> list[list[int]]:
+    """The parts (sorted by row offset) as runs of back-to-back row ranges, each run what one
+    job most likely saved (its shards' offsets follow one another); a part starting where no
+    run ends starts a run of its own. A forgotten --row-offset is advised per run, from the
+    whole earlier run's end, not from the end of the one part that happens to overlap."""
+    runs: list[list[int]] = []
+    ends: list[int] = []
+    for i, leaf in enumerate(leaves):
+        start, end = leaf.row_offset, leaf.row_offset + summary(leaf).rows
+        k = next((k for k, e in enumerate(ends) if e == start), None)
+        if k is None:
+            runs.append([i])
+            ends.append(end)
+        else:
+            runs[k].append(i)
+            ends[k] = end
+    return runs
+
+
+def run_overlaps(
+    leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]], runs: Sequence[list[int]]
+) -> Iterator[Overlap]:
+    """Pairs of runs (by index into ``runs``, the earlier first) whose parts' rows overlap, with
+    the first and one-past-last row they share, in the order their first overlap is found."""
+    run_of = {i: k for k, run in enumerate(runs) for i in run}
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for i, j, start, stop in row_overlaps(leaves, keys):
+        a, b = sorted((run_of[i], run_of[j]))
+        lo, hi = found.get((a, b), (start, stop))
+        found[(a, b)] = (min(lo, start), max(hi, stop))
+    for (a, b), (start, stop) in found.items():
+        yield a, b, start, stop
+
+
+def _end(leaves: Sequence[Provenance], run: Sequence[int]) -> int:
+    return max(leaves[i].row_offset + summary(leaves[i]).rows for i in run)
+
+
+def _run_names(leaves: Sequence[Provenance], x: Sequence[int], y: Sequence[int]) -> str:
+    """Two runs as "a.csv and b.csv" (one part each), a longer run by its first and last part
+    and the rows it holds."""
+    if len(x) == 1 and len(y) == 1:
+        return _names(leaves[x[0]], leaves[y[0]])
+
+    def named(run: Sequence[int]) -> str:
+        if len(run) == 1:
+            return name(leaves[run[0]])
+        first, last = leaves[run[0]], leaves[run[-1]]
+        rows = f"rows {first.row_offset}..{_end(leaves, run) - 1}"
+        return f"{name(first)} .. {name(last)} ({len(run)} parts, {rows})"
+
+    return f"{named(x)} and {named(y)}"
 
 
 def sequence_overlaps(leaves: Sequence[Provenance], keys: Sequence[frozenset[FileKey]]) -> Iterator[Overlap]:

@@ -40,6 +40,7 @@ from .sketch import LossSketch, merge_sketches
 
 if TYPE_CHECKING:
     from .groups import GroupTallies
+    from .intervals import IntervalTallies
 
 __all__ = [
     "WORST_PER_SEQUENCE",
@@ -244,6 +245,7 @@ class LossState:
     group_sketches: Any = None
     calibration: CalibrationTally | None = None  # bce/ce --calibration (state.calibration)
     per_class: ClassTally | None = None  # ce --per-class (state.classes)
+    ci: IntervalTallies | None = None  # --ci: moments and bootstrap sums (state.intervals)
 
     def note_row_sum(self, row: int, value: float) -> None:
         """Keep the row sum furthest from 1; ties go to the earlier row (chunking-independent)."""
@@ -300,6 +302,10 @@ class LossState:
         out.group_sketches = _merge_group_sketches(self.group_sketches, other.group_sketches)
         out.calibration = _merge_group_sketches(self.calibration, other.calibration)
         out.per_class = _merge_group_sketches(self.per_class, other.per_class)
+        if self.ci is not None or other.ci is not None:
+            from .intervals import merge_intervals
+
+            out.ci = merge_intervals(self.ci, other.ci)
         for name in sorted(set(self.companion_sums) | set(other.companion_sums)):
             zero = CompensatedVector.zeros(1)
             out.companion_sums[name] = self.companion_sums.get(name, zero).merge(
@@ -369,6 +375,8 @@ def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
     if state.groups is not None:  # the key exists only with --group-by: older files stay as they were
         parts.append(("groups", state.groups))
     parts += [(key, part) for key, part in _sketch_parts(state) if part is not None]
+    if state.ci is not None:  # likewise only with --ci
+        parts.append(("ci", state.ci))
     meta["companions"] = {}
     for key, part in parts:
         if part is None:
@@ -394,7 +402,7 @@ _LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
 
 def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
     """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
-    optional = {"groups", *SKETCH_KEYS} & (set(meta) if isinstance(meta, dict) else set())
+    optional = {"groups", "ci", *SKETCH_KEYS} & (set(meta) if isinstance(meta, dict) else set())
     fields(meta, where, _LOSS_KEYS | optional)
     outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
     capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
@@ -407,6 +415,8 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
     if meta.get("groups") is not None:
         known.add("groups")
     known |= {k for k in SKETCH_KEYS if meta.get(k) is not None}
+    if meta.get("ci") is not None:
+        known.add("ci")
     for name in arrays:
         if name.rsplit(".", 1)[0] not in known:
             raise StateFileError(f"not a valid losscli state: unknown array {where}.{name}")
@@ -447,6 +457,10 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         group_arrays = under("groups", arrays)
         out.groups = GroupTallies.from_plain(meta["groups"], group_arrays, f"{where}.groups")
     _sketches_from_plain(out, meta, arrays, where)
+    if meta.get("ci") is not None:
+        from .intervals import IntervalTallies
+
+        out.ci = IntervalTallies.from_plain(meta["ci"], under("ci", arrays), f"{where}.ci")
     return out
 
 

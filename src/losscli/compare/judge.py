@@ -1,0 +1,200 @@
+"""From paired tallies to deltas, intervals, p-values and verdicts (Holm-adjusted).
+
+Every figure here is a function of the tallies alone, so a merged comparison state reports what
+one run over all the data would.
+
+* ``t``: delta is the weighted mean of d = loss(model) - loss(baseline); its standard error is
+  sqrt(s_w^2 / (n_eff - 1)) with s_w^2 = sum w (d - delta)^2 / sum w and the effective sample
+  size n_eff = (sum w)^2 / sum w^2 (n unweighted, where this is the textbook s / sqrt(n)), and
+  Student's t with n_eff - 1 degrees of freedom gives the interval and the two-sided p-value.
+* ``bootstrap``: replicate r's delta is sum P w d / sum P w; the interval is the percentile
+  interval, the p-value 2 min(#{delta_r <= 0} + 1, #{delta_r >= 0} + 1) / (B + 1) (at most 1),
+  so the verdict agrees with whether the interval holds 0.
+* ``permutation``: T = sum w d against the T_r of sign-flipped d; p = (1 + #{|T_r| >= |T|}) /
+  (R + 1). It has no interval of its own: the interval shown is the t interval.
+
+With ``--margin X`` each comparison also gets a one-sided test of H0: delta >= X (non-inferiority),
+passed when its p-value is below (1 - level) / 2, which is the same as the two-sided interval's
+upper end lying below X (for t and the bootstrap).
+
+Holm's step-down adjustment is applied over every comparison of one report (each candidate, in
+each group), to the two-sided p-values and to the non-inferiority ones separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..stats.distributions import t_ppf, t_sf
+from .tallies import PairTallies
+
+F64 = NDArray[np.float64]
+WORSE, BETTER, SAME = "worse", "better", "no significant difference"
+
+
+@dataclass
+class Estimate:
+    """A mean with its interval (NaN when there are too few examples)."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass
+class Comparison:
+    model: str
+    baseline: str
+    n: int
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    test: str
+    p_adjusted: float = math.nan
+    verdict: str = SAME
+    p_noninferiority: float | None = None
+    p_noninferiority_adjusted: float | None = None
+    noninferior: bool | None = None
+    group: tuple[object, ...] | None = None
+
+
+def _t_parts(t: PairTallies, g: int, col: int) -> tuple[float, float, float]:
+    """(mean, standard error, degrees of freedom) of column ``col`` in group ``g``; clustered by
+    sequence: the ratio, its cluster-robust standard error and G - 1."""
+    if t.ratios is not None:
+        r = t.ratios[col]
+        return r.ratio, r.standard_error, float(r.g - 1)
+    m = t.moments
+    w, w2 = float(m.w[g]), float(m.w2[g])
+    mean = float(m.mean[g, col]) if w > 0 else math.nan
+    n_eff = w * w / w2 if w2 > 0 else 0.0
+    if n_eff <= 1.0:
+        return mean, math.nan, math.nan
+    var = float(m.m2[g, col]) / w
+    return mean, math.sqrt(max(var, 0.0) / (n_eff - 1.0)), n_eff - 1.0
+
+
+def t_interval(t: PairTallies, g: int, col: int, level: float) -> Estimate:
+    mean, se, df = _t_parts(t, g, col)
+    if math.isnan(se):
+        return Estimate(mean, math.nan, math.nan)
+    half = t_ppf(0.5 + level / 2.0, df) * se
+    return Estimate(mean, mean - half, mean + half)
+
+
+def _two_sided_t(t: PairTallies, g: int, col: int) -> float:
+    mean, se, df = _t_parts(t, g, col)
+    if math.isnan(se):
+        return math.nan
+    if se == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    return min(1.0, 2.0 * t_sf(abs(mean) / se, df))
+
+
+def replicates(t: PairTallies, g: int, col: int) -> F64:
+    """Bootstrap replicates of column ``col``'s weighted mean in group ``g``."""
+    r = t.resampled[g]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: F64 = r[:, col] / r[:, -1]
+    return out[np.isfinite(out)]
+
+
+def model_estimate(t: PairTallies, g: int, col: int, level: float) -> Estimate:
+    """A model's mean loss with its interval, by the comparison's method."""
+    if t.test == "bootstrap":
+        reps = replicates(t, g, col)
+        mean = float(t.moments.mean[g, col]) if t.moments.w[g] > 0 else math.nan
+        if len(reps) < 2:
+            return Estimate(mean, math.nan, math.nan)
+        lo, hi = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
+        return Estimate(mean, float(lo), float(hi))
+    return t_interval(t, g, col, level)
+
+
+def compare_one(
+    t: PairTallies, g: int, c: int, level: float, margin: float | None
+) -> tuple[Estimate, float, float | None]:
+    """Candidate ``c`` (1..models-1) against the baseline in group ``g``: (delta with its
+    interval, two-sided p-value, one-sided non-inferiority p-value or None)."""
+    col = t.models + c - 1
+    if t.test == "bootstrap":
+        est = model_estimate(t, g, col, level)
+        reps = replicates(t, g, col)
+        b = len(reps)
+        if b == 0 or math.isnan(est.value):
+            return est, math.nan, None if margin is None else math.nan
+        below, above = int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0))
+        p = min(1.0, 2.0 * (min(below, above) + 1) / (b + 1))
+        p_ni = None if margin is None else (int(np.count_nonzero(reps >= margin)) + 1) / (b + 1)
+        return est, p, p_ni
+    est = t_interval(t, g, col, level)
+    p_ni = None if margin is None else _noninferiority_t(t, g, col, margin)
+    if t.test == "permutation":
+        return est, _permutation_p(t, g, c), None if margin is None else _noninferiority_perm(t, g, c, margin)
+    return est, _two_sided_t(t, g, col), p_ni
+
+
+def _noninferiority_t(t: PairTallies, g: int, col: int, margin: float) -> float:
+    mean, se, df = _t_parts(t, g, col)
+    if math.isnan(se):
+        return math.nan
+    if se == 0.0:
+        return 0.0 if mean < margin else 1.0
+    return 1.0 - t_sf((mean - margin) / se, df)
+
+
+def _permutation_p(t: PairTallies, g: int, c: int) -> float:
+    m = t.moments
+    if m.w[g] <= 0:
+        return math.nan
+    observed = abs(float(m.mean[g, t.models + c - 1]) * float(m.w[g]))
+    flipped = np.abs(t.resampled[g, :, c - 1])
+    tol = 1e-12 * max(observed, 1e-300)  # the identity resample equals T up to rounding
+    return (int(np.count_nonzero(flipped >= observed - tol)) + 1) / (len(flipped) + 1)
+
+
+def _noninferiority_perm(t: PairTallies, g: int, c: int, margin: float) -> float:
+    m = t.moments
+    if m.w[g] <= 0:
+        return math.nan
+    observed = (float(m.mean[g, t.models + c - 1]) - margin) * float(m.w[g])
+    flipped = t.resampled[g, :, c - 1] - margin * t.resampled[g, :, -1]
+    tol = 1e-12 * max(abs(observed), 1e-300)
+    return (int(np.count_nonzero(flipped <= observed + tol)) + 1) / (len(flipped) + 1)
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (NaN stays NaN and does not count)."""
+    idx = [i for i, v in enumerate(p) if not math.isnan(v)]
+    m = len(idx)
+    order = sorted(idx, key=lambda i: p[i])
+    out = [math.nan] * len(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def settle(comparisons: list[Comparison], level: float, margin: float | None) -> str:
+    """Adjust the p-values of one report and give each comparison its verdict; returns the
+    adjustment's name ("holm", or "none" for a single comparison)."""
+    alpha = 1.0 - level
+    many = len(comparisons) > 1
+    adjusted = holm([c.p_value for c in comparisons]) if many else [c.p_value for c in comparisons]
+    for c, p in zip(comparisons, adjusted, strict=True):
+        c.p_adjusted = p
+        significant = not math.isnan(p) and p < alpha
+        c.verdict = SAME if not significant else (WORSE if c.delta > 0 else BETTER)
+    if margin is not None:
+        raw = [math.nan if c.p_noninferiority is None else c.p_noninferiority for c in comparisons]
+        ni = holm(raw) if many else raw
+        for c, p in zip(comparisons, ni, strict=True):
+            c.p_noninferiority_adjusted = p
+            c.noninferior = not math.isnan(p) and p < alpha / 2.0
+    return "holm" if many else "none"

@@ -1,0 +1,225 @@
+"""A comparison's report: a row per model, a paired comparison per candidate, per group too.
+
+Built from the models' states and the paired tallies alone (``build_compare_report``), like
+``results.report.build_report`` for one evaluation. Lower loss is better for every metric
+losscli has; delta = model - baseline in the metric's own units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..metrics import registry
+from ..metrics.common import safe_exp
+from ..results.report import build_report
+from ..state.evalstate import EvalState
+from .judge import Comparison, Estimate, compare_one, model_estimate, settle
+from .tallies import PairTallies
+
+
+@dataclass
+class ModelRow:
+    name: str
+    file: str
+    value: float
+    low: float
+    high: float
+    n: int
+    figures: dict[str, float | int | None] = field(default_factory=dict)
+
+
+@dataclass
+class GroupBlock:
+    key: dict[str, Any]
+    models: list[ModelRow]
+    comparisons: list[Comparison]
+
+
+@dataclass
+class CompareReport:
+    metric: str
+    title: str
+    headline: str
+    test: str
+    resamples: int
+    seed: int
+    level: float
+    margin: float | None
+    models: list[ModelRow]
+    comparisons: list[Comparison]
+    adjustment: str = "none"
+    groups: list[GroupBlock] | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    #: what one paired observation is: "example", or "sequence" (compare perplexity, clustered)
+    unit: str = "example"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "command": "compare",
+            "metric": self.metric,
+            "test": self.test,
+            "level": self.level,
+            "lower_is_better": True,
+            "adjustment": self.adjustment,
+            "margin": self.margin,
+            "paired_unit": self.unit,
+            "models": [_model_dict(m) for m in self.models],
+            "comparisons": [_comparison_dict(c) for c in self.comparisons],
+        }
+        if self.test != "t":
+            out["resamples"], out["seed"] = self.resamples, self.seed
+        if self.groups is not None:
+            out["groups"] = [
+                {
+                    "key": g.key,
+                    "models": [_model_dict(m) for m in g.models],
+                    "comparisons": [_comparison_dict(c) for c in g.comparisons],
+                }
+                for g in self.groups
+            ]
+        out["warnings"] = list(self.warnings)
+        return out
+
+
+def _num(v: float | int | None) -> float | int | None:
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def _model_dict(m: ModelRow) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "file": m.file,
+        "value": _num(m.value),
+        "ci": [_num(m.low), _num(m.high)],
+        "n": m.n,
+        **{k: _num(v) for k, v in m.figures.items() if k not in ("value", "n")},
+    }
+
+
+def _comparison_dict(c: Comparison) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": c.model,
+        "baseline": c.baseline,
+        "delta": _num(c.delta),
+        "ci": [_num(c.low), _num(c.high)],
+        "p_value": _num(c.p_value),
+        "p_adjusted": _num(c.p_adjusted),
+        "test": c.test,
+        "verdict": c.verdict,
+        "n": c.n,
+    }
+    if c.noninferior is not None:
+        out["p_noninferiority"] = _num(c.p_noninferiority)
+        out["p_noninferiority_adjusted"] = _num(c.p_noninferiority_adjusted)
+        out["noninferior"] = c.noninferior
+    return out
+
+
+def build_compare_report(
+    names: list[str],
+    states: list[EvalState],
+    pairs: PairTallies,
+    group_keys: list[tuple[Any, ...]] | None,
+    level: float,
+    margin: float | None,
+    group_pairs: PairTallies | None = None,
+) -> CompareReport:
+    """Every figure of the comparison from the states and tallies (see the module docstring)."""
+    definition = registry.get(states[0].header.metric)
+    reports = [build_report(s, 10, allow_empty=True) for s in states]
+    models = []
+    for i, (name, state, rep) in enumerate(zip(names, states, reports, strict=True)):
+        est = _headline(definition.name, model_estimate(pairs, 0, i, level))
+        figures = {f.key: f.value for f in rep.figures}
+        models.append(
+            ModelRow(name, state.header.files.get("preds", ""), rep.value, est.low, est.high, rep.n, figures)
+        )
+    comparisons = _comparisons(names, pairs, 0, level, margin, None)
+    report = CompareReport(
+        definition.name,
+        definition.title,
+        definition.headline_label,
+        pairs.test,
+        pairs.resamples,
+        pairs.seed,
+        level,
+        margin,
+        models,
+        comparisons,
+    )
+    report.adjustment = settle(comparisons, level, margin)
+    if pairs.ratios is not None:
+        report.unit = "sequence"
+    for rep in reports:
+        report.warnings += [w for w in rep.warnings if w not in report.warnings]
+    if group_keys is not None and group_pairs is not None:
+        columns = list(states[0].header.metric_options.get("group_by") or [])
+        report.groups = _groups(names, group_pairs, group_keys, columns, level, margin)
+        every = [c for g in report.groups for c in g.comparisons]
+        settle(every, level, margin)
+        if len(every) > 1:
+            report.notes.append(
+                f"per-group p-values are Holm-adjusted over all {len(every)} group comparisons"
+            )
+    return report
+
+
+def _headline(metric: str, est: Estimate) -> Estimate:
+    """A model's interval in its headline's terms: perplexity's is exp of cross-entropy's (a
+    monotone map of the interval the paired tallies give)."""
+    if metric != "perplexity":
+        return est
+    return Estimate(*(safe_exp(v) if not math.isnan(v) else v for v in (est.value, est.low, est.high)))
+
+
+def _comparisons(
+    names: list[str],
+    pairs: PairTallies,
+    g: int,
+    level: float,
+    margin: float | None,
+    key: tuple[Any, ...] | None,
+) -> list[Comparison]:
+    out = []
+    for c in range(1, pairs.models):
+        est, p, p_ni = compare_one(pairs, g, c, level, margin)
+        out.append(
+            Comparison(
+                names[c],
+                names[0],
+                int(pairs.moments.n[g]),
+                est.value,
+                est.low,
+                est.high,
+                p,
+                pairs.test,
+                p_noninferiority=p_ni,
+                group=key,
+            )
+        )
+    return out
+
+
+def _groups(
+    names: list[str],
+    pairs: PairTallies,
+    keys: list[tuple[Any, ...]],
+    columns: list[str],
+    level: float,
+    margin: float | None,
+) -> list[GroupBlock]:
+    blocks = []
+    order = sorted(range(len(keys)), key=lambda g: tuple((v is None, str(type(v)), v) for v in keys[g]))
+    for g in order:
+        if g >= pairs.groups:
+            continue
+        key = dict(zip(columns, keys[g], strict=False))
+        rows = []
+        for i, name in enumerate(names):
+            est = model_estimate(pairs, g, i, level)
+            rows.append(ModelRow(name, "", est.value, est.low, est.high, int(pairs.moments.n[g])))
+        blocks.append(GroupBlock(key, rows, _comparisons(names, pairs, g, level, margin, keys[g])))
+    return blocks
