@@ -291,7 +291,11 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
     ]
 
 
-FAIL_IF_KEYS = "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ...)"
+FAIL_IF_KEYS = (
+    "a column of its CSV/TSV overall row (value, n, rmse, mae, value_high with --ci, ece, mce, brier "
+    "with --calibration, ...), p50, p90, p99, max (the loss quantiles), and with --ci KEY_low, "
+    "KEY_high of every interval (brier_high, mae_low, ...)"
+)
 
 
 def fail_if_option(keys: str = FAIL_IF_KEYS) -> Callable[..., Any]:

@@ -27,7 +27,7 @@ from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.group_sketch import GroupSketches
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
-from .ci import SEQUENCE, feed_chunk, new_interval_tallies
+from .ci import SEQUENCE, feed_chunk, interval_columns, new_interval_tallies, with_brier
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
 from .sketching import add_probabilities, add_to_sketches, new_parts
@@ -302,7 +302,8 @@ class Evaluator:
             cluster = options.get("cluster_col")
             if cluster is None and columns is not None and self.seqmap is not None:
                 cluster = SEQUENCE  # perplexity's groups: clustered by sequence
-            tallies.ci = new_interval_tallies(options, self.scorer.companions, columns, cluster)
+            means = interval_columns(self.scorer.companions, self.header.metric_options)
+            tallies.ci = new_interval_tallies(options, means, columns, cluster)
         return tallies
 
     def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
@@ -422,7 +423,8 @@ class Evaluator:
         state.weight_sum.add1(weight_total)
         state.n += n
         if state.ci is not None:
-            feed_chunk(self, state.ci, losses, w, companions, local, row_map, groups, clusters)
+            means = with_brier(state.ci, companions, mc, local)
+            feed_chunk(self, state.ci, losses, w, means, local, row_map, groups, clusters)
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
