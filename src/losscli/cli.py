@@ -269,7 +269,7 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     from .compare.command import is_comparison, merge_comparisons
 
     if is_comparison(states):  # states of `losscli compare --save-state`
-        return merge_comparisons(states, opts, fmt, gates)
+        return merge_comparisons(states, {**opts, "report": html}, fmt, gates)
     save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
     if save is not None:

@@ -43,10 +43,18 @@ def _import_matplotlib() -> None:
 
 
 def write_report(report: Any, path: str) -> None:
-    """Render and write atomically; nothing partial is ever left at ``path``."""
-    from .page import render_page
+    """Render and write atomically; nothing partial is ever left at ``path``. A comparison
+    (``losscli compare``, or merge of its states) gets the comparison page."""
+    from ..compare.report import CompareReport
 
-    text = render_page(report).encode("utf-8")
+    if isinstance(report, CompareReport):
+        from .compare_page import render_compare_page
+
+        text = render_compare_page(report).encode("utf-8")
+    else:
+        from .page import render_page
+
+        text = render_page(report).encode("utf-8")
     target = os.path.realpath(path) if os.path.islink(path) else path
     directory = os.path.dirname(os.path.abspath(target))
     tmp = None

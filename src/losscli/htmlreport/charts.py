@@ -114,6 +114,39 @@ def sequences_svg(report: Any) -> str | None:
     return _svg(fig)
 
 
+def deltas_svg(report: Any, most: int = 40) -> str | None:
+    """A comparison's deltas (model - baseline) with their intervals, against zero (and the
+    --margin): overall, then per group (the first ``most`` rows)."""
+    rows = [(c.model, c) for c in report.comparisons]
+    for g in report.groups or []:
+        label = ", ".join(f"{k}={v}" for k, v in g.key.items())
+        rows += [(f"{c.model} ({label})", c) for c in g.comparisons]
+    rows = [(name, c) for name, c in rows[:most] if math.isfinite(c.delta)]
+    if not rows:
+        return None
+    fig = _figure(6.4, 1.2 + 0.32 * len(rows))
+    fig.subplots_adjust(left=0.3, bottom=min(0.4, 0.5 / (1 + 0.27 * len(rows))))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    delta = np.array([c.delta for _, c in rows])
+    low = np.array([c.low if math.isfinite(c.low) else c.delta for _, c in rows])
+    high = np.array([c.high if math.isfinite(c.high) else c.delta for _, c in rows])
+    colors = ["#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
+              for _, c in rows]
+    ax.hlines(y, low, high, colors=colors, linewidth=2)
+    ax.scatter(delta, y, c=colors, s=14, zorder=3)
+    ax.axvline(0.0, color="#999999", linewidth=1, linestyle="--")
+    if report.margin is not None:
+        label = f"margin {report.margin:g}"
+        ax.axvline(report.margin, color="#a15c00", linewidth=1, linestyle=":", label=label)
+        ax.legend(frameon=False, loc="lower right")
+    ax.set_yticks(y, [name for name, _ in rows])
+    unit = "cross-entropy, nats per token" if report.metric == "perplexity" else report.headline
+    ax.set_xlabel(f"delta ({unit}, model - {report.models[0].name}; lower is better)")
+    ax.set_title(f"{report.level:.0%} intervals of the deltas")
+    return _svg(fig)
+
+
 def strip_scripts(svg: str) -> str:
     """A guard: no <script> ever reaches the page (matplotlib writes none)."""
     return re.sub(r"<script.*?</script>", "", svg, flags=re.S)

@@ -4,6 +4,7 @@ per-class tables; every value escaped, every chart an inline SVG in a <figure> w
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from ..render.table import fmt_number
@@ -14,7 +15,7 @@ body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em
 color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;
-text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .headline{font-size:2em;font-weight:600}.dim{color:#666}figure{margin:1em 0}svg{max-width:100%;height:auto}
 .warn{color:#a15c00}
 """
@@ -37,21 +38,56 @@ def _table(table_id: str, header: list[str], rows: list[list[Any]], numeric: set
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def interval_text(iv: Any) -> str:
+    """``low - high`` of a [low, high] pair; empty without one (a missing end shows as nan)."""
+    if not iv:
+        return ""
+    return " - ".join(fmt_number(math.nan if v is None else v) for v in iv)
+
+
+def interval_header(ci: dict[str, Any]) -> str:
+    """The interval column's heading: the level and the method's first word, as the table's."""
+    return f"{ci['level']:.0%} interval ({str(ci['method']).split(':')[0]})"
+
+
 def _headline(report: Any) -> str:
-    rows = [[f.label, fmt_number(f.value, counts=True), f.meaning] for f in report.figures if f.in_table]
+    ci = report.ci
+    rows = [
+        [f.label, fmt_number(f.value, counts=True), *_ci_cell(ci, f.key), f.meaning]
+        for f in report.figures
+        if f.in_table
+    ]
     if report.quantiles is not None:
         from ..results.quantiles import QUANTILE_ROWS
 
-        rows += [[label, fmt_number(report.quantiles[k]), m] for k, label, m in QUANTILE_ROWS]
+        q = report.quantiles
+        rows += [[label, fmt_number(q[k]), *_ci_cell(ci, None), m] for k, label, m in QUANTILE_ROWS]
     value = fmt_number(report.value)
     unit = "tokens" if report.metric == "perplexity" else "examples"
     first = report.figures[0].label if report.figures else report.metric
+    around = ""
+    if ci is not None and ci.get("value"):
+        around = (f' <span class="dim" id="headline-interval">{ci["level"]:.0%} interval '
+                  f"{_e(interval_text(ci['value']))}</span>")
+    head = ["figure", "value", *([interval_header(ci)] if ci is not None else []), "what it means"]
+    method = ""
+    if ci is not None:
+        seed = f"; --seed {ci['seed']}" if "seed" in ci else ""
+        method = f'<p class="dim" id="interval-method">intervals: {_e(ci["method"])}{_e(seed)}</p>'
     return (
         f'<p id="headline"><span class="dim">{_e(first)}</span> '
         f'<span class="headline" id="headline-value">{_e(value)}</span> '
-        f'<span class="dim">over {report.n:,} {unit}</span></p>'
-        + _table("summary", ["figure", "value", "what it means"], rows, {1})
+        f'<span class="dim">over {report.n:,} {unit}</span>{around}</p>'
+        + _table("summary", head, rows, {1, 2} if ci is not None else {1})
+        + method
     )
+
+
+def _ci_cell(ci: dict[str, Any] | None, key: str | None) -> list[str]:
+    """The interval cell of a figure's row: none without --ci, empty for a figure without one."""
+    if ci is None:
+        return []
+    return [interval_text(ci.get(key)) if key is not None else ""]
 
 
 def _sections(report: Any) -> list[str]:
@@ -70,12 +106,19 @@ def _sections(report: Any) -> list[str]:
         )
     if report.groups:
         cols = list(report.groups[0].key)
+        ci = [] if report.ci is None else [interval_header(report.ci)]
         rows = [
-            [*("null" if g.key[c] is None else g.key[c] for c in cols), fmt_number(g.value), f"{g.n:,}"]
+            [
+                *("null" if g.key[c] is None else g.key[c] for c in cols),
+                fmt_number(g.value),
+                *([interval_text((g.ci or {}).get("value"))] if ci else []),
+                f"{g.n:,}",
+            ]
             for g in report.groups
         ]
-        head = [*cols, report.figures[0].label, "n"]
-        out.append("<h2>Per group</h2>" + _table("groups", head, rows, {len(cols), len(cols) + 1}))
+        head = [*cols, report.figures[0].label, *ci, "n"]
+        numeric = set(range(len(cols), len(head)))
+        out.append("<h2>Per group</h2>" + _table("groups", head, rows, numeric))
     charts_html = [
         ("chart-histogram", "Distribution of the losses", charts.histogram_svg(report)),
         ("chart-reliability", "Reliability diagram", charts.reliability_svg(report)),

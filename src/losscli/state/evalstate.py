@@ -47,9 +47,9 @@ if TYPE_CHECKING:
 #: bump when the saved form changes meaning; ``load`` refuses versions it does not know.
 #: 2 added ``tallies.groups`` (--group-by); a state without groups is still written as 1
 #: 3 added ``tallies.ci`` (--ci interval tallies), ``tallies.sketch``/``group_sketches`` (quantiles),
-#: ``tallies.calibration`` and ``tallies.per_class``. A state with none of them is still written as 1
-#: or 2, so older readers keep reading it; a reader accepts every key at every version it knows, so a
-#: ``--ci`` state saved before version 3 existed (as 1 or 2) still loads.
+#: ``tallies.calibration`` and ``tallies.per_class`` (every run keeps a sketch, so new states are 3).
+#: A reader accepts every key at every version it knows, so a ``--ci`` state saved before
+#: version 3 existed (main wrote it as 1 or 2) still loads.
 FORMAT_VERSION = 3
 
 #: the tallies' keys that need version 3

@@ -86,7 +86,7 @@ an unknown member, a wrong dtype or shape) is refused with one line naming the f
 Versioning: ``format_version`` grows by one whenever the saved form changes meaning (a key
 added, removed or reinterpreted). A reader refuses a newer version with "upgrade losscli" and
 reads every older version it knows (1 to 3). A state is written with the oldest version that
-knows all its keys (``saved_version``), so a plain run's state still reads in older losscli.
+knows all its keys (``saved_version``); every run keeps a quantile sketch now, so a new state is 3.
 Saving writes a temporary file in the same directory, fsyncs it and renames it over the
 target, so a reader never sees half a state.
 """
