@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOSSCLI := $(BIN)/losscli
 
-.PHONY: demo test lint bench bench-quick fuzz install clean
+.PHONY: demo test lint bench bench-quick fuzz install clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,19 @@ $(VENV)/.stamp-install: pyproject.toml | $(PY)
 	touch $@
 
 # dask: the --engine dask tests start real schedulers and workers; they run in CI.
+# report: --report's charts (matplotlib); its test renders the page in Debian's chromium.
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-install
-	$(PY) -m pip install --quiet -e '.[test,lint,dask]'
+	$(PY) -m pip install --quiet -e '.[test,lint,dask,report]'
 	touch $@
+
+# Headless Chromium for the --report test, installed when missing (Debian's package; as root,
+# or through sudo when there is one). Without it that one test is skipped and says so.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium >/dev/null || \
+	      { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; \
+	    elif command -v sudo >/dev/null 2>&1; then sudo apt-get install -y chromium >/dev/null; fi; } || \
+	  echo "make: could not install chromium; the --report rendering test will be skipped" >&2
 
 install: $(VENV)/.stamp-install
 
@@ -45,7 +55,7 @@ demo: $(VENV)/.stamp-install
 	@echo '$$ losscli mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json'
 	@$(LOSSCLI) mse sample_data/houses.parquet --pred-col predicted_price --target-col price --format json
 
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test chromium
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.stamp-test

@@ -77,7 +77,7 @@ def test_the_archive_is_npz_compatible_and_has_no_pickle(saved: bytes, tmp_path:
         assert npz["tallies.worst.rows"].dtype == np.int64
     with zipfile.ZipFile(path) as zf:
         doc = json.loads(zf.read("state.json"))
-        assert doc["format"] == "losscli-state" and doc["format_version"] == 1
+        assert doc["format"] == "losscli-state" and doc["format_version"] == 3  # 3: the quantile sketch
         assert set(doc) == {"format", "format_version", "header", "tallies"}
         for name in zf.namelist():
             assert name == "state.json" or (name.startswith("tallies.") and name.endswith(".npy"))
@@ -155,7 +155,7 @@ def test_a_newer_format_version_asks_for_an_upgrade(saved: bytes, tmp_path: Path
     doc["format_version"] = 7
     path = rewrite(saved, tmp_path / "new.state", doc)
     err = refused(path)
-    assert str(err) == f"{path}: format version 7 is newer than this losscli reads (2): upgrade losscli"
+    assert str(err) == f"{path}: format version 7 is newer than this losscli reads (3): upgrade losscli"
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,8 @@ def run_evaluation(
     and ``max_clusters`` (``Report.ci`` and each ``GroupRow.ci``); the
     metric's own ``input`` (bce, ce), ``ignore_index`` (ce, perplexity), ``classes`` (ce: the
     class of each score column, a list or "cat,dog,bird"), ``positive`` (bce: the label whose
-    probability the predictions are), ``delta`` (huber), and
+    probability the predictions are), ``calibration`` and ``bins`` (bce, ce: reliability bins,
+    ECE, MCE, Brier), ``per_class`` (ce: per-class rows, confused pairs), ``delta`` (huber), and
     perplexity's ``shift``, ``topk``, ``seq_col``, ``text``, ``n_bytes``, ``n_words``,
     ``sequence_offset``, ``pad_value`` (padding of (B, T) log-probs), ``mask`` (an attention
     mask: a file, an array or a tensor), ``mask_col`` and ``no_mask``.

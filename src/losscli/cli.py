@@ -131,9 +131,14 @@ def _run(metric: str, preds: str | None, targets: str | None, opts: dict[str, An
     gates = parse_gates(opts.pop("fail_if"))
     if opts["group_by"] is None and opts["groups"] is None and group_thresholds != (None, None):
         raise UsageError("--fail-group-above/--fail-group-below need --group-by (or --groups FILE)")
+    plot, html = not opts.pop("no_plot"), opts.pop("report", None)
+    if html is not None:  # before any input is read: the extra is missing, or the name is wrong
+        from .htmlreport import check_available
+
+        html = check_available(html)
     report = run_evaluation(metric, preds, targets, progress=terminal_progress(), fmt=input_format, **opts)
     values = _gate_values(report, gates)
-    code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-")
+    code = _show(report, fmt, thresholds, to_stderr=opts["per_example"] == "-", plot=plot, html=html)
     return _expression_gate(gates, values, _group_gate(report, group_thresholds, code))
 
 
@@ -175,16 +180,26 @@ def _group_gate(report: Any, thresholds: tuple[float | None, float | None], code
 
 
 def _show(
-    report: Any, fmt: str, thresholds: tuple[float | None, float | None], to_stderr: bool = False
+    report: Any,
+    fmt: str,
+    thresholds: tuple[float | None, float | None],
+    to_stderr: bool = False,
+    plot: bool = True,
+    html: str | None = None,
 ) -> int:
-    """Warnings and notes on stderr, the report on stdout, then the threshold's exit code."""
+    """Warnings and notes on stderr, the report on stdout (and --report's file), then the
+    threshold's exit code."""
+    if html is not None:
+        from .htmlreport import write_report
+
+        write_report(report, html)
     for warning in report.warnings:
         click.echo(f"losscli: warning: {warning}", err=True)
     for note in report.notes:
         click.echo(f"losscli: note: {note}", err=True)
     if report.input_detected and fmt != "table":  # the table has its own "input" row
         click.echo(f"losscli: note: --input auto read the predictions as {report.input_kind}", err=True)
-    _print_report(report, fmt, to_stderr)
+    _print_report(report, fmt, to_stderr, plot)
     value, (above, below) = report.value, thresholds
     if value != value and (above is not None or below is not None):  # NaN: an empty saved part
         click.echo(f"losscli: {report.metric} has no value (nothing was scored) to compare", err=True)
@@ -198,8 +213,9 @@ def _show(
     return EXIT_OK
 
 
-def _print_report(report: Any, fmt: str, to_stderr: bool) -> None:
-    """Render in full, then write with ``rawout`` so a reader that leaves early is noticed."""
+def _print_report(report: Any, fmt: str, to_stderr: bool, plot: bool = True) -> None:
+    """Render in full, then write with ``rawout`` so a reader that leaves early is noticed.
+    The histogram only on a terminal (never piped, never with --no-plot)."""
     from .rawout import write_text
 
     stream = sys.stderr if to_stderr else sys.stdout
@@ -211,6 +227,11 @@ def _print_report(report: Any, fmt: str, to_stderr: bool) -> None:
         console = Console(file=stream, soft_wrap=False)  # the stream's width, colours, encoding
         with console.capture() as captured:
             console.print(report_renderable(report))
+            if plot and stream.isatty():
+                from .render.plot import plots_renderable
+
+                for extra in plots_renderable(report):
+                    console.print(extra)
         text = captured.get()
     else:
         from .render.machine import render_machine
@@ -240,10 +261,15 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
 
     fmt = opts["fmt"] or ("table" if sys.stdout.isatty() else "tsv")
     gates = parse_gates(opts["fail_if"])
+    plot, html = not opts["no_plot"], opts.get("report")
+    if html is not None:
+        from .htmlreport import check_available
+
+        html = check_available(html)
     from .compare.command import is_comparison, merge_comparisons
 
     if is_comparison(states):  # states of `losscli compare --save-state`
-        return merge_comparisons(states, opts, fmt, gates)
+        return merge_comparisons(states, {**opts, "report": html}, fmt, gates)
     save = None if opts["save_state"] is None else output_path(opts["save_state"], "--save-state")
     state, warnings = merge_states(states)
     if save is not None:
@@ -251,7 +277,7 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
     report = build_report(state, opts["top"])
     report.warnings = [*warnings, *report.warnings]
     values = _gate_values(report, gates)
-    code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]))
+    code = _show(report, fmt, (opts["fail_above"], opts["fail_below"]), plot=plot, html=html)
     code = _group_gate(report, (opts["fail_group_above"], opts["fail_group_below"]), code)
     return _expression_gate(gates, values, code)
 

@@ -237,6 +237,19 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
             help="Output format. Default: table on a terminal, tsv when piped.",
         ),
         click.option(
+            "--report",
+            metavar="PATH.html",
+            help="Also write one self-contained HTML report (inline SVG charts and CSS, no "
+            "JavaScript, no network): the tables, the loss histogram, the reliability diagram, the "
+            "per-class tables. Needs pip install 'losscli[report]'. Written atomically.",
+        ),
+        click.option(
+            "--no-plot",
+            is_flag=True,
+            help="No histogram of the per-example losses under the table (it is drawn only on a "
+            "terminal, never into a pipe or file).",
+        ),
+        click.option(
             "--top",
             type=int,
             default=10,
@@ -279,8 +292,9 @@ def output_options(state_help: str) -> list[Callable[..., Any]]:
 
 
 FAIL_IF_KEYS = (
-    "a column of its CSV/TSV overall row (value, n, rmse, mae, value_low/value_high with --ci, ...), "
-    "and with --ci KEY_low/KEY_high of every interval (rmse_high, ...)"
+    "a column of its CSV/TSV overall row (value, n, rmse, mae, value_low/value_high with --ci, ece, mce, "
+    "brier with --calibration, ...), p50, p90, p99, max (the loss quantiles), and with --ci KEY_low, "
+    "KEY_high of every interval (brier_high, rmse_high, ...)"
 )
 
 

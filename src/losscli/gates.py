@@ -3,9 +3,11 @@
 An expression is one key, one of ``<``, ``<=``, ``>``, ``>=``, and a number (``inf`` and
 ``-inf`` too), nothing else: it is parsed, never evaluated as code. The keys are the report's
 flat numbers, the columns of its CSV/TSV overall row (``value``, ``n``, ``rmse``, ``mae``,
-``value_low``/``value_high`` with ``--ci``, and ``KEY_low``/``KEY_high`` for every other
-interval of its ``ci`` object: ``rmse_high``, ``perplexity_low``, ...); ``losscli compare`` has
-its own (see ``compare.report.gate_values``). The gate fires when the comparison holds; a key whose value is
+``value_low``/``value_high`` with ``--ci``, ``ece``, ``mce``, ``brier`` with ``--calibration``,
+``loss_p50`` ... ``loss_max``), also under the short names ``p50``, ``p90``, ``p99``, ``max``, and
+with ``--ci`` every other interval's ends as ``KEY_low``/``KEY_high`` (``brier_high``, ``mae_low``);
+``losscli compare`` has its own (see
+``compare.report.gate_values``). The gate fires when the comparison holds; a key whose value is
 missing (NaN: nothing was scored) fires too, as ``--fail-above`` does, since nothing was shown.
 """
 
@@ -96,11 +98,14 @@ def report_values(report: object) -> dict[str, list[float]]:
             out[key] = [float(cell)]
         except ValueError:
             continue  # text columns (metric, output, status)
+    for short in ("p50", "p90", "p99", "max"):  # the quantiles' own names (JSON "quantiles")
+        if f"loss_{short}" in out:
+            out.setdefault(short, out[f"loss_{short}"])
     ci = getattr(report, "ci", None) or {}
-    for key, iv in ci.items():  # --ci: every interval's ends (rmse_low, perplexity_high, ...)
-        if isinstance(iv, list) and len(iv) == 2 and key != "value":
-            for end, v in zip(("low", "high"), iv, strict=True):
-                out[f"{key}_{end}"] = [math.nan if v is None else float(v)]
+    for key, ends in ci.items():  # --ci: every figure's interval, beside value_low/value_high
+        if key != "value" and isinstance(ends, list) and len(ends) == 2:
+            for end, v in zip(("low", "high"), ends, strict=True):
+                out.setdefault(f"{key}_{end}", [math.nan if v is None else float(v)])
     return out
 
 

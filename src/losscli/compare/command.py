@@ -126,6 +126,14 @@ def compare_options() -> list[Any]:
             type=click.Choice(("table", "json", "csv", "tsv", "value")),
             help="Output format. Default: table on a terminal, tsv when piped.",
         ),
+        click.option(
+            "--report",
+            metavar="PATH.html",
+            help="Also write one self-contained HTML report of the comparison (inline SVG and CSS, "
+            "no JavaScript, no network): the models with their intervals, the comparisons (delta, "
+            "interval, p, verdict), per group too, and a chart of the deltas with their intervals. "
+            "Needs pip install 'losscli[report]'. Written atomically.",
+        ),
         fail_if_option(
             "delta, delta_low, delta_high, p_value, p_adjusted, value, value_low, value_high or n (each "
             "for every candidate: fires if any satisfies it), or NAME.KEY for one model"
@@ -167,6 +175,11 @@ def run_compare(metric: str, preds: list[str], opts: dict[str, Any]) -> int:
     from ..gates import parse_gates
 
     gates = parse_gates(opts.pop("fail_if"))
+    html = opts.pop("report", None)
+    if html is not None:  # before any input is read: the extra is missing, or the name is wrong
+        from ..htmlreport import check_available
+
+        html = check_available(html)
     fail_if_worse, margin = opts.pop("fail_if_worse"), opts.pop("margin")
     if margin is not None and not fail_if_worse:
         raise UsageError("--margin is the non-inferiority margin of --fail-if-worse: give both")
@@ -174,17 +187,29 @@ def run_compare(metric: str, preds: list[str], opts: dict[str, Any]) -> int:
         raise UsageError(REFUSED["engine"])
     opts.pop("engine", None)
     report = compare(metric, opts.pop("targets"), preds, margin=margin, fail_if_worse=fail_if_worse, **opts)
-    return finish(report, fmt, gates, fail_if_worse, margin)
+    return finish(report, fmt, gates, fail_if_worse, margin, html)
 
 
-def finish(report: Any, fmt: str, gates: list[Any], fail_if_worse: bool, margin: float | None) -> int:
-    """Print the comparison, then its gates' exit code (shared by compare and merge)."""
+def finish(
+    report: Any,
+    fmt: str,
+    gates: list[Any],
+    fail_if_worse: bool,
+    margin: float | None,
+    html: str | None = None,
+) -> int:
+    """Print the comparison (and write --report's page), then its gates' exit code (shared by
+    compare and merge)."""
     from ..gates import check_keys, fired
     from .render import gate_values
 
     values = gate_values(report)
     if gates:
         check_keys(gates, values)
+    if html is not None:
+        from ..htmlreport import write_report
+
+        write_report(report, html)
     _show(report, fmt)
     lines = fired(gates, values) if gates else []
     if fail_if_worse:
@@ -280,4 +305,4 @@ def merge_comparisons(paths: tuple[str, ...], opts: dict[str, Any], fmt: str, ga
     state = merge_compare([load_compare(p) for p in paths], list(paths))
     if save is not None:
         save_compare(state, save)
-    return finish(report_of(state), fmt, gates, state.fail_if_worse, state.margin)
+    return finish(report_of(state), fmt, gates, state.fail_if_worse, state.margin, opts.get("report"))

@@ -137,8 +137,8 @@ def build_compare_report(
 ) -> CompareReport:
     """Every figure of the comparison from the states and tallies (see the module docstring)."""
     definition = registry.get(states[0].header.metric)
-    # a comparison keeps no worst rows: ask for as many as each state has (no "keeps only" warning)
-    reports = [build_report(s, s.tallies.worst.capacity, allow_empty=True) for s in states]
+    # top 0: a comparison keeps no worst rows, and asking for 10 would warn that none were kept
+    reports = [build_report(s, 0, allow_empty=True) for s in states]
     models = []
     for i, (name, state, rep) in enumerate(zip(names, states, reports, strict=True)):
         est = _headline(definition.name, model_estimate(pairs, 0, i, level))

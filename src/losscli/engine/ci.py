@@ -29,6 +29,7 @@ U64 = NDArray[np.uint64]
 Codes = NDArray[np.intp]
 #: a combined cluster value is group code * 2^40 + cluster code (2^23 groups, 2^40 clusters)
 _CLUSTER_BITS = 40
+BRIER = "brier"  # --calibration with --ci: the per-example Brier score, an interval column
 SEQUENCE = "sequence"  # the cluster column's name when perplexity's groups cluster by sequence
 CLUSTERS = "clusters"  # --cluster-col: each row's cluster code (Parquet and tables code as they read)
 CLUSTER_KEY = "cluster_key."  # --cluster-col: the column's raw values (CSV, arrays), coded per chunk
@@ -99,6 +100,35 @@ def new_interval_tallies(
         assert cluster_column is not None
         out.clusters = GroupTallies.empty((*(group_columns or ()), cluster_column), 1, tuple(companions))
     return out
+
+
+def interval_columns(companions: Sequence[str], metric_options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The means --ci gives intervals of beside the loss: the companions, and with
+    --calibration the Brier score (a per-example mean like them: bce's (p - y)^2, averaged over
+    outputs; ce's sum over classes of (p_c - onehot_c)^2), so it takes the same moments,
+    bootstrap sums, groups and clusters. ECE and MCE are not means of examples: none for them."""
+    return (*companions, BRIER) if metric_options.get("calibration") else tuple(companions)
+
+
+def with_brier(ci: IntervalTallies, companions: dict[str, F64], mc: Any,
+               local: NDArray[np.intp] | None) -> dict[str, F64]:
+    """``companions`` and, when ``ci`` keeps the Brier column, each counted row's Brier score,
+    computed as the calibration tally sums it (so the interval is around the same figure)."""
+    if BRIER not in ci.names:
+        return companions
+    probs, targets = mc.probs, mc.prob_targets
+    if probs is None or targets is None:  # nothing to score: a zero-row chunk
+        return {**companions, BRIER: np.zeros(0 if local is None else len(local))}
+    if local is not None:
+        probs, targets = probs[local], targets[local]
+    if probs.ndim == 2 and targets.ndim == 1:  # ce: top-1 classes
+        p_t = probs[np.arange(len(probs)), targets]
+        brier = np.einsum("ij,ij->i", probs, probs) - 2.0 * p_t + 1.0
+    else:  # bce (and soft targets): the squared difference, each row's mean over its outputs
+        diff = mc.prob_diff if local is None and mc.prob_diff is not None else probs - targets
+        sq = np.square(diff, dtype=np.float64)
+        brier = sq if sq.ndim == 1 else sq.mean(axis=1)
+    return {**companions, BRIER: brier}
 
 
 def add_groups(

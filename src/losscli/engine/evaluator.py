@@ -24,11 +24,13 @@ from ..metrics.checks import check_finite, first_bad_row
 from ..options import BREAKDOWN_ALL_AT_MOST, NAN_POLICIES
 from ..sequences import SHIFT_DROP, SequenceMap
 from ..state.evalstate import Binding, EvalState, Header, Provenance
+from ..state.group_sketch import GroupSketches
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
-from .ci import SEQUENCE, feed_chunk, new_interval_tallies
+from .ci import SEQUENCE, feed_chunk, interval_columns, new_interval_tallies, with_brier
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
+from .sketching import add_probabilities, add_to_sketches, new_parts
 from .sums import column_sums, hit_weight, weighted_sum
 
 WEIGHTS = "weights"
@@ -283,6 +285,7 @@ class Evaluator:
 
     def _empty_tallies(self, outputs: int) -> LossState:
         tallies = LossState(outputs, self.worst_capacity)
+        new_parts(tallies, self.header.metric_options, self.scorer.classes)
         for name in self.scorer.companions:
             tallies.companion(name)
         return tallies
@@ -295,13 +298,15 @@ class Evaluator:
             tallies.groups = GroupTallies.empty(
                 self.keys.columns, self.scorer.outputs, self.scorer.companions
             )
+            tallies.group_sketches = GroupSketches(tuple(self.keys.columns))
         options = self.header.metric_options.get("ci")
         if options is not None:
             columns = None if self.keys is None else self.keys.columns
             cluster = options.get("cluster_col")
             if cluster is None and columns is not None and self.seqmap is not None:
                 cluster = SEQUENCE  # perplexity's groups: clustered by sequence
-            tallies.ci = new_interval_tallies(options, self.scorer.companions, columns, cluster)
+            means = interval_columns(self.scorer.companions, self.header.metric_options)
+            tallies.ci = new_interval_tallies(options, means, columns, cluster)
         return tallies
 
     def _group_skipped(self, codes: NDArray[np.intp], kept: NDArray[np.intp]) -> None:
@@ -423,11 +428,14 @@ class Evaluator:
         state.weight_sum.add1(weight_total)
         state.n += n
         if state.ci is not None:
-            feed_chunk(self, state.ci, losses, w, companions, local, row_map, groups, clusters)
+            means = with_brier(state.ci, companions, mc, local)
+            feed_chunk(self, state.ci, losses, w, means, local, row_map, groups, clusters)
         state.clamped += mc.clamped
         if correct is not None:
             state.counts_correct = True
             state.hits.add((hit_weight(correct, w), hit_weight(correct_k, w)))
+        add_to_sketches(state, losses, w, groups, self.keys, self.scratch)
+        add_probabilities(state, mc, local, w, losses, self.scratch)
         if groups is not None and state.groups is not None:
             add_chunk(
                 state.groups, self.keys.keys, groups, losses, elements, w, companions, (correct, correct_k)

@@ -45,6 +45,14 @@ class MetricChunk:
     predicted: NDArray[np.intp] | None = None  # per-row argmax, for the breakdown's cells
     # probabilities: the row (chunk-local) whose sum is furthest from 1, and that sum
     row_sum: tuple[int, float] | None = None
+    #: --calibration/--per-class: float64 probabilities (bce: of the positive class; ce: (rows, C))
+    #: and the targets they are judged against (bce: labels in [0, 1]; ce: class ids)
+    probs: NDArray[np.float64] | None = None
+    prob_targets: NDArray[Any] | None = None
+    #: bce, when every label is exactly 0 or 1: label == 1 (the calibration bins' outcome)
+    positives: NDArray[np.bool_] | None = None
+    #: bce, when computed: prediction - label in float64 (the Brier score's term)
+    prob_diff: NDArray[np.float64] | None = None
 
 
 class Scratch:

@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 from ..errors import DataProblem
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
+from .calibration import OPTIONS as CALIBRATION_OPTIONS
+from .calibration import calibration_figures
 from .checks import (
     PREDS,
     TARGETS,
@@ -80,6 +82,7 @@ class BCEScorer(ElementwiseScorer):
         self.text_targets = False  # labels read as text (spam/ham, True/False): mapped to 1/0
         self.flip = False  # --positive 0/False with numeric labels: the target is 1 - y
         self._other: list[str] = []  # the class that is not --positive, once seen
+        self.keep_probs = False  # --calibration: the chunk's probabilities go to the state
 
     def bind(self, preds: NDArray[Any], targets: NDArray[Any] | None) -> None:
         t = need_targets(targets)
@@ -109,29 +112,77 @@ class BCEScorer(ElementwiseScorer):
         self, preds: NDArray[Any], targets: NDArray[Any] | None, overwrite: bool = False
     ) -> MetricChunk:
         p, t = squeeze_single(preds), squeeze_single(self._numeric(need_targets(targets)))
-        check_range(t, TARGETS, "target")
+        shape = p.shape
+        labels = None  # probabilities: (label == 1, label == 0, how many are either)
+        if self.input_kind == "probs":
+            ones, zeros = (
+                self.scratch.get("positives", shape, np.bool_),
+                self.scratch.get("negatives", shape, np.bool_),
+            )
+            labels = (ones, zeros, K.label_kinds(t, ones, zeros))
+        if labels is None or labels[2] != t.size:  # labels all 0 or 1 are in range
+            check_range(t, TARGETS, "target")
         if self.flip:
             t = np.subtract(1.0, t, out=self.scratch.get("flipped", t.shape, np.float64))
-        shape = p.shape
+            labels = None if labels is None else (labels[1], labels[0], labels[2])
         elements = self.scratch.get("elements", shape, np.float64)
-        work = self.scratch.get("work", shape, np.float64)
-        clamped = 0
-        if self.input_kind == "probs":
-            hint = ""
-            if self.input_detected:
-                hint = (
-                    f", but --input auto read the predictions as probabilities from {self.detected_where}: "
-                    "pass --input logits if they really are logits, or fix the value"
-                )
-            check_range(p, PREDS, "value" if hint else "probability", hint=hint, ambiguous=bool(hint))
-            clamped = K.bce_from_probs(p, t, elements, work)
+        clamped, probs, positives, diff = 0, None, None, None
+        if labels is not None:
+            clamped, probs, positives, diff = self._from_probs(p, t, elements, labels)
         else:
-            K.bce_from_logits(p, t, elements, work)
-        if self.outputs == 1:
-            return MetricChunk(elements, clamped=clamped)
-        out = self.scratch.get("loss", (shape[0],), np.float64)
-        np.mean(elements, axis=1, out=out)
-        return MetricChunk(out, elements=elements, clamped=clamped)
+            K.bce_from_logits(p, t, elements, self.scratch.get("work", shape, np.float64))
+            if self.keep_probs:
+                probs = K.probabilities_of(p, self.input_kind, self.scratch.get("probs", shape, np.float64))
+        losses, per_output = elements, None
+        if self.outputs > 1:
+            losses = np.mean(elements, axis=1, out=self.scratch.get("loss", (shape[0],), np.float64))
+            per_output = elements
+        return MetricChunk(
+            losses,
+            elements=per_output,
+            clamped=clamped,
+            probs=probs,
+            prob_targets=t,
+            positives=positives,
+            prob_diff=diff,
+        )
+
+    def _from_probs(
+        self,
+        p: NDArray[Any],
+        t: NDArray[Any],
+        elements: NDArray[np.float64],
+        labels: tuple[NDArray[np.bool_], NDArray[np.bool_], int],
+    ) -> tuple[int, NDArray[np.float64] | None, NDArray[np.bool_] | None, NDArray[np.float64] | None]:
+        """(clamped, float64 probabilities for --calibration, label == 1 when every label is 0 or 1,
+        p - y when computed). float32 predictions against labels of exactly 0 or 1 (most
+        models' output) take one log per example (``bce_from_hard_labels``), the rest both; a
+        chunk of both kinds computes both and keeps each example's own, so no loss depends on
+        the chunk it came in."""
+        hint = ""
+        if self.input_detected:
+            hint = (
+                f", but --input auto read the predictions as probabilities from {self.detected_where}: "
+                "pass --input logits if they really are logits, or fix the value"
+            )
+        bounds = check_range(p, PREDS, "value" if hint else "probability", hint=hint, ambiguous=bool(hint))
+        shape, src, probs = p.shape, p, None
+        if self.keep_probs:  # the float64 copy --calibration keeps also serves the math
+            src = probs = K.probabilities_of(p, "probs", self.scratch.get("probs", shape, np.float64))
+        ones, zeros, hard = labels
+        work = self.scratch.get("work", shape, np.float64)
+        positives = ones if hard == t.size else None
+        if hard == 0 or not K.single_log_applies(p):
+            return K.bce_from_probs(src, t, elements, work, bounds), probs, positives, None
+        diff = self.scratch.get("diff", shape, np.float64)
+        if positives is not None:
+            return K.bce_from_hard_labels(src, t, diff, elements, bounds), probs, positives, diff
+        np.logical_or(ones, zeros, out=zeros)  # the labels that are 0 or 1; the rest are soft
+        clamped = K.bce_from_probs(src, t, elements, work, bounds, counted=np.logical_not(zeros))
+        single = self.scratch.get("single", shape, np.float64)
+        clamped += K.bce_from_hard_labels(src, t, diff, single, bounds, counted=zeros)
+        np.copyto(elements, single, where=zeros)
+        return clamped, probs, None, diff
 
     def _numeric(self, t: NDArray[Any]) -> NDArray[Any]:
         """Text labels as 1/0 (see ``labels.binary_targets``); numbers as they are."""
@@ -186,12 +237,16 @@ class BCE(MetricDef):
     headline_key = "bce"
     headline_label = "BCE"
     headline_meaning = "binary cross-entropy, nats per example"
-    options = (INPUT, POSITIVE)
+    options = (INPUT, POSITIVE, *CALIBRATION_OPTIONS)
     text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
         positive = options.get("positive")
-        return BCEScorer(self.name, options.get("input", "auto"), None if positive is None else str(positive))
+        scorer = BCEScorer(
+            self.name, options.get("input", "auto"), None if positive is None else str(positive)
+        )
+        scorer.keep_probs = bool(options.get("calibration"))
+        return scorer
 
     def figures(self, state: EvalState) -> list[Figure]:
         value = self.value(state)
@@ -199,6 +254,7 @@ class BCE(MetricDef):
             Figure("value", self.headline_label, value, self.headline_meaning),
             Figure("n", "examples", state.tallies.n, "rows scored"),
             Figure("bits", "bits per example", value / LN2, "BCE / ln 2"),
+            *calibration_figures(state),
         ]
 
 

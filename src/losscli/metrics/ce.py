@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import DataProblem
+from ..errors import DataProblem, UsageError
 from ..options import IGNORE_INDEX_DEFAULT
 from ..sequences import SHIFT_DROP
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
+from .calibration import OPTIONS as CALIBRATION_OPTIONS
+from .calibration import PER_CLASS, calibration_figures, check_per_class
 from .checks import (
     PREDS,
     TARGETS,
@@ -88,6 +90,8 @@ class CEScorer(Scorer):
         self.ignore_index = ignore_index
         self.topk = topk
         self.soft = False
+        self.keep_probs = False  # --calibration/--per-class: the chunk's probabilities go to the state
+        self.per_class = False
         self.text_targets = text_targets
         given = parse_classes(classes)
         self.classmap: ClassMap | None = None
@@ -105,6 +109,8 @@ class CEScorer(Scorer):
                 PREDS, None, f"{self.name} needs scores of shape (N, C), one column per class; got {z.ndim}-D"
             )
         self.classes = z.shape[1]
+        if self.per_class:
+            check_per_class(self.classes)
         if self.classes < 2:
             raise DataProblem(
                 PREDS, None, f"{self.name} needs at least 2 classes; the scores have {self.classes} column(s)"
@@ -119,6 +125,10 @@ class CEScorer(Scorer):
                     "targets must be class ids (one column) or one row of C probabilities",
                 )
             self.soft = True
+            if self.keep_probs:
+                raise UsageError(
+                    "--calibration and --per-class need class ids as targets, not rows of probabilities"
+                )
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
         self.text_targets = self.text_targets or t.dtype.kind in "OUS"
@@ -202,6 +212,9 @@ class CEScorer(Scorer):
             correct_k = np.count_nonzero(z > target_score, axis=1) < self.topk
         clamped = 0
         row_sum = None
+        probs = None  # --calibration/--per-class: before the logits' exp may overwrite z
+        if self.keep_probs:
+            probs = K.softmax64(z) if self.input_kind == "logits" else K.probabilities_of(z, self.input_kind)
         if self.input_kind == "logits":
             self._logits_loss(z, t, target_class, argmax, out, overwrite)
         else:
@@ -213,6 +226,8 @@ class CEScorer(Scorer):
         correct = argmax == target_class
         return MetricChunk(
             out,
+            probs=probs,
+            prob_targets=None if probs is None else target_class,
             keep=keep,
             clamped=clamped,
             correct=correct,
@@ -337,12 +352,12 @@ class CE(MetricDef):
     headline_key = "cross_entropy"
     headline_label = "cross-entropy"
     headline_meaning = "-log p(target), nats per example"
-    options = (INPUT, IGNORE_INDEX, CLASSES)
+    options = (INPUT, IGNORE_INDEX, CLASSES, *CALIBRATION_OPTIONS, PER_CLASS)
     wide_scores = True
     text_targets = True
 
     def scorer(self, options: Mapping[str, Any]) -> Scorer:
-        return CEScorer(
+        scorer = CEScorer(
             self.name,
             options.get("input", "auto"),
             options.get("ignore_index", IGNORE_INDEX_DEFAULT),
@@ -351,6 +366,9 @@ class CE(MetricDef):
             options.get("classes"),
             bool(options.get("text_targets")),
         )
+        scorer.keep_probs = bool(options.get("calibration") or options.get("per_class"))
+        scorer.per_class = bool(options.get("per_class"))
+        return scorer
 
     def figures(self, state: EvalState) -> list[Figure]:
         value = self.value(state)
@@ -364,7 +382,7 @@ class CE(MetricDef):
         classes = state.header.binding.classes if state.header.binding is not None else 0
         if classes >= 2:
             figs.append(Figure("classes", "classes", classes, "a uniform guess has this perplexity"))
-        return figs
+        return [*figs, *calibration_figures(state)]
 
     def interpretation(self, report: Report) -> str | None:
         ppl = report.figure("perplexity")

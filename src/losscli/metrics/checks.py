@@ -72,17 +72,18 @@ def check_range(
     high: float = 1.0,
     hint: str = "",
     ambiguous: bool = False,
-) -> None:
-    """Raise at the first value outside [low, high] (NaN included: it is not in range).
+) -> tuple[float, float]:
+    """Raise at the first value outside [low, high] (NaN included: it is not in range); else
+    return the smallest and largest value (the math skips checks they rule out).
 
     ``ambiguous``: the meaning was guessed (--input auto), so the fix is an option: exit 2.
     """
     if arr.size == 0:
-        return
+        return low, high
     lo = arr.min()
     hi = arr.max()
     if lo >= low and hi <= high:  # False for NaN, which then gets its own message below
-        return
+        return float(lo), float(hi)
     check_finite(arr, role)
     ok = (arr >= low) & (arr <= high)
     row, col = first_bad_cell(ok)

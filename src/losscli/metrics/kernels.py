@@ -51,14 +51,6 @@ def _log_clamped(x: FloatArray, out: FloatArray) -> bool:
     return _clamp(out)
 
 
-def _log1m_clamped(x: FloatArray, out: FloatArray) -> bool:
-    """log(1 - x) via log1p (accurate near 0), clamped like ``_log_clamped``."""
-    np.negative(x, out=out)
-    with np.errstate(divide="ignore"):
-        np.log1p(out, out=out)
-    return _clamp(out)
-
-
 def regression_errors(
     pred: FloatArray, target: FloatArray, diff: FloatArray, sq_out: FloatArray, abs_out: FloatArray
 ) -> None:
@@ -73,23 +65,108 @@ def regression_errors(
     np.abs(diff, out=abs_out)
 
 
-def bce_from_probs(p: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> int:
+def bce_from_probs(
+    p: FloatArray,
+    y: FloatArray,
+    out: FloatArray,
+    work: FloatArray,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    counted: NDArray[np.bool_] | None = None,
+) -> int:
     """-[y log p + (1 - y) log(1 - p)] into ``out``; returns how many examples were clamped.
 
     An example counts as clamped only when a clamped log term carries weight (y > 0 for
     log p, y < 1 for log(1 - p)): p = 1 with y = 1 is a perfect prediction, not a clamp.
-    Written as -(log(1-p) + y (log p - log(1-p))) so no 0 * -inf is ever formed.
+    Written as (log(1-p) - log p) y - log(1-p) (the same bits as -(log(1-p) + y (log p -
+    log(1-p)))) so no 0 * -inf is ever formed. ``bounds``: the smallest and largest p, from the
+    caller's range check: a log that cannot reach LOG_CLAMP is not searched for one.
+    ``counted``: only these examples' clamps are counted (the others are scored elsewhere).
     """
     clamped = 0
-    if _log_clamped(p, out):  # out = log p
-        clamped += int(np.count_nonzero((out <= LOG_CLAMP) & (y > 0)))
-    if _log1m_clamped(p, work):  # work = log(1 - p)
-        clamped += int(np.count_nonzero((work <= LOG_CLAMP) & (y < 1)))
-    np.subtract(out, work, out=out)
+    with np.errstate(divide="ignore"):
+        np.log(p, out=out, dtype=np.float64)  # out = log p
+    if bounds[0] <= SMALLEST_UNCLAMPED and _clamp(out):
+        hit = (out <= LOG_CLAMP) & (y > 0)
+        clamped += int(np.count_nonzero(hit if counted is None else hit & counted))
+    np.negative(p, out=work, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        np.log1p(work, out=work)  # work = log(1 - p): >= log(2**-53) > LOG_CLAMP when p < 1
+    if bounds[1] >= 1.0 and _clamp(work):
+        hit = (work <= LOG_CLAMP) & (y < 1)
+        clamped += int(np.count_nonzero(hit if counted is None else hit & counted))
+    np.subtract(work, out, out=out)
     np.multiply(out, y, out=out)
-    np.add(out, work, out=out)
-    np.negative(out, out=out)
+    np.subtract(out, work, out=out)
     return clamped
+
+
+#: log(p) > LOG_CLAMP for every p above this (exp(-100) = 3.72e-44)
+SMALLEST_UNCLAMPED = 4e-44
+#: float32 (and float16) values >= 2**-30 are multiples of 2**-53: 1 - p is exact in float64
+EXACT_FROM_FLOAT32 = 2.0**-30
+
+
+def label_kinds(y: NDArray[Any], ones: NDArray[np.bool_], zeros: NDArray[np.bool_]) -> int:
+    """How many labels are exactly 0 or 1; ``ones`` and ``zeros`` receive y == 1 and y == 0.
+    Integer and bool labels are all 0 or 1 once the caller's range check has passed."""
+    np.equal(y, 1, out=ones)
+    if y.dtype.kind in "biu":
+        np.logical_not(ones, out=zeros)
+        return int(y.size)
+    np.equal(y, 0, out=zeros)
+    return int(np.count_nonzero(ones)) + int(np.count_nonzero(zeros))
+
+
+def single_log_applies(p: NDArray[Any]) -> bool:
+    """Whether ``bce_from_hard_labels`` scores these predictions: float32 or float16, whose
+    values are exact in the float64 math (the choice is by dtype, fixed for a run, so no
+    loss depends on the chunk it came in)."""
+    return p.dtype.kind == "f" and p.dtype.itemsize <= 4
+
+
+def bce_from_hard_labels(
+    p: FloatArray,
+    y: FloatArray,
+    diff: FloatArray,
+    out: FloatArray,
+    bounds: tuple[float, float],
+    counted: NDArray[np.bool_] | None = None,
+) -> int:
+    """BCE of float32 (or float16) probabilities against labels exactly 0 or 1, with one log
+    per example instead of two: -log q where q = 1 - |p - y| is p (y = 1) or 1 - p (y = 0),
+    both exact in float64 for p >= 2**-30 or p = 0. The few others (0 < p < 2**-30) are
+    scored by ``bce_from_probs``. Returns the clamped count (only where ``counted``, when
+    given); ``diff`` keeps p - y (the Brier score's term). ``bounds``: p's smallest and
+    largest value, from the caller's range check.
+    """
+    np.subtract(p, y, out=diff, dtype=np.float64)
+    np.abs(diff, out=out)
+    np.subtract(1.0, out, out=out)
+    with np.errstate(divide="ignore"):
+        np.log(out, out=out)
+    np.subtract(0.0, out, out=out)  # not negative: -log 1 would be -0.0
+    if bounds[0] < EXACT_FROM_FLOAT32:
+        _rescore_tiny(p, y, out)
+    if bounds[0] > SMALLEST_UNCLAMPED and bounds[1] < 1.0:
+        return 0  # q > 0 and p > exp(-100): no loss above -LOG_CLAMP
+    if float(out.max(initial=0.0)) <= -LOG_CLAMP:
+        return 0
+    over = out > -LOG_CLAMP
+    clamped = int(np.count_nonzero(over if counted is None else over & counted))
+    np.minimum(out, -LOG_CLAMP, out=out)
+    return clamped
+
+
+def _rescore_tiny(p: FloatArray, y: FloatArray, out: FloatArray) -> None:
+    """Predictions in (0, 2**-30), whose 1 - p rounds in float64: both logs, as soft labels
+    are scored (clamped there, so the caller's clamp finds and counts them)."""
+    tiny = np.nonzero((p > 0) & (p < EXACT_FROM_FLOAT32))
+    if not len(tiny[0]):
+        return
+    pt, yt = p[tiny], y[tiny]
+    scored, work = np.empty(len(pt)), np.empty(len(pt))
+    bce_from_probs(pt, yt, scored, work)
+    out[tiny] = np.where(scored >= -LOG_CLAMP, np.inf, scored)  # clamped: counted by the caller
 
 
 def bce_from_logits(x: FloatArray, y: FloatArray, out: FloatArray, work: FloatArray) -> FloatArray:
@@ -241,3 +318,33 @@ def ce_from_logprobs_soft(lp: FloatArray, y: FloatArray, out: FloatArray, work: 
     soft_dot(y, lp, work, out)
     np.negative(out, out=out)
     return out
+
+
+def probabilities_of(
+    scores: NDArray[Any], kind: str | None, out: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """Float64 probabilities from probabilities, logits or log-probabilities: bce's 1-D (or
+    per-output) sigmoid, ce's (rows, C) softmax, for --calibration/--per-class. ``out``: a
+    scratch buffer of the same shape (a fresh array per chunk costs its page faults)."""
+    if kind == "probs" and out is not None:
+        np.copyto(out, scores, casting="unsafe")
+        return out
+    z = np.asarray(scores, dtype=np.float64)
+    if kind == "probs":
+        return z.copy() if z is scores else z  # never the caller's (or reader's) own buffer
+    if kind == "logprobs":
+        probs: NDArray[np.float64] = np.exp(z)
+        return probs
+    with np.errstate(over="ignore"):
+        e = np.exp(-np.abs(z))
+    sig: NDArray[np.float64] = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return sig
+
+
+def softmax64(z: NDArray[Any]) -> NDArray[np.float64]:
+    """Rows of (rows, C) logits as float64 probabilities (max-shifted)."""
+    x: NDArray[np.float64] = np.asarray(z, dtype=np.float64)
+    x = x - x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x

@@ -14,6 +14,9 @@ These formats are a contract with shell scripts and CI jobs: keys and columns on
   ``status``, a ``group`` column (``all`` on the overall rows, the key as a JSON object on a
   group's row) and one ``group.COL`` column per key column (the key's value; empty for null and
   on the overall rows). A group row's counts are the group's own; its ``output`` is ``all``.
+  After ``status`` (and before the group columns) come ``loss_p50``, ``loss_p90``,
+  ``loss_p99``, ``loss_max``: the per-example losses' quantiles (the whole run's on the overall
+  and per-output rows, a group's own on its row).
   With ``--ci``, ``value_low`` and ``value_high`` come last: the headline's interval on the
   overall row and on every group's row (``nan`` where it cannot be computed, as on one example,
   the convention of every missing figure and of ``losscli compare``; empty on per-output rows
@@ -25,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from typing import Any
 
 from ..results.report import Report
 
@@ -85,6 +89,7 @@ def render_delimited(report: Report, delimiter: str) -> str:
         extra = [number_text(vals.get(k)) for k in keys]
         status = "ok" if math.isfinite(v) else "overflow"
         rows.append([report.metric, name, number_text(v), str(report.n), *extra, *counts, status])
+    header, rows = with_quantiles(report, header, rows)
     if report.groups is not None:
         header, rows = _with_groups(report, keys, header, rows)
     if report.ci is not None:  # --ci: the headline's interval, last: overall row, group rows
@@ -126,11 +131,29 @@ def _with_groups(
                 str(g.skipped),
                 "0",
                 g.status,
+                *quantile_cells(g.quantiles),
                 json.dumps(g.key, ensure_ascii=False, allow_nan=False, default=str),
                 *["" if v is None else str(v) for v in g.key.values()],
             ]
         )
     return header, rows
+
+
+def with_quantiles(
+    report: Report, header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """The loss quantile columns after ``status`` (before any group columns, which stay last):
+    the whole run's on the overall and per-output rows (a row's loss is the whole example's)."""
+    from ..results.quantiles import COLUMNS
+
+    return [*header, *COLUMNS], [[*r, *quantile_cells(report.quantiles)] for r in rows]
+
+
+def quantile_cells(q: dict[str, Any] | None) -> list[str]:
+    """A row's quantile cells (empty for a state without a sketch)."""
+    from ..results.quantiles import QUANTILE_ROWS
+
+    return [number_text(None if q is None else q[key]) for key, _, _ in QUANTILE_ROWS]
 
 
 def render_machine(report: Report, fmt: str) -> str:

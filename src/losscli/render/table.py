@@ -141,6 +141,7 @@ def summary_table(report: Report) -> FitTable:
         if f.in_table:
             rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
             intervals.append(_interval_text((report.ci or {}).get(f.key)))
+    rows += quantile_rows(report.quantiles)
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -172,6 +173,15 @@ def summary_table(report: Report) -> FitTable:
             Col("what it means", [r[2] for r in rows], drop=1, style="dim"),
         ],
     )
+
+
+def quantile_rows(quantiles: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The loss quantiles as summary rows (none for a state without a sketch)."""
+    if quantiles is None:
+        return []
+    from ..results.quantiles import QUANTILE_ROWS
+
+    return [(label, fmt_number(quantiles[key]), meaning) for key, label, meaning in QUANTILE_ROWS]
 
 
 def _interval_text(iv: Any) -> str:
@@ -329,6 +339,9 @@ def report_renderable(report: Report) -> RenderableType:
     ):
         if extra is not None:
             parts.append(extra)
+    from .extra_tables import extra_tables
+
+    parts += extra_tables(report)
     if report.interpretation:
         parts.append(Text(report.interpretation))
     return Group(*parts)

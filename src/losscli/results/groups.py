@@ -15,6 +15,7 @@ from typing import Any
 from ..metrics import registry
 from ..metrics.base import Figure
 from ..state.evalstate import EvalState
+from .quantiles import quantiles_of
 
 
 @dataclass
@@ -27,6 +28,7 @@ class GroupRow:
     figures: list[Figure] = field(default_factory=list)
     ignored: int = 0
     skipped: int = 0
+    quantiles: dict[str, Any] | None = None  # the group's loss quantiles (results/quantiles.py)
     ci: dict[str, Any] | None = None  # --ci: the group's intervals (results.intervals)
 
     @property
@@ -65,9 +67,20 @@ def group_rows(state: EvalState) -> list[GroupRow]:
                 figures,
                 tallies.ignored,
                 tallies.skipped,
+                group_quantiles(state, groups.keys[i]),
             )
         )
     return rows
+
+
+def group_quantiles(state: EvalState, key: tuple[Any, ...]) -> dict[str, Any] | None:
+    sketches = state.tallies.group_sketches
+    sketch = None if sketches is None else sketches.get(key)
+    if sketch is None and sketches is not None:  # a group with only ignored/skipped rows
+        from ..state.sketch import LossSketch
+
+        sketch = LossSketch()
+    return quantiles_of(sketch, state.header.metric)
 
 
 def key_text(key: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from ..options import BREAKDOWN_ALL_AT_MOST, DEFAULT_TOP
 from ..state.evalstate import EvalState
 from ..state.parts import Example
 from .groups import GroupRow, group_rows
+from .quantiles import json_quantiles, json_tree, missing_warning, quantiles_of
 
 # an output with no error on this many rows or more is more likely a row number or id than a prediction
 SUSPICIOUS_ROWS = 10
@@ -66,6 +67,15 @@ class Report:
     sequences_read: int | None = None
     #: --group-by: one row per group, sorted by key (None: the run was not grouped)
     groups: list[GroupRow] | None = None
+    #: the per-example losses' quantiles (results/quantiles.py); None: a state without a sketch
+    quantiles: dict[str, Any] | None = None
+    #: bce/ce --calibration: {bins, ece, mce, brier, reliability: [per bin]} (state.calibration)
+    calibration: dict[str, Any] | None = None
+    #: ce --per-class: one row per class, and the most confused pairs (state.classes)
+    per_class: list[dict[str, Any]] | None = None
+    confusions: list[dict[str, Any]] | None = None
+    #: the state itself, for what is drawn from it (histogram, --report); never serialised
+    state: EvalState | None = field(default=None, repr=False, compare=False)
     #: --ci: {"level", "method", "<figure key>": [low, high], ...} (results/intervals.py)
     ci: dict[str, Any] | None = None
 
@@ -110,6 +120,11 @@ class Report:
             ]
         if self.groups is not None:
             out["groups"] = [group_dict(g, self.ci is not None) for g in self.groups]
+        out["quantiles"] = json_quantiles(self.quantiles)
+        if self.calibration is not None:
+            out["calibration"] = json_tree(self.calibration)
+        if self.per_class is not None:
+            out["per_class"], out["confusions"] = json_tree(self.per_class), json_tree(self.confusions)
         out["breakdown"] = self.breakdown
         files = self.example_files
         out["examples"] = [
@@ -142,6 +157,7 @@ def group_dict(g: GroupRow, with_ci: bool = False) -> dict[str, Any]:
         if f.key not in out:
             out[f.key] = _json_number(f.value)
     out.update(status=g.status, ignored=g.ignored, skipped=g.skipped)
+    out["quantiles"] = json_quantiles(g.quantiles)
     if with_ci:  # --ci: every group has the key, null where nothing was counted
         out["ci"] = g.ci
     return out
@@ -241,6 +257,14 @@ def build_report(state: EvalState, top: int = DEFAULT_TOP, allow_empty: bool = F
             f"the state keeps only its {kept} worst rows (the --top of the runs that saved it), so "
             f"{len(report.examples)} are shown, not {top}; save the parts with --top {top} to see more"
         )
+    report.quantiles, report.state = quantiles_of(t.sketch, metric.name), state
+    if t.sketch is None:
+        report.warnings.append(missing_warning())
+    report.calibration = None if t.calibration is None or report.empty else t.calibration.figures()
+    if t.per_class is not None and not report.empty:
+        from .classes import class_rows
+
+        report.per_class, report.confusions = class_rows(state, top)
     report.interpretation = metric.interpretation(report) if t.n and not report.empty else None
     if t.ci is not None and not report.empty:
         from .intervals import ci_report, ci_warnings

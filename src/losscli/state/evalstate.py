@@ -46,7 +46,21 @@ if TYPE_CHECKING:
 
 #: bump when the saved form changes meaning; ``load`` refuses versions it does not know.
 #: 2 added ``tallies.groups`` (--group-by); a state without groups is still written as 1
-FORMAT_VERSION = 2
+#: 3 added ``tallies.ci`` (--ci interval tallies), ``tallies.sketch``/``group_sketches`` (quantiles),
+#: ``tallies.calibration`` and ``tallies.per_class`` (every run keeps a sketch, so new states are 3).
+#: A reader accepts every key at every version it knows, so a ``--ci`` state saved before
+#: version 3 existed (main wrote it as 1 or 2) still loads.
+FORMAT_VERSION = 3
+
+#: the tallies' keys that need version 3
+_VERSION_3_KEYS = frozenset({"ci", "sketch", "group_sketches", "calibration", "per_class"})
+
+
+def saved_version(tallies: Meta) -> int:
+    """The format version a state's tallies need: the oldest that knows all their keys."""
+    if _VERSION_3_KEYS & set(tallies):
+        return 3
+    return 2 if "groups" in tallies else 1
 
 
 @dataclass(frozen=True)

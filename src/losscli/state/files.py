@@ -1,7 +1,7 @@
 """State files: an evaluation's state saved to disk, safe to load from an untrusted source.
 
-Format (``format_version`` 1, and 2 for a state with per-group tallies)
------------------------------------------------------------------------
+Format (``format_version`` 1; 2 with per-group tallies; 3 with intervals, sketches, calibration)
+------------------------------------------------------------------------------------------------
 A ZIP archive (``np.load`` lists it like an ``.npz``) holding:
 
 * ``state.json``: UTF-8 JSON, one object::
@@ -74,10 +74,21 @@ the member's size before any memory is allocated; JSON is parsed strictly (no Na
 no duplicate keys) and checked field by field. Anything else (a truncated or corrupt archive,
 an unknown member, a wrong dtype or shape) is refused with one line naming the file (exit 3).
 
+``ci`` (format version 3, only with ``--ci``) holds the interval tallies (state/intervals.py:
+  moments, Poisson bootstrap sums, per-cluster and per-group sums); a ``--ci`` state saved by a
+  losscli that predates version 3 says 1 or 2 and still loads.
+
+``sketch`` (format version 3) is {weighted, offset, max} with arrays ``counts`` (int64 per
+  bucket) and, weighted, ``weights`` (float64): the quantile sketch (state/sketch.py);
+  ``group_sketches`` is {columns, keys, sketches: [one sketch's meta per key]} with arrays
+  ``<i>.counts``/``<i>.weights`` per group (state/group_sketch.py).
+
 Versioning: ``format_version`` grows by one whenever the saved form changes meaning (a key
 added, removed or reinterpreted). A reader refuses a newer version with "upgrade losscli" and
-reads every older version it knows (today only 1). Saving writes a temporary file in the same
-directory, fsyncs it and renames it over the target, so a reader never sees half a state.
+reads every older version it knows (1 to 3). A state is written with the oldest version that
+knows all its keys (``saved_version``); every run keeps a quantile sketch now, so a new state is 3.
+Saving writes a temporary file in the same directory, fsyncs it and renames it over the
+target, so a reader never sees half a state.
 """
 
 from __future__ import annotations
@@ -96,7 +107,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import OutputError
-from .evalstate import FORMAT_VERSION, EvalState
+from .evalstate import FORMAT_VERSION, EvalState, saved_version
 from .plain import Arrays, StateFileError, control_character_at
 
 if TYPE_CHECKING:
@@ -136,8 +147,8 @@ def save_state(state: EvalState, path: str | PathLike[str]) -> None:
             f"{os.fspath(path)}: cannot save the state: {bad} holds a control character, "
             "which a state file may not contain"
         )
-    # version 1 unless the state has groups: a file without them reads in older versions too
-    version = FORMAT_VERSION if "groups" in meta["tallies"] else 1
+    # the oldest version that knows every key: a file without groups or sketches reads in older versions
+    version = saved_version(meta["tallies"])
     doc = {"format": FORMAT_NAME, "format_version": version, **meta}
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
     target = os.fspath(path)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .calibration import CalibrationTally
+from .classes import ClassTally
 from .plain import (
     NAME,
     Arrays,
@@ -34,6 +36,7 @@ from .plain import (
     want_int,
 )
 from .seqstats import WORST_PER_SEQUENCE, SequenceStats
+from .sketch import LossSketch, merge_sketches
 
 if TYPE_CHECKING:
     from .groups import GroupTallies
@@ -236,6 +239,12 @@ class LossState:
     nulls: int = 0  # perplexity: null log-probabilities (JSON Lines), also counted in ``ignored``
     overflow: bool = False  # some finite inputs gave a loss that overflowed float64 to inf
     groups: GroupTallies | None = None  # --group-by: per-group sums (state.groups)
+    #: the per-example losses' quantile sketch (None: a state saved before sketches existed)
+    sketch: LossSketch | None = None
+    #: --group-by: each group's sketch, by key (state.group_sketch)
+    group_sketches: Any = None
+    calibration: CalibrationTally | None = None  # bce/ce --calibration (state.calibration)
+    per_class: ClassTally | None = None  # ce --per-class (state.classes)
     ci: IntervalTallies | None = None  # --ci: moments and bootstrap sums (state.intervals)
 
     def note_row_sum(self, row: int, value: float) -> None:
@@ -263,6 +272,7 @@ class LossState:
         self.weight_sum = CompensatedVector.zeros(1)
         self.hits = CompensatedVector.zeros(2)
         self.worst = WorstExamples(self.worst_capacity)
+        self.sketch = LossSketch()
 
     def merge(self, other: LossState) -> LossState:
         if other.outputs != self.outputs:
@@ -288,6 +298,10 @@ class LossState:
         out.nulls = self.nulls + other.nulls
         out.overflow = self.overflow or other.overflow
         out.groups = _merge_groups(self.groups, other.groups)
+        out.sketch = merge_sketches(self.sketch, other.sketch)
+        out.group_sketches = _merge_group_sketches(self.group_sketches, other.group_sketches)
+        out.calibration = _merge_group_sketches(self.calibration, other.calibration)
+        out.per_class = _merge_group_sketches(self.per_class, other.per_class)
         if self.ci is not None or other.ci is not None:
             from .intervals import merge_intervals
 
@@ -337,6 +351,12 @@ def _merge_groups(a: GroupTallies | None, b: GroupTallies | None) -> GroupTallie
     return a.merge(b)
 
 
+def _merge_group_sketches(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return a if b is None else b
+    return a.merge(b)
+
+
 #: LossState's integer counts, as named in its plain form
 _COUNTS = ("n", "ignored", "skipped", "clamped", "rows", "nulls")
 _SUMS = ("output_sums", "weight_sum", "hits")
@@ -354,6 +374,7 @@ def loss_state_to_plain(state: LossState) -> tuple[Meta, Arrays]:
     parts += [("worst", state.worst), ("sequences", state.sequences)]
     if state.groups is not None:  # the key exists only with --group-by: older files stay as they were
         parts.append(("groups", state.groups))
+    parts += [(key, part) for key, part in _sketch_parts(state) if part is not None]
     if state.ci is not None:  # likewise only with --ci
         parts.append(("ci", state.ci))
     meta["companions"] = {}
@@ -381,7 +402,7 @@ _LOSS_KEYS |= {"companions", "worst", "sequences", *_SUMS}
 
 def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> LossState:
     """Check and rebuild a ``LossState``; every array is accounted for, none allocated anew."""
-    optional = {k for k in ("groups", "ci") if isinstance(meta, dict) and k in meta}
+    optional = {"groups", "ci", *SKETCH_KEYS} & (set(meta) if isinstance(meta, dict) else set())
     fields(meta, where, _LOSS_KEYS | optional)
     outputs = want_int(meta["outputs"], f"{where}.outputs", 1)
     capacity = want_int(meta["worst_capacity"], f"{where}.worst_capacity")
@@ -393,6 +414,7 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
         known.add("sequences")
     if meta.get("groups") is not None:
         known.add("groups")
+    known |= {k for k in SKETCH_KEYS if meta.get(k) is not None}
     if meta.get("ci") is not None:
         known.add("ci")
     for name in arrays:
@@ -434,11 +456,44 @@ def loss_state_from_plain(meta: Any, arrays: Arrays, where: str = "tallies") -> 
 
         group_arrays = under("groups", arrays)
         out.groups = GroupTallies.from_plain(meta["groups"], group_arrays, f"{where}.groups")
+    _sketches_from_plain(out, meta, arrays, where)
     if meta.get("ci") is not None:
         from .intervals import IntervalTallies
 
         out.ci = IntervalTallies.from_plain(meta["ci"], under("ci", arrays), f"{where}.ci")
     return out
+
+
+#: the optional keys of the quantile sketches (format version 3)
+SKETCH_KEYS = ("sketch", "group_sketches", "calibration", "per_class")
+
+
+def _sketch_parts(state: LossState) -> list[tuple[str, Any]]:
+    return [
+        ("sketch", state.sketch),
+        ("group_sketches", state.group_sketches),
+        ("calibration", state.calibration),
+        ("per_class", state.per_class),
+    ]
+
+
+def _sketches_from_plain(out: LossState, meta: Meta, arrays: Arrays, where: str) -> None:
+    """The sketches, when the file has them; a file from before them reads with none."""
+    out.sketch = None
+    if meta.get("sketch") is not None:
+        out.sketch = LossSketch.from_plain(meta["sketch"], under("sketch", arrays), f"{where}.sketch")
+    if meta.get("calibration") is not None:
+        raw, sub = meta["calibration"], under("calibration", arrays)
+        out.calibration = CalibrationTally.from_plain(raw, sub, f"{where}.calibration")
+    if meta.get("per_class") is not None:
+        raw, sub = meta["per_class"], under("per_class", arrays)
+        out.per_class = ClassTally.from_plain(raw, sub, f"{where}.per_class")
+    if meta.get("group_sketches") is not None:
+        from .group_sketch import GroupSketches
+
+        raw = meta["group_sketches"]
+        sub = under("group_sketches", arrays)
+        out.group_sketches = GroupSketches.from_plain(raw, sub, f"{where}.group_sketches")
 
 
 def _want_size(vec: CompensatedVector, size: int, where: str) -> None:

@@ -1,0 +1,152 @@
+"""The report's charts as inline SVG, drawn by matplotlib's SVG backend (no pyplot, no display).
+
+Each chart is a function of the report (and its state): the loss histogram from the quantile
+sketch, the reliability diagram from the calibration bins, per-sequence perplexity from the
+per-sequence statistics. Text stays text (``svg.fonttype: none``) and ids are salted with a
+constant, so one report always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+_STYLE: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "losscli", "font.size": 9}
+
+
+def _svg(fig: Any) -> str:
+    """The figure as an <svg> element (no XML declaration or DOCTYPE, which inline HTML refuses)."""
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    buf = io.StringIO()
+    FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
+    return re.sub(r' xmlns:(dc|cc|rdf)="[^"]*"', "", text)
+
+
+def _figure(width: float = 6.4, height: float = 3.2) -> Any:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    params: Any = matplotlib.rcParams
+    params.update(_STYLE)
+    fig = Figure(figsize=(width, height))  # fixed margins: constrained layout doubles the drawing time
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.16, top=0.9)
+    return fig
+
+
+def histogram_svg(report: Any) -> str | None:
+    """Per-example losses in bins (log-spaced when they span two decades), from the sketch."""
+    from ..render.histogram import display_bins
+
+    state = report.state
+    sketch = None if state is None else state.tallies.sketch
+    if sketch is None or sketch.n == 0 or not math.isfinite(sketch.max):
+        return None
+    edges, mass, log = display_bins(sketch, 40)
+    fig = _figure()
+    ax = fig.add_subplot()
+    lows = np.array([lo for lo, _ in edges])
+    widths = np.array([hi - lo for lo, hi in edges])
+    if log:
+        positive = lows > 0
+        ax.bar(lows[positive], mass[positive], width=widths[positive], align="edge", color="#4c78a8")
+        ax.set_xscale("log")
+        ax.minorticks_off()  # a log axis's minor ticks are most of the drawing time
+        zero = float(mass[~positive].sum())
+        if zero:
+            ax.set_title(f"{int(zero):,} exact zeros not drawn on the log axis", fontsize=8)
+    else:
+        ax.bar(lows, mass, width=widths, align="edge", color="#4c78a8")
+    what = "per-token loss (nats)" if report.metric == "perplexity" else "per-example loss"
+    ax.set_xlabel(what)
+    ax.set_ylabel("weight" if sketch.weights is not None else "examples")
+    q = report.quantiles or {}
+    for key, style in (("p50", "--"), ("p99", ":")):
+        v = q.get(key)
+        if isinstance(v, float) and v > 0 and math.isfinite(v):
+            ax.axvline(v, color="#e45756", linestyle=style, linewidth=1, label=f"{key} {v:.4g}")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False)
+    return _svg(fig)
+
+
+def reliability_svg(report: Any) -> str | None:
+    """Observed frequency against mean confidence per bin, with the diagonal and the ECE."""
+    cal = report.calibration
+    if cal is None:
+        return None
+    rows = [r for r in cal["reliability"] if r["count"]]
+    fig = _figure(4.2, 4.0)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", linewidth=1, linestyle="--", label="perfect calibration")
+    centers = [(r["lower"] + r["upper"]) / 2 for r in rows]
+    width = 1.0 / cal["bins"]
+    ax.bar(centers, [r["observed"] for r in rows], width=width * 0.9, color="#4c78a8", label="observed")
+    ax.plot([r["confidence"] for r in rows], [r["observed"] for r in rows], "o", color="#e45756",
+            markersize=3, label="mean confidence")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("observed frequency")
+    ax.set_title(f"ECE {cal['ece']:.4g}   MCE {cal['mce']:.4g}")
+    ax.legend(frameon=False, loc="upper left")
+    return _svg(fig)
+
+
+def sequences_svg(report: Any) -> str | None:
+    """Perplexity per sequence (the sequences the report lists), for perplexity."""
+    rows = report.sequences
+    if report.metric != "perplexity" or not rows:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.bar([str(r["sequence"]) for r in rows], [r["perplexity"] for r in rows], color="#4c78a8")
+    ax.set_xlabel("sequence")
+    ax.set_ylabel("perplexity")
+    if len(rows) > 20:
+        ax.set_xticks([])
+    return _svg(fig)
+
+
+def deltas_svg(report: Any, most: int = 40) -> str | None:
+    """A comparison's deltas (model - baseline) with their intervals, against zero (and the
+    --margin): overall, then per group (the first ``most`` rows)."""
+    rows = [(c.model, c) for c in report.comparisons]
+    for g in report.groups or []:
+        label = ", ".join(f"{k}={v}" for k, v in g.key.items())
+        rows += [(f"{c.model} ({label})", c) for c in g.comparisons]
+    rows = [(name, c) for name, c in rows[:most] if math.isfinite(c.delta)]
+    if not rows:
+        return None
+    fig = _figure(6.4, 1.2 + 0.32 * len(rows))
+    fig.subplots_adjust(left=0.3, bottom=min(0.4, 0.5 / (1 + 0.27 * len(rows))))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))[::-1]
+    delta = np.array([c.delta for _, c in rows])
+    low = np.array([c.low if math.isfinite(c.low) else c.delta for _, c in rows])
+    high = np.array([c.high if math.isfinite(c.high) else c.delta for _, c in rows])
+    colors = ["#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
+              for _, c in rows]
+    ax.hlines(y, low, high, colors=colors, linewidth=2)
+    ax.scatter(delta, y, c=colors, s=14, zorder=3)
+    ax.axvline(0.0, color="#999999", linewidth=1, linestyle="--")
+    if report.margin is not None:
+        label = f"margin {report.margin:g}"
+        ax.axvline(report.margin, color="#a15c00", linewidth=1, linestyle=":", label=label)
+        ax.legend(frameon=False, loc="lower right")
+    ax.set_yticks(y, [name for name, _ in rows])
+    unit = "cross-entropy, nats per token" if report.metric == "perplexity" else report.headline
+    ax.set_xlabel(f"delta ({unit}, model - {report.models[0].name}; lower is better)")
+    ax.set_title(f"{report.level:.0%} intervals of the deltas")
+    return _svg(fig)
+
+
+def strip_scripts(svg: str) -> str:
+    """A guard: no <script> ever reaches the page (matplotlib writes none)."""
+    return re.sub(r"<script.*?</script>", "", svg, flags=re.S)

@@ -1,0 +1,74 @@
+"""Tables of issue 14's figures under the summary: the reliability table (--calibration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .table import Col, FitTable, fmt_number
+
+
+def reliability_table(calibration: dict[str, Any] | None) -> FitTable | None:
+    """One row per non-empty confidence bin: its range, count, mean confidence, observed
+    frequency and the gap (observed - confidence: negative is overconfident)."""
+    if calibration is None:
+        return None
+    rows = [r for r in calibration["reliability"] if r["count"]]
+    if not rows:
+        return None
+    return FitTable(
+        f"Reliability ({calibration['bins']} bins; ECE {fmt_number(calibration['ece'])})",
+        [
+            Col("confidence bin", [f"{r['lower']:.3g} - {r['upper']:.3g}" for r in rows], number=True),
+            Col("count", [fmt_number(r["count"], counts=True) for r in rows], number=True, justify="right"),
+            Col("confidence", [fmt_number(r["confidence"]) for r in rows], number=True, justify="right"),
+            Col("observed", [fmt_number(r["observed"]) for r in rows], number=True, justify="right"),
+            Col("gap", [fmt_number(r["gap"]) for r in rows], number=True, drop=1, justify="right"),
+        ],
+    )
+
+
+def classes_table(rows: list[dict[str, Any]] | None) -> FitTable | None:
+    """ce --per-class: support, mean loss, accuracy and mean predicted probability per class."""
+    if not rows:
+        return None
+    return FitTable(
+        f"Per class ({len(rows):,})",
+        [
+            Col("class", [str(r["class"]) for r in rows]),
+            Col(
+                "support", [fmt_number(r["support"], counts=True) for r in rows], number=True, justify="right"
+            ),
+            Col("loss", [fmt_number(r["loss"]) for r in rows], number=True, justify="right"),
+            Col("accuracy", [fmt_number(r["accuracy"]) for r in rows], number=True, justify="right"),
+            Col(
+                "mean p",
+                [fmt_number(r["mean_probability"]) for r in rows],
+                number=True,
+                drop=1,
+                justify="right",
+            ),
+        ],
+    )
+
+
+def confusions_table(pairs: list[dict[str, Any]] | None) -> FitTable | None:
+    if not pairs:
+        return None
+    return FitTable(
+        f"The {len(pairs)} most confused pairs",
+        [
+            Col("target", [str(p["target"]) for p in pairs]),
+            Col("predicted", [str(p["predicted"]) for p in pairs]),
+            Col("count", [fmt_number(p["count"], counts=True) for p in pairs], number=True, justify="right"),
+            Col("share of target", [fmt_number(p["share"]) for p in pairs], number=True, justify="right"),
+        ],
+    )
+
+
+def extra_tables(report: Any) -> list[FitTable]:
+    tables = (
+        reliability_table(report.calibration),
+        classes_table(report.per_class),
+        confusions_table(report.confusions),
+    )
+    return [t for t in tables if t is not None]
