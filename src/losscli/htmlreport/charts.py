@@ -131,8 +131,10 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
     delta = np.array([c.delta for _, c in rows])
     low = np.array([c.low if math.isfinite(c.low) else c.delta for _, c in rows])
     high = np.array([c.high if math.isfinite(c.high) else c.delta for _, c in rows])
-    colors = ["#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
-              for _, c in rows]
+    colors = [
+        "#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
+        for _, c in rows
+    ]
     ax.hlines(y, low, high, colors=colors, linewidth=2)
     ax.scatter(delta, y, c=colors, s=14, zorder=3)
     ax.axvline(0.0, color="#999999", linewidth=1, linestyle="--")
