@@ -3,8 +3,9 @@
 Drawn from the state's quantile sketch, never from the data: each sketch bucket (0.4% wide)
 falls into one display bin by its reported value. Exact zeros have a bin of their own. The
 bins start at the smallest positive loss not more than a decade below the 1st percentile of the
-positive losses (a tail below that gets one bin, labelled "(tail)") and end at the largest; they are log-spaced when that range spans two decades or more
-(cross-entropy's 1e-6 beside 10 is the usual case), else equal-width. Losses all equal (to the
+positive losses (a tail below that gets one bin, labelled "(tail)") and end at the largest;
+they are log-spaced when that range spans two decades or more (cross-entropy's 1e-6 beside 10
+is the usual case), else equal-width. Losses all equal (to the
 sketch's 0.4%) give one bin around the value.
 """
 
