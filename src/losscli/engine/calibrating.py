@@ -34,11 +34,30 @@ def bin_of(
     codes = scratch.get("cal_codes32" if dtype == np.int32 else "cal_codes", confidence.shape, dtype)
     np.copyto(codes, product, casting="unsafe")  # truncation: floor, for x >= 0
     if not floor_is_exact(bins, float32):
-        np.clip(codes, 0, bins, out=codes)
-        edges = lookup_edges(bins, float32)
-        codes -= confidence < edges[codes]
-        codes += confidence >= edges[codes + 1]
+        _fix_near_edges(confidence, product, codes, bins, float32, scratch)
     return codes
+
+
+def _fix_near_edges(
+    confidence: F64, product: F64, codes: NDArray[Any], bins: int, float32: bool, scratch: Scratch
+) -> None:
+    """Where ``floor(conf * bins)`` may differ from the edges' verdict: only where the product is
+    within ``slack`` of an integer (an edge is within two ulps of k/bins in its dtype, so the
+    product of a value between the edge and k/bins is within a few ulps of k). Four cheap passes
+    find those rows (none, for most data); only they are compared with the edges."""
+    slack = bins * (2.0**-20 if float32 else 2.0**-48)
+    near = scratch.get("cal_near", product.shape, np.float64)
+    np.rint(product, out=near)
+    np.subtract(product, near, out=near)
+    np.abs(near, out=near)
+    rows = np.flatnonzero(np.less(near, slack, out=scratch.get("cal_mask", product.shape, np.bool_)))
+    if not len(rows):
+        return
+    edges = lookup_edges(bins, float32)
+    x, c = confidence[rows], np.clip(codes[rows], 0, bins).astype(np.intp)
+    c -= x < edges[c]
+    c += x >= edges[c + 1]
+    codes[rows] = c
 
 
 def row_parts(probs: F64, targets: NDArray[Any]) -> tuple[F64, NDArray[Any], F64]:
