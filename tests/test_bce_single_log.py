@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import losscli
+from test_calibration import tm_bins
 
 
 def bce_reference(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, int]:
@@ -88,12 +89,15 @@ def test_float64_predictions_keep_both_logs(tmp_path: Path) -> None:
 def tm_rows(
     conf: np.ndarray, obs: np.ndarray, bins: int, w: np.ndarray
 ) -> list[tuple[int, float, float, float]]:
-    """torchmetrics' bins (bucketize right=True, 1.0 in the last) with count, weight, mean
-    confidence and mean outcome, in float64."""
-    b = np.clip(np.searchsorted(np.linspace(0, 1, bins + 1), conf, side="right") - 1, 0, bins - 1)
+    """torchmetrics' bins (float32 probabilities: torch's float32 linspace edges, bucketize
+    right=True, 1.0 in a slot of its own) with count, weight, mean confidence and mean outcome,
+    in float64."""
+    b = tm_bins(conf, bins, float32=True)
     rows = []
-    for k in range(bins):
+    for k in range(bins + 1):
         m = b == k
+        if k == bins and not m.any():
+            break
         s = w[m].sum()
         rows.append((int(m.sum()), s, (w[m] * conf[m]).sum() / s, (w[m] * obs[m]).sum() / s))
     return rows

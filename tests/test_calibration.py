@@ -5,6 +5,7 @@ benchmarks/calibration_check.py (torch, torchmetrics, scikit-learn in a separate
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +16,41 @@ import losscli
 from conftest import run_cli
 
 
-def tm_bins(conf: np.ndarray, n_bins: int) -> np.ndarray:
-    """torchmetrics' _binning_bucketize: bucketize(conf, linspace(0, 1, n+1), right=True) - 1, clamped."""
-    edges = np.linspace(0, 1, n_bins + 1)
-    return np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+def torch_linspace(n_bins: int, float32: bool = False) -> np.ndarray:
+    """torch.linspace(0, 1, n + 1) as torch's CPU kernel computes it: step = 1/n in the dtype,
+    step*k below the middle and 1 - step*(n - k) from it on, each rounded once (fused)."""
+    out = []
+    if float32:  # a float32 step times k is exact in float64: one rounding, by np.float32
+        s32 = np.float64(np.float32(1.0) / np.float32(n_bins))
+        for k in range(n_bins + 1):
+            out.append(np.float32(s32 * k if k < (n_bins + 1) // 2 else 1.0 - s32 * (n_bins - k)))
+        return np.array(out, dtype=np.float64)
+    step = Fraction(1.0 / n_bins)
+    for k in range(n_bins + 1):
+        out.append(float(step * k if k < (n_bins + 1) // 2 else 1 - step * (n_bins - k)))
+    return np.array(out)
 
 
-def reference(conf: np.ndarray, acc: np.ndarray, n_bins: int, w: np.ndarray | None = None) -> dict:
-    """torchmetrics' _ce_compute (norm l1 and max), weighted by sample weights when given."""
+def tm_bins(conf: np.ndarray, n_bins: int, float32: bool = False) -> np.ndarray:
+    """torchmetrics' _binning_bucketize: bucketize(conf, linspace(0, 1, n+1), right=True) - 1 in
+    n + 1 slots (1.0 in slot n, a bin of its own); ``float32``: float32 edges and confidences."""
+    c = conf.astype(np.float32).astype(np.float64) if float32 else conf
+    return np.searchsorted(torch_linspace(n_bins, float32), c, side="right") - 1
+
+
+def reference(
+    conf: np.ndarray, acc: np.ndarray, n_bins: int, w: np.ndarray | None = None, float32: bool = False
+) -> dict:
+    """torchmetrics' _ce_compute (norm l1 and max) over its n + 1 slots, weighted by sample
+    weights when given; the slot of 1.0 is a row only when it holds any."""
     w = np.ones(len(conf)) if w is None else w
-    b = tm_bins(conf, n_bins)
+    b = tm_bins(conf, n_bins, float32)
     ece, mce, rows = 0.0, 0.0, []
-    for k in range(n_bins):
+    for k in range(n_bins + 1):
         m = b == k
         if not m.any() or w[m].sum() == 0:
-            rows.append((int(m.sum()), np.nan, np.nan))
+            if k < n_bins:
+                rows.append((int(m.sum()), np.nan, np.nan))
             continue
         c = np.average(conf[m], weights=w[m])
         a = np.average(acc[m], weights=w[m])
@@ -45,7 +66,7 @@ def check(report: losscli.Report, ref: dict, brier: float) -> None:
     assert report.figure("ece") == pytest.approx(ref["ece"], rel=1e-12, abs=1e-15)
     assert report.figure("mce") == pytest.approx(ref["mce"], rel=1e-12, abs=1e-15)
     assert report.figure("brier") == pytest.approx(brier, rel=1e-12)
-    for row, (n, c, a) in zip(cal["reliability"], ref["rows"], strict=True):
+    for row, (n, c, a) in zip(cal["reliability"], ref["rows"], strict=True):  # 1.0's row too
         assert row["count"] == n
         if n:
             assert row["confidence"] == pytest.approx(c, rel=1e-12)
@@ -156,3 +177,53 @@ def test_usage_errors(tmp_path: Path) -> None:
     np.save(tmp_path / "s.npy", soft)
     out = run_cli("ce", tmp_path / "s.npy", tmp_path / "s.npy", "--calibration")
     assert out.code == 2 and "class ids" in out.stderr
+
+
+def _edges_data(n_bins: int, float32: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities on every edge (torch's and k/n), just beside them, and many exactly 1.0."""
+    edges = torch_linspace(n_bins, float32)
+    near = [edges, np.arange(n_bins + 1) / n_bins, np.nextafter(edges, 0), np.nextafter(edges, 1)]
+    p = np.clip(np.concatenate([*near, np.full(40, 1.0), np.arange(21) / 20]), 0, 1)
+    y = (np.arange(len(p)) % 3 == 0).astype(np.int64)
+    return (p.astype(np.float32) if float32 else p), y
+
+
+@pytest.mark.parametrize("n_bins", [15, 10, 7])
+@pytest.mark.parametrize("float32", [False, True])
+def test_bce_edges_and_ones_as_torchmetrics(tmp_path: Path, n_bins: int, float32: bool) -> None:
+    """Values on torch's linspace edges (not k/n: edge 11 of 16 is 0.7333333333333334), float32
+    probabilities binned by float32 edges, and 1.0 in a slot of its own, as BinaryCalibrationError."""
+    p, y = _edges_data(n_bins, float32)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    r = losscli.evaluate(
+        "bce", str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), calibration=True, bins=n_bins
+    )
+    p64 = p.astype(np.float64)
+    check(r, reference(p64, y.astype(float), n_bins, float32=float32), float(np.mean((y - p64) ** 2)))
+    assert r.calibration is not None and r.calibration["reliability"][-1]["lower"] == 1.0
+    table = run_cli("bce", tmp_path / "p.npy", tmp_path / "y.npy", "--calibration", "--bins", n_bins,
+                    "--format", "table").stdout  # fmt: skip
+    assert "1 exactly" in table
+
+
+def test_random_forest_outputs_as_torchmetrics(tmp_path: Path) -> None:
+    """RF-style outputs: k/20 probabilities, many exactly 1.0; ce bins the float32 top-1
+    confidence by float32 edges (a float32 0.2 < edge 0.20000002: the lower bin)."""
+    rng = np.random.default_rng(11)
+    n, c = 3000, 3
+    votes = rng.multinomial(20, rng.dirichlet([0.3] * c, n)[rng.integers(0, n, n)])
+    prob = votes / 20.0
+    y = np.where(rng.random(n) < 0.8, prob.argmax(axis=1), rng.integers(0, c, n))
+    assert (prob.max(axis=1) == 1.0).sum() > 100
+    np.save(tmp_path / "P.npy", prob)
+    np.save(tmp_path / "Y.npy", y)
+    r = losscli.evaluate("ce", str(tmp_path / "P.npy"), str(tmp_path / "Y.npy"), calibration=True)
+    conf, acc = prob.max(axis=1), (prob.argmax(axis=1) == y).astype(float)
+    brier = float(np.mean(((prob - np.eye(c)[y]) ** 2).sum(axis=1)))
+    check(r, reference(conf, acc, 15, float32=True), brier)
+    pb, yb = prob[:, 1], (y == 1).astype(np.int64)
+    np.save(tmp_path / "p.npy", pb)
+    np.save(tmp_path / "y.npy", yb)
+    rb = losscli.evaluate("bce", str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), calibration=True)
+    check(rb, reference(pb, yb.astype(float), 15), float(np.mean((yb - pb) ** 2)))

@@ -198,10 +198,43 @@ def test_histogram_bins_hold_every_example() -> None:
     x = np.concatenate([np.zeros(5), np.geomspace(1e-6, 10, 200)])
     s = LossSketch()
     s.add(x, None)
-    edges, mass, log = display_bins(s)
+    edges, mass, log, _ = display_bins(s)
     assert log and edges[0] == (0.0, 0.0) and mass[0] == 5 and mass.sum() == len(x)
     lin = LossSketch()
     lin.add(np.linspace(1.0, 2.0, 50), None)
-    _, mass2, log2 = display_bins(lin)
+    _, mass2, log2, _ = display_bins(lin)
     assert not log2 and mass2.sum() == 50
     assert math.isclose(json.loads(json.dumps(float(mass.sum()))), 205)
+
+
+def _bins_of(x: np.ndarray) -> tuple[list[tuple[float, float]], np.ndarray, bool, int]:
+    from losscli.render.histogram import display_bins
+
+    s = LossSketch()
+    s.add(x, None)
+    return display_bins(s)
+
+
+@pytest.mark.parametrize("value", [1.2039728043259361, 0.6931471805599453, 3e-5, 250.0])
+@pytest.mark.parametrize("n", [1, 7])
+def test_histogram_of_equal_losses_holds_the_value(value: float, n: int) -> None:
+    """All losses equal (or one example): the one bin contains the value, label included."""
+    edges, mass, _, _ = _bins_of(np.full(n, value))
+    inside = [(lo, hi) for (lo, hi), m in zip(edges, mass, strict=True) if m]
+    assert len(inside) == 1 and inside[0][0] <= value <= inside[0][1]
+    lo, hi = inside[0]
+    assert float(f"{lo:.4g}") <= value <= float(f"{hi:.4g}")  # as the terminal labels it
+
+
+def test_histogram_zeros_and_a_tiny_outlier() -> None:
+    """Linear bins give exact zeros a bin of their own; one 1e-200 beside losses in 1-2 goes to a
+    tail bin, the rest spread over the bins (numpy's histogram of the same range as reference)."""
+    x = np.concatenate([np.zeros(4), np.linspace(1.0, 2.0, 400)])
+    edges, mass, log, aside = _bins_of(x)
+    assert not log and aside == 1 and edges[0] == (0.0, 0.0) and mass[0] == 4
+    y = np.concatenate([[1e-200], np.linspace(1.0, 2.0, 400)])
+    edges, mass, log, aside = _bins_of(y)
+    assert aside == 1 and mass[0] == 1 and edges[0][0] <= 1e-200 * 1.004 and mass.sum() == 401
+    ref, _ = np.histogram(y[1:], bins=len(edges) - 1, range=(y[1:].min(), y[1:].max()))
+    assert max(mass[1:]) <= ref.max() + 8  # spread like numpy's bins, not one bar
+    assert not log

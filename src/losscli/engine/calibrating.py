@@ -6,8 +6,6 @@ by blocks) and added with two-sum by the state."""
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any
 
 import numpy as np
@@ -16,41 +14,50 @@ from numpy.typing import NDArray
 from ..metrics.base import Scratch
 from ..state.calibration import CalibrationTally
 from ..state.classes import ClassTally
+from .calibration_edges import floor_is_exact, lookup_edges
 from .grouping import BLOCK, group_sum
 
 F64 = NDArray[np.float64]
 
 
-@functools.lru_cache(maxsize=64)
-def _floor_is_exact(bins: int) -> bool:
-    """Whether ``floor(x * bins)`` puts every x in [0, 1] in torchmetrics' bin: true when each
-    ``linspace`` edge times ``bins`` floors to its own index and the float just below the next
-    edge stays under it (rounded multiplication is monotone, so the whole bin follows)."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    for k in range(bins):
-        below_next = np.nextafter(edges[k + 1], 0.0)
-        if math.floor(edges[k] * bins) != k or math.floor(below_next * bins) != k:
-            return False
-    return True
-
-
-def bin_of(confidence: F64, bins: int, scratch: Scratch | None = None, dtype: Any = np.intp) -> NDArray[Any]:
-    """torchmetrics' binning: ``bucketize(conf, linspace(0, 1, bins + 1), right=True) - 1``,
-    1.0 in the last bin: ``floor(conf * bins)`` where that is provably the same
-    (``_floor_is_exact``; 1.0 then lands at ``bins``, which the caller folds into the last bin),
-    else moved by one where the product rounded across an edge. ``dtype``: of the bin numbers
-    (int32 converts from float64 in a third of int64's time)."""
+def bin_of(
+    confidence: F64, bins: int, scratch: Scratch | None = None, dtype: Any = np.intp, float32: bool = False
+) -> NDArray[Any]:
+    """torchmetrics' slot (calibration_edges): ``bucketize(conf, torch edges, right=True) - 1``,
+    1.0 in a slot of its own (``bins``). ``floor(conf * bins)`` where that is provably the same,
+    else moved by one where it differs from the edges' verdict. ``float32``: float32 edges (the
+    confidences are float32 values). ``dtype``: of the slot numbers (int32 converts from
+    float64 in a third of int64's time)."""
     if scratch is None:
         scratch = Scratch()
     product = np.multiply(confidence, bins, out=scratch.get("cal_product", confidence.shape, np.float64))
     codes = scratch.get("cal_codes32" if dtype == np.int32 else "cal_codes", confidence.shape, dtype)
     np.copyto(codes, product, casting="unsafe")  # truncation: floor, for x >= 0
-    if not _floor_is_exact(bins):
-        np.clip(codes, 0, bins - 1, out=codes)
-        edges = np.linspace(0.0, 1.0, bins + 1)
-        codes -= confidence < edges[codes]
-        codes += (confidence >= edges[codes + 1]) & (codes < bins - 1)
+    if not floor_is_exact(bins, float32):
+        _fix_near_edges(confidence, product, codes, bins, float32, scratch)
     return codes
+
+
+def _fix_near_edges(
+    confidence: F64, product: F64, codes: NDArray[Any], bins: int, float32: bool, scratch: Scratch
+) -> None:
+    """Where ``floor(conf * bins)`` may differ from the edges' verdict: only where the product is
+    within ``slack`` of an integer (an edge is within two ulps of k/bins in its dtype, so the
+    product of a value between the edge and k/bins is within a few ulps of k). Four cheap passes
+    find those rows (none, for most data); only they are compared with the edges."""
+    slack = bins * (2.0**-20 if float32 else 2.0**-48)
+    near = scratch.get("cal_near", product.shape, np.float64)
+    np.rint(product, out=near)
+    np.subtract(product, near, out=near)
+    np.abs(near, out=near)
+    rows = np.flatnonzero(np.less(near, slack, out=scratch.get("cal_mask", product.shape, np.bool_)))
+    if not len(rows):
+        return
+    edges = lookup_edges(bins, float32)
+    x, c = confidence[rows], np.clip(codes[rows], 0, bins).astype(np.intp)
+    c -= x < edges[c]
+    c += x >= edges[c + 1]
+    codes[rows] = c
 
 
 def row_parts(probs: F64, targets: NDArray[Any]) -> tuple[F64, NDArray[Any], F64]:
@@ -73,30 +80,27 @@ def add_calibration(
     multiclass: bool,
     scratch: Scratch | None = None,
     known: tuple[NDArray[np.bool_] | None, F64 | None] = (None, None),
+    float32: bool = False,
 ) -> None:
     """One chunk's counted rows into the reliability bins. ``known``: what bce computed
-    already (label == 1 when every label is 0 or 1; p - y), each None when it did not."""
+    already (label == 1 when every label is 0 or 1; p - y), each None when it did not.
+    ``float32``: bce's probabilities were float32 in the file (BinaryCalibrationError's edges
+    are then float32 too)."""
     scratch = scratch if scratch is not None else Scratch()
     if not multiclass:
-        add_binary(tally, probs, targets, w, scratch, known)
+        add_binary(tally, probs, targets, w, scratch, known, float32)
         return
     conf, obs, brier = row_parts(probs, targets)
-    codes = bin_of(conf, tally.bins, scratch)
+    # MulticlassCalibrationError bins the top-1 confidence cast to float32 (the sums stay float64)
+    codes = bin_of(conf.astype(np.float32).astype(np.float64), tally.bins, scratch, float32=True)
     weights = None if w is None else np.asarray(w, dtype=np.float64)
-    width = tally.bins + 1  # bin_of leaves a confidence of exactly 1.0 one past the last bin
+    width = tally.bins + 1  # a confidence of exactly 1.0 has a slot of its own (torchmetrics')
     counts = np.bincount(codes, minlength=width).astype(np.int64)
     sums = np.empty((width, 3))
     sums[:, 0] = counts if weights is None else group_sum(codes, weights, width)
     sums[:, 1] = group_sum(codes, conf if weights is None else weights * conf, width)
     sums[:, 2] = group_sum(codes, obs if weights is None else weights * obs, width)
-    tally.add(*_fold_edge(counts, sums), float(np.sum(brier) if weights is None else np.dot(weights, brier)))
-
-
-def _fold_edge(counts: NDArray[np.int64], sums: F64) -> tuple[NDArray[np.int64], F64]:
-    """A confidence of exactly 1.0 (one past the last bin) into the last bin, as torchmetrics."""
-    counts[-2] += counts[-1]
-    sums[-2] += sums[-1]
-    return counts[:-1], sums[:-1]
+    tally.add(counts, sums, float(np.sum(brier) if weights is None else np.dot(weights, brier)))
 
 
 _LANES: dict[tuple[int, int, Any], NDArray[Any]] = {}
@@ -114,16 +118,16 @@ def _lane_offsets(n: int, lanes: int, stride: int, dtype: Any) -> NDArray[Any]:
 
 
 def bin_indices(
-    probs: F64, bins: int, positives: NDArray[np.bool_] | None, scratch: Scratch
+    probs: F64, bins: int, positives: NDArray[np.bool_] | None, scratch: Scratch, float32: bool = False
 ) -> tuple[NDArray[np.intp], int, int]:
     """(index, lanes, stride) for ``bincount``: lane * stride + bin, or + 2 * bin + label
     (label = 1 for the positives) when every label is 0 or 1. Built in int32 (each pass
     moves half the bytes of intp) and widened once; int64 when the index could not fit."""
-    n, width = len(probs), bins + 1  # bin_of leaves a confidence of 1.0 one past the last bin
+    n, width = len(probs), bins + 1  # a confidence of exactly 1.0 has a slot of its own
     lanes = max(1, -(-n // BLOCK))
     stride = width if positives is None else 2 * width
     dtype = np.int32 if lanes * stride < 2**31 else np.intp
-    codes = bin_of(probs, bins, scratch, dtype)
+    codes = bin_of(probs, bins, scratch, dtype, float32)
     if positives is not None:
         np.left_shift(codes, 1, out=codes)
         np.add(codes, positives.view(np.int8), out=codes)
@@ -142,6 +146,7 @@ def add_binary(
     w: NDArray[Any] | None,
     scratch: Scratch,
     known: tuple[NDArray[np.bool_] | None, F64 | None] = (None, None),
+    float32: bool = False,
 ) -> None:
     """bce: counts and sums per bin from one index and two or three ``bincount`` calls. With
     labels all 0 or 1 (``known[0]``: label == 1) the label is part of the index: one count
@@ -157,7 +162,7 @@ def add_binary(
     n, width = len(probs), tally.bins + 1
     if diff is None:
         diff = np.subtract(probs, targets, out=scratch.get("cal_d", (n,), np.float64), dtype=np.float64)
-    index, lanes, stride = bin_indices(probs, tally.bins, positives, scratch)
+    index, lanes, stride = bin_indices(probs, tally.bins, positives, scratch, float32)
     weights = None if w is None else np.asarray(w, dtype=np.float64)
     values: list[F64] = [probs]  # summed per (bin[, label]) after the row counts
     if weights is not None:
@@ -185,7 +190,7 @@ def add_binary(
         sums[:, 2] = pairs[weight_row, :, 1]  # the outcome is exactly 1 for the positives, else 0
     else:
         counts, sums[:, 0], sums[:, 1], sums[:, 2] = per[0], per[weight_row], per[1], per[-1]
-    tally.add(*_fold_edge(counts.astype(np.int64), sums), _brier_sum(diff, weights, scratch))
+    tally.add(counts.astype(np.int64), sums, _brier_sum(diff, weights, scratch))
 
 
 def _brier_sum(diff: F64, weights: F64 | None, scratch: Scratch) -> float:

@@ -85,7 +85,9 @@ class ClusterCodes:
 
 
 def new_interval_tallies(
-    options: Mapping[str, Any], companions: Sequence[str], group_columns: Sequence[str] | None,
+    options: Mapping[str, Any],
+    companions: Sequence[str],
+    group_columns: Sequence[str] | None,
     cluster_column: str | None,
 ) -> IntervalTallies:
     """Empty tallies for the headline loss and each companion mean (MAE beside MSE, ...)."""
@@ -110,8 +112,9 @@ def interval_columns(companions: Sequence[str], metric_options: Mapping[str, Any
     return (*companions, BRIER) if metric_options.get("calibration") else tuple(companions)
 
 
-def with_brier(ci: IntervalTallies, companions: dict[str, F64], mc: Any,
-               local: NDArray[np.intp] | None) -> dict[str, F64]:
+def with_brier(
+    ci: IntervalTallies, companions: dict[str, F64], mc: Any, local: NDArray[np.intp] | None
+) -> dict[str, F64]:
     """``companions`` and, when ``ci`` keeps the Brier column, each counted row's Brier score,
     computed as the calibration tally sums it (so the interval is around the same figure)."""
     if BRIER not in ci.names:
@@ -132,8 +135,13 @@ def with_brier(ci: IntervalTallies, companions: dict[str, F64], mc: Any,
 
 
 def add_groups(
-    tallies: GroupIntervals, keys: Sequence[Key], codes: Codes, columns: Sequence[F64],
-    w: F64 | None, ids: U64 | None, seed: int,
+    tallies: GroupIntervals,
+    keys: Sequence[Key],
+    codes: Codes,
+    columns: Sequence[F64],
+    w: F64 | None,
+    ids: U64 | None,
+    seed: int,
 ) -> None:
     """One chunk's counted examples (``codes`` their groups) into per-group moments and sums."""
     tallies.grow(keys)
@@ -167,7 +175,11 @@ def add_groups(
 
 
 def add_clusters(
-    tallies: GroupTallies, codes: Codes, keys: Sequence[Key], losses: F64, w: F64 | None,
+    tallies: GroupTallies,
+    codes: Codes,
+    keys: Sequence[Key],
+    losses: F64,
+    w: F64 | None,
     companions: dict[str, F64],
 ) -> None:
     """Per (group, cluster): sums of w*loss, w and w*companion (a one-output GroupTallies)."""
@@ -178,8 +190,9 @@ class IntervalFeed:
     """What an evaluator needs to feed its interval tallies: the shard's example identity, the
     cluster column's table and the (group, cluster) codes; shared by the run's forks."""
 
-    def __init__(self, identity: Any, table: KeyTable | None, codes: ClusterCodes | None,
-                 by_sequence: bool) -> None:
+    def __init__(
+        self, identity: Any, table: KeyTable | None, codes: ClusterCodes | None, by_sequence: bool
+    ) -> None:
         self.identity, self.table, self.codes, self.by_sequence = identity, table, codes, by_sequence
 
     def ids(self, rows: NDArray[np.int64]) -> U64:
@@ -209,8 +222,14 @@ def make_feed(ci: Any, group_keys: Any, cluster_table: KeyTable | None, sequence
 
 
 def feed_chunk(
-    ev: Any, ci: IntervalTallies, losses: F64, w: F64 | None, companions: dict[str, F64],
-    local: NDArray[np.intp] | None, row_map: NDArray[np.intp] | None, groups: Codes | None,
+    ev: Any,
+    ci: IntervalTallies,
+    losses: F64,
+    w: F64 | None,
+    companions: dict[str, F64],
+    local: NDArray[np.intp] | None,
+    row_map: NDArray[np.intp] | None,
+    groups: Codes | None,
     clusters: Codes | None,
 ) -> None:
     """One chunk's counted examples into ``ci`` (``local``: their places in the scored chunk,

@@ -97,8 +97,9 @@ def plan_clusters(
         )
     columns = main.resolve_many(ci.cluster_col)
     if len(columns) != 1:
-        raise UsageError(f"--cluster-col {ci.cluster_col!r} names {len(columns)} columns of "
-                         f"{main.display}; name one")
+        raise UsageError(
+            f"--cluster-col {ci.cluster_col!r} names {len(columns)} columns of {main.display}; name one"
+        )
     name = key_names(main, columns)[0]
     plan = GroupPlan(ClusterTable([name], ci.max_clusters, main.display), json={"column": name})
     return key_roles(plan, main, columns, data_roles, seqmap, (CLUSTERS, CLUSTER_KEY), "--cluster-col")

@@ -57,7 +57,7 @@ def add_probabilities(
         from .calibrating import add_calibration
 
         known = (mc.positives, mc.prob_diff) if local is None else (None, None)
-        add_calibration(state.calibration, probs, targets, w, multiclass, scratch, known)
+        add_calibration(state.calibration, probs, targets, w, multiclass, scratch, known, mc.probs_float32)
     if state.per_class is not None and multiclass and mc.predicted is not None:
         from .calibrating import add_per_class
 

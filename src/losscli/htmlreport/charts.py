@@ -48,21 +48,21 @@ def histogram_svg(report: Any) -> str | None:
     sketch = None if state is None else state.tallies.sketch
     if sketch is None or sketch.n == 0 or not math.isfinite(sketch.max):
         return None
-    edges, mass, log = display_bins(sketch, 40)
+    edges, mass, log, aside = display_bins(sketch, 40)
     fig = _figure()
     ax = fig.add_subplot()
-    lows = np.array([lo for lo, _ in edges])
-    widths = np.array([hi - lo for lo, hi in edges])
+    lows = np.array([lo for lo, _ in edges[aside:]])
+    widths = np.array([hi - lo for lo, hi in edges[aside:]])
+    ax.bar(lows, mass[aside:], width=widths, align="edge", color="#4c78a8")
     if log:
-        positive = lows > 0
-        ax.bar(lows[positive], mass[positive], width=widths[positive], align="edge", color="#4c78a8")
         ax.set_xscale("log")
         ax.minorticks_off()  # a log axis's minor ticks are most of the drawing time
-        zero = float(mass[~positive].sum())
-        if zero:
-            ax.set_title(f"{int(zero):,} exact zeros not drawn on the log axis", fontsize=8)
-    else:
-        ax.bar(lows, mass, width=widths, align="edge", color="#4c78a8")
+    notes = []
+    for (lo, hi), m in zip(edges[:aside], mass[:aside].tolist(), strict=True):
+        count = f"{m:,.6g}" if sketch.weights is not None else f"{int(m):,}"
+        notes.append(f"{count} exact zeros" if hi == 0 else f"{count} in the tail {lo:.3g} - {hi:.3g}")
+    if notes:
+        ax.set_title("not drawn: " + "; ".join(notes), fontsize=8)
     what = "per-token loss (nats)" if report.metric == "perplexity" else "per-example loss"
     ax.set_xlabel(what)
     ax.set_ylabel("weight" if sketch.weights is not None else "examples")
@@ -131,8 +131,10 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
     delta = np.array([c.delta for _, c in rows])
     low = np.array([c.low if math.isfinite(c.low) else c.delta for _, c in rows])
     high = np.array([c.high if math.isfinite(c.high) else c.delta for _, c in rows])
-    colors = ["#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
-              for _, c in rows]
+    colors = [
+        "#e45756" if c.verdict == "worse" else "#54a24b" if c.verdict == "better" else "#4c78a8"
+        for _, c in rows
+    ]
     ax.hlines(y, low, high, colors=colors, linewidth=2)
     ax.scatter(delta, y, c=colors, s=14, zorder=3)
     ax.axvline(0.0, color="#999999", linewidth=1, linestyle="--")

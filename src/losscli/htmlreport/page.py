@@ -7,6 +7,7 @@ import html
 import math
 from typing import Any
 
+from ..render.extra_tables import bin_label
 from ..render.table import fmt_number
 from . import charts
 
@@ -67,8 +68,10 @@ def _headline(report: Any) -> str:
     first = report.figures[0].label if report.figures else report.metric
     around = ""
     if ci is not None and ci.get("value"):
-        around = (f' <span class="dim" id="headline-interval">{ci["level"]:.0%} interval '
-                  f"{_e(interval_text(ci['value']))}</span>")
+        around = (
+            f' <span class="dim" id="headline-interval">{ci["level"]:.0%} interval '
+            f"{_e(interval_text(ci['value']))}</span>"
+        )
     head = ["figure", "value", *([interval_header(ci)] if ci is not None else []), "what it means"]
     method = ""
     if ci is not None:
@@ -133,7 +136,7 @@ def _sections(report: Any) -> list[str]:
     if report.calibration is not None:
         rows = [
             [
-                f"{r['lower']:.3g} - {r['upper']:.3g}",
+                bin_label(r),
                 f"{r['count']:,}",
                 fmt_number(r["confidence"]),
                 fmt_number(r["observed"]),

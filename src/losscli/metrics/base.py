@@ -49,6 +49,8 @@ class MetricChunk:
     #: and the targets they are judged against (bce: labels in [0, 1]; ce: class ids)
     probs: NDArray[np.float64] | None = None
     prob_targets: NDArray[Any] | None = None
+    #: bce: the probabilities were float32 in the file (torchmetrics then bins with float32 edges)
+    probs_float32: bool = False
     #: bce, when every label is exactly 0 or 1: label == 1 (the calibration bins' outcome)
     positives: NDArray[np.bool_] | None = None
     #: bce, when computed: prediction - label in float64 (the Brier score's term)

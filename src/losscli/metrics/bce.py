@@ -145,6 +145,7 @@ class BCEScorer(ElementwiseScorer):
             prob_targets=t,
             positives=positives,
             prob_diff=diff,
+            probs_float32=labels is not None and p.dtype == np.float32,
         )
 
     def _from_probs(

@@ -7,6 +7,13 @@ from typing import Any
 from .table import Col, FitTable, fmt_number
 
 
+def bin_label(row: dict[str, Any]) -> str:
+    """A reliability row's range; torchmetrics' slot of confidences of exactly 1.0 says so."""
+    if row["lower"] == row["upper"]:
+        return f"{row['lower']:.3g} exactly"
+    return f"{row['lower']:.3g} - {row['upper']:.3g}"
+
+
 def reliability_table(calibration: dict[str, Any] | None) -> FitTable | None:
     """One row per non-empty confidence bin: its range, count, mean confidence, observed
     frequency and the gap (observed - confidence: negative is overconfident)."""
@@ -18,7 +25,7 @@ def reliability_table(calibration: dict[str, Any] | None) -> FitTable | None:
     return FitTable(
         f"Reliability ({calibration['bins']} bins; ECE {fmt_number(calibration['ece'])})",
         [
-            Col("confidence bin", [f"{r['lower']:.3g} - {r['upper']:.3g}" for r in rows], number=True),
+            Col("confidence bin", [bin_label(r) for r in rows], number=True),
             Col("count", [fmt_number(r["count"], counts=True) for r in rows], number=True, justify="right"),
             Col("confidence", [fmt_number(r["confidence"]) for r in rows], number=True, justify="right"),
             Col("observed", [fmt_number(r["observed"]) for r in rows], number=True, justify="right"),

@@ -6,8 +6,11 @@ beside them the compensated weighted sum of the per-row Brier score. Every figur
 reliability table, ECE, MCE, Brier) is a function of these sums, and merging adds them, so it
 is associative to far below 1e-12 and the counts are exact.
 
-A value on a bin edge goes to the upper bin (torchmetrics' ``bucketize(..., right=True) - 1``,
-1.0 into the last bin); scikit-learn's ``calibration_curve`` puts it in the lower one.
+The slots are torchmetrics' (engine/calibration_edges.py): ``bins`` bins over its linspace
+edges, a value on an edge in the upper bin (``bucketize(..., right=True) - 1``), and one more
+slot (index ``bins``) for confidences of exactly 1.0, which ECE and MCE count as a bin of its
+own; scikit-learn's ``calibration_curve`` puts an edge value in the lower bin and 1.0 in the
+last, so the two agree on data with no value on an edge (1.0 included).
 """
 
 from __future__ import annotations
@@ -42,18 +45,18 @@ SUMS = ("weight", "confidence", "observed")
 class CalibrationTally:
     bins: int
     counts: NDArray[np.int64] = field(init=False)
-    hi: F64 = field(init=False)  # (bins, 3)
+    hi: F64 = field(init=False)  # (bins + 1, 3): the last slot holds the confidences of exactly 1.0
     lo: F64 = field(init=False)
     brier: F64 = field(init=False)  # (2,): hi, lo of the weighted Brier sum
 
     def __post_init__(self) -> None:
-        self.counts = np.zeros(self.bins, dtype=np.int64)
-        self.hi = np.zeros((self.bins, len(SUMS)))
-        self.lo = np.zeros((self.bins, len(SUMS)))
+        self.counts = np.zeros(self.bins + 1, dtype=np.int64)
+        self.hi = np.zeros((self.bins + 1, len(SUMS)))
+        self.lo = np.zeros((self.bins + 1, len(SUMS)))
         self.brier = np.zeros(2)
 
     def add(self, counts: NDArray[np.int64], sums: F64, brier: float) -> None:
-        """One chunk's per-bin counts and sums (bins, 3) and its weighted Brier sum, added with
+        """One chunk's per-slot counts and sums (bins + 1, 3) and its weighted Brier sum, added with
         two-sum (without numpy's error-state switches: this runs once a chunk)."""
         self.counts += counts
         hi = self.hi
@@ -83,13 +86,19 @@ class CalibrationTally:
         return out
 
     def figures(self) -> dict[str, Any]:
-        """The reliability table, ECE (L1), MCE (max) and the Brier score, weighted alike."""
+        """The reliability table, ECE (L1), MCE (max) and the Brier score, weighted alike. The
+        table has a row per bin and, when any confidence is exactly 1.0, its own row (lower =
+        upper = 1), as torchmetrics counts it."""
+        from ..engine.calibration_edges import torch_edges
+
         sums = self.hi + self.lo
         weight = sums[:, 0]
         total = float(weight.sum())
-        edges = np.linspace(0.0, 1.0, self.bins + 1)
+        edges = np.append(torch_edges(self.bins), 1.0)
         rows, ece, mce = [], 0.0, 0.0
-        for b in range(self.bins):
+        for b in range(self.bins + 1):
+            if b == self.bins and not self.counts[b]:
+                break
             row: dict[str, Any] = {"bin": b, "lower": float(edges[b]), "upper": float(edges[b + 1])}
             row["count"] = int(self.counts[b])
             w = float(weight[b])
@@ -111,7 +120,7 @@ class CalibrationTally:
         }
 
     def to_plain(self) -> tuple[Meta, Arrays]:
-        """``{bins}`` and ``counts`` (bins,) int64, ``hi``/``lo`` (bins, 3), ``brier`` (2,)."""
+        """``{bins}`` and ``counts`` (bins + 1,) int64, ``hi``/``lo`` (bins + 1, 3), ``brier`` (2,)."""
         return {"bins": self.bins}, {"counts": self.counts, "hi": self.hi, "lo": self.lo, "brier": self.brier}
 
     @classmethod
@@ -121,9 +130,9 @@ class CalibrationTally:
         if set(arrays) != {"counts", "hi", "lo", "brier"}:
             raise StateFileError(f"not a valid losscli state: {where} should hold counts, hi, lo, brier")
         out = cls(bins)
-        out.counts = take(arrays, "counts", np.int64, (bins,), where)
-        out.hi = take(arrays, "hi", np.float64, (bins, len(SUMS)), where)
-        out.lo = take(arrays, "lo", np.float64, (bins, len(SUMS)), where)
+        out.counts = take(arrays, "counts", np.int64, (bins + 1,), where)
+        out.hi = take(arrays, "hi", np.float64, (bins + 1, len(SUMS)), where)
+        out.lo = take(arrays, "lo", np.float64, (bins + 1, len(SUMS)), where)
         out.brier = take(arrays, "brier", np.float64, (2,), where)
         if int(out.counts.min()) < 0:
             raise StateFileError(f"not a valid losscli state: {where}.counts holds a negative count")
