@@ -310,3 +310,46 @@ def test_rmse_and_ce_companion_intervals_are_gateable(tmp_path, capsys):
     assert rmse_high > math.sqrt(float(np.mean(e2)))
     assert run_cli(["mse", pp, py, "--ci", "--fail-if", f"rmse_high > {rmse_high * 0.999}"], capsys)[0] == 1
     assert run_cli(["mse", pp, py, "--ci", "--fail-if", f"rmse_high > {rmse_high * 1.001}"], capsys)[0] == 0
+
+
+def test_permutation_p_is_never_below_the_exact_tests_floor(tmp_path, capsys):
+    """On 3 examples whose differences all favour B, the exact sign-flip test's p is 2/2^3 =
+    0.25 (only the identity and the all-flipped pattern are as extreme); Monte Carlo sign flips
+    must not report less."""
+    _npy(tmp_path, y=[0.0, 0.0, 0.0], a=[1.0, 1.0, 1.0], b=[0.99, 0.5, 0.999])
+    code, out, err = run_cli(
+        [
+            "compare",
+            "mse",
+            str(tmp_path / "y.npy"),
+            str(tmp_path / "a.npy"),
+            str(tmp_path / "b.npy"),
+            "--test",
+            "permutation",
+            "-f",
+            "json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    (comparison,) = json.loads(out)["comparisons"]
+    assert comparison["p_value"] >= 0.25 - 1e-12
+    assert comparison["verdict"] != "better"
+
+
+def test_merge_names_a_missing_state_file_as_missing(pair, capsys, tmp_path):
+    d, *_ = pair
+    saved = tmp_path / "s0.state"
+    args = [
+        "compare",
+        "mse",
+        str(d / "y.npy"),
+        str(d / "a.npy"),
+        str(d / "b.npy"),
+        "--save-state",
+        str(saved),
+    ]
+    assert run_cli([*args, "-f", "json"], capsys)[0] == 0
+    code, out, err = run_cli(["merge", str(saved), str(tmp_path / "missing.state")], capsys)
+    assert code == 3 and out == ""
+    assert "missing.state: cannot read the state file" in err and "corrupt" not in err

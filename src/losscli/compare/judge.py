@@ -155,7 +155,9 @@ def compare_one(
     est = t_interval(t, g, col, level)
     p_ni = None if margin is None else _noninferiority_t(t, g, col, margin)
     if t.test == "permutation":
-        return est, _permutation_p(t, g, c), None if margin is None else _noninferiority_perm(t, g, c, margin)
+        # Monte Carlo sign flips estimate the exact test's p, which is never below 2^(1-n)
+        p = max(_permutation_p(t, g, c), 2.0 ** (1 - units(t, g, col)))
+        return est, p, None if margin is None else _noninferiority_perm(t, g, c, margin)
     return est, _two_sided_t(t, g, col), p_ni
 
 

@@ -201,7 +201,9 @@ def load_compare(path: str) -> CompareState:
         )
     except StateFileError as e:
         raise StateFileError(e.detail, path=path) from None
-    except (KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as e:
+    except OSError as e:  # missing, unreadable: as a plain state says it
+        raise StateFileError(f"cannot read the state file: {e.strerror or e}", path=path) from None
+    except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as e:
         raise StateFileError(f"corrupt comparison state ({type(e).__name__}: {e})", path=path) from None
 
 
