@@ -22,9 +22,11 @@ PS = (50, 90, 99)
 
 
 def exact(losses: np.ndarray, weights: np.ndarray | None = None) -> list[float]:
-    """The float64 reference: numpy's inverted_cdf percentiles, then the exact maximum."""
+    """The float64 reference: numpy's inverted_cdf percentiles, then the exact maximum (of the
+    rows that weigh something: numpy's weighted percentile 100)."""
     qs = [float(np.percentile(losses, p, method="inverted_cdf", weights=weights)) for p in PS]
-    return [*qs, float(losses.max())]
+    top = losses.max() if weights is None else losses[weights > 0].max()
+    return [*qs, float(top)]
 
 
 def close(got: list[float], want: list[float], bound: float = RELATIVE_ERROR) -> bool:

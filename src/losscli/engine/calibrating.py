@@ -219,6 +219,11 @@ def add_per_class(
     """One chunk's counted rows into the per-class sums and the confusion counts."""
     c = tally.classes
     weights = None if w is None else np.asarray(w, dtype=np.float64)
+    if weights is not None and not weights.all():  # a row of weight 0 is a row dropped
+        kept = weights != 0
+        probs, targets, predicted, losses, weights = (
+            probs[kept], targets[kept], predicted[kept], losses[kept], weights[kept]
+        )
     support = np.bincount(targets, minlength=c).astype(np.int64)
     sums = np.empty((c, 4))
     sums[:, 0] = support if weights is None else group_sum(targets, weights, c)

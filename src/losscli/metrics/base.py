@@ -180,6 +180,7 @@ class MetricOption:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     minimum: float | None = None  # smallest legal value (int/float)
+    maximum: float | None = None  # largest legal value (int/float)
     merge_key: bool = False
     #: the value in its one canonical form (``--classes cat,dog`` and ``["cat", "dog"]`` alike),
     #: so states merge on what it means, not how it was typed; raises UsageError on a bad value
@@ -218,6 +219,8 @@ class MetricOption:
                 raise UsageError(f"{self.flag} must be a finite number, not {value!r}")
             if self.minimum is not None and value < self.minimum:
                 raise UsageError(f"{self.flag} must be at least {self.minimum:g}")
+            if self.maximum is not None and value > self.maximum:
+                raise UsageError(f"{self.flag} must be at most {self.maximum:,g}")
 
 
 @dataclass(frozen=True)

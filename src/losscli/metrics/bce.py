@@ -13,7 +13,7 @@ from ..errors import DataProblem
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .calibration import OPTIONS as CALIBRATION_OPTIONS
-from .calibration import calibration_figures
+from .calibration import calibration_figures, check_calibration_options
 from .checks import (
     PREDS,
     TARGETS,
@@ -246,6 +246,7 @@ class BCE(MetricDef):
         scorer = BCEScorer(
             self.name, options.get("input", "auto"), None if positive is None else str(positive)
         )
+        check_calibration_options(options)
         scorer.keep_probs = bool(options.get("calibration"))
         return scorer
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .base import Figure, MetricOption
 
 if TYPE_CHECKING:
     from ..state.evalstate import EvalState
+
+MAX_BINS = 10_000
 
 CALIBRATION = MetricOption(
     "calibration",
@@ -25,9 +28,12 @@ BINS = MetricOption(
     "--bins",
     "int",
     15,
-    "Equal-width confidence bins over [0, 1] for --calibration.",
+    "Equal-width confidence bins over [0, 1] for --calibration (1 to 10,000).",
     metavar="N",
     minimum=1,
+    # each bin is a row of the reliability table, the JSON and the state: 10,000 is already far
+    # finer than the data can fill (a bin needs rows to say anything); 1e8 bins took 23 GB
+    maximum=MAX_BINS,
     merge_key=True,
 )
 OPTIONS = (CALIBRATION, BINS)
@@ -40,6 +46,16 @@ PER_CLASS = MetricOption(
     "and the most confused pairs (target -> predicted); exact up to 1,000 classes.",
     merge_key=True,
 )
+
+
+def check_calibration_options(options: Mapping[str, Any]) -> None:
+    """--bins without --calibration would be silently ignored: refused (exit 2) with the fix."""
+    from ..errors import UsageError
+
+    if options.get("bins") not in (None, BINS.default) and not options.get("calibration"):
+        raise UsageError(
+            f"--bins {options['bins']} sets the bins of --calibration: add --calibration, or drop --bins"
+        )
 
 
 def check_per_class(classes: int) -> None:

@@ -16,7 +16,7 @@ from ..sequences import SHIFT_DROP
 from . import kernels as K
 from .base import Figure, MetricChunk, MetricDef, MetricOption, Scorer
 from .calibration import OPTIONS as CALIBRATION_OPTIONS
-from .calibration import PER_CLASS, calibration_figures, check_per_class
+from .calibration import PER_CLASS, calibration_figures, check_calibration_options, check_per_class
 from .checks import (
     PREDS,
     TARGETS,
@@ -366,6 +366,7 @@ class CE(MetricDef):
             options.get("classes"),
             bool(options.get("text_targets")),
         )
+        check_calibration_options(options)
         scorer.keep_probs = bool(options.get("calibration") or options.get("per_class"))
         scorer.per_class = bool(options.get("per_class"))
         return scorer

@@ -137,7 +137,11 @@ class LossSketch:
             weights = np.bincount(keys, np.asarray(w, dtype=np.float64), len(counts)).astype(
                 np.float64, copy=False
             )
-        self.add_buckets(lo, counts, weights, float(losses.max()))
+        top = float(losses.max())
+        if weights is not None and not np.all(np.asarray(w) != 0):  # weight 0: not in any quantile
+            kept = np.asarray(w) != 0
+            top = float(losses[kept].max()) if kept.any() else -math.inf
+        self.add_buckets(lo, counts, weights, top)
 
     def merge(self, other: LossSketch) -> LossSketch:
         # parts of one evaluation are weighted alike; only an empty part (no chunk seen) differs

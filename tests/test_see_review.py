@@ -1,0 +1,100 @@
+"""Fresh-eyes findings on issue 14 fixed here: --bins' range and its need of --calibration, and
+rows of weight 0 (a row dropped, as scikit-learn's sample_weight) in the loss max and in the
+per-class support. References are numpy and pandas, written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conftest import run_cli
+
+
+def _probs(tmp_path: Path) -> Path:
+    path = tmp_path / "b.csv"
+    pd.DataFrame({"prob": [0.2, 0.9, 0.6, 0.35], "label": [0, 1, 1, 0]}).to_csv(path, index=False)
+    return path
+
+
+def test_bins_beyond_ten_thousand_is_exit_2_before_reading(tmp_path: Path) -> None:
+    res = run_cli(
+        "bce",
+        _probs(tmp_path),
+        "--pred-col",
+        "prob",
+        "--target-col",
+        "label",
+        "--calibration",
+        "--bins",
+        "100000000",
+    )
+    assert res.code == 2 and res.stdout == ""
+    assert "--bins must be at most 10,000" in res.stderr
+
+
+def test_bins_without_calibration_is_refused_with_the_fix(tmp_path: Path) -> None:
+    res = run_cli("bce", _probs(tmp_path), "--pred-col", "prob", "--target-col", "label", "--bins", "20")
+    assert res.code == 2 and res.stdout == ""
+    assert "add --calibration" in res.stderr
+    ok = run_cli(
+        "bce",
+        _probs(tmp_path),
+        "--pred-col",
+        "prob",
+        "--target-col",
+        "label",
+        "--calibration",
+        "--bins",
+        "20",
+        "-f",
+        "json",
+    )
+    assert ok.code == 0, ok.stderr
+
+
+def test_a_row_of_weight_zero_sets_no_quantile_nor_the_max(tmp_path: Path) -> None:
+    p = np.array([0.9, 0.8, 0.95, 0.5])
+    y = np.array([1.0, 1.0, 1.0, 1.0])
+    w = np.array([1.0, 2.0, 1.0, 0.0])  # the worst row (p = 0.5) weighs nothing
+    path = tmp_path / "w.csv"
+    pd.DataFrame({"prob": p, "label": y, "w": w}).to_csv(path, index=False)
+    res = run_cli(
+        "bce", path, "--pred-col", "prob", "--target-col", "label", "--weight-col", "w", "-f", "json"
+    )
+    assert res.code == 0, res.stderr
+    losses = -np.log(p)
+    want_max = float(np.percentile(losses, 100, method="inverted_cdf", weights=w))
+    assert want_max == float(losses[:3].max())
+    got = res.json()["quantiles"]
+    assert abs(got["max"] - want_max) <= 1e-12 * want_max
+
+
+def test_per_class_support_leaves_out_rows_of_weight_zero(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    n = 300
+    probs = rng.dirichlet(np.ones(3), n)
+    labels = rng.integers(0, 3, n)
+    w = np.where(rng.random(n) < 0.4, 0.0, rng.uniform(0.5, 2, n))
+    frame = pd.DataFrame(probs, columns=["p0", "p1", "p2"]).assign(label=labels, w=w)
+    path = tmp_path / "ce.parquet"
+    frame.to_parquet(path, index=False)
+    res = run_cli(
+        "ce",
+        path,
+        "--pred-col",
+        "p0,p1,p2",
+        "--target-col",
+        "label",
+        "--weight-col",
+        "w",
+        "--per-class",
+        "-f",
+        "json",
+    )
+    assert res.code == 0, res.stderr
+    kept = frame[frame["w"] != 0]
+    want = kept["label"].value_counts().sort_index()
+    got = {row["class"]: row["support"] for row in res.json()["per_class"]}
+    assert got == {int(k): int(v) for k, v in want.items()}
