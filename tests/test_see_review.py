@@ -98,3 +98,28 @@ def test_per_class_support_leaves_out_rows_of_weight_zero(tmp_path: Path) -> Non
     want = kept["label"].value_counts().sort_index()
     got = {row["class"]: row["support"] for row in res.json()["per_class"]}
     assert got == {int(k): int(v) for k, v in want.items()}
+
+
+def test_report_ids_are_unique_and_every_reference_resolves(tmp_path: Path) -> None:
+    """Two inline matplotlib charts number their ids alike (figure_1, axes_1, ...): the page
+    must still have each id once, and every url(#id) / href="#id" must point at one of them."""
+    import re
+
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.01, 0.99, 2000)
+    path = tmp_path / "b.csv"
+    pd.DataFrame({"prob": p, "label": (rng.random(2000) < p).astype(int)}).to_csv(path, index=False)
+    page = tmp_path / "r.html"
+    res = run_cli(
+        "bce", path, "--pred-col", "prob", "--target-col", "label", "--calibration", "--report", page
+    )
+    assert res.code == 0, res.stderr
+    html = page.read_text()
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert html.count("<svg") >= 2 and ids
+    assert len(ids) == len(set(ids))
+    refs = set(re.findall(r"url\(#([^)]+)\)", html)) | set(re.findall(r'href="#([^"]+)"', html))
+    assert refs <= set(ids)

@@ -9,6 +9,7 @@ constant, so one report always gives the same bytes.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from typing import Any
@@ -26,7 +27,19 @@ def _svg(fig: Any) -> str:
     FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
-    return re.sub(r' xmlns:(dc|cc|rdf)="[^"]*"', "", text)
+    return _own_ids(re.sub(r' xmlns:(dc|cc|rdf)="[^"]*"', "", text), f"c{next(_CHARTS)}-")
+
+
+_CHARTS = itertools.count(1)
+
+
+def _own_ids(svg: str, prefix: str) -> str:
+    """Every id of one chart, and every reference to it, prefixed: matplotlib numbers each
+    figure's ids alike (figure_1, axes_1, its marker and clip-path hashes), so two inline charts
+    on one page would share ids, which HTML forbids."""
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}{m.group(1)})", svg)
+    return re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}{m.group(1)}"', svg)
 
 
 def _figure(width: float = 6.4, height: float = 3.2) -> Any:
@@ -88,8 +101,10 @@ def reliability_svg(report: Any) -> str | None:
     centers = [(r["lower"] + r["upper"]) / 2 for r in rows]
     width = 1.0 / cal["bins"]
     ax.bar(centers, [r["observed"] for r in rows], width=width * 0.9, color="#4c78a8", label="observed")
-    ax.plot([r["confidence"] for r in rows], [r["observed"] for r in rows], "o", color="#e45756",
-            markersize=3, label="mean confidence")  # fmt: skip
+    # each bin's mean confidence as a height over the bin: where a calibrated bar would reach,
+    # so the gap between it and the bar is the bin's calibration error
+    ax.plot(centers, [r["confidence"] for r in rows], "_", color="#e45756", markersize=width * 200,
+            markeredgewidth=2, label="mean confidence")  # fmt: skip
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
