@@ -123,3 +123,16 @@ def test_report_ids_are_unique_and_every_reference_resolves(tmp_path: Path) -> N
     assert len(ids) == len(set(ids))
     refs = set(re.findall(r"url\(#([^)]+)\)", html)) | set(re.findall(r'href="#([^"]+)"', html))
     assert refs <= set(ids)
+
+
+def test_ce_worst_rows_show_the_files_probability_not_the_clamped_one(tmp_path: Path) -> None:
+    """p = 0 for the target is clamped at log 1e-44-ish (loss 100); p(target) is the file's 0."""
+    path = tmp_path / "mc.csv"
+    pd.DataFrame(
+        {"a": [0.0, 0.7, 0.1], "b": [0.5, 0.2, 0.1], "c": [0.5, 0.1, 0.8], "label": [0, 0, 2]}
+    ).to_csv(path, index=False)
+    res = run_cli("ce", path, "--target-col", "label", "-f", "json")
+    assert res.code == 0, res.stderr
+    shown = {e["row"]: e["p(target)"] for e in res.json()["examples"]}
+    assert shown == {0: 0.0, 1: 0.7, 2: 0.8}
+    assert res.json()["clamped"] == 1

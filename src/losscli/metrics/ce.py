@@ -323,6 +323,9 @@ class CEScorer(Scorer):
             else:
                 target = int(t[r]) if chunk.ids is None or self.labels is None else self.labels[chunk.ids[r]]
                 p_target = math.exp(-float(loss))
+                if self.input_kind == "probs":  # the file's own value: a clamped 0 shows as 0, not e^-100
+                    column = int(chunk.ids[r]) if chunk.ids is not None else int(t[r])
+                    p_target = float(preds[r, column]) if preds.ndim == 2 else p_target
             cells.append((predicted, p_target, target))
         return cells
 
