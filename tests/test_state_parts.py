@@ -474,12 +474,12 @@ def test_an_unbound_part_with_sums_of_other_outputs_is_refused() -> None:
             "'(not set)'",
             "1.0",
         ),
-        ({"bound": {"input_kind": "logits"}}, "input kind", "None", "'logits'"),
+        ({"bound": {"input_kind": "logits"}}, "input kind", "not given", "'logits'"),
         ({"bound": {"classes": 4}}, "classes", "0", "4"),
-        ({"bound": {"labels": (1, 2)}}, "labels", "None", "(1, 2)"),
+        ({"bound": {"labels": (1, 2)}}, "labels", "not given", "(1, 2)"),
         ({"bound": {"output_names": ("u", "v")}}, "output names", "('y0', 'y1')", "('u', 'v')"),
         ({"bound": {"weighted": False}}, "weighted", "True", "False"),
-        ({"bound": {"id_column": "id"}}, "id column", "None", "'id'"),
+        ({"bound": {"id_column": "id"}}, "id column", "not given", "'id'"),
         ({"bound": {"detail_columns": ("x",)}}, "detail columns", "('pred', 'target')", "('x',)"),
         ({"bound": {"outputs": 3}}, "outputs", "2", "3"),
     ],
@@ -497,7 +497,12 @@ def test_refusals_name_the_field_and_both_values(change: dict, field: str, first
     b = eval_state(data, "b.csv", **kwargs)
     with pytest.raises(StateMismatch) as err:
         a.merge(b)
-    assert str(err.value) == f"cannot merge these states: {field} differs ({first} and {second})"
+    if {first, second} == {"True", "False"}:  # a flag is said in words, not as Python booleans
+        on, off = ("first", "second") if first == "True" else ("second", "first")
+        want = f"{field} is on in the {on} state and off in the {off}; give every part the same options"
+    else:
+        want = f"{field} differs ({first} and {second})"
+    assert str(err.value) == f"cannot merge these states: {want}"
     assert isinstance(err.value, InputError) and err.value.exit_code == EXIT_BAD_INPUT
     assert err.value.field == field
 

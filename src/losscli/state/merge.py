@@ -50,7 +50,16 @@ class StateMismatch(InputError):
 
     def __init__(self, what: str, first: Any, second: Any) -> None:
         self.field, self.first, self.second = what, first, second
-        super().__init__(f"cannot merge these states: {what} differs ({first!r} and {second!r})")
+        if isinstance(first, bool) and isinstance(second, bool):  # a flag: said in words
+            on, off = ("the first", "the second") if first else ("the second", "the first")
+            detail = f"{what} is on in {on} state and off in {off}; give every part the same options"
+        else:
+            detail = f"{what} differs ({_shown(first)} and {_shown(second)})"
+        super().__init__(f"cannot merge these states: {detail}")
+
+
+def _shown(value: Any) -> str:
+    return "not given" if value is None else repr(value)
 
 
 def merge_states(a: EvalState, b: EvalState) -> EvalState:
