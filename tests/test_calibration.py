@@ -173,10 +173,27 @@ def test_usage_errors(tmp_path: Path) -> None:
     bad = run_cli("bce", tmp_path / "p.npy", tmp_path / "y.npy", "--calibration", "--bins", "0")
     assert bad.code == 2 and "--bins" in bad.stderr
     assert run_cli("mse", tmp_path / "p.npy", tmp_path / "y.npy", "--calibration").code == 2
-    soft = np.eye(3)[[0, 1, 2, 1]]
+    soft = np.eye(3)[[0, 1, 2, 1]] * 0.9 + 0.1 / 3  # label-smoothed rows: no one class per row
     np.save(tmp_path / "s.npy", soft)
     out = run_cli("ce", tmp_path / "s.npy", tmp_path / "s.npy", "--calibration")
-    assert out.code == 2 and "class ids" in out.stderr
+    assert out.code == 3 and "one-hot" in out.stderr and out.stdout == ""
+
+
+def test_one_hot_targets_are_class_ids(tmp_path: Path) -> None:
+    """Keras' to_categorical rows give the calibration and per-class figures of their ids."""
+    rng = np.random.default_rng(12)
+    p, y = rng.dirichlet(np.ones(4), 300), rng.integers(0, 4, 300)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "oh.npy", np.eye(4)[y])
+    ids, onehot = (
+        run_cli("ce", tmp_path / "p.npy", tmp_path / t, "--calibration", "--per-class", "-f", "json")
+        for t in ("y.npy", "oh.npy")
+    )
+    assert ids.code == 0 and onehot.code == 0, onehot.stderr
+    a, b = ids.json(), onehot.json()
+    for key in ("value", "ece", "mce", "brier", "per_class", "calibration"):
+        assert a[key] == b[key], key
 
 
 def _edges_data(n_bins: int, float32: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import DataProblem, UsageError
+from ..errors import DataProblem
 from ..options import IGNORE_INDEX_DEFAULT
 from ..sequences import SHIFT_DROP
 from . import kernels as K
@@ -124,11 +124,7 @@ class CEScorer(Scorer):
                     f"targets have {t.shape[1]} columns but the scores have {self.classes} classes; "
                     "targets must be class ids (one column) or one row of C probabilities",
                 )
-            self.soft = True
-            if self.keep_probs:
-                raise UsageError(
-                    "--calibration and --per-class need class ids as targets, not rows of probabilities"
-                )
+            self.soft = True  # with --calibration/--per-class, only one-hot rows (checked per chunk)
         elif t.ndim != 1:
             raise DataProblem(TARGETS, None, "targets must be class ids (N,) or soft/one-hot rows (N, C)")
         self.text_targets = self.text_targets or t.dtype.kind in "OUS"
@@ -203,6 +199,8 @@ class CEScorer(Scorer):
         if self.soft:
             check_range(t, TARGETS, "target probability")
             target_class = np.argmax(t, axis=1)
+            if self.keep_probs:  # one-hot rows (Keras' to_categorical) are class ids; soft ones are not
+                _refuse_soft(t)
         else:
             target_class, keep, n_ignored = self._ids(t)
         correct_k = None
@@ -328,6 +326,19 @@ class CEScorer(Scorer):
                     p_target = float(preds[r, column]) if preds.ndim == 2 else p_target
             cells.append((predicted, p_target, target))
         return cells
+
+
+def _refuse_soft(t: NDArray[Any]) -> None:
+    """--calibration and --per-class need one class per row: a row that is not one-hot is refused."""
+    onehot = ((t == 0) | (t == 1)).all(axis=1) & (np.count_nonzero(t, axis=1) == 1)
+    if not onehot.all():
+        row = int(np.flatnonzero(~onehot)[0])
+        raise DataProblem(
+            TARGETS,
+            row,
+            "--calibration and --per-class need one class per row: class ids, or one-hot rows; "
+            "this row of target probabilities is not one-hot",
+        )
 
 
 class CE(MetricDef):
