@@ -136,3 +136,24 @@ def test_ce_worst_rows_show_the_files_probability_not_the_clamped_one(tmp_path: 
     shown = {e["row"]: e["p(target)"] for e in res.json()["examples"]}
     assert shown == {0: 0.0, 1: 0.7, 2: 0.8}
     assert res.json()["clamped"] == 1
+
+
+def test_a_terminal_per_class_table_shows_the_50_worst_classes(tmp_path: Path) -> None:
+    """120 classes: the table names the 50 with the highest mean loss (pandas' reference), in
+    class order; JSON keeps all 120."""
+    from losscli.render.extra_tables import classes_table
+
+    rng = np.random.default_rng(3)
+    n, c = 3000, 120
+    p, y = rng.dirichlet(np.ones(c), n), rng.integers(0, c, n)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    res = run_cli("ce", tmp_path / "p.npy", tmp_path / "y.npy", "--per-class", "-f", "json")
+    assert res.code == 0, res.stderr
+    rows = res.json()["per_class"]
+    assert len(rows) == c
+    loss = pd.Series(-np.log(p[np.arange(n), y])).groupby(y).mean()
+    want = sorted(loss.sort_values(ascending=False).index[:50].tolist())
+    table = classes_table(rows)
+    assert table is not None and "the 50 of 120" in table.title
+    assert [int(v) for v in table.columns[0].cells] == want

@@ -34,12 +34,30 @@ def reliability_table(calibration: dict[str, Any] | None) -> FitTable | None:
     )
 
 
+#: classes a terminal's per-class table shows at most
+CLASS_ROWS = 50
+
+
+def _loss_key(loss: Any) -> float:
+    return float("-inf") if loss is None or loss != loss else float(loss)  # no rows: last
+
+
 def classes_table(rows: list[dict[str, Any]] | None) -> FitTable | None:
-    """ce --per-class: support, mean loss, accuracy and mean predicted probability per class."""
+    """ce --per-class: support, mean loss, accuracy and mean predicted probability per class.
+
+    A terminal shows at most CLASS_ROWS of them: beyond, the classes with the highest mean loss
+    (the ones to look at), in class order; JSON, TSV and --report keep every class."""
     if not rows:
         return None
+    total = len(rows)
+    title = f"Per class ({total:,})"
+    if total > CLASS_ROWS:
+        every = rows
+        order = sorted(range(total), key=lambda i: -_loss_key(every[i]["loss"]))[:CLASS_ROWS]
+        rows = [every[i] for i in sorted(order)]
+        title = f"Per class: the {CLASS_ROWS} of {total:,} with the highest mean loss (JSON has all)"
     return FitTable(
-        f"Per class ({len(rows):,})",
+        title,
         [
             Col("class", [str(r["class"]) for r in rows]),
             Col(
