@@ -157,3 +157,21 @@ def test_a_terminal_per_class_table_shows_the_50_worst_classes(tmp_path: Path) -
     table = classes_table(rows)
     assert table is not None and "the 50 of 120" in table.title
     assert [int(v) for v in table.columns[0].cells] == want
+
+
+def test_the_report_headline_has_the_terminals_status_rows(tmp_path: Path) -> None:
+    """input (detected), clamped: the rows the terminal's headline table ends with."""
+    import re
+
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "mc.csv"
+    pd.DataFrame(
+        {"a": [0.0, 0.7, 0.1], "b": [0.5, 0.2, 0.1], "c": [0.5, 0.1, 0.8], "label": [0, 0, 2]}
+    ).to_csv(path, index=False)
+    page = tmp_path / "r.html"
+    assert run_cli("ce", path, "--target-col", "label", "--report", page).code == 0
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<tr>(.*?)</tr>", page.read_text(), flags=re.S)]
+    assert any(c.startswith("inputprobsdetected") for c in cells), cells[:20]
+    assert any(c.startswith("clamped1") for c in cells), cells[:20]

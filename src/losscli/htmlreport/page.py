@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ..render.extra_tables import bin_label
-from ..render.table import fmt_number
+from ..render.table import fmt_number, status_rows
 from . import charts
 
 CSS = """
@@ -63,6 +63,7 @@ def _headline(report: Any) -> str:
 
         q = report.quantiles
         rows += [[label, fmt_number(q[k]), *_ci_cell(ci, None), m] for k, label, m in QUANTILE_ROWS]
+    rows += [[label, value, *_ci_cell(ci, None), m] for label, value, m in status_rows(report)]
     value = fmt_number(report.value)
     unit = "tokens" if report.metric == "perplexity" else "examples"
     first = report.figures[0].label if report.figures else report.metric

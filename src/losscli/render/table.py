@@ -133,15 +133,10 @@ def _share(cols: list[Col], squeeze: bool, room: int) -> list[int]:
     return widths
 
 
-def summary_table(report: Report) -> FitTable:
-    files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
+def status_rows(report: Report) -> list[tuple[str, str, str]]:
+    """How the run read and counted its rows (input kind, weights, ignored, skipped, clamped):
+    the headline table's last rows, on a terminal and in --report alike."""
     rows: list[tuple[str, str, str]] = []
-    intervals: list[str] = []  # --ci: each figure's interval, "" for the rest
-    for f in report.figures:
-        if f.in_table:
-            rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
-            intervals.append(_interval_text((report.ci or {}).get(f.key)))
-    rows += quantile_rows(report.quantiles)
     if report.input_kind is not None:
         how = "detected from the first chunk" if report.input_detected else "as given by --input"
         if report.metric == "perplexity":  # it has no --input: the option named the kind
@@ -161,6 +156,19 @@ def summary_table(report: Report) -> FitTable:
         rows.append(
             ("clamped", fmt_number(report.clamped, counts=True), "log(0) clamped at -100, as torch does")
         )
+    return rows
+
+
+def summary_table(report: Report) -> FitTable:
+    files = " vs ".join(dict.fromkeys(v for k, v in report.files.items() if k != "weights"))
+    rows: list[tuple[str, str, str]] = []
+    intervals: list[str] = []  # --ci: each figure's interval, "" for the rest
+    for f in report.figures:
+        if f.in_table:
+            rows.append((f.label, fmt_number(f.value, counts=True), f.meaning))
+            intervals.append(_interval_text((report.ci or {}).get(f.key)))
+    rows += quantile_rows(report.quantiles)
+    rows += status_rows(report)
     if report.ci is not None:  # --ci: how the intervals were made, and the bootstrap's seed
         seed = f"--seed {report.ci['seed']}" if "seed" in report.ci else "analytic"
         rows.append(("interval", seed, str(report.ci["method"])))
