@@ -12,16 +12,22 @@ perplexity also its sequence offset), so every example keeps its place in the co
 the bootstrap weights and permutation signs follow it; the shards' comparison states are then
 merged as ``losscli merge`` merges saved parts. Shards run one after another, so memory stays
 that of one shard's comparison.
+
+Hive partition folders (``lang=de/part-0.parquet``) give each shard's files constant columns, as
+in a plain sharded run (``readers.partitioned``): each input's own folders' values, so
+``--group-by lang`` finds the key in the TARGETS shards' folders (the keys are read from TARGETS).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError, UsageError
-from ..shards import expand, is_sharded
+from ..options import Evaluation
+from ..shards import Partition, expand, is_sharded
 
 #: evaluation options that name an input file, sharded like the targets when given
 FILE_OPTIONS = ("weights", "groups")
@@ -35,6 +41,9 @@ class ShardRun:
     preds: list[Any]
     files: dict[str, Any]
     label: str
+    #: hive partition values of each role's shard: "targets", "preds" (one per model), "weights",
+    #: "groups"
+    partitions: dict[str, Any] = field(default_factory=dict)
 
 
 def shard_runs(targets: Any, preds: list[Any], options: dict[str, Any]) -> list[ShardRun] | None:
@@ -78,7 +87,16 @@ def shard_runs(targets: Any, preds: list[Any], options: dict[str, Any]) -> list[
         shard_targets = paths["TARGETS"] if first is not None else None
         shard_preds = [paths[f"PREDS {j + 1}"] for j in range(len(preds))]
         label = f"shard {i + 1} ({shard_targets or shard_preds[0]})"
-        runs.append(ShardRun(shard_targets, shard_preds, files, label))
+        parts = {what: lst.shards[i].partition for (what, _), lst in zip(named, lists, strict=True)}
+        partitions: dict[str, Any] = {
+            "preds": [parts[f"PREDS {j + 1}"] for j in range(len(preds))],
+            **{k: parts[f"--{k}"] for k in FILE_OPTIONS if f"--{k}" in parts},
+        }
+        if first is not None:
+            partitions["targets"] = parts["TARGETS"]
+            if "groups" in files and "--groups" not in parts:  # the keys are read from TARGETS
+                partitions["groups"] = parts["TARGETS"]
+        runs.append(ShardRun(shard_targets, shard_preds, files, label, partitions))
     return runs
 
 
@@ -96,7 +114,7 @@ def compare_shards(
         opts = {**options, **run.files, "row_offset": row}
         if tokens:
             opts["sequence_offset"] = sequence
-        state = one(run.targets, run.preds, opts)
+        state = one(run.targets, run.preds, opts, run.partitions)
         states.append(state)
         tallies = state.states[0].tallies
         row += int(tallies.rows)
@@ -105,3 +123,20 @@ def compare_shards(
     if len(states) == 1:
         return states[0]
     return merge_compare(states, [r.label for r in runs])
+
+
+def with_partitions(evaluation: Evaluation, partitions: dict[str, Any], model: int) -> Evaluation:
+    """Model ``model``'s evaluation with each input carrying its shard's hive partition values
+    (constant columns after the file's own, as ``engine.sharded`` gives a plain run's shards)."""
+    inputs = evaluation.inputs
+    changed: dict[str, Any] = {}
+    for name in ("preds", "targets", "weights", "logprobs", "groups"):
+        src = getattr(inputs, name)
+        role = "preds" if name == "logprobs" else name
+        found = partitions.get(role)
+        partition: Partition = tuple(found[model] if role == "preds" and found else found or ())
+        if src is not None and partition:
+            changed[name] = dataclasses.replace(src, partition=partition)
+    if not changed:
+        return evaluation
+    return dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
