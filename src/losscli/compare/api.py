@@ -83,7 +83,7 @@ def compare(
         else:
             evaluations = [build_evaluation(definition, p, shard_targets, opts) for p in shard_preds]
         if parts:
-            evaluations = [with_partitions(e, parts, i) for i, e in enumerate(evaluations)]
+            evaluations = [with_partitions(e, parts) for e in evaluations]
         out = run_models(evaluations, test, reps, seed, progress)
         part = CompareState(
             names,

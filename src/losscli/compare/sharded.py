@@ -13,9 +13,10 @@ the bootstrap weights and permutation signs follow it; the shards' comparison st
 merged as ``losscli merge`` merges saved parts. Shards run one after another, so memory stays
 that of one shard's comparison.
 
-Hive partition folders (``lang=de/part-0.parquet``) give each shard's files constant columns, as
-in a plain sharded run (``readers.partitioned``): each input's own folders' values, so
-``--group-by lang`` finds the key in the TARGETS shards' folders (the keys are read from TARGETS).
+Hive partition folders (``lang=de/part-0.parquet``) are group keys, as in a plain sharded run
+(``readers.partitioned``): ``--group-by lang`` finds the key in the TARGETS shards' folders (the
+keys are read from TARGETS), or in a sharded ``--groups`` input's. Only the keys' source gets
+the partition columns: the targets and predictions are read as before.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ class ShardRun:
     preds: list[Any]
     files: dict[str, Any]
     label: str
-    #: hive partition values of each role's shard: "targets", "preds" (one per model), "weights",
-    #: "groups"
+    #: hive partition values of the shard's group keys' file ("groups"), when it has any
     partitions: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,15 +87,11 @@ def shard_runs(targets: Any, preds: list[Any], options: dict[str, Any]) -> list[
         shard_targets = paths["TARGETS"] if first is not None else None
         shard_preds = [paths[f"PREDS {j + 1}"] for j in range(len(preds))]
         label = f"shard {i + 1} ({shard_targets or shard_preds[0]})"
-        parts = {what: lst.shards[i].partition for (what, _), lst in zip(named, lists, strict=True)}
-        partitions: dict[str, Any] = {
-            "preds": [parts[f"PREDS {j + 1}"] for j in range(len(preds))],
-            **{k: parts[f"--{k}"] for k in FILE_OPTIONS if f"--{k}" in parts},
-        }
-        if first is not None:
-            partitions["targets"] = parts["TARGETS"]
-            if "groups" in files and "--groups" not in parts:  # the keys are read from TARGETS
-                partitions["groups"] = parts["TARGETS"]
+        # the --group-by keys' hive values: the --groups shard's own, else TARGETS' (the keys
+        # are read from TARGETS); only there, so that the targets and predictions read as before
+        where = "--groups" if "--groups" in paths else "TARGETS" if "groups" in files else None
+        shard_of = {what: lst.shards[i] for (what, _), lst in zip(named, lists, strict=True)}
+        partitions = {} if where is None else {"groups": shard_of[where].partition}
         runs.append(ShardRun(shard_targets, shard_preds, files, label, partitions))
     return runs
 
@@ -125,18 +121,12 @@ def compare_shards(
     return merge_compare(states, [r.label for r in runs])
 
 
-def with_partitions(evaluation: Evaluation, partitions: dict[str, Any], model: int) -> Evaluation:
-    """Model ``model``'s evaluation with each input carrying its shard's hive partition values
-    (constant columns after the file's own, as ``engine.sharded`` gives a plain run's shards)."""
+def with_partitions(evaluation: Evaluation, partitions: dict[str, Any]) -> Evaluation:
+    """A model's evaluation with its group keys' source carrying its shard's hive partition
+    values (constant columns after the file's own, as ``engine.sharded`` gives a plain run's)."""
     inputs = evaluation.inputs
-    changed: dict[str, Any] = {}
-    for name in ("preds", "targets", "weights", "logprobs", "groups"):
-        src = getattr(inputs, name)
-        role = "preds" if name == "logprobs" else name
-        found = partitions.get(role)
-        partition: Partition = tuple(found[model] if role == "preds" and found else found or ())
-        if src is not None and partition:
-            changed[name] = dataclasses.replace(src, partition=partition)
-    if not changed:
+    partition: Partition = tuple(partitions.get("groups") or ())
+    if inputs.groups is None or not partition:
         return evaluation
-    return dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, **changed))
+    groups = dataclasses.replace(inputs.groups, partition=partition)
+    return dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, groups=groups))
