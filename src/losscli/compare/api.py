@@ -8,7 +8,7 @@ from ..errors import UsageError
 from ..metrics import registry
 from ..options import build_evaluation
 from .report import CompareReport
-from .sharded import compare_shards, shard_runs
+from .sharded import compare_shards, shard_runs, with_partitions
 from .state import CompareState, report_of, save_compare
 
 #: options a comparison takes beside the metric command's ones
@@ -73,13 +73,17 @@ def compare(
     if logprobs and targets is not None:
         raise UsageError("log-probabilities need no --targets: give --logprobs per model alone")
 
-    def one(shard_targets: Any, shard_preds: list[Any], opts: dict[str, Any]) -> CompareState:
+    def one(
+        shard_targets: Any, shard_preds: list[Any], opts: dict[str, Any], parts: Any = None
+    ) -> CompareState:
         if logprobs:
             evaluations = [
                 build_evaluation(definition, None, None, {**opts, "logprobs": p}) for p in shard_preds
             ]
         else:
             evaluations = [build_evaluation(definition, p, shard_targets, opts) for p in shard_preds]
+        if parts:
+            evaluations = [with_partitions(e, parts) for e in evaluations]
         out = run_models(evaluations, test, reps, seed, progress)
         part = CompareState(
             names,

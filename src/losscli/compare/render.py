@@ -3,6 +3,9 @@
 CSV/TSV: a header, then a row per model (the baseline's comparison cells empty, its verdict
 ``baseline``), then, with ``--group-by``, the same rows per group with ``group`` (the key as JSON)
 and ``group.COL`` columns. ``value`` format: each candidate's delta, one per line.
+
+``n`` (CSV/TSV and ``--fail-if``) is the count of paired units, as JSON ``comparisons[].n``: for
+perplexity clustered by sequence, sequences (a model's own row would count its tokens).
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ COLUMNS = (
 )
 
 
+def paired_n(report: CompareReport, m: ModelRow, comparisons: list[Comparison]) -> int:
+    """A model's ``n`` in CSV/TSV and --fail-if: the paired units its comparisons count (the
+    sequences, when clustered by sequence; the baseline's: those of its candidates), as JSON."""
+    if report.unit != "sequence" or not comparisons:
+        return m.n
+    own = [c.n for c in comparisons if c.model == m.name]
+    return own[0] if own else comparisons[0].n
+
+
 def _rows(report: CompareReport, models: list[ModelRow], comparisons: list[Comparison]) -> list[list[str]]:
     by_model = {c.model: c for c in comparisons}
     rows = []
@@ -46,7 +58,7 @@ def _rows(report: CompareReport, models: list[ModelRow], comparisons: list[Compa
             number_text(m.value),
             number_text(m.low),
             number_text(m.high),
-            str(m.n),
+            str(paired_n(report, m, comparisons)),
         ]
         if c is None:
             cells += ["", "", "", "", "", "baseline"]
@@ -91,7 +103,8 @@ def gate_values(report: CompareReport) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     by_model = {c.model: c for c in report.comparisons}
     for i, m in enumerate(report.models):
-        own = {"value": m.value, "value_low": m.low, "value_high": m.high, "n": float(m.n)}
+        n = float(paired_n(report, m, report.comparisons))
+        own = {"value": m.value, "value_low": m.low, "value_high": m.high, "n": n}
         c = by_model.get(m.name)
         if c is not None:
             own.update(
@@ -119,7 +132,9 @@ def report_renderable(report: CompareReport) -> Any:
     ]
     for g in report.groups or []:
         label = ", ".join(f"{k}={v}" for k, v in g.key.items())
-        parts.append(_table(report, f"group {label}", g.models, g.comparisons))
+        n = g.comparisons[0].n if g.comparisons else 0  # each group's own paired units
+        units = "sequences" if report.unit == "sequence" else "examples"
+        parts.append(_table(report, f"group {label} ({n:,} paired {units})", g.models, g.comparisons))
     return Group(*parts, Text(_caption(report), style="dim"))
 
 
@@ -180,16 +195,17 @@ def _caption(report: CompareReport) -> str:
         else ""
     )
     n = report.comparisons[0].n if report.comparisons else 0
+    every = " in all (each group's n in its title)" if report.groups else ""
     if report.unit == "sequence":
         return (
             f"Lower loss is better. delta = model - {report.models[0].name}, in nats of cross-entropy "
-            f"per token, over {n:,} paired sequences (tests clustered by sequence); two-sided {test} "
+            f"per token, over {n:,} paired sequences{every} (tests clustered by sequence); two-sided {test} "
             f"at level {report.level:g}{adjusted}{margin}."
         )
     units = "in nats of cross-entropy per token" if report.metric == "perplexity" else "in the metric's units"
     return (
         f"Lower loss is better. delta = model - {report.models[0].name}, {units}, over {n:,} "
-        f"paired examples; two-sided {test} at level {report.level:g}{adjusted}{margin}."
+        f"paired examples{every}; two-sided {test} at level {report.level:g}{adjusted}{margin}."
     )
 
 

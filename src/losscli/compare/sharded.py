@@ -12,16 +12,23 @@ perplexity also its sequence offset), so every example keeps its place in the co
 the bootstrap weights and permutation signs follow it; the shards' comparison states are then
 merged as ``losscli merge`` merges saved parts. Shards run one after another, so memory stays
 that of one shard's comparison.
+
+Hive partition folders (``lang=de/part-0.parquet``) are group keys, as in a plain sharded run
+(``readers.partitioned``): ``--group-by lang`` finds the key in the TARGETS shards' folders (the
+keys are read from TARGETS), or in a sharded ``--groups`` input's. Only the keys' source gets
+the partition columns: the targets and predictions are read as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError, UsageError
-from ..shards import expand, is_sharded
+from ..options import Evaluation
+from ..shards import Partition, expand, is_sharded
 
 #: evaluation options that name an input file, sharded like the targets when given
 FILE_OPTIONS = ("weights", "groups")
@@ -35,6 +42,8 @@ class ShardRun:
     preds: list[Any]
     files: dict[str, Any]
     label: str
+    #: hive partition values of the shard's group keys' file ("groups"), when it has any
+    partitions: dict[str, Any] = field(default_factory=dict)
 
 
 def shard_runs(targets: Any, preds: list[Any], options: dict[str, Any]) -> list[ShardRun] | None:
@@ -78,7 +87,12 @@ def shard_runs(targets: Any, preds: list[Any], options: dict[str, Any]) -> list[
         shard_targets = paths["TARGETS"] if first is not None else None
         shard_preds = [paths[f"PREDS {j + 1}"] for j in range(len(preds))]
         label = f"shard {i + 1} ({shard_targets or shard_preds[0]})"
-        runs.append(ShardRun(shard_targets, shard_preds, files, label))
+        # the --group-by keys' hive values: the --groups shard's own, else TARGETS' (the keys
+        # are read from TARGETS); only there, so that the targets and predictions read as before
+        where = "--groups" if "--groups" in paths else "TARGETS" if "groups" in files else None
+        shard_of = {what: lst.shards[i] for (what, _), lst in zip(named, lists, strict=True)}
+        partitions = {} if where is None else {"groups": shard_of[where].partition}
+        runs.append(ShardRun(shard_targets, shard_preds, files, label, partitions))
     return runs
 
 
@@ -96,7 +110,7 @@ def compare_shards(
         opts = {**options, **run.files, "row_offset": row}
         if tokens:
             opts["sequence_offset"] = sequence
-        state = one(run.targets, run.preds, opts)
+        state = one(run.targets, run.preds, opts, run.partitions)
         states.append(state)
         tallies = state.states[0].tallies
         row += int(tallies.rows)
@@ -105,3 +119,14 @@ def compare_shards(
     if len(states) == 1:
         return states[0]
     return merge_compare(states, [r.label for r in runs])
+
+
+def with_partitions(evaluation: Evaluation, partitions: dict[str, Any]) -> Evaluation:
+    """A model's evaluation with its group keys' source carrying its shard's hive partition
+    values (constant columns after the file's own, as ``engine.sharded`` gives a plain run's)."""
+    inputs = evaluation.inputs
+    partition: Partition = tuple(partitions.get("groups") or ())
+    if inputs.groups is None or not partition:
+        return evaluation
+    groups = dataclasses.replace(inputs.groups, partition=partition)
+    return dataclasses.replace(evaluation, inputs=dataclasses.replace(inputs, groups=groups))

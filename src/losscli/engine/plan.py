@@ -34,6 +34,7 @@ from ..sequences import MASK, PeriodicSequences, SequenceMap, SingleSequence
 from ..state.evalstate import Binding, Header, InputFile, Provenance
 from .evaluator import CHECKED_IDS, GROUP_KEY, GROUPS, IDS, WEIGHTS
 from .group_plan import plan_clusters, plan_groups
+from .pairing import PRED_INDEX, TARGET_INDEX
 from .roles import (
     IdPlan,
     columns_report,
@@ -47,6 +48,8 @@ from .roles import (
     weight_column,
 )
 from .runners import Role, choose_chunk_rows
+
+INDEX_ROLES = (PRED_INDEX, TARGET_INDEX)
 
 
 @dataclass
@@ -153,7 +156,12 @@ def _make_plan(evaluation: Evaluation, stack: ExitStack, every: list[Reader]) ->
     roles, ids = engine_roles(choices, layout.roles)
     if layout.text_targets is not None:
         roles[TARGETS] = layout.text_targets
-    numbers = [r for k, r in roles.items() if k not in (IDS, *CHECKED_IDS) and r is not layout.text_targets]
+    # index pairs (a shard's hive keys on both sides, too) are compared as ids, never as numbers
+    numbers = [
+        r
+        for k, r in roles.items()
+        if k not in (IDS, *CHECKED_IDS) and not k.startswith(INDEX_ROLES) and r is not layout.text_targets
+    ]
     partition_numbers(numbers, evaluation.run.nan == "skip")
     groups = plan_groups(evaluation, choices[PREDS].reader, opened, roles, layout.seqmap)
     clusters = plan_clusters(evaluation, choices[PREDS].reader, roles, layout.seqmap)
