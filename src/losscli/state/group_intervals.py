@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..stats.moments import Moments
-from .groups import Key, two_sum, typed
+from .groups import Key, two_sum, typed, union_keys
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -80,15 +80,7 @@ class GroupIntervals:
     def merge(self, other: GroupIntervals) -> GroupIntervals:
         if (self.columns, self.bootstrap) != (other.columns, other.bootstrap):
             raise ValueError("per-group interval tallies with different columns or --bootstrap")
-        index = {typed(k): i for i, k in enumerate(self.keys)}
-        keys = list(self.keys)
-        pos = np.empty(len(other.keys), dtype=np.intp)
-        for j, k in enumerate(other.keys):
-            t = typed(k)
-            if t not in index:
-                index[t] = len(keys)
-                keys.append(k)
-            pos[j] = index[t]
+        keys, pos = union_keys(self.keys, other.keys)
         boot = None if self.boot is None else self.boot.copy()
         out = GroupIntervals(self.columns, self.bootstrap, list(self.keys), self.n.copy(),
                              self.hi.copy(), self.lo.copy(), boot)

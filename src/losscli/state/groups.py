@@ -61,6 +61,21 @@ def typed(key: Key) -> tuple[tuple[str, Any], ...]:
     return tuple((type(v).__name__, v) for v in key)
 
 
+def union_keys(mine: Sequence[Key], theirs: Sequence[Key]) -> tuple[list[Key], NDArray[np.intp]]:
+    """The keys of both parts of a merge (``mine`` first, then the new ones of ``theirs``, matched
+    by typed key) and where each of ``theirs`` landed."""
+    index = {typed(k): i for i, k in enumerate(mine)}
+    keys = list(mine)
+    pos = np.empty(len(theirs), dtype=np.intp)
+    for j, k in enumerate(theirs):
+        t = typed(k)
+        if t not in index:
+            index[t] = len(keys)
+            keys.append(k)
+        pos[j] = index[t]
+    return keys, pos
+
+
 def _rank(v: Any) -> tuple[int, Any]:
     """Sort order of one key value: booleans, numbers, text, then null (last, as SQL's NULLS LAST)."""
     if v is None:
@@ -136,15 +151,7 @@ class GroupTallies:
         """Both parts' groups; the same key in both adds up (two-sum, as ``CompensatedVector``)."""
         if (other.columns, other.outputs, other.companions) != (self.columns, self.outputs, self.companions):
             raise ValueError("cannot merge group tallies of different columns, outputs or companions")
-        index = {typed(k): i for i, k in enumerate(self.keys)}
-        keys = list(self.keys)
-        pos = np.empty(len(other.keys), dtype=np.intp)
-        for j, k in enumerate(other.keys):
-            t = typed(k)
-            if t not in index:
-                index[t] = len(keys)
-                keys.append(k)
-            pos[j] = index[t]
+        keys, pos = union_keys(self.keys, other.keys)
         out = GroupTallies(
             self.columns, self.outputs, self.companions, list(self.keys),
             self.hi.copy(), self.lo.copy(), self.counts.copy(), self.overflow.copy(),
