@@ -353,3 +353,28 @@ def test_merge_names_a_missing_state_file_as_missing(pair, capsys, tmp_path):
     code, out, err = run_cli(["merge", str(saved), str(tmp_path / "missing.state")], capsys)
     assert code == 3 and out == ""
     assert "missing.state: cannot read the state file" in err and "corrupt" not in err
+
+
+def test_a_width_mismatch_names_the_predictions_file_too(tmp_path, capsys):
+    """A baseline (or a plain run's predictions) with 2 columns against 1 target column: the
+    message is the targets', and it names the predictions' file, which may be the one at fault."""
+    y = np.arange(6.0)
+    pd.DataFrame({"y": y}).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"pred": y, "pred2": y}).to_csv(tmp_path / "wide.csv", index=False)
+    pd.DataFrame({"pred": y + 1}).to_csv(tmp_path / "other.csv", index=False)
+    for args in (
+        ["mse", str(tmp_path / "wide.csv"), str(tmp_path / "t.csv"), "--target-col", "y"],
+        [
+            "compare",
+            "mse",
+            str(tmp_path / "t.csv"),
+            str(tmp_path / "wide.csv"),
+            str(tmp_path / "other.csv"),
+            "--target-col",
+            "y",
+        ],
+    ):
+        code, out, err = run_cli(args, capsys)
+        assert code == 3 and out == "", err
+        assert f"(the predictions: {tmp_path / 'wide.csv'})" in err, err
+        assert len(err.strip().splitlines()) == 1

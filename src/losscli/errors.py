@@ -118,9 +118,13 @@ class DataProblem(Exception):
         column: int | None = None,
         *,
         ambiguous: bool = False,
+        against: str | None = None,
     ):
         super().__init__(detail)
         self.ambiguous = ambiguous  # becomes an AmbiguousInput (exit 2) instead of InputError
+        #: the other role a mismatch is with (a width of the targets against the predictions'):
+        #: its file is named too when it is another file, so either may be the one at fault
+        self.against = against
         self.role = role
         self.local_row = local_row
         self.detail = detail

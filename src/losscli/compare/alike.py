@@ -40,9 +40,9 @@ def skip_alike(models: Any, preds: list[NDArray[Any] | None], shared: list[NDArr
 def blamed(exc: InputError, path: str | None, baseline: str | None) -> InputError:
     """A later model's refusal, when the baseline fit the same targets, is that model's fault:
     name its file (a column named in the message is the other file's)."""
-    if path is None or path in str(exc):
+    if path is None or exc.path == path:
         return exc
-    detail = exc.detail
+    detail = exc.detail.replace(f" (the predictions: {path})", "")  # named in front instead
     if exc.column is not None and exc.path != path:
         detail = f"column {exc.column} of {exc.path}: {detail}"
     detail += f" (the targets fit the baseline {baseline}: every model needs the same rows and columns)"

@@ -54,6 +54,10 @@ class ExampleSink(Protocol):
     ) -> None: ...
 
 
+#: roles as a message names them
+ROLE_WORDS = {"preds": "predictions", "targets": "targets", "weights": "weights"}
+
+
 class Evaluator:
     """Accumulates one metric over chunks; ``update`` may be called with any chunking.
 
@@ -509,6 +513,10 @@ class Evaluator:
     def _located(self, problem: DataProblem, row_map: NDArray[np.intp] | None) -> InputError:
         row = None
         detail = problem.detail
+        against = problem.against
+        other = self.labels.get(against) if against is not None else None
+        if against is not None and other is not None and other != self.labels.get(problem.role):
+            detail += f" (the {ROLE_WORDS.get(against, against)}: {other})"
         if problem.local_row is not None:
             local = problem.local_row if row_map is None else int(row_map[problem.local_row])
             # the file's own row, as readers say

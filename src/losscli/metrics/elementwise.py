@@ -32,6 +32,7 @@ class ElementwiseScorer(Scorer):
                 None,
                 f"targets have {width(t)} value(s) per row but predictions have {width(p)}; "
                 "pick matching columns with --pred-col/--target-col",
+                against=PREDS,
             )
         if p.ndim > 2:
             raise DataProblem(PREDS, None, f"{self.name} takes 1-D values or (N, k) arrays, not {p.ndim}-D")
