@@ -152,16 +152,29 @@ def _compare_command(definition: Any) -> click.Command:
         preds = opts.pop("preds")
         return run_compare(definition.name, list(preds), opts)
 
+    options = [*column_options(), *group_options(), *reading_options(), *compare_options()]
+    return build_command(definition, command, params, options, ("per_example",), HELP)
+
+
+def build_command(
+    definition: Any,
+    command: Any,
+    params: list[click.Parameter],
+    options: list[Any],
+    refused: tuple[str, ...],
+    help_text: str,
+) -> click.Command:
+    """The compare command of ``definition``: its own ``params``, then the shared click
+    ``options`` (decorators, in order), less the options compare does not take (``refused``)."""
     decorated: Any = command
-    for option in reversed([*column_options(), *group_options(), *reading_options(), *compare_options()]):
+    for option in reversed(options):
         decorated = option(decorated)
-    params += decorated.__click_params__[::-1]
-    params = [p for p in params if p.name not in ("per_example",)]
+    every = [*params, *decorated.__click_params__[::-1]]
     return click.Command(
         definition.name,
         callback=command,
-        params=params,
-        help=HELP,
+        params=[p for p in every if p.name not in refused],
+        help=help_text,
         short_help=f"compare models by {definition.name}",
         context_settings={"max_content_width": 100},
     )

@@ -29,7 +29,7 @@ are then compared one by one (said in a note). Every model must score the same t
 
 def tokens_command(definition: Any) -> click.Command:
     """The compare command of a token metric (perplexity)."""
-    from .command import compare_options, run_compare
+    from .command import build_command, compare_options, run_compare
 
     params: list[click.Parameter] = [
         click.Option(
@@ -63,17 +63,6 @@ def tokens_command(definition: Any) -> click.Command:
             opts["logprobs"] = True
         return run_compare(definition.name, list(logits or logprobs), opts)
 
-    decorated: Any = command
-    for option in reversed([*column_options(), *reading_options(), *compare_options()]):
-        decorated = option(decorated)
-    params += decorated.__click_params__[::-1]
+    options = [*column_options(), *reading_options(), *compare_options()]
     refused = ("per_example", "weights", "weight_col", "exclude_col")
-    params = [p for p in params if p.name not in refused]
-    return click.Command(
-        definition.name,
-        callback=command,
-        params=params,
-        help=HELP,
-        short_help=f"compare models by {definition.name}",
-        context_settings={"max_content_width": 100},
-    )
+    return build_command(definition, command, params, options, refused, HELP)
