@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +143,8 @@ def _one_format(files: list[str], option: str, given: str) -> str | None:
 
 def _with_partitions(files: list[str], root: str) -> tuple[Shard, ...]:
     """Each file with the hive ``key=value`` folders between ``root`` and it, typed per key."""
+    import urllib.parse  # here: only hive folders need it, and it pulls in ipaddress (~10 ms)
+
     raw: list[list[tuple[str, str | None]]] = []
     for path in files:
         folders = os.path.relpath(os.path.dirname(path), root).split(os.sep)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +22,8 @@ from numpy.typing import NDArray
 @functools.lru_cache(maxsize=64)
 def torch_edges(bins: int, float32: bool = False) -> NDArray[np.float64]:
     """The ``bins + 1`` edges torch.linspace gives (as float64 values), read only."""
+    from fractions import Fraction  # here: 10 ms of import that a run without --calibration skips
+
     steps = bins + 1
     # float32: step * k and 1 - step * k are exact in float64 (a 24-bit step times k < 2**29),
     # so one rounding to float32 is torch's; float64: exact in fractions, rounded once by float()

@@ -21,7 +21,6 @@ and gives the same weights as that table.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +83,8 @@ def example_bases(seed: int, ids: U64) -> U64:
 
 def file_key(resolved_path: str) -> int:
     """A 64-bit key of a shard's resolved path (BLAKE2b), hashed into its examples' identities."""
+    import hashlib  # here, not at the top: most runs hash nothing and skip its import
+
     return int.from_bytes(hashlib.blake2b(resolved_path.encode(), digest_size=8).digest(), "little")
 
 
@@ -102,6 +103,8 @@ def key_identity(value: object) -> int:
     """The identity of a cluster by its key value (--cluster-col): a 64-bit BLAKE2b hash of the
     value's text, so a pure function of the value whatever chunk, shard or part it was seen in,
     and the same for 7 in a Parquet file and "7" in a CSV (whose keys are text as written)."""
+    import hashlib
+
     text = "\x00null" if value is None else str(value)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
