@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..cli_options import column_options, metric_option, reading_options
+from ..cli_options import column_options, group_options, metric_option, reading_options
 from ..errors import UsageError
 
 HELP = """Is model B better than model A, by perplexity? Paired tests clustered by sequence.
@@ -63,6 +63,6 @@ def tokens_command(definition: Any) -> click.Command:
             opts["logprobs"] = True
         return run_compare(definition.name, list(logits or logprobs), opts)
 
-    options = [*column_options(), *reading_options(), *compare_options()]
+    options = [*column_options(), *group_options(), *reading_options(), *compare_options()]
     refused = ("per_example", "weights", "weight_col", "exclude_col")
     return build_command(definition, command, params, options, refused, HELP)
