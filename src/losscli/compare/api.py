@@ -111,6 +111,6 @@ def keys_once(options: list[dict[str, Any]], tokens: bool) -> list[dict[str, Any
     """compare perplexity --group-by: the keys are the baseline's (its logits' or log-probs'
     file, or --groups FILE), read once and given to every model (``run.Models``), so the other
     models' files need no key column: their evaluations are planned without one."""
-    if not tokens or options[0].get("group_by") is None and options[0].get("groups") is None:
+    if not tokens or (options[0].get("group_by") is None and options[0].get("groups") is None):
         return options
     return [options[0], *({**o, "group_by": None, "groups": None} for o in options[1:])]

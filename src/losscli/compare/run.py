@@ -391,9 +391,7 @@ def run_models(
         for plan in plans:
             if hasattr(plan.scorer, "companions"):  # MAE beside MSE: not reported by a comparison
                 plan.scorer.companions = ()
-            ev = Evaluator(
-                plan.metric, nan=run.nan, worst=0, header=plan.header, scorer=plan.scorer
-            )
+            ev = Evaluator(plan.metric, nan=run.nan, worst=0, header=plan.header, scorer=plan.scorer)
             ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
             evaluators.append(ev)
         clustered = by_sequence(plans, evaluators)
