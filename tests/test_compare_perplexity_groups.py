@@ -330,6 +330,9 @@ def test_cli_gate_names_the_group_and_formats(seqs, capsys):
     assert lines[3].split("\t")[5] == "10"  # a group row's n: its paired sequences
     code, out, _ = run_cli([*args, "-f", "table"], capsys)
     assert code == 0 and "group lang=en (10 paired sequences)" in out
+    page = d / "r.html"
+    code, _, _ = run_cli([*args, "--report", str(page)], capsys)
+    assert code == 0 and "Per group" in page.read_text() and "lang" in page.read_text()
     code, out, err = run_cli([*args, "--max-groups", "2"], capsys)
     assert code == 3 and "--max-groups" in err and out == ""
 
