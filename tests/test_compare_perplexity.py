@@ -351,7 +351,7 @@ def simulate(rng: np.random.Generator, g: int, shift: float) -> tuple[list[np.nd
 def cluster_p(sums: list[np.ndarray], n: np.ndarray, test: str, resamples: int, seed: int) -> float:
     """The clustered p-value, the sequences counted in two parts (as merged states are)."""
     pairs = PairTallies(2, test, resamples, seed)
-    pairs.ratios = [RatioMoments() for _ in range(pairs.columns)]
+    pairs.ratios = [[RatioMoments() for _ in range(pairs.columns)]]
     half = len(n) // 2
     ids = np.arange(len(n), dtype=np.int64)
     for part in (slice(0, half), slice(half, None)):

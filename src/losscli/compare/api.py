@@ -42,8 +42,6 @@ def compare(
     logprobs = bool(options.pop("logprobs", False))
     if logprobs and not tokens:
         raise UsageError("logprobs is perplexity's: for ce give input='logprobs'")
-    if tokens and options.get("group_by") is not None:
-        raise UsageError("compare perplexity does not take --group-by yet: compare each group's files")
     if len(preds) < 2:
         if tokens:
             raise UsageError(
@@ -77,11 +75,14 @@ def compare(
         shard_targets: Any, shard_preds: list[Any], opts: dict[str, Any], parts: Any = None
     ) -> CompareState:
         if logprobs:
-            evaluations = [
-                build_evaluation(definition, None, None, {**opts, "logprobs": p}) for p in shard_preds
-            ]
+            own = [{**opts, "logprobs": p} for p in shard_preds]
+            evaluations = [build_evaluation(definition, None, None, o) for o in keys_once(own, tokens)]
         else:
-            evaluations = [build_evaluation(definition, p, shard_targets, opts) for p in shard_preds]
+            own = [dict(opts) for _ in shard_preds]
+            evaluations = [
+                build_evaluation(definition, p, shard_targets, o)
+                for p, o in zip(shard_preds, keys_once(own, tokens), strict=True)
+            ]
         if parts:
             evaluations = [with_partitions(e, parts) for e in evaluations]
         out = run_models(evaluations, test, reps, seed, progress)
@@ -96,7 +97,7 @@ def compare(
             margin,
             fail_if_worse,
         )
-        part.clustered = out.clustered
+        part.clustered, part.group_sums = out.clustered, out.group_sums
         return part
 
     runs = shard_runs(targets, list(preds), options)
@@ -104,3 +105,12 @@ def compare(
     if save is not None:
         save_compare(state, save)
     return report_of(state)
+
+
+def keys_once(options: list[dict[str, Any]], tokens: bool) -> list[dict[str, Any]]:
+    """compare perplexity --group-by: the keys are the baseline's (its logits' or log-probs'
+    file, or --groups FILE), read once and given to every model (``run.Models``), so the other
+    models' files need no key column: their evaluations are planned without one."""
+    if not tokens or (options[0].get("group_by") is None and options[0].get("groups") is None):
+        return options
+    return [options[0], *({**o, "group_by": None, "groups": None} for o in options[1:])]

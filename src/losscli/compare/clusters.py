@@ -71,7 +71,7 @@ def cluster_pairs(states: Sequence[EvalState], test: str, resamples: int, seed: 
         _check_same_tokens(base.first, base.tokens, q.first, q.tokens, _label(states, i))
     keep = np.flatnonzero(base.tokens > 0)
     pairs = PairTallies(len(states), test, resamples, seed)
-    pairs.ratios = [RatioMoments() for _ in range(pairs.columns)]
+    pairs.ratios = [[RatioMoments() for _ in range(pairs.columns)]]
     for start in range(0, len(keep), BLOCK):
         at = keep[start : start + BLOCK]
         y = [q.nll[at] for q in seqs if q is not None]
@@ -105,9 +105,10 @@ def _check_same_tokens(
     )
 
 
-def add_clusters(pairs: PairTallies, y: list[F64], n: F64, ids: NDArray[np.int64]) -> None:
-    """Count complete sequences: ``y[k]`` model k's NLL sums, ``n`` token counts (> 0), ``ids``
-    global sequence indices. Columns are each model's sums, then each candidate's differences."""
+def add_clusters(pairs: PairTallies, y: list[F64], n: F64, ids: NDArray[np.int64], g: int = 0) -> None:
+    """Count complete clusters of group ``g``: ``y[k]`` model k's NLL sums, ``n`` token counts
+    (> 0), ``ids`` their identities (global sequence indices, ascending). Columns are each
+    model's sums, then each candidate's differences."""
     m = pairs.models
     totals = np.empty((len(n), pairs.columns))
     for j, column in enumerate(y):
@@ -116,16 +117,29 @@ def add_clusters(pairs: PairTallies, y: list[F64], n: F64, ids: NDArray[np.int64
             np.subtract(column, y[0], out=totals[:, m + j - 1])
     # weighted moments of the per-sequence means with weights n: the means are the ratios, W the
     # tokens, mean * W the totals (what the permutation test's statistic is)
-    pairs.moments = pairs.moments.merge(Moments.of_chunk(totals / n[:, None], n, None, 1))
+    chunk = Moments.of_chunk(totals / n[:, None], n, None, 1)
+    if pairs.groups == 1:
+        pairs.moments = pairs.moments.merge(chunk)
+    else:
+        _merge_row(pairs.moments, g, chunk)
     assert pairs.ratios is not None
-    for j, ratio in enumerate(pairs.ratios):
+    for j, ratio in enumerate(pairs.ratios[g]):
         ratio.update(np.ascontiguousarray(totals[:, j]), n)
     if pairs.test == "bootstrap":
         values = np.concatenate((totals, n[:, None]), axis=1)
-        pairs.resampled[0] += _sums("bootstrap", pairs.seed, ids, values, pairs.resamples)
+        pairs.resampled[g] += _sums("bootstrap", pairs.seed, ids, values, pairs.resamples)
     elif pairs.test == "permutation":
         values = np.concatenate((totals[:, m:], n[:, None]), axis=1)
-        pairs.resampled[0] += _sums("permutation", pairs.seed, ids, values, pairs.resamples)
+        pairs.resampled[g] += _sums("permutation", pairs.seed, ids, values, pairs.resamples)
+
+
+def _merge_row(moments: Moments, g: int, chunk: Moments) -> None:
+    """One group's moments (row ``g``) merged with a one-group ``chunk``, in place."""
+    at = slice(g, g + 1)
+    row = Moments(moments.n[at], moments.w[at], moments.w2[at], moments.mean[at], moments.m2[at])
+    merged = row.merge(chunk)
+    moments.n[at], moments.w[at], moments.w2[at] = merged.n, merged.w, merged.w2
+    moments.mean[at], moments.m2[at] = merged.mean, merged.m2
 
 
 def _sums(test: str, seed: int, ids: NDArray[np.int64], values: F64, resamples: int) -> F64:

@@ -77,7 +77,7 @@ def _t_parts(t: PairTallies, g: int, col: int) -> tuple[float, float, float]:
     """(mean, standard error, degrees of freedom) of column ``col`` in group ``g``; clustered by
     sequence: the ratio, its cluster-robust standard error and G - 1."""
     if t.ratios is not None:
-        r = t.ratios[col]
+        r = t.ratios[g][col]
         return r.ratio, r.standard_error, float(r.g - 1)
     m = t.moments
     w, w2 = float(m.w[g]), float(m.w2[g])
@@ -108,7 +108,7 @@ def _two_sided_t(t: PairTallies, g: int, col: int) -> float:
 
 def units(t: PairTallies, g: int, col: int) -> int:
     """Paired units behind column ``col`` in group ``g``: examples, or sequences when clustered."""
-    return t.ratios[col].g if t.ratios is not None else int(t.moments.n[g])
+    return t.ratios[g][col].g if t.ratios is not None else int(t.moments.n[g])
 
 
 def bootstrap_too_few(t: PairTallies, g: int, col: int) -> bool:

@@ -167,6 +167,8 @@ def build_compare_report(
     if group_keys is not None and group_pairs is not None:
         columns = list(states[0].header.metric_options.get("group_by") or [])
         report.groups = _groups(definition.name, names, group_pairs, group_keys, columns, level, margin)
+        if group_pairs.ratios is not None:
+            _sequence_figures(report.groups, states, group_pairs, group_keys)
         every = [c for g in report.groups for c in g.comparisons]
         settle(every, level, margin)
         if len(every) > 1:
@@ -254,3 +256,25 @@ def _groups(
             rows.append(ModelRow(name, "", est.value, est.low, est.high, int(pairs.moments.n[g])))
         blocks.append(GroupBlock(key, rows, _comparisons(names, pairs, g, level, margin, keys[g])))
     return blocks
+
+
+def _sequence_figures(
+    blocks: list[GroupBlock], states: list[EvalState], pairs: PairTallies, keys: list[tuple[Any, ...]]
+) -> None:
+    """compare perplexity by sequence: each group's model rows count tokens (as the overall
+    rows do; the comparisons count (group, sequence) clusters) and carry the model's own figures
+    of the group (cross-entropy, bits per token, ignored tokens: those of ``losscli perplexity
+    --group-by``) and ``sequences``, the group's clusters."""
+    from ..results.groups import group_rows
+    from ..state.groups import typed
+
+    place = {typed(k): g for g, k in enumerate(keys)}
+    for i, state in enumerate(states):
+        own = {typed(tuple(r.key.values())): r for r in group_rows(state)}
+        for block in blocks:
+            key = typed(tuple(block.key.values()))
+            g, row, model = place[key], own.get(key), block.models[i]
+            model.n = int(pairs.moments.w[g])
+            if row is not None:
+                model.figures = {f.key: f.value for f in row.figures if f.key not in ("value", "n")}
+            model.figures["sequences"] = int(pairs.moments.n[g])

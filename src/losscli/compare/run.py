@@ -31,6 +31,7 @@ from ..state.parts import LossState
 from .alike import blamed, model_path, skip_alike
 from .clusters import by_sequence, cluster_pairs
 from .fused import Fused, fused_for, ready
+from .group_clusters import GroupClusterSums, group_cluster_pairs
 from .tallies import PairTallies
 
 
@@ -75,13 +76,18 @@ class Tallies:
     pairs: PairTallies
     group_pairs: PairTallies | None
     unpaired: int = 0  # --nan skip: rows some model could score and another not
+    group_sums: GroupClusterSums | None = None  # compare perplexity --group-by, by sequence
 
     def merge(self, other: Tallies) -> Tallies:
         merged = [a.merge(b) for a, b in zip(self.models, other.models, strict=True)]
         groups = None
         if self.group_pairs is not None and other.group_pairs is not None:
             groups = self.group_pairs.merge(other.group_pairs)
-        return Tallies(merged, self.pairs.merge(other.pairs), groups, self.unpaired + other.unpaired)
+        sums = None
+        if self.group_sums is not None and other.group_sums is not None:
+            sums = self.group_sums.merge(other.group_sums)
+        pairs = self.pairs.merge(other.pairs)
+        return Tallies(merged, pairs, groups, self.unpaired + other.unpaired, sums)
 
 
 class Models:
@@ -97,7 +103,12 @@ class Models:
         #: compare mse|mae's fused pass (``fused.py``), or None for the ordinary path
         self.fused: Fused | None = None
         self.keys = evaluators[0].keys
-        self.group_pairs = None if self.keys is None else pairs.copy()
+        grouped = self.keys is not None
+        self.group_pairs = pairs.copy() if grouped and not clustered else None
+        #: perplexity by sequence with --group-by: each (group, sequence) cluster's paired sums,
+        #: kept while streaming (a sequence's tokens may fall in several groups), from which the
+        #: per-group tallies are computed once the run is over (``group_clusters``)
+        self.group_sums = GroupClusterSums(len(evaluators)) if grouped and clustered else None
         self.captures = [Capture() for _ in evaluators]
         self.skip = evaluators[0].nan == "skip"
         for ev, cap in zip(evaluators, self.captures, strict=True):
@@ -119,6 +130,7 @@ class Models:
             self.pairs,
             self.group_pairs,
             self.unpaired,
+            self.group_sums,
         )
 
     @tallies.setter
@@ -126,6 +138,7 @@ class Models:
         for ev, t in zip(self.evaluators, value.models, strict=True):
             ev.tallies = t
         self.pairs, self.group_pairs, self.unpaired = value.pairs, value.group_pairs, value.unpaired
+        self.group_sums = value.group_sums
 
     def fork(self) -> Models:
         p = self.pairs
@@ -169,7 +182,7 @@ class CompareStreams(Streams):
                 if i == 0 or exc.row is not None or type(exc) is not InputError:
                     raise
                 raise blamed(exc, model.labels.get(PREDS), models.evaluators[0].labels.get(PREDS)) from None
-        if not models.clustered:
+        if not models.clustered or models.group_sums is not None:
             _pair(models, self, pieces, first)
         return rows
 
@@ -241,6 +254,13 @@ def _add(
     """Paired losses of the chunk's rows ``local`` (None: all) into the tallies."""
     n = len(losses[0])
     if n == 0:
+        return
+    if models.group_sums is not None:  # perplexity by sequence: only the (group, sequence) sums
+        rows = np.arange(first, first + n, dtype=np.int64) if local is None else local + first
+        seqmap = models.evaluators[0].seqmap
+        assert seqmap is not None
+        codes = np.asarray(_codes(models, streams, pieces), dtype=np.intp)
+        models.group_sums.add(codes if local is None else codes[local], seqmap.locate(rows)[0], losses)
         return
     w = streams.part(pieces, WEIGHTS)
     weights = None
@@ -354,6 +374,8 @@ class Outcome:
     keys: list[tuple[Any, ...]] | None
     unpaired: int
     clustered: bool = False
+    #: compare perplexity --group-by by sequence: the (group, sequence) sums behind group_pairs
+    group_sums: GroupClusterSums | None = None
 
 
 def run_models(
@@ -369,9 +391,7 @@ def run_models(
         for plan in plans:
             if hasattr(plan.scorer, "companions"):  # MAE beside MSE: not reported by a comparison
                 plan.scorer.companions = ()
-            ev = Evaluator(
-                plan.metric, nan=run.nan, worst=0, header=plan.header, scorer=plan.scorer
-            )
+            ev = Evaluator(plan.metric, nan=run.nan, worst=0, header=plan.header, scorer=plan.scorer)
             ev.text_ids, ev.output_namer, ev.keys = plan.text_ids, plan.output_names, plans[0].keys
             evaluators.append(ev)
         clustered = by_sequence(plans, evaluators)
@@ -394,4 +414,7 @@ def run_models(
         if found is not None and models.group_pairs is not None:
             models.group_pairs.grow(len(found))  # every key, even one whose rows were all skipped
         pairs = cluster_pairs(states, test, resamples, seed) if clustered else models.pairs
-        return Outcome(states, pairs, models.group_pairs, found, models.unpaired, clustered)
+        group_pairs, sums = models.group_pairs, models.group_sums
+        if sums is not None:
+            group_pairs = group_cluster_pairs(sums, len(found or ()), test, resamples, seed)
+        return Outcome(states, pairs, group_pairs, found, models.unpaired, clustered, sums)

@@ -9,7 +9,9 @@ File format (``losscli-compare`` version 1): a ZIP archive like a state file (se
 
 and ``.npy`` members: ``model.I.tallies.*`` (model I's state arrays, as in its own state file),
 ``pairs.{n,w,w2,mean,m2,resampled}`` and, with groups, ``groups.*`` the same per group (rows in
-``group_keys`` order). ``losscli merge`` recognises it and merges comparisons part by part: each
+``group_keys`` order); ``compare perplexity --group-by`` by sequence adds ``gclusters.{keys,y,n}``,
+the (group, sequence) sums its per-group tallies are recomputed from (``group_clusters``).
+``losscli merge`` recognises it and merges comparisons part by part: each
 model's states as ``merge`` always does (same checks, overlaps and gaps), the paired sums by
 addition and Chan's formula, groups by key. Nothing is unpickled; arrays are checked as state
 files' are.
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 from ..errors import OutputError
 from ..state.evalstate import EvalState
 from ..state.plain import StateFileError
+from .group_clusters import GroupClusterSums, group_cluster_pairs, merged_sums
 from .report import CompareReport
 from .tallies import Moments, PairTallies
 
@@ -51,6 +54,8 @@ class CompareState:
     #: compare perplexity by sequence: ``pairs`` is a function of the models' per-sequence sums
     #: (``clusters.cluster_pairs``), recomputed from the merged states rather than merged
     clustered: bool = False
+    #: ... and with --group-by: the (group, sequence) sums ``group_pairs`` is computed from
+    group_sums: GroupClusterSums | None = None
 
 
 def _pairs_plain(p: PairTallies) -> dict[str, NDArray[Any]]:
@@ -96,6 +101,8 @@ def save_compare(state: CompareState, path: str) -> None:
     arrays.update({f"pairs.{k}": v for k, v in _pairs_plain(state.pairs).items()})
     if state.group_pairs is not None:
         arrays.update({f"groups.{k}": v for k, v in _pairs_plain(state.group_pairs).items()})
+    if state.group_sums is not None:
+        arrays.update({f"gclusters.{k}": v for k, v in state.group_sums.to_plain().items()})
     p = state.pairs
     doc = {
         "format": FORMAT,
@@ -187,6 +194,10 @@ def load_compare(path: str) -> CompareState:
             from .clusters import cluster_pairs
 
             pairs = cluster_pairs(states, test, reps, seed)
+        sums = None
+        if clustered and keys is not None:
+            sums = GroupClusterSums.from_plain(part("gclusters."), len(names), len(keys))
+            group_pairs = group_cluster_pairs(sums, len(keys), test, reps, seed)
         return CompareState(
             names,
             states,
@@ -198,6 +209,7 @@ def load_compare(path: str) -> CompareState:
             margin,
             bool(doc["fail_if_worse"]),
             clustered,
+            sums,
         )
     except StateFileError as e:
         raise StateFileError(e.detail, path=path) from None
@@ -266,8 +278,13 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
         from .clusters import cluster_pairs
 
         pairs = cluster_pairs(states, pairs.test, pairs.resamples, pairs.seed)
-    keys, group_pairs = first.keys, first.group_pairs
-    if keys is not None and group_pairs is not None:
+    keys, group_pairs, sums = first.keys, first.group_pairs, first.group_sums
+    if keys is not None and sums is not None:  # by sequence: a cluster cut between parts is whole
+        for part in parts[1:]:
+            assert part.keys is not None and part.group_sums is not None
+            keys, sums = merged_sums(keys, sums, part.keys, part.group_sums)
+        group_pairs = group_cluster_pairs(sums, len(keys), pairs.test, pairs.resamples, pairs.seed)
+    elif keys is not None and group_pairs is not None:
         for part in parts[1:]:
             assert part.keys is not None and part.group_pairs is not None
             keys, group_pairs = _merge_groups(keys, group_pairs, part.keys, part.group_pairs)
@@ -283,6 +300,7 @@ def merge_compare(parts: list[CompareState], paths: list[str]) -> CompareState:
         first.margin,
         first.fail_if_worse,
         first.clustered,
+        sums,
     )
 
 

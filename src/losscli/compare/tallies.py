@@ -130,9 +130,9 @@ class PairTallies:
     moments: Moments = field(init=False)
     #: bootstrap: (G, B, K + 1): sum P w x_k, then sum P w; permutation: (G, R, C + 1)
     resampled: F64 = field(init=False)
-    #: compare perplexity by sequence (``clusters.py``): the cluster ratio moments of each column,
-    #: whose cluster-robust variance the t test uses (None: examples are independent)
-    ratios: list[RatioMoments] | None = field(init=False, default=None)
+    #: compare perplexity by sequence (``clusters.py``): per group, the cluster ratio moments of
+    #: each column, whose cluster-robust variance the t test uses (None: examples are independent)
+    ratios: list[list[RatioMoments]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.moments = Moments.zeros(self.groups, self.columns)

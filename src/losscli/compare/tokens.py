@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..cli_options import column_options, metric_option, reading_options
+from ..cli_options import column_options, group_options, metric_option, reading_options
 from ..errors import UsageError
 
 HELP = """Is model B better than model A, by perplexity? Paired tests clustered by sequence.
@@ -16,6 +16,7 @@ HELP = """Is model B better than model A, by perplexity? Paired tests clustered 
   losscli compare perplexity --targets ids.npy --logits a.npy --logits b.npy
   losscli compare perplexity --logprobs a.jsonl --logprobs b.jsonl --name A --name B
   losscli compare perplexity --targets ids.npy --logits a.npy --logits b.npy --shift
+  losscli compare perplexity --logprobs a.parquet --logprobs b.parquet --group-by lang
 
 The first model is the baseline; every input is streamed once, in step, and must have the same
 number of tokens (exit 3 names the file that differs). delta = model - baseline is the
@@ -24,7 +25,12 @@ not independent, so the unit of every test is the sequence ((B, T) arrays, list 
 records, --seq-col): delta is sum(NLL differences) / sum(tokens) over sequences, the t test uses
 its cluster-robust variance (G - 1 degrees of freedom), the bootstrap gives each sequence one
 Poisson weight and the permutation test one sign. Flat (N, V) logits have no sequences: tokens
-are then compared one by one (said in a note). Every model must score the same tokens."""
+are then compared one by one (said in a note). Every model must score the same tokens.
+
+With --group-by COL (a column of the baseline's log-probs or logits file, a key per sequence or
+per token, or --groups FILE, a row per token) every group gets its own tests, Holm-adjusted over
+groups and candidates; a group's unit is the (group, sequence) cluster, the tokens of one
+sequence in that group. The other models' files need no key column."""
 
 
 def tokens_command(definition: Any) -> click.Command:
@@ -63,6 +69,6 @@ def tokens_command(definition: Any) -> click.Command:
             opts["logprobs"] = True
         return run_compare(definition.name, list(logits or logprobs), opts)
 
-    options = [*column_options(), *reading_options(), *compare_options()]
+    options = [*column_options(), *group_options(), *reading_options(), *compare_options()]
     refused = ("per_example", "weights", "weight_col", "exclude_col")
     return build_command(definition, command, params, options, refused, HELP)
