@@ -216,13 +216,18 @@ def add_per_class(
     losses: F64,
     w: NDArray[Any] | None,
 ) -> None:
-    """One chunk's counted rows into the per-class sums and the confusion counts."""
+    """One chunk's counted rows into the per-class sums and the confusion counts (and, weighted,
+    the confusion weights)."""
     c = tally.classes
     weights = None if w is None else np.asarray(w, dtype=np.float64)
     if weights is not None and not weights.all():  # a row of weight 0 is a row dropped
         kept = weights != 0
         probs, targets, predicted, losses, weights = (
-            probs[kept], targets[kept], predicted[kept], losses[kept], weights[kept]
+            probs[kept],
+            targets[kept],
+            predicted[kept],
+            losses[kept],
+            weights[kept],
         )
     support = np.bincount(targets, minlength=c).astype(np.int64)
     sums = np.empty((c, 4))
@@ -231,5 +236,7 @@ def add_per_class(
     hit = predicted == targets
     sums[:, 2] = group_sum(targets[hit], None if weights is None else weights[hit], c)
     sums[:, 3] = probs.sum(axis=0) if weights is None else weights @ probs
-    confusion = np.bincount(targets * c + predicted, minlength=c * c).reshape(c, c).astype(np.int64)
-    tally.add(support, sums, confusion)
+    pairs = targets * c + predicted
+    confusion = np.bincount(pairs, minlength=c * c).reshape(c, c).astype(np.int64)
+    weight = None if weights is None else group_sum(pairs, weights, c * c).reshape(c, c)
+    tally.add(support, sums, confusion, weight)

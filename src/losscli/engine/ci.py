@@ -39,9 +39,14 @@ class TooManyClusters(InputError):
     """More distinct --cluster-col values than --max-clusters allows (exit 3)."""
 
 
-def too_many(column: str, limit: int, display: str | None = None, across: str = "") -> TooManyClusters:
+def too_many(
+    column: str, limit: int, display: str | None = None, across: str = "", shown: str | None = None
+) -> TooManyClusters:
+    """Past --max-clusters (exit 3); ``shown``: the column as the user gave it, when its name in
+    the report is not (a .npy's column 0 is keyed by the file's stem)."""
     return TooManyClusters(
-        f"--cluster-col {column!r} has more than {limit:,} distinct values{across} (--max-clusters): "
+        f"--cluster-col {shown or repr(column)} has more than {limit:,} distinct values{across} "
+        "(--max-clusters): "
         "cluster by a coarser column, or raise --max-clusters (each cluster keeps its sums in memory)",
         path=display or None,
     )
@@ -51,7 +56,7 @@ class ClusterTable(KeyTable):
     """The cluster column's values, coded like group keys; past --max-clusters, exit 3."""
 
     def _refuse(self, columns: Sequence[str]) -> None:
-        raise too_many(self.columns[0], self.max_groups, self.display)
+        raise too_many(self.columns[0], self.max_groups, self.display, shown=self.shown[0])
 
 
 class ClusterCodes:
@@ -119,19 +124,27 @@ def with_brier(
     computed as the calibration tally sums it (so the interval is around the same figure)."""
     if BRIER not in ci.names:
         return companions
+    return {**companions, BRIER: row_brier(mc, local)}
+
+
+def row_brier(mc: Any, local: NDArray[np.intp] | None) -> F64:
+    """Each counted row's Brier score (ce: sum_c (p_c - onehot_c)^2; bce: (p - y)^2, a row's
+    mean over its outputs): the per-example term whose weighted mean is the Brier score, kept
+    for its interval (--ci) and per group (--group-by)."""
     probs, targets = mc.probs, mc.prob_targets
     if probs is None or targets is None:  # nothing to score: a zero-row chunk
-        return {**companions, BRIER: np.zeros(0 if local is None else len(local))}
+        return np.zeros(0 if local is None else len(local))
     if local is not None:
         probs, targets = probs[local], targets[local]
     if probs.ndim == 2 and targets.ndim == 1:  # ce: top-1 classes
         p_t = probs[np.arange(len(probs)), targets]
-        brier = np.einsum("ij,ij->i", probs, probs) - 2.0 * p_t + 1.0
-    else:  # bce (and soft targets): the squared difference, each row's mean over its outputs
-        diff = mc.prob_diff if local is None and mc.prob_diff is not None else probs - targets
-        sq = np.square(diff, dtype=np.float64)
-        brier = sq if sq.ndim == 1 else sq.mean(axis=1)
-    return {**companions, BRIER: brier}
+        brier: F64 = np.einsum("ij,ij->i", probs, probs) - 2.0 * p_t + 1.0
+        return brier
+    # bce (and soft targets): the squared difference, each row's mean over its outputs
+    diff = mc.prob_diff if local is None and mc.prob_diff is not None else probs - targets
+    sq = np.square(diff, dtype=np.float64)
+    out: F64 = sq if sq.ndim == 1 else sq.mean(axis=1)
+    return out
 
 
 def add_groups(

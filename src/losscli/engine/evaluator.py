@@ -27,7 +27,7 @@ from ..state.evalstate import Binding, EvalState, Header, Provenance
 from ..state.group_sketch import GroupSketches
 from ..state.groups import GroupTallies
 from ..state.parts import LossState, SequenceStats
-from .ci import SEQUENCE, feed_chunk, interval_columns, new_interval_tallies, with_brier
+from .ci import BRIER, SEQUENCE, feed_chunk, interval_columns, new_interval_tallies, row_brier, with_brier
 from .grouping import add_chunk, add_left_out
 from .pairing import IndexCheck, id_text
 from .sketching import add_probabilities, add_to_sketches, new_parts
@@ -299,8 +299,11 @@ class Evaluator:
         if self.seqmap is not None:
             tallies.sequences = SequenceStats(self.seqmap.sequences, first=self.header.sequence_offset)
         if self.keys is not None:
+            # with --calibration each group keeps its Brier sum too (a mean of examples, as a
+            # companion is); ECE and MCE are not, so they stay overall figures
+            brier = (BRIER,) if self.header.metric_options.get("calibration") else ()
             tallies.groups = GroupTallies.empty(
-                self.keys.columns, self.scorer.outputs, self.scorer.companions
+                self.keys.columns, self.scorer.outputs, (*self.scorer.companions, *brier)
             )
             tallies.group_sketches = GroupSketches(tuple(self.keys.columns))
         options = self.header.metric_options.get("ci")
@@ -431,8 +434,11 @@ class Evaluator:
             state.output_sums.add(column_sums(elements, w))
         state.weight_sum.add1(weight_total)
         state.n += n
+        grouped_brier = groups is not None and state.groups is not None and BRIER in state.groups.companions
+        if grouped_brier:  # one Brier term per row, for the groups' sums and the intervals alike
+            companions = {**companions, BRIER: row_brier(mc, local)}
         if state.ci is not None:
-            means = with_brier(state.ci, companions, mc, local)
+            means = companions if grouped_brier else with_brier(state.ci, companions, mc, local)
             feed_chunk(self, state.ci, losses, w, means, local, row_map, groups, clusters)
         state.clamped += mc.clamped
         if correct is not None:

@@ -54,6 +54,15 @@ def key_names(reader: Reader, columns: list[int], name: str | None = None) -> li
     return [stem] if len(columns) == 1 else [f"{stem}.{j}" for j in columns]
 
 
+def key_phrases(reader: Reader, columns: list[int]) -> list[str]:
+    """Each key column as an error names it: its name, or its position ('column 0') when the
+    file's columns are only numbered (``key_names`` then keys the report by the file's stem,
+    which names no column)."""
+    if reader.named():
+        return [repr(reader.column_names[j]) for j in columns]
+    return [f"column {j}" for j in columns]
+
+
 def plan_groups(
     evaluation: Evaluation,
     main: Reader,
@@ -75,7 +84,8 @@ def plan_groups(
     if not columns:
         raise UsageError(f"{reader.display}: --groups FILE has no column to group by")
     names = key_names(reader, columns, None if source is None else source.name)
-    table = KeyTable(names, run.max_groups, reader.display)
+    option = "--group-by" if source is None else "--groups"
+    table = KeyTable(names, run.max_groups, reader.display, key_phrases(reader, columns), option)
     plan = GroupPlan(table, json={"file": reader.display, "columns": names})
     return key_roles(plan, reader, columns, data_roles, seqmap)
 
@@ -101,7 +111,8 @@ def plan_clusters(
             f"--cluster-col {ci.cluster_col!r} names {len(columns)} columns of {main.display}; name one"
         )
     name = key_names(main, columns)[0]
-    plan = GroupPlan(ClusterTable([name], ci.max_clusters, main.display), json={"column": name})
+    table = ClusterTable([name], ci.max_clusters, main.display, key_phrases(main, columns))
+    plan = GroupPlan(table, json={"column": name})
     return key_roles(plan, main, columns, data_roles, seqmap, (CLUSTERS, CLUSTER_KEY), "--cluster-col")
 
 

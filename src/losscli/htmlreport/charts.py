@@ -129,6 +129,10 @@ def sequences_svg(report: Any) -> str | None:
     return _svg(fig)
 
 
+#: the deltas chart's margins in inches: the title's line above the axes, the ticks and x label below
+DELTAS_TOP, DELTAS_BOTTOM = 0.4, 0.6
+
+
 def deltas_svg(report: Any, most: int = 40) -> str | None:
     """A comparison's deltas (model - baseline) with their intervals, against zero (and the
     --margin): overall, then per group (the first ``most`` rows)."""
@@ -139,8 +143,11 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
     rows = [(name, c) for name, c in rows[:most] if math.isfinite(c.delta)]
     if not rows:
         return None
-    fig = _figure(6.4, 1.2 + 0.32 * len(rows))
-    fig.subplots_adjust(left=0.3, bottom=min(0.4, 0.5 / (1 + 0.27 * len(rows))))
+    height = 1.2 + 0.32 * len(rows)
+    fig = _figure(6.4, height)
+    # margins in inches, not fractions: the title (above) and the x label (below) keep their
+    # room however few rows there are (a fixed top=0.9 clipped the title of one candidate)
+    fig.subplots_adjust(left=0.3, bottom=DELTAS_BOTTOM / height, top=1 - DELTAS_TOP / height)
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
     delta = np.array([c.delta for _, c in rows])

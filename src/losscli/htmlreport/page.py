@@ -111,16 +111,21 @@ def _sections(report: Any) -> list[str]:
     if report.groups:
         cols = list(report.groups[0].key)
         ci = [] if report.ci is None else [interval_header(report.ci)]
+        # --calibration: each group's Brier score (and its interval with --ci), as the terminal's
+        brier = any(f.key == "brier" for f in report.groups[0].figures)
+        brier_head = (["Brier"] + ([f"Brier {ci[0]}"] if ci else [])) if brier else []
         rows = [
             [
                 *("null" if g.key[c] is None else g.key[c] for c in cols),
                 fmt_number(g.value),
                 *([interval_text((g.ci or {}).get("value"))] if ci else []),
                 f"{g.n:,}",
+                *([fmt_number(g.figure_or_none("brier"))] if brier else []),
+                *([interval_text((g.ci or {}).get("brier"))] if brier and ci else []),
             ]
             for g in report.groups
         ]
-        head = [*cols, report.figures[0].label, *ci, "n"]
+        head = [*cols, report.figures[0].label, *ci, "n", *brier_head]
         numeric = set(range(len(cols), len(head)))
         out.append("<h2>Per group</h2>" + _table("groups", head, rows, numeric))
     charts_html = [
@@ -135,10 +140,12 @@ def _sections(report: Any) -> list[str]:
                 f'<figcaption class="dim">{_e(title)}</figcaption></figure>'
             )
     if report.calibration is not None:
+        weighted = bool(report.weighted)  # a bin's weight beside its rows: its means are weighted
         rows = [
             [
                 bin_label(r),
                 f"{r['count']:,}",
+                *([fmt_number(r["weight"])] if weighted else []),
                 fmt_number(r["confidence"]),
                 fmt_number(r["observed"]),
                 fmt_number(r["gap"]),
@@ -146,29 +153,42 @@ def _sections(report: Any) -> list[str]:
             for r in report.calibration["reliability"]
             if r["count"]
         ]
-        out.append(
-            _table("reliability", ["bin", "count", "confidence", "observed", "gap"], rows, {1, 2, 3, 4})
-        )
+        head = ["bin", "count", *(["weight"] if weighted else []), "confidence", "observed", "gap"]
+        out.append(_table("reliability", head, rows, set(range(1, len(head)))))
     if report.per_class is not None:
+        weighted = bool(report.per_class) and "weight" in report.per_class[0]
         rows = [
             [
                 r["class"],
                 f"{r['support']:,}",
+                *([fmt_number(r["weight"])] if weighted else []),
                 fmt_number(r["loss"]),
                 fmt_number(r["accuracy"]),
                 fmt_number(r["mean_probability"]),
             ]
             for r in report.per_class
         ]
-        out.append(
-            "<h2>Per class</h2>"
-            + _table("classes", ["class", "support", "loss", "accuracy", "mean p"], rows, {1, 2, 3, 4})
+        head = ["class", "support", *(["weight"] if weighted else []), "loss", "accuracy", "mean p"]
+        note = (
+            '<p class="dim" id="classes-weighted">support and count are rows; weight, loss, accuracy, '
+            "mean p and the share of the target are weighted; pairs ranked by weight</p>"
+            if weighted
+            else ""
         )
+        out.append("<h2>Per class</h2>" + note + _table("classes", head, rows, set(range(1, len(head)))))
         pairs = [
-            [p["target"], p["predicted"], f"{p['count']:,}", fmt_number(p["share"])]
+            [
+                p["target"],
+                p["predicted"],
+                f"{p['count']:,}",
+                *([fmt_number(p["weight"])] if weighted else []),
+                fmt_number(p["share"]),
+            ]
             for p in report.confusions or []
         ]
-        out.append(_table("confusions", ["target", "predicted", "count", "share of target"], pairs, {2, 3}))
+        share = "share of target weight" if weighted else "share of target"
+        head = ["target", "predicted", "count", *(["weight"] if weighted else []), share]
+        out.append(_table("confusions", head, pairs, set(range(2, len(head)))))
     if report.examples:
         cols = list(report.detail_columns)
         rows = [

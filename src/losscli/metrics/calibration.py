@@ -71,15 +71,22 @@ def check_per_class(classes: int) -> None:
         )
 
 
+#: what the Brier figure means, overall and per group
+BRIER_MEANING = "mean squared error of the probabilities"
+
+
 def calibration_figures(state: EvalState) -> list[Figure]:
-    """ECE, MCE and Brier, when the state has calibration bins (the overall state, not a group)."""
+    """ECE, MCE and Brier, when the state has calibration bins (the overall state); a group
+    has no bins but its Brier sum (a mean of examples, kept as a companion): Brier alone."""
     tally = state.tallies.calibration
     if tally is None:
+        if "brier" in state.tallies.companion_sums:
+            return [Figure("brier", "Brier", state.tallies.companion_mean("brier"), BRIER_MEANING)]
         return []
     fig = tally.figures()
     bins = fig["bins"]
     return [
         Figure("ece", "ECE", fig["ece"], f"expected calibration error, L1 over {bins} bins"),
         Figure("mce", "MCE", fig["mce"], "maximum calibration error: the largest bin gap"),
-        Figure("brier", "Brier", fig["brier"], "mean squared error of the probabilities"),
+        Figure("brier", "Brier", fig["brier"], BRIER_MEANING),
     ]

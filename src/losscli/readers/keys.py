@@ -54,8 +54,19 @@ class TooManyGroups(InputError):
 class KeyTable:
     """Distinct keys of one run, each with a code; per column, distinct values with a code."""
 
-    def __init__(self, columns: Sequence[str], max_groups: int, display: str = "") -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        max_groups: int,
+        display: str = "",
+        shown: Sequence[str] | None = None,
+        option: str = "--group-by",
+    ) -> None:
         self.columns = tuple(columns)
+        #: each column as an error names it: the report's key name is a file's stem when its
+        #: columns are only numbered, which names no column ('cp' for column 0 of cp.npy)
+        self.shown = tuple(shown) if shown is not None else tuple(repr(c) for c in columns)
+        self.option = option
         self.max_groups = max_groups
         self.display = display
         self._values: list[dict[tuple[str, Any], int]] = [{} for _ in columns]
@@ -81,13 +92,14 @@ class KeyTable:
             self._values[i][t] = code
             self._value_list[i].append(value)
             if code >= self.max_groups:
-                self._refuse([self.columns[i]])
+                self._refuse([self.shown[i]])
         return code
 
     def _refuse(self, columns: Sequence[str]) -> None:
-        shown = ", ".join(repr(c) for c in columns)
+        """Past --max-groups (exit 3): ``columns`` as ``shown`` names them, the file as the path."""
+        shown = ", ".join(columns)
         raise TooManyGroups(
-            f"--group-by {shown} has more than {self.max_groups:,} distinct keys (--max-groups): "
+            f"{self.option} {shown} has more than {self.max_groups:,} distinct keys (--max-groups): "
             "group by a column with fewer values, or raise --max-groups",
             path=self.display or None,
         )
@@ -182,7 +194,7 @@ class KeyTable:
                 if code is None:
                     code = len(self.keys)
                     if code >= self.max_groups:
-                        self._refuse(self.columns)
+                        self._refuse(self.shown)
                     self._combos[combo] = code
                     self.keys.append(tuple(self._value_list[i][v] for i, v in enumerate(combo)))
                 group[j] = code

@@ -314,6 +314,11 @@ def sequences_table(report: Report) -> FitTable | None:
     )
 
 
+#: the group figures whose --ci interval the per-group table shows beside them (the headline's
+#: always has its column): the Brier score, the one calibration figure a group has
+GROUP_INTERVALS = ("brier",)
+
+
 def groups_table(report: Report) -> FitTable | None:
     """One row per group: its key columns, headline, count and the other figures of the summary."""
     if not report.groups:
@@ -334,6 +339,9 @@ def groups_table(report: Report) -> FitTable | None:
     for j, f in enumerate(shown, start=1):  # the headline and count never drop
         cells = [fmt_number(g.figure_or_none(f.key), counts=isinstance(f.value, int)) for g in rows]
         cols.append(Col(f.label, cells, number=True, drop=j, justify="right"))
+        if report.ci is not None and f.key in GROUP_INTERVALS:  # its interval beside it, dropped alike
+            cells = [_interval_text((g.ci or {}).get(f.key)) for g in rows]
+            cols.append(Col(f"{f.label} interval", cells, number=True, drop=j, justify="right"))
     return FitTable(f"Per group ({len(rows):,})", cols)
 
 

@@ -83,6 +83,12 @@ an unknown member, a wrong dtype or shape) is refused with one line naming the f
   ``group_sketches`` is {columns, keys, sketches: [one sketch's meta per key]} with arrays
   ``<i>.counts``/``<i>.weights`` per group (state/group_sketch.py).
 
+``per_class`` (format version 3, ce --per-class) is {classes} with arrays ``support`` (int64
+  rows per class), ``hi``/``lo`` (classes, 4) sums, ``confusion`` (classes, classes) int64 row
+  counts and, from a weighted run, ``confusion_hi``/``confusion_lo`` (classes, classes) float64:
+  the confusion weights (state/classes.py). A group's ``companions`` end with ``brier`` when the
+  run has ``--calibration`` (the group's Brier sum; a part without it merges, dropping it).
+
 Versioning: ``format_version`` grows by one whenever the saved form changes meaning (a key
 added, removed or reinterpreted). A reader refuses a newer version with "upgrade losscli" and
 reads every older version it knows (1 to 3). A state is written with the oldest version that

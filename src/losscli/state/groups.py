@@ -148,9 +148,18 @@ class GroupTallies:
             self.overflow[:g] |= overflow
 
     def merge(self, other: GroupTallies) -> GroupTallies:
-        """Both parts' groups; the same key in both adds up (two-sum, as ``CompensatedVector``)."""
-        if (other.columns, other.outputs, other.companions) != (self.columns, self.outputs, self.companions):
+        """Both parts' groups; the same key in both adds up (two-sum, as ``CompensatedVector``).
+
+        A companion only one part keeps (the groups' Brier sum, which a state saved before
+        losscli kept it lacks) is left out of the merge: the merged groups have no such figure,
+        rather than one that counts only some of the parts."""
+        if (other.columns, other.outputs, _but_brier(other.companions)) != (
+            self.columns, self.outputs, _but_brier(self.companions)
+        ):  # fmt: skip
             raise ValueError("cannot merge group tallies of different columns, outputs or companions")
+        if other.companions != self.companions:
+            shared = tuple(c for c in self.companions if c in other.companions)
+            return self.keeping(shared).merge(other.keeping(shared))
         keys, pos = union_keys(self.keys, other.keys)
         out = GroupTallies(
             self.columns, self.outputs, self.companions, list(self.keys),
@@ -163,6 +172,19 @@ class GroupTallies:
         out.counts[pos] += other.counts
         out.overflow[pos] |= other.overflow
         return out
+
+    def keeping(self, companions: tuple[str, ...]) -> GroupTallies:
+        """These groups with only ``companions`` (a subset of this part's, in any order)."""
+        k = self.outputs + 1
+        cols = [
+            *range(k),
+            *(k + self.companions.index(c) for c in companions),
+            *range(self.width - 2, self.width),
+        ]
+        return GroupTallies(
+            self.columns, self.outputs, companions, list(self.keys),
+            self.hi[:, cols], self.lo[:, cols], self.counts.copy(), self.overflow.copy(),
+        )  # fmt: skip
 
     def order(self) -> list[int]:
         """Row positions in key order (nulls last)."""
@@ -229,6 +251,10 @@ class GroupTallies:
         if g and int(out.counts.min()) < 0:
             raise StateFileError(f"not a valid losscli state: {where}.counts holds a negative count")
         return out
+
+
+def _but_brier(companions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c for c in companions if c != "brier")
 
 
 def _encode_value(v: Any) -> Any:
