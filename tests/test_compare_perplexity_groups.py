@@ -358,6 +358,7 @@ def test_saved_halves_merge_to_the_whole(seqs, tmp_path, capsys):
         ["merge", str(tmp_path / "2.state"), str(tmp_path / "1.state"), "-f", "json"], capsys
     )
     assert code == 0, err
+    assert "warning" not in err  # --sequence-offset and --row-offset (tokens): no overlap
     w, m = json.loads(whole), json.loads(merged)
     assert [g["key"] for g in w["groups"]] == [g["key"] for g in m["groups"]]
     for gw, gm in zip(w["groups"], m["groups"], strict=True):

@@ -66,11 +66,28 @@ def align(streams: Sequence[Iterator[Chunk]], labels: Sequence[str]) -> Iterator
 
 
 class LengthMismatch(InputError):
-    """Inputs with different row counts; the engine may add what it knows of the cause."""
+    """Inputs with different row counts; the engine may add what it knows of the cause.
+
+    ``labels`` and ``totals`` (each input once) let a caller say it in its own terms (tokens)."""
+
+    labels: list[str]
+    totals: list[int]
 
 
-def length_mismatch(labels: Sequence[str], totals: Sequence[int]) -> LengthMismatch:
-    parts = [f"{label} has {n} row{'s' if n != 1 else ''}" for label, n in zip(labels, totals, strict=True)]
-    return LengthMismatch(
-        "inputs differ in length: " + ", ".join(parts) + "; every input needs one row per example"
+def length_mismatch(
+    labels: Sequence[str], totals: Sequence[int], unit: str = "row", need: str = ""
+) -> LengthMismatch:
+    """The error naming every input once (a file read for two roles, its keys beside its
+    values, is one input) with its count of ``unit``s; ``need`` says what every input needs."""
+    seen: dict[str, int] = {}
+    for label, n in zip(labels, totals, strict=True):
+        seen.setdefault(label, n)
+    parts = [f"{label} has {n} {unit}{'s' if n != 1 else ''}" for label, n in seen.items()]
+    exc = LengthMismatch(
+        "inputs differ in length: "
+        + ", ".join(parts)
+        + "; "
+        + (need or "every input needs one row per example")
     )
+    exc.labels, exc.totals = list(seen), list(seen.values())
+    return exc

@@ -117,7 +117,9 @@ def compare_options() -> list[Any]:
             "--save-state",
             metavar="PATH",
             help="Write the comparison's state to PATH: losscli merge combines the states of parts "
-            "of the data (each run with its --row-offset) into the comparison of the whole.",
+            "of the data (each run with its --row-offset) into the comparison of the whole. "
+            "Perplexity parts of list columns or JSON records need --sequence-offset (sequences "
+            "before the part) and --row-offset (tokens before it).",
         ),
         click.option(
             "--format",
@@ -233,21 +235,34 @@ def finish(
 
 
 def _worse_lines(report: Any, margin: float | None) -> list[str]:
-    """--fail-if-worse (and --margin): a line per failing comparison, overall and per group."""
+    """--fail-if-worse (and --margin): a line per failing comparison, overall and per group,
+    citing what decided it: the (Holm-adjusted) p-value against its level, or too few units."""
+    from ..results.groups import key_text
+
     out = []
-    every = [(None, c) for c in report.comparisons]
-    every += [(g.key, c) for g in report.groups or [] for c in g.comparisons]
-    for key, c in every:
-        where = "" if key is None else " in group " + ", ".join(f"{k}={v}" for k, v in key.items())
+    every = [(None, c, report.overall_adjustment) for c in report.comparisons]
+    every += [(g.key, c, report.group_adjustment) for g in report.groups or [] for c in g.comparisons]
+    units = "sequences" if report.unit == "sequence" else "examples"
+    for key, c, adjustment in every:
+        where = "" if key is None else f" in group {key_text(key)}"
+        holm = " (Holm-adjusted)" if adjustment == "holm" else ""
         if margin is None and c.verdict == "worse":
             out.append(
                 f"--fail-if-worse: {c.model} is worse than {c.baseline}{where} "
-                f"(delta {c.delta:+.6g}, p {c.p_adjusted:.3g})"
+                f"(delta {c.delta:+.6g}, p{holm} {c.p_adjusted:.3g} < {1 - report.level:g})"
             )
         elif margin is not None and not c.noninferior:
+            head = (
+                f"--fail-if-worse --margin {margin:g}: {c.model} is not shown within {margin:g} "
+                f"of {c.baseline}{where}"
+            )
+            if c.too_few or math.isnan(c.p_noninferiority_adjusted or math.nan):
+                out.append(f"{head}: too few {units} to test ({c.n} paired)")
+                continue
+            end = "" if math.isnan(c.high) else f", unadjusted CI upper end {c.high:+.6g}"
             out.append(
-                f"--fail-if-worse --margin {margin:g}: {c.model} is not shown within {margin:g} of "
-                f"{c.baseline}{where} (delta {c.delta:+.6g}, CI upper end {c.high:+.6g})"
+                f"{head}: non-inferiority p{holm} {c.p_noninferiority_adjusted:.3g} is not below "
+                f"{(1 - report.level) / 2:g} (delta {c.delta:+.6g}{end})"
             )
     return out
 

@@ -16,15 +16,22 @@ one run over all the data would.
   test allows (on n units the exact sign-flip test's smallest two-sided p is 2^(1-n): 0.25 at
   n = 3, where the bootstrap said 0.002). From that many units on, its p-value is floored at
   2^(1-n) all the same. Intervals need two units (n = 1: none, as the t interval).
+* On fewer than two paired units (one example or sequence, a group with a single sequence or
+  none) no test exists (G - 1 = 0 degrees of freedom, a single sign flip): every test gives the
+  verdict ``TOO_FEW`` with no p-value, as the bootstrap does below its own minimum.
 * ``permutation``: T = sum w d against the T_r of sign-flipped d; p = (1 + #{|T_r| >= |T|}) /
   (R + 1). It has no interval of its own: the interval shown is the t interval.
 
 With ``--margin X`` each comparison also gets a one-sided test of H0: delta >= X (non-inferiority),
-passed when its p-value is below (1 - level) / 2, which is the same as the two-sided interval's
-upper end lying below X (for t and the bootstrap).
+passed when its Holm-adjusted p-value is below (1 - level) / 2. Unadjusted, that is the same as
+the two-sided interval's upper end lying below X (for t and the bootstrap); adjusted, a
+comparison may fail with that upper end below X (intervals are not adjusted). The t test's
+p = P(T <= (delta - X) / se) is taken from the lower tail itself (``t_sf`` of the negated
+statistic), never as 1 - P(T > ...), which rounds every p below 1e-16 to 0.
 
-Holm's step-down adjustment is applied over every comparison of one report (each candidate, in
-each group), to the two-sided p-values and to the non-inferiority ones separately.
+Holm's step-down adjustment is applied over the comparisons of one report that have a p-value
+(each candidate, in each group; the overall comparisons are their own family), to the two-sided
+p-values and to the non-inferiority ones separately.
 """
 
 from __future__ import annotations
@@ -69,7 +76,8 @@ class Comparison:
     p_noninferiority_adjusted: float | None = None
     noninferior: bool | None = None
     group: tuple[object, ...] | None = None
-    #: --test bootstrap on fewer than MIN_BOOTSTRAP_UNITS paired units: no p-value, no verdict
+    #: too few paired units for the test (two for t and permutation, MIN_BOOTSTRAP_UNITS for
+    #: the bootstrap): no p-value, verdict TOO_FEW
     too_few: bool = False
 
 
@@ -111,8 +119,16 @@ def units(t: PairTallies, g: int, col: int) -> int:
     return t.ratios[g][col].g if t.ratios is not None else int(t.moments.n[g])
 
 
-def bootstrap_too_few(t: PairTallies, g: int, col: int) -> bool:
-    return t.test == "bootstrap" and units(t, g, col) < MIN_BOOTSTRAP_UNITS
+def too_few(t: PairTallies, g: int, col: int) -> bool:
+    """Column ``col`` in group ``g`` has too few paired units for the test to say anything: below
+    MIN_BOOTSTRAP_UNITS for the bootstrap; for the t test no standard error (fewer than two units,
+    or weights whose effective sample size is at most 1: zero degrees of freedom); for sign flips
+    fewer than two units (one sign flip cannot reject anything)."""
+    if t.test == "bootstrap":
+        return units(t, g, col) < MIN_BOOTSTRAP_UNITS
+    if t.test == "permutation":
+        return units(t, g, col) < 2
+    return math.isnan(_t_parts(t, g, col)[1])
 
 
 def replicates(t: PairTallies, g: int, col: int) -> F64:
@@ -141,18 +157,21 @@ def compare_one(
     """Candidate ``c`` (1..models-1) against the baseline in group ``g``: (delta with its
     interval, two-sided p-value, one-sided non-inferiority p-value or None)."""
     col = t.models + c - 1
+    none = None if margin is None else math.nan
     if t.test == "bootstrap":
         est = model_estimate(t, g, col, level)
         reps = replicates(t, g, col)
         b = len(reps)
-        if b == 0 or math.isnan(est.value) or bootstrap_too_few(t, g, col):
-            return est, math.nan, None if margin is None else math.nan
+        if b == 0 or math.isnan(est.value) or too_few(t, g, col):
+            return est, math.nan, none
         below, above = int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0))
         floor = 2.0 ** (1 - units(t, g, col))  # no paired test on n units can say more
         p = min(1.0, max(2.0 * (min(below, above) + 1) / (b + 1), floor))
         p_ni = None if margin is None else (int(np.count_nonzero(reps >= margin)) + 1) / (b + 1)
         return est, p, p_ni
     est = t_interval(t, g, col, level)
+    if too_few(t, g, col):
+        return est, math.nan, none
     p_ni = None if margin is None else _noninferiority_t(t, g, col, margin)
     if t.test == "permutation":
         # Monte Carlo sign flips estimate the exact test's p, which is never below 2^(1-n)
@@ -167,7 +186,7 @@ def _noninferiority_t(t: PairTallies, g: int, col: int, margin: float) -> float:
         return math.nan
     if se == 0.0:
         return 0.0 if mean < margin else 1.0
-    return 1.0 - t_sf((mean - margin) / se, df)
+    return t_sf((margin - mean) / se, df)  # P(T <= (mean - margin) / se), from its own tail
 
 
 def _permutation_p(t: PairTallies, g: int, c: int) -> float:
@@ -203,11 +222,18 @@ def holm(p: list[float]) -> list[float]:
     return out
 
 
+def family(comparisons: list[Comparison]) -> int:
+    """How many comparisons Holm's adjustment runs over: those with a p-value (one too few to
+    test has none and is no hypothesis tested)."""
+    return sum(1 for c in comparisons if not math.isnan(c.p_value))
+
+
 def settle(comparisons: list[Comparison], level: float, margin: float | None) -> str:
-    """Adjust the p-values of one report and give each comparison its verdict; returns the
-    adjustment's name ("holm", or "none" for a single comparison)."""
+    """Adjust the p-values of one family and give each comparison its verdict; returns the
+    adjustment's name ("holm", or "none" when at most one comparison has a p-value, whose
+    adjusted p is then its raw one)."""
     alpha = 1.0 - level
-    many = len(comparisons) > 1
+    many = family(comparisons) > 1
     adjusted = holm([c.p_value for c in comparisons]) if many else [c.p_value for c in comparisons]
     for c, p in zip(comparisons, adjusted, strict=True):
         c.p_adjusted = p

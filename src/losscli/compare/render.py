@@ -130,19 +130,28 @@ def report_renderable(report: CompareReport) -> Any:
             report.comparisons,
         )
     ]
+    from ..results.groups import key_text
+
     for g in report.groups or []:
-        label = ", ".join(f"{k}={v}" for k, v in g.key.items())
         n = g.comparisons[0].n if g.comparisons else 0  # each group's own paired units
-        units = "sequences" if report.unit == "sequence" else "examples"
-        parts.append(_table(report, f"group {label} ({n:,} paired {units})", g.models, g.comparisons))
+        units = ("sequence" if report.unit == "sequence" else "example") + ("" if n == 1 else "s")
+        title = f"group {key_text(g.key)} ({n:,} paired {units})"
+        parts.append(_table(report, title, g.models, g.comparisons, grouped=True))
     return Group(*parts, Text(_caption(report), style="dim"))
 
 
-def _table(report: CompareReport, title: str, models: list[ModelRow], comparisons: list[Comparison]) -> Any:
+def _table(
+    report: CompareReport,
+    title: str,
+    models: list[ModelRow],
+    comparisons: list[Comparison],
+    grouped: bool = False,
+) -> Any:
     from rich.table import Table
 
     pct = f"{report.level * 100:g}%"
-    p = "p (Holm)" if report.adjustment == "holm" or (report.groups and title.startswith("group ")) else "p"
+    holm = (report.group_adjustment if grouped else report.overall_adjustment) == "holm"
+    p = "p (Holm)" if holm else "p"
     table = Table(title=title, title_justify="left")
     width = max(len(m.name) for m in models)
     table.add_column("model", no_wrap=True, min_width=min(width, 24))
@@ -181,8 +190,7 @@ def _caption(report: CompareReport) -> str:
         "bootstrap": f"paired Poisson bootstrap, {report.resamples} replicates",
         "permutation": f"paired permutation (sign flips), {report.resamples} resamples",
     }[report.test]
-    grouped = sum(len(g.comparisons) for g in report.groups or [])
-    holm = report.adjustment == "holm" or grouped > 1
+    holm = report.adjustment == "holm"
     adjusted = (
         "; p and verdicts are Holm-adjusted over the comparisons, intervals are not (an interval "
         "may exclude 0 beside 'not significant'; JSON p_value is the raw p)"
@@ -190,7 +198,13 @@ def _caption(report: CompareReport) -> str:
         else ""
     )
     margin = (
-        f"; margin {report.margin:g}: within when the delta's CI upper end < margin"
+        f"; margin {report.margin:g}: within when the one-sided p of delta >= margin"
+        f"{' (Holm-adjusted)' if holm else ''} < {(1 - report.level) / 2:g}"
+        + (
+            " (unadjusted, when the delta's CI upper end < margin)"
+            if holm
+            else " (the delta's CI upper end < margin)"
+        )
         if report.margin is not None
         else ""
     )

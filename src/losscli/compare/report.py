@@ -19,10 +19,11 @@ from ..stats.intervals import MIN_BOOTSTRAP_UNITS, Interval, floored
 from .judge import (
     Comparison,
     Estimate,
-    bootstrap_too_few,
     compare_one,
+    family,
     model_estimate,
     settle,
+    too_few,
 )
 from .tallies import PairTallies
 
@@ -57,7 +58,12 @@ class CompareReport:
     margin: float | None
     models: list[ModelRow]
     comparisons: list[Comparison]
+    #: "holm" when any p-value of the report is Holm-adjusted (overall or per group)
     adjustment: str = "none"
+    #: the overall comparisons' own adjustment (the table's "p (Holm)" of the first table)
+    overall_adjustment: str = "none"
+    #: the per-group comparisons' (one family over every group and candidate)
+    group_adjustment: str = "none"
     groups: list[GroupBlock] | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -97,9 +103,12 @@ def _num(v: float | int | None) -> float | int | None:
 
 
 def _model_dict(m: ModelRow) -> dict[str, Any]:
+    """A model's row; ``file`` only where there is one (a group's rows name none: the model's
+    file is in the top-level row of the same name)."""
+    file = {"file": m.file} if m.file else {}
     return {
         "name": m.name,
-        "file": m.file,
+        **file,
         "value": _num(m.value),
         "ci": [_num(m.low), _num(m.high)],
         "n": m.n,
@@ -159,7 +168,7 @@ def build_compare_report(
         models,
         comparisons,
     )
-    report.adjustment = settle(comparisons, level, margin)
+    report.adjustment = report.overall_adjustment = settle(comparisons, level, margin)
     if pairs.ratios is not None:
         report.unit = "sequence"
     for rep in reports:
@@ -170,10 +179,14 @@ def build_compare_report(
         if group_pairs.ratios is not None:
             _sequence_figures(report.groups, states, group_pairs, group_keys)
         every = [c for g in report.groups for c in g.comparisons]
-        settle(every, level, margin)
-        if len(every) > 1:
+        report.group_adjustment = settle(every, level, margin)
+        if report.group_adjustment == "holm":
+            report.adjustment = "holm"
+            tested = family(every)
+            untested = f" (not the {len(every) - tested} too few to test)" if tested < len(every) else ""
             report.notes.append(
-                f"per-group p-values are Holm-adjusted over all {len(every)} group comparisons"
+                f"per-group p-values are Holm-adjusted over the {tested} group comparisons with a "
+                f"p-value{untested}"
             )
     every = comparisons + [c for g in report.groups or [] for c in g.comparisons]
     report.warnings += _too_few_warning(report, every)
@@ -181,19 +194,50 @@ def build_compare_report(
 
 
 def _too_few_warning(report: CompareReport, comparisons: list[Comparison]) -> list[str]:
-    """--test bootstrap on too few paired units: why there is no p-value, and what to use."""
+    """Comparisons too few to test: why there is no p-value, where (overall, which groups), and
+    what it means for the gates; a group with nothing paired in it says so."""
     few = [c for c in comparisons if c.too_few]
     if not few:
         return []
+    from ..results.groups import key_text
+
     units = "sequences" if report.unit == "sequence" else "examples"
-    where = "" if all(c.group is None for c in few) else " (in some groups)"
-    return [
-        f"--test bootstrap: only {min(c.n for c in few)} paired {units}{where} (fewer than "
-        f"{MIN_BOOTSTRAP_UNITS}), "
-        "too few for a percentile bootstrap to support a verdict: no p-value is given and "
-        "--fail-if-worse does not fire on it; use --test t or --test permutation (exact sign "
-        "flips) on so few"
-    ]
+    columns = list(report.groups[0].key) if report.groups else []
+    out = []
+    empty = sorted({key_text(dict(zip(columns, c.group, strict=False))) for c in few if c.group and c.n == 0})
+    if empty:
+        out.append(f"no paired {units} in group {_listed(empty)}: nothing to compare there, not tested")
+    few = [c for c in few if c.n > 0 or c.group is None]
+    if not few:
+        return out
+    places = sorted({key_text(dict(zip(columns, c.group, strict=False))) for c in few if c.group is not None})
+    parts = ["overall"] if any(c.group is None for c in few) else []
+    parts += [f"in group {_listed(places)}"] if places else []
+    where = " and ".join(parts)
+    gates = (
+        "--fail-if-worse does not fire on it (it cannot show a model worse); with --margin it does "
+        "(non-inferiority cannot be shown)"
+    )
+    least = min(c.n for c in few)
+    if report.test == "bootstrap":
+        out.append(
+            f"--test bootstrap: only {least} paired {units} ({where}, fewer than {MIN_BOOTSTRAP_UNITS}), "
+            "too few for a percentile bootstrap to support a verdict: no p-value is given and "
+            f"{gates}; use --test t or --test permutation (exact sign flips) on so few"
+        )
+    else:
+        unit = units if least != 1 else units[:-1]
+        out.append(
+            f"only {least} paired {unit} ({where}): too few to test (a paired test needs at least 2; "
+            f"with 1 there are 0 degrees of freedom): no p-value or verdict is given and {gates}"
+        )
+    return out
+
+
+def _listed(labels: list[str], shown: int = 10) -> str:
+    """``a, b, c`` or ``a, b, ... (and 8 more)``."""
+    more = f" (and {len(labels) - shown} more)" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
 
 
 def _headline(metric: str, est: Estimate) -> Estimate:
@@ -229,7 +273,7 @@ def _comparisons(
                 pairs.test,
                 p_noninferiority=p_ni,
                 group=key,
-                too_few=bootstrap_too_few(pairs, g, pairs.models + c - 1),
+                too_few=too_few(pairs, g, pairs.models + c - 1),
             )
         )
     return out

@@ -331,6 +331,40 @@ def drive(
 ) -> None:
     """Stream every input once through every model (``engine.runners.run`` for many models);
     ``shift``: perplexity's causal-LM shift of the (baseline's) token ids."""
+    from ..align import LengthMismatch
+
+    try:
+        _drive(models, roles, chunk_rows, threads, progress, shift)
+    except LengthMismatch as exc:
+        if models.header.metric != "perplexity" or not hasattr(exc, "totals"):
+            raise
+        raise token_mismatch(exc) from None
+
+
+def token_mismatch(exc: Any) -> Any:
+    """compare perplexity: inputs whose token counts differ, said in tokens, with how to find
+    the first sequence that differs (the counts per sequence are only known once both files
+    have been read through)."""
+    from ..align import length_mismatch
+
+    return length_mismatch(
+        exc.labels,
+        exc.totals,
+        "token",
+        "every model must score the same tokens; to find the first sequence that differs, "
+        "compare the `sequence` column of `losscli perplexity --logprobs FILE --per-example -` "
+        "(or of --logits FILE) of each model",
+    )
+
+
+def _drive(
+    models: Models,
+    roles: list[dict[str, Role]],
+    chunk_rows: int,
+    threads: int,
+    progress: Any,
+    shift: SequenceMap | None = None,
+) -> None:
     streams = combined_streams(roles)
     if not models.clustered:
         names = {name for model_roles in roles for name in model_roles}

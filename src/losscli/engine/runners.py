@@ -225,7 +225,12 @@ def run_serial(
             if progress is not None:
                 progress(rows)
     except LengthMismatch as exc:
-        raise LengthMismatch(exc.detail + _mismatch_hint(streams.readers)) from None
+        hint = _mismatch_hint(streams.readers)
+        if not hint:
+            raise
+        hinted = LengthMismatch(exc.detail + hint)
+        hinted.labels, hinted.totals = exc.labels, exc.totals
+        raise hinted from None
 
 
 def _range_openers(

@@ -137,8 +137,10 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
     """A comparison's deltas (model - baseline) with their intervals, against zero (and the
     --margin): overall, then per group (the first ``most`` rows)."""
     rows = [(c.model, c) for c in report.comparisons]
+    from ..results.groups import key_text  # null as null, "" quoted
+
     for g in report.groups or []:
-        label = ", ".join(f"{k}={v}" for k, v in g.key.items())
+        label = key_text(g.key)
         rows += [(f"{c.model} ({label})", c) for c in g.comparisons]
     rows = [(name, c) for name, c in rows[:most] if math.isfinite(c.delta)]
     if not rows:

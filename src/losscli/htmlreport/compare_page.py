@@ -62,10 +62,12 @@ def _comparisons_table(table_id: str, comparisons: list[Any], key: list[Any] | N
 def _groups(report: Any) -> str:
     if not report.groups:
         return ""
+    from ..results.groups import value_text  # null as null, "" quoted
+
     columns = list(report.groups[0].key)
     rows: list[list[Any]] = []
     for g in report.groups:
-        key = ["null" if g.key[c] is None else g.key[c] for c in columns]
+        key = [value_text(g.key[c]) for c in columns]
         for c in g.comparisons:
             rows.append(
                 [

@@ -28,7 +28,9 @@ OPTIONS = (
         "--shift",
         "flag",
         False,
-        "Causal-LM labels: logits at position t score token t+1 (targets may be the input ids).",
+        "Causal-LM labels: logits at position t score token t+1 (targets may be the input ids). "
+        "A per-token --groups/--group-by key is taken at the logit position t, not at the scored "
+        "token t+1 (the key of row t groups the loss row t scores).",
         merge_key=True,  # shifted and unshifted parts score different tokens
     ),
     MetricOption(

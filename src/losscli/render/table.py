@@ -19,6 +19,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
+from ..results.groups import value_text
 from ..results.report import Report
 
 
@@ -324,9 +325,7 @@ def groups_table(report: Report) -> FitTable | None:
     if not report.groups:
         return None
     rows = report.groups
-    cols = [
-        Col(name, ["null" if g.key[name] is None else str(g.key[name]) for g in rows]) for name in rows[0].key
-    ]
+    cols = [Col(name, [value_text(g.key[name]) for g in rows]) for name in rows[0].key]
     shown = [f for f in rows[0].figures if f.in_table and f.key not in ("value", "n")]
     cols.append(
         Col(rows[0].figures[0].label, [fmt_number(g.value) for g in rows], number=True, justify="right")

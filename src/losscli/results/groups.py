@@ -83,9 +83,20 @@ def group_quantiles(state: EvalState, key: tuple[Any, ...]) -> dict[str, Any] | 
     return quantiles_of(sketch, state.header.metric)
 
 
+def value_text(v: Any) -> str:
+    """A key value as text: null as ``null``, and the strings that would read as something else
+    quoted (the empty string as ``""``, the string "null" as ``"null"``), so a null key and the
+    text "None" or "" never look alike."""
+    if v is None:
+        return "null"
+    if isinstance(v, str) and v in ("", "null"):
+        return f'"{v}"'
+    return str(v)
+
+
 def key_text(key: dict[str, Any]) -> str:
-    """``lang=de, split=test``; a null key shows as ``null``."""
-    return ", ".join(f"{k}={'null' if v is None else v}" for k, v in key.items())
+    """``lang=de, split=test``; a null key shows as ``null``, the empty string as ``""``."""
+    return ", ".join(f"{k}={value_text(v)}" for k, v in key.items())
 
 
 def failing_groups(
