@@ -359,6 +359,11 @@ def run_threaded(
     done = score(evaluator, [open_range() for open_range in openers], 0)
     if progress is not None:
         progress(done)
+    from .forked import can_fork, run_forked
+
+    if can_fork(evaluator):  # processes where that is safe: threads hand the GIL over per numpy call
+        run_forked(evaluator, score, openers, range(1, n_chunks), threads, progress)
+        return
     workers = [evaluator.fork() for _ in range(threads)]
     counter = itertools.count(1)
     failures: list[tuple[int, BaseException]] = []
