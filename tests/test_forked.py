@@ -153,23 +153,19 @@ def test_the_cli_really_forks_for_npy_inputs(tmp_path: Path) -> None:
     np.save(tmp_path / "p.npy", rng.normal(size=5_000))
     np.save(tmp_path / "y.npy", rng.normal(size=5_000))
     marker = tmp_path / "forked.txt"
-    script = (
-        "import sys\n"
-        "import losscli.engine.forked as f\n"
-        "real = f.run_forked\n"
-        "def spy(*a, **k):\n"
-        f"    open({str(marker)!r}, 'w').write(str(len(f.ranges_of(1, 5, 2))))\n"
-        "    return real(*a, **k)\n"
-        "f.run_forked = spy\n"
+    script = _spy_script(
+        marker,
         "from losscli.cli import run\n"
         f"sys.argv = ['losscli', 'mse', {str(tmp_path / 'p.npy')!r}, {str(tmp_path / 'y.npy')!r}]\n"
         "sys.argv += ['--chunk-size', '1000']\n"
-        "run()\n"
+        "run()\n",
     )
+    # numpy is imported here before the CLI pins OpenBLAS to one thread, as the console script does
     env = {k: v for k, v in os.environ.items() if k != "LOSSCLI_WORKERS"}
+    env.update(OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert marker.read_text() == "2"
+    assert marker.read_text() == "forked"
     assert "pyarrow" not in proc.stderr.decode()
 
 
@@ -228,20 +224,109 @@ def test_a_child_error_is_raised_by_the_parent_from_the_earliest_range() -> None
         forked.run_forked(_Evaluator(), score, [], range(1, 11), 2, None)  # type: ignore[arg-type]
 
 
-def test_no_fork_with_group_keys_or_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Feed:
-        codes = None
-        table = None
+def test_a_failed_fork_leaves_the_run_to_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    ev: Any = type("E", (), {"keys": None, "interval_feed": Feed()})()
-    monkeypatch.delitem(sys.modules, "pyarrow", raising=False)
-    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)
-    assert forked.can_fork(ev) is sys.platform.startswith("linux")
-    ev.keys = object()
-    assert not forked.can_fork(ev)
-    ev.keys = None
-    monkeypatch.setattr(forked.threading, "active_count", lambda: 2)
-    assert not forked.can_fork(ev)
-    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)
-    monkeypatch.setenv("LOSSCLI_WORKERS", "threads")
-    assert not forked.can_fork(ev)
+    monkeypatch.setattr(forked.os, "fork", no_fork)
+    ev = _Evaluator()
+    assert forked.run_forked(ev, lambda e, r, i: 1, [], range(1, 5), 2, None) is False  # type: ignore[arg-type]
+    assert ev.tallies is not None and ev.tallies.seen == [0]
+
+
+def test_a_report_cut_short_is_redone(monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = os.getpid()
+    real_write = os.write
+
+    def half_then_die(fd: int, data: Any) -> int:
+        if os.getpid() != parent:
+            real_write(fd, bytes(data)[: len(data) // 2])
+            os._exit(0)  # as if killed while writing: the parent must not trust the bytes
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", half_then_die)
+
+    def score(ev: Any, rrs: list[Any], index: int) -> int:
+        ev.tallies.seen.append(index)
+        return 1
+
+    ev = _Evaluator()
+    assert forked.run_forked(ev, score, [], range(1, 9), 2, None)  # type: ignore[arg-type]
+    assert ev.tallies is not None and sorted(ev.tallies.seen) == list(range(9))
+
+
+def test_an_early_failure_stops_the_later_children() -> None:
+    import time
+
+    def score(ev: Any, rrs: list[Any], index: int) -> int:
+        if index == 1:
+            raise ValueError("bad chunk 1")
+        if index >= 6:
+            time.sleep(60)  # the second child's range: long, and never needed
+        return 1
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="bad chunk 1"):
+        forked.run_forked(_Evaluator(), score, [], range(1, 11), 2, None)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 20
+
+
+def _spy_script(marker: Path, body: str) -> str:
+    return (
+        "import sys\n"
+        "import losscli.engine.forked as f\n"
+        "real = f.run_forked\n"
+        "def spy(*a, **k):\n"
+        f"    open({str(marker)!r}, 'w').write('forked')\n"
+        "    return real(*a, **k)\n"
+        "f.run_forked = spy\n" + body
+    )
+
+
+def test_the_python_api_keeps_threads(tmp_path: Path) -> None:
+    """A library does not fork its host's process: only the CLI forks."""
+    rng = np.random.default_rng(8)
+    np.save(tmp_path / "p.npy", rng.normal(size=5_000))
+    np.save(tmp_path / "y.npy", rng.normal(size=5_000))
+    marker = tmp_path / "forked.txt"
+    body = (
+        "import losscli\n"
+        f"p, y = {str(tmp_path / 'p.npy')!r}, {str(tmp_path / 'y.npy')!r}\n"
+        "r = losscli.evaluate('mse', p, y, chunk_size=1000)\n"
+        "print(r.value)\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # no BLAS threads: only the API's choice matters
+    proc = subprocess.run(
+        [sys.executable, "-c", _spy_script(marker, body)], capture_output=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+
+
+def test_workers_variable_is_checked(tmp_path: Path) -> None:
+    np.save(tmp_path / "p.npy", np.zeros(3))
+    r = run_cli("mse", tmp_path / "p.npy", tmp_path / "p.npy", env={"LOSSCLI_WORKERS": "thread"})
+    assert r.code == 2 and r.stdout == ""
+    assert "LOSSCLI_WORKERS must be 'threads' or 'auto'" in r.stderr
+
+
+def test_compare_on_npy_inputs_of_many_chunks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    y = rng.normal(size=20_000)
+    a, b = y + rng.normal(0, 1, 20_000), y + rng.normal(0, 1.1, 20_000)
+    for name, v in (("y", y), ("a", a), ("b", b)):
+        np.save(tmp_path / f"{name}.npy", v)
+    args = (
+        "compare",
+        "mse",
+        tmp_path / "y.npy",
+        tmp_path / "a.npy",
+        tmp_path / "b.npy",
+        "--chunk-size",
+        "1000",
+    )
+    default, threads = run_cli(*args, "-f", "json"), run_cli(*args, "-f", "json", env=THREADS)
+    assert default.code == threads.code == 0, default.stderr
+    _same(default.json(), threads.json())
+    models = default.json()["models"]
+    assert math.isclose(models[0]["value"], float(np.mean((a - y) ** 2)), rel_tol=1e-12)

@@ -248,3 +248,29 @@ def test_progress_bar_only_on_a_terminal(tmp_path) -> None:
     args = ["mse", str(tmp_path / "p.npy"), str(tmp_path / "p.npy"), "--chunk-size", "10", "-f", "value"]
     assert "scoring" in _stderr_of(args, tty=True)
     assert _stderr_of(args, tty=False) == ""
+
+
+def test_a_table_to_a_full_disk_is_exit_4_in_one_line() -> None:
+    """rich writes the table itself: its ENOSPC is 'output not written' (4), as every other format's."""
+    from conftest import SAMPLES
+
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "losscli",
+                "mse",
+                SAMPLES / "exercise1_preds.csv",
+                SAMPLES / "exercise1_targets.csv",
+                "--format",
+                "table",
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    assert proc.returncode == 4
+    assert proc.stderr.decode().strip().splitlines() == [
+        "losscli: error: stdout: write failed (No space left on device)"
+    ]

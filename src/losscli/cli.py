@@ -25,6 +25,7 @@ from .cli_options import apply, common, metric_option, output_options, token_inp
 from .errors import (
     EXIT_INTERNAL,
     EXIT_OK,
+    EXIT_OUTPUT,
     EXIT_SIGINT,
     EXIT_SIGPIPE,
     EXIT_SIGTERM,
@@ -285,8 +286,12 @@ def merge(states: tuple[str, ...], **opts: Any) -> int:
 def _compare_group() -> click.Group:
     from .compare.command import HELP, CompareGroup
 
-    return CompareGroup("compare", help=HELP, short_help="Is model B better than model A? Paired tests.",
-                        context_settings=CONTEXT)
+    return CompareGroup(
+        "compare",
+        help=HELP,
+        short_help="Is model B better than model A? Paired tests.",
+        context_settings=CONTEXT,
+    )
 
 
 cli.add_command(_compare_group())
@@ -301,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
     # sums rows of logits) would fight over the same cores. Set before numpy is imported.
     for var in BLAS_THREAD_VARS:
         os.environ[var] = "1"
+    from . import owner
+
+    owner.CLI = True  # this process is ours: .npy workers may be forked processes (engine/forked.py)
     code = _outcome(argv)
     _abort_outputs()  # nothing is left on success; after a signal, no temporary file survives
     if code == EXIT_SIGPIPE:
@@ -312,6 +320,9 @@ def _invoke(argv: list[str] | None) -> int:
     """Parse and run the command, without click's ``main``: it turns a closed stdout (EPIPE) into
     exit 1, the threshold code, and prints its own usage block; losscli answers both itself."""
     args = sys.argv[1:] if argv is None else list(argv)
+    from .owner import workers_choice
+
+    workers_choice()  # a misspelt LOSSCLI_WORKERS is refused, not ignored
     cli._main_shell_completion({}, "losscli")  # _LOSSCLI_COMPLETE=bash_source, as cli.main offers
     with cli.make_context("losscli", args) as ctx:
         result = cli.invoke(ctx)
@@ -343,6 +354,10 @@ def _outcome(argv: list[str] | None) -> int:
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
             return EXIT_SIGPIPE  # stdout (or stderr) closed early, from any writer on any thread
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            # a full disk under rich's table (the other formats' writers say this themselves)
+            _stderr_line(f"losscli: error: stdout: write failed ({exc.strerror or exc})")
+            return EXIT_OUTPUT
         if os.environ.get("LOSSCLI_DEBUG"):
             raise
         name = type(exc).__name__

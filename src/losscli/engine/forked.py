@@ -12,17 +12,23 @@ its own evaluator; the child sends back its tallies (pickled: our own objects ov
 never a user's file) and exits with ``os._exit``, so no cleanup or buffered output of the
 parent runs twice. The parent merges the tallies in range order (the merge is associative).
 
-Safe means: Linux (fork is cheap and its semantics known), no other thread alive (a thread
-holding a lock at the fork would leave the child waiting forever; pyarrow's thread pools are
-such threads, so runs that imported pyarrow keep threads), and nothing the workers must share
-while they run: group keys and cluster codes are numbered as they are met, by one table that
-every thread sees, so runs with ``--group-by`` or clustered intervals keep threads too.
+Safe means: the command line runs (``owner.CLI``: a library must not fork the notebook or
+server it was imported into, nor its BLAS pools, which the CLI pins to one thread); Linux
+(fork is cheap and its semantics known); this process has no other OS thread (one holding a
+lock at the fork would leave the child waiting forever: pyarrow's pools, rich's refresh
+thread, a background import); and nothing the workers must share while they run: group keys
+and cluster codes are numbered as they are met by one table every thread sees, and bce's
+text labels learn the classes met so far, so those runs keep threads. ``compare`` keeps
+threads (its models are fed in step by one object). ``LOSSCLI_WORKERS=threads`` keeps threads
+always. A failed ``pipe`` or ``fork`` (a pids limit, no file descriptors) falls back to threads.
 
-A child that fails (bad data, or anything else) reports the first chunk it could not score;
-the parent then scores that child's range itself, from its start, so the error raised is
-exactly the one the serial run raises, and of the earliest failing range, so it names the
-first bad row in file order. A child that dies without a report (killed) is redone the same
-way. Ctrl-C or SIGTERM in the parent kills the children; they ignore SIGINT themselves.
+A child that fails (bad data, or anything else) reports the first chunk it could not score and
+the children after it are stopped: the parent scores that chunk itself, so the error raised is
+exactly the serial run's, and of the earliest failing range, so it names the first bad row in
+file order (were the chunk to pass on this process, its range and the stopped ones are scored
+here). A child that dies without a whole report (killed) is redone the same way. Ctrl-C or
+SIGTERM in the parent kills the children; they ignore SIGINT, and die with their parent
+(``PR_SET_PDEATHSIG``) should it be killed outright.
 """
 
 from __future__ import annotations
@@ -35,31 +41,43 @@ import pickle
 import selectors
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..readers.base import RangeReader
-from .evaluator import Evaluator
+from .. import owner
+
+if TYPE_CHECKING:
+    from ..readers.base import RangeReader
+    from .evaluator import Evaluator
 
 #: how often the parent moves the progress bar while children score (seconds)
 POLL_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1
+Score = Callable[["Evaluator", list["RangeReader"], int], int]
 
 
-def can_fork(evaluator: Evaluator) -> bool:
+def can_fork(evaluator: Any) -> bool:
     """Whether the workers of this run may be processes (see the module's docstring)."""
-    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+    from .evaluator import Evaluator
+
+    if owner.workers_choice() == "threads" or not owner.CLI or not sys.platform.startswith("linux"):
         return False
-    if os.environ.get("LOSSCLI_WORKERS", "").lower() == "threads":
-        return False
-    if threading.active_count() > 1 or "pyarrow" in sys.modules:
+    if type(evaluator) is not Evaluator or not evaluator.scorer.forks_alike():
         return False
     feed = evaluator.interval_feed
     if feed is not None and (feed.codes is not None or feed.table is not None):
         return False
-    return evaluator.keys is None
+    return evaluator.keys is None and _only_thread()
+
+
+def _only_thread() -> bool:
+    """No other OS thread in this process (Python's, pyarrow's, a BLAS pool's)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def ranges_of(first: int, stop: int, workers: int) -> list[range]:
@@ -72,48 +90,65 @@ def ranges_of(first: int, stop: int, workers: int) -> list[range]:
 
 def run_forked(
     evaluator: Evaluator,
-    score: Callable[[Evaluator, list[RangeReader], int], int],
+    score: Score,
     openers: Sequence[Callable[[], RangeReader]],
     chunks: range,
     workers: int,
     progress: Callable[[int], None] | None,
-) -> None:
+) -> bool:
     """Score ``chunks`` in ``workers`` child processes and merge their tallies into
-    ``evaluator.tallies`` (chunk 0 is scored already, on this process)."""
+    ``evaluator.tallies`` (chunk 0 is scored already, on this process). False, with nothing
+    changed, when the children could not be started: the caller then uses threads."""
     parts = ranges_of(chunks.start, chunks.stop, workers)
     counters = mmap.mmap(-1, 8 * len(parts))  # rows scored per child, for the progress bar
     rows_done = np.frombuffer(counters, dtype=np.int64)
-    children: list[tuple[int, int, range]] = []  # (pid, read end, range)
+    children: list[tuple[int, int]] = []  # (pid, read end)
+    parent = os.getpid()
     try:
-        for slot, part in enumerate(parts):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: never returns
-                os.close(read_end)
-                _child(evaluator, score, openers, part, rows_done, slot, write_end)
-            os.close(write_end)
-            children.append((pid, read_end, part))
+        try:
+            for slot, part in enumerate(parts):
+                read_end, write_end = os.pipe()
+                try:
+                    pid = os.fork()
+                except OSError:
+                    os.close(read_end)
+                    os.close(write_end)
+                    raise
+                if pid == 0:  # the child: never returns
+                    os.close(read_end)
+                    _child(evaluator, score, openers, part, rows_done, slot, write_end, parent)
+                os.close(write_end)
+                children.append((pid, read_end))
+        except OSError:  # no pipe or no fork (a pids limit, no descriptors): threads instead
+            for pid, _ in children:
+                _kill(pid)
+            return False
         reports = _collect(children, rows_done, progress)
     except BaseException:
-        for pid, _, _ in children:
+        for pid, _ in children:
             _kill(pid)
         raise
     finally:
-        for pid, fd, _ in children:
+        for pid, fd in children:
             _close(fd)
             _reap(pid)
     tallies = evaluator.tallies
     assert tallies is not None
-    for slot, ((_, _, part), report) in enumerate(zip(children, reports, strict=True)):
-        if report is None:  # failed or died: score the range here, so its error is the serial one
-            report = _redo(evaluator, score, openers, part, int(rows_done[slot]), progress)
-        tallies = tallies.merge(report)
+    for slot, (part, report) in enumerate(zip(parts, reports, strict=True)):
+        if report is not None and report[0] == "ok":
+            tallies = tallies.merge(report[1])
+            continue
+        if report is not None:  # ("failed", chunk): the serial run's error, raised here
+            ev = evaluator.fork()
+            score(ev, [open_range() for open_range in openers], report[1])
+        tallies = tallies.merge(_redo(evaluator, score, openers, part, int(rows_done[slot]), progress))
     evaluator.tallies = tallies
+    return True
 
 
 def _redo(
     evaluator: Evaluator,
-    score: Callable[[Evaluator, list[RangeReader], int], int],
+    score: Score,
     openers: Sequence[Callable[[], RangeReader]],
     part: range,
     counted: int,
@@ -133,64 +168,96 @@ def _redo(
 
 def _child(
     evaluator: Evaluator,
-    score: Callable[[Evaluator, list[RangeReader], int], int],
+    score: Score,
     openers: Sequence[Callable[[], RangeReader]],
     part: range,
     rows_done: Any,
     slot: int,
     write_end: int,
+    parent: int,
 ) -> None:
-    """Score ``part`` and send (tallies or None) to the parent; always ends with ``os._exit``."""
+    """Score ``part`` and send ("ok", tallies) or ("failed", chunk) to the parent; always ends
+    with ``os._exit`` (0 once the whole report is written)."""
+    status = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us on Ctrl-C
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        payload = pickle.dumps(None)
+        _die_with(parent)
+        index = part.start
         try:
             ev = evaluator.fork()
             rrs = [open_range() for open_range in openers]
             for index in part:
                 rows_done[slot] += score(ev, rrs, index)
-            payload = pickle.dumps(ev.tallies, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # reported as None: the parent redoes the range and raises
-            payload = pickle.dumps(None)
+            payload = pickle.dumps(("ok", ev.tallies), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # the parent scores this chunk again and raises its error
+            payload = pickle.dumps(("failed", index))
         view = memoryview(payload)
         while view:
             view = view[os.write(write_end, view) :]
+        status = 0
     finally:
-        os._exit(0)
+        os._exit(status)
+
+
+def _die_with(parent: int) -> None:
+    """Ask the kernel to kill this child when its parent dies (not to burn CPU as an orphan)."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _collect(
-    children: list[tuple[int, int, range]], rows_done: Any, progress: Callable[[int], None] | None
+    children: list[tuple[int, int]], rows_done: Any, progress: Callable[[int], None] | None
 ) -> list[Any]:
-    """Every child's report (its tallies, or None), read as they come; the bar moves meanwhile."""
-    buffers: dict[int, bytearray] = {fd: bytearray() for _, fd, _ in children}
-    open_fds = set(buffers)
+    """Every child's report, read as they come (None for a child that died without a whole
+    one); when a child fails, the children after it are stopped (their ranges can no longer
+    matter: the earlier failure is raised). The bar moves meanwhile."""
+    slots = {fd: slot for slot, (_, fd) in enumerate(children)}
+    buffers: dict[int, bytearray] = {fd: bytearray() for _, fd in children}
+    reports: list[Any] = [None] * len(children)
     shown = 0
     with selectors.DefaultSelector() as selector:
-        for fd in open_fds:
+        for fd in buffers:
             selector.register(fd, selectors.EVENT_READ)
-        while open_fds:
+        pending = set(buffers)
+        while pending:
             for key, _ in selector.select(POLL_SECONDS):
                 fd = int(key.fd)
                 data = os.read(fd, 1 << 20)
                 if data:
                     buffers[fd] += data
-                else:
-                    selector.unregister(fd)
-                    open_fds.discard(fd)
+                    continue
+                selector.unregister(fd)
+                pending.discard(fd)
+                slot = slots[fd]
+                reports[slot] = _report(children[slot][0], bytes(buffers[fd]))
+                buffers[fd] = bytearray()
+                if reports[slot] is not None and reports[slot][0] == "failed":
+                    for pid, _ in children[slot + 1 :]:
+                        _kill(pid)
             if progress is not None:
                 done = int(rows_done.sum())
                 if done > shown:
                     progress(done - shown)
                     shown = done
-    if progress is not None and int(rows_done.sum()) > shown:
-        progress(int(rows_done.sum()) - shown)
-    reports = []
-    for _, fd, _ in children:
-        raw = bytes(buffers[fd])
-        reports.append(pickle.loads(raw) if raw else None)  # our own child's bytes, not a user file
     return reports
+
+
+def _report(pid: int, raw: bytes) -> Any:
+    """A child's report: ("ok", tallies) or ("failed", chunk), or None when it did not end
+    well (killed, or a report cut short). Our own child's bytes, never a user's file."""
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not raw:
+        return None
+    try:
+        report = pickle.loads(raw)
+    except Exception:
+        return None
+    return report if isinstance(report, tuple) and len(report) == 2 else None
 
 
 def _kill(pid: int) -> None:

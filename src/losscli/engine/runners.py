@@ -361,8 +361,8 @@ def run_threaded(
         progress(done)
     from .forked import can_fork, run_forked
 
-    if can_fork(evaluator):  # processes where that is safe: threads hand the GIL over per numpy call
-        run_forked(evaluator, score, openers, range(1, n_chunks), threads, progress)
+    # processes where that is safe: threads hand the GIL over at every numpy call
+    if can_fork(evaluator) and run_forked(evaluator, score, openers, range(1, n_chunks), threads, progress):
         return
     workers = [evaluator.fork() for _ in range(threads)]
     counter = itertools.count(1)

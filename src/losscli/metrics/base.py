@@ -142,6 +142,12 @@ class Scorer(ABC):
         twin.scratch = Scratch()
         return twin
 
+    def forks_alike(self) -> bool:
+        """Whether a forked worker process may score with its own copy of this scorer: true
+        unless the scorer learns something over the run that every worker must see (bce's text
+        labels: the classes met so far, which threads share through one list)."""
+        return True
+
     def closing_warnings(self) -> list[str]:
         """What the scorer saw over the whole run that the figures do not show (bce: the
         --positive class never met), said once at the end."""

@@ -203,6 +203,9 @@ class BCEScorer(ElementwiseScorer):
         p, t = squeeze_single(preds), squeeze_single(need_targets(targets))
         return [(cell(p[r]), str(t[r])) for r in rows]  # the label as the file wrote it
 
+    def forks_alike(self) -> bool:
+        return not self.text_targets  # the classes met so far live in one list the workers share
+
     def closing_warnings(self) -> list[str]:
         """--positive matched no label (``Spam`` against ``spam``): every row was a negative."""
         if not self.text_targets or self.positive is None or POSITIVE_SEEN in self._other:
