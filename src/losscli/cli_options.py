@@ -151,7 +151,8 @@ def reading_options() -> list[Callable[..., Any]]:
             type=click.IntRange(min=1),
             metavar="N",
             help="Workers for seekable inputs (.npy): forked processes on Linux where that is safe "
-            "(no --group-by, no clustered --ci), else threads; default: 2 on a machine with 2+ cores. "
+            "(not with --group-by or clustered --ci; LOSSCLI_WORKERS=threads keeps threads), else "
+            "threads; default: 2 on a machine with 2+ cores. "
             "With a directory or glob input: shards evaluated at once (default: half the cores).",
         ),
         click.option(
