@@ -330,3 +330,18 @@ def test_compare_on_npy_inputs_of_many_chunks(tmp_path: Path) -> None:
     _same(default.json(), threads.json())
     models = default.json()["models"]
     assert math.isclose(models[0]["value"], float(np.mean((a - y) ** 2)), rel_tol=1e-12)
+
+
+def test_a_misspelt_workers_variable_still_shows_help_and_the_api_ignores_it(tmp_path: Path) -> None:
+    bad = {"LOSSCLI_WORKERS": "thread"}
+    helped = run_cli("mse", "--help", env=bad)
+    assert helped.code == 0 and "--threads" in helped.stdout
+    script = (
+        "import losscli, numpy as np\n"
+        "print(losscli.evaluate('mse', np.arange(5000.0), np.zeros(5000), chunk_size=500).value)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env={**os.environ, **bad}, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) == float(np.mean(np.arange(5000.0) ** 2))

@@ -274,3 +274,29 @@ def test_a_table_to_a_full_disk_is_exit_4_in_one_line() -> None:
     assert proc.stderr.decode().strip().splitlines() == [
         "losscli: error: stdout: write failed (No space left on device)"
     ]
+
+
+def test_closed_stdout_is_exit_4_and_closed_stderr_still_reports() -> None:
+    """`>&-` and `2>&-`: no traceback, no exit 70."""
+    from conftest import SAMPLES
+
+    args = [
+        sys.executable,
+        "-m",
+        "losscli",
+        "mse",
+        SAMPLES / "exercise1_preds.csv",
+        SAMPLES / "exercise1_targets.csv",
+    ]
+    closed_out = subprocess.run(
+        [*args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60, preexec_fn=lambda: os.close(1)
+    )
+    assert closed_out.returncode == 4
+    assert closed_out.stderr.decode().splitlines() == [
+        "losscli: error: stdout is closed: nothing can be written (redirect it to a file)"
+    ]
+    closed_err = subprocess.run(
+        [*args, "-f", "value"], stdout=subprocess.PIPE, timeout=60, preexec_fn=lambda: os.close(2)
+    )
+    assert closed_err.returncode == 0
+    assert float(closed_err.stdout) == 0.25  # the seed's exercise 1: (0.5^2 + 0.5^2 + 0.5^2) / 3

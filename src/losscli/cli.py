@@ -309,6 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     from . import owner
 
     owner.CLI = True  # this process is ours: .npy workers may be forked processes (engine/forked.py)
+    if sys.stderr is None:  # started with stderr closed: warnings and errors have nowhere to go
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's stderr until it exits)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): no report can be written
+        _stderr_line("losscli: error: stdout is closed: nothing can be written (redirect it to a file)")
+        sys.exit(EXIT_OUTPUT)
     code = _outcome(argv)
     _abort_outputs()  # nothing is left on success; after a signal, no temporary file survives
     if code == EXIT_SIGPIPE:
@@ -322,7 +327,8 @@ def _invoke(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     from .owner import workers_choice
 
-    workers_choice()  # a misspelt LOSSCLI_WORKERS is refused, not ignored
+    if not {"-h", "--help"} & set(args):
+        workers_choice()  # a misspelt LOSSCLI_WORKERS is refused, not ignored (help is still shown)
     cli._main_shell_completion({}, "losscli")  # _LOSSCLI_COMPLETE=bash_source, as cli.main offers
     with cli.make_context("losscli", args) as ctx:
         result = cli.invoke(ctx)
@@ -413,12 +419,16 @@ def run() -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None else 1
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with the descriptor closed
+            continue
         with contextlib.suppress(OSError):  # EPIPE was handled in main; nothing left to say
             stream.flush()
     os._exit(code)
 
 
 def _stderr_line(line: str) -> None:
+    if sys.stderr is None:  # started with stderr closed: nowhere to say it
+        return
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

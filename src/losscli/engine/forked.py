@@ -62,7 +62,7 @@ def can_fork(evaluator: Any) -> bool:
     """Whether the workers of this run may be processes (see the module's docstring)."""
     from .evaluator import Evaluator
 
-    if owner.workers_choice() == "threads" or not owner.CLI or not sys.platform.startswith("linux"):
+    if not owner.CLI or owner.workers_choice() == "threads" or not sys.platform.startswith("linux"):
         return False
     if type(evaluator) is not Evaluator or not evaluator.scorer.forks_alike():
         return False
