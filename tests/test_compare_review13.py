@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ def test_one_example_is_too_few_to_test(tmp_path, capsys, test):
     code, out, err = run_cli([*base, "-f", "json"], capsys)
     c = json.loads(out)["comparisons"][0]
     assert code == 0 and c["p_value"] is None and c["verdict"] == "too few to test"
-    assert "only 1 paired example (overall): too few to test" in err
+    assert "too few paired examples to test (overall: 1; a paired test needs at least 2" in err
     code, out, err = run_cli([*base, "--margin", "0.1", "-f", "json"], capsys)
     assert code == 1 and "too few examples to test (1 paired)" in err and "nan" not in err
 
@@ -205,3 +206,25 @@ def test_help_says_where_a_shifted_token_key_is_taken(capsys):
     for cmd in (["perplexity", "--help"], ["compare", "perplexity", "--help"]):
         _code, out, _ = run_cli(cmd, capsys)
         assert "logit position t" in " ".join(out.split())
+
+
+def test_too_few_warning_gives_each_group_its_own_count(tmp_path: Any, capsys: Any) -> None:
+    """Groups of 5 and 1 paired examples under --test bootstrap (fewer than 10 each): the warning
+    gives each its count; and compare's --help says the keys are TARGETS' columns."""
+    rng = np.random.default_rng(12)
+    g = ["five"] * 5 + ["solo"] + ["big"] * 40
+    y = rng.normal(size=len(g))
+    pd.DataFrame({"y": y, "g": g}).to_parquet(tmp_path / "t.parquet")
+    for name, scale in (("a", 1.0), ("b", 1.3)):
+        pd.DataFrame({"pred": y + rng.normal(size=len(g)) * scale}).to_parquet(tmp_path / f"{name}.parquet")
+    files = [str(tmp_path / f"{name}.parquet") for name in ("t", "a", "b")]
+    args = ["compare", "mse", *files,
+            "--pred-col", "pred", "--target-col", "y", "--group-by", "g", "--test", "bootstrap",
+            "--resamples", "200", "-f", "json"]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert "too few paired examples (group g=five: 5, group g=solo: 1; fewer than 10)" in " ".join(
+        err.split()
+    )
+    code, out, _ = run_cli(["compare", "mse", "--help"], capsys)
+    assert code == 0 and "of TARGETS, or of --groups FILE" in " ".join(out.split())

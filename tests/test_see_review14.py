@@ -311,3 +311,35 @@ def test_too_many_keys_names_the_column_not_the_file_stem(tmp_path: Path) -> Non
     clusters = run_cli("ce", tmp_path / "cp.npy", tmp_path / "y.npy", "--input", "probs", "--ci",
                        "--cluster-col", "1", "--max-clusters", "50")  # fmt: skip
     assert clusters.code == 3 and "--cluster-col column 1 has more than 50" in clusters.stderr
+
+
+def test_compare_chart_keeps_long_model_names_inside_the_svg(tmp_path: Path) -> None:
+    """Tick labels end at their x (text-anchor end) and the x label is centred: at about 0.6 em a
+    character (DejaVu Sans averages less), every one starts and ends inside the viewBox."""
+    rng = np.random.default_rng(11)
+    t = rng.normal(size=300)
+    np.save(tmp_path / "t.npy", t)
+    names = ["baseline-model-with-a-rather-long-name", "candidate-B-v2.1-finetuned-on-more-data", "C"]
+    preds = []
+    for i, _ in enumerate(names):
+        np.save(tmp_path / f"m{i}.npy", t + rng.normal(size=300) * (1 + i / 10))
+        preds.append(tmp_path / f"m{i}.npy")
+    flags = [arg for name in names for arg in ("--name", name)]
+    out = run_cli("compare", "mse", tmp_path / "t.npy", *preds, *flags, "--report", tmp_path / "r.html")
+    assert out.code in (0, 1), out.stderr
+    svg = re.findall(r"<svg.*?</svg>", (tmp_path / "r.html").read_text(encoding="utf-8"), flags=re.S)[-1]
+    box = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
+    seen = []
+    for m in re.finditer(
+        r'<text style="font-size: ([0-9.]+)px;[^"]*text-anchor: (end|middle|start)" x="([-0-9.e]+)" '
+        r'y="[-0-9.e]+" transform="rotate\((-?[0-9.]+) [^>]*>([^<]*)<',
+        svg,
+    ):
+        size, anchor, x, angle, text = float(m[1]), m[2], float(m[3]), float(m[4]), m[5]
+        if angle != 0:
+            continue
+        width = 0.6 * size * len(text)
+        left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
+        assert left >= box[0] and left + width <= box[0] + box[2], (text, left, width, box)
+        seen.append(text)
+    assert names[1] in seen

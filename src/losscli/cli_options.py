@@ -55,8 +55,8 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def group_options() -> list[Callable[..., Any]]:
-    """--group-by and where its keys come from."""
+def group_options(source: str = "PREDS") -> list[Callable[..., Any]]:
+    """--group-by and where its keys come from (``source``: the input whose columns they are)."""
     from .options import MAX_GROUPS_DEFAULT
 
     return [
@@ -64,7 +64,7 @@ def group_options() -> list[Callable[..., Any]]:
             "--group-by",
             metavar="COLS",
             help="Figures per group beside the overall ones: one row per distinct key of these "
-            "columns (of PREDS, or of --groups FILE; the same forms as --pred-col, commas for "
+            f"columns (of {source}, or of --groups FILE; the same forms as --pred-col, commas for "
             "several). Text, integer, boolean, float and dictionary (pandas category) columns; "
             "a null (or NaN) key is its own group, null. Key columns are never predictions "
             "unless named. Worst rows and per-sequence tables stay overall.",

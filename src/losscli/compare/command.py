@@ -154,7 +154,7 @@ def _compare_command(definition: Any) -> click.Command:
         preds = opts.pop("preds")
         return run_compare(definition.name, list(preds), opts)
 
-    options = [*column_options(), *group_options(), *reading_options(), *compare_options()]
+    options = [*column_options(), *group_options("TARGETS"), *reading_options(), *compare_options()]
     return build_command(definition, command, params, options, ("per_example",), HELP)
 
 

@@ -210,25 +210,27 @@ def _too_few_warning(report: CompareReport, comparisons: list[Comparison]) -> li
     few = [c for c in few if c.n > 0 or c.group is None]
     if not few:
         return out
-    places = sorted({key_text(dict(zip(columns, c.group, strict=False))) for c in few if c.group is not None})
-    parts = ["overall"] if any(c.group is None for c in few) else []
-    parts += [f"in group {_listed(places)}"] if places else []
-    where = " and ".join(parts)
+    counts: dict[str, int] = {}  # where -> its fewest paired units (over the candidates)
+    for c in few:
+        place = (
+            "overall" if c.group is None else "group " + key_text(dict(zip(columns, c.group, strict=False)))
+        )
+        counts[place] = min(c.n, counts.get(place, c.n))
+    places = sorted(counts, key=lambda p: (p != "overall", p))
+    where = _listed([f"{p}: {counts[p]}" for p in places])
     gates = (
         "--fail-if-worse does not fire on it (it cannot show a model worse); with --margin it does "
         "(non-inferiority cannot be shown)"
     )
-    least = min(c.n for c in few)
     if report.test == "bootstrap":
         out.append(
-            f"--test bootstrap: only {least} paired {units} ({where}, fewer than {MIN_BOOTSTRAP_UNITS}), "
-            "too few for a percentile bootstrap to support a verdict: no p-value is given and "
+            f"--test bootstrap: too few paired {units} ({where}; fewer than {MIN_BOOTSTRAP_UNITS}): "
+            "a percentile bootstrap cannot support a verdict on so few: no p-value is given and "
             f"{gates}; use --test t or --test permutation (exact sign flips) on so few"
         )
     else:
-        unit = units if least != 1 else units[:-1]
         out.append(
-            f"only {least} paired {unit} ({where}): too few to test (a paired test needs at least 2; "
+            f"too few paired {units} to test ({where}; a paired test needs at least 2, "
             f"with 1 there are 0 degrees of freedom): no p-value or verdict is given and {gates}"
         )
     return out

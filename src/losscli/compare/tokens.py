@@ -69,6 +69,11 @@ def tokens_command(definition: Any) -> click.Command:
             opts["logprobs"] = True
         return run_compare(definition.name, list(logits or logprobs), opts)
 
-    options = [*column_options(), *group_options(), *reading_options(), *compare_options()]
+    options = [
+        *column_options(),
+        *group_options("the baseline's --logprobs or --logits file"),
+        *reading_options(),
+        *compare_options(),
+    ]
     refused = ("per_example", "weights", "weight_col", "exclude_col")
     return build_command(definition, command, params, options, refused, HELP)

@@ -129,8 +129,21 @@ def sequences_svg(report: Any) -> str | None:
     return _svg(fig)
 
 
-#: the deltas chart's margins in inches: the title's line above the axes, the ticks and x label below
-DELTAS_TOP, DELTAS_BOTTOM = 0.4, 0.6
+#: the deltas chart's margins in inches: the title's line above the axes, the ticks and the two
+#: lines of the x label below
+DELTAS_TOP, DELTAS_BOTTOM = 0.4, 0.8
+#: the width of a tick label's character at matplotlib's default 10 pt (DejaVu Sans, a little over)
+LABEL_INCHES_PER_CHAR = 0.085
+#: names longer than this are shortened in the chart (the tables beside it give them whole)
+LONGEST_LABEL = 48
+
+
+def _short(name: str) -> str:
+    """A model name as the chart shows it: whole, or its start and end around an ellipsis."""
+    if len(name) <= LONGEST_LABEL:
+        return name
+    keep = (LONGEST_LABEL - 1) // 2
+    return name[:keep] + "\u2026" + name[-keep:]
 
 
 def deltas_svg(report: Any, most: int = 40) -> str | None:
@@ -145,11 +158,19 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
     rows = [(name, c) for name, c in rows[:most] if math.isfinite(c.delta)]
     if not rows:
         return None
-    height = 1.2 + 0.32 * len(rows)
-    fig = _figure(6.4, height)
-    # margins in inches, not fractions: the title (above) and the x label (below) keep their
-    # room however few rows there are (a fixed top=0.9 clipped the title of one candidate)
-    fig.subplots_adjust(left=0.3, bottom=DELTAS_BOTTOM / height, top=1 - DELTAS_TOP / height)
+    names = [_short(name) for name, _ in rows]
+    height = 1.4 + 0.32 * len(rows)
+    # margins in inches, not fractions: the title (above), the two-line x label (below) and the
+    # longest model name (left) keep their room however few rows or long names there are
+    label_inches = 0.25 + LABEL_INCHES_PER_CHAR * max(len(n) for n in names)
+    width = max(6.4, label_inches + 4.2)
+    fig = _figure(width, height)
+    fig.subplots_adjust(
+        left=label_inches / width,
+        right=1 - 0.2 / width,
+        bottom=DELTAS_BOTTOM / height,
+        top=1 - DELTAS_TOP / height,
+    )
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
     delta = np.array([c.delta for _, c in rows])
@@ -166,9 +187,9 @@ def deltas_svg(report: Any, most: int = 40) -> str | None:
         label = f"margin {report.margin:g}"
         ax.axvline(report.margin, color="#a15c00", linewidth=1, linestyle=":", label=label)
         ax.legend(frameon=False, loc="lower right")
-    ax.set_yticks(y, [name for name, _ in rows])
+    ax.set_yticks(y, names)
     unit = "cross-entropy, nats per token" if report.metric == "perplexity" else report.headline
-    ax.set_xlabel(f"delta ({unit}, model - {report.models[0].name}; lower is better)")
+    ax.set_xlabel(f"delta ({unit})\nmodel - {_short(report.models[0].name)}; lower is better")
     ax.set_title(f"{report.level:.0%} intervals of the deltas")
     return _svg(fig)
 
