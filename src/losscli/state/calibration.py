@@ -22,19 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..stats.moments import array_two_sum as two_sum
 from .plain import Arrays, Meta, StateFileError, fields, take, want_int
 
 F64 = NDArray[np.float64]
-
-
-def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
-    """Knuth's two-sum on arrays (as ``groups.two_sum``, which imports ``parts``: not from there)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        s = a + b
-        bp = s - a
-        err = (a - (s - bp)) + (b - bp)
-    err[~np.isfinite(s)] = 0.0
-    return s, err
 
 
 #: the sums kept per bin: weight, weight x confidence, weight x observed

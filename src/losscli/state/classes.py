@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .calibration import two_sum
+from ..stats.moments import array_two_sum as two_sum
 from .plain import Arrays, Meta, StateFileError, fields, take, want_int
 
 #: the largest class count --per-class keeps a C x C matrix for (8 MB of int64)

@@ -21,7 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..stats.moments import Moments
-from .groups import Key, two_sum, typed, union_keys
+from ..stats.moments import array_two_sum as two_sum
+from .groups import Key, typed, union_keys
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..stats.moments import array_two_sum as two_sum
 from .parts import CompensatedVector, LossState
 from .plain import (
     Arrays,
@@ -44,16 +45,6 @@ I64 = NDArray[np.int64]
 Key = tuple[Any, ...]
 #: the exact counts each group keeps, in their column order
 COUNTS = ("n", "ignored", "skipped")
-
-
-def two_sum(a: F64, b: F64) -> tuple[F64, F64]:
-    """Knuth's error-free two-sum on arrays: a + b == s + e exactly (e = 0 where s is not finite)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        s = a + b
-        bp = s - a
-        err = (a - (s - bp)) + (b - bp)
-    err[~np.isfinite(s)] = 0.0
-    return s, err
 
 
 def typed(key: Key) -> tuple[tuple[str, Any], ...]:

@@ -28,6 +28,17 @@ def two_sum(a: float, b: float) -> tuple[float, float]:
     return s, (a - (s - bb)) + (b - bb)
 
 
+def array_two_sum(a: F64, b: F64) -> tuple[F64, F64]:
+    """``two_sum`` elementwise on arrays: a + b == s + e exactly (e = 0 where s is not finite),
+    the one the state parts' compensated (hi, lo) arrays merge with."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = a + b
+        bp = s - a
+        err = (a - (s - bp)) + (b - bp)
+    err[~np.isfinite(s)] = 0.0
+    return s, err
+
+
 def _add(pair: tuple[float, float], hi: float, lo: float = 0.0) -> tuple[float, float]:
     """Compensated (hi, lo) + (hi2, lo2), renormalised."""
     s, e = two_sum(pair[0], hi)
