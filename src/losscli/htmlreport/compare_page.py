@@ -13,7 +13,7 @@ from typing import Any
 
 from ..render.table import fmt_number
 from . import charts
-from .page import CSS, _e, _table
+from .page import _e, _table, document
 
 #: the comparisons table's columns; numbers from the third on
 COMPARISON_HEAD = ["model", "baseline", "delta", "interval of delta", "p", "p adjusted", "verdict"]
@@ -107,20 +107,16 @@ def render_compare_page(report: Any) -> str:
             f'<span class="dim">{report.level:.0%} interval {_e(_interval(first.low, first.high))}; '
             f"{_e(_verdict(first))}</span></p>"
         )
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        headline,
-        "<h2>Models</h2>" + _models_table("models", report, report.models),
-        "<h2>Comparisons</h2>" + _comparisons_table("comparisons", report.comparisons),
-        f'<p class="dim" id="method">{_e(_caption(report))}</p>',
-        chart,
-        _groups(report),
-        *(f'<p class="warn">warning: {_e(w)}</p>' for w in report.warnings),
-        *(f'<p class="dim">note: {_e(n)}</p>' for n in report.notes),
-        "</body></html>",
-    ]
-    return "\n".join(p for p in parts if p) + "\n"
+    return document(
+        title,
+        [
+            headline,
+            "<h2>Models</h2>" + _models_table("models", report, report.models),
+            "<h2>Comparisons</h2>" + _comparisons_table("comparisons", report.comparisons),
+            f'<p class="dim" id="method">{_e(_caption(report))}</p>',
+            chart,
+            _groups(report),
+            *(f'<p class="warn">warning: {_e(w)}</p>' for w in report.warnings),
+            *(f'<p class="dim">note: {_e(n)}</p>' for n in report.notes),
+        ],
+    )

@@ -210,17 +210,28 @@ def render_page(report: Any) -> str:
     interpretation = f"<p>{_e(report.interpretation)}</p>" if report.interpretation else ""
     title = f"{report.title} - {files}" if files else report.title
     version = report.provenance.get("version", "")
+    return document(
+        title,
+        [
+            _headline(report),
+            interpretation,
+            warnings,
+            *_sections(report),
+            f'<p class="dim">losscli {_e(version)}; status {_e(report.status)}.</p>',
+        ],
+    )
+
+
+def document(title: str, body: list[str]) -> str:
+    """A self-contained page: the head with the inline CSS, the title as its heading, then the
+    body's non-empty parts, a line each (the report and the comparison pages alike)."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        _headline(report),
-        interpretation,
-        warnings,
-        *_sections(report),
-        f'<p class="dim">losscli {_e(version)}; status {_e(report.status)}.</p>',
+        *body,
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
