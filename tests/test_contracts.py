@@ -313,6 +313,38 @@ def test_per_example_mode_is_0666_minus_umask(tmp_path, umask: int, ext: str) ->
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_states_and_comparisons_follow_the_umask(tmp_path, umask: int) -> None:
+    """Every whole file losscli writes (atomic_file.py) gets the mode ``open`` would give it."""
+    preds, targets = SAMPLES / "exercise1_preds.csv", SAMPLES / "exercise1_targets.csv"
+    runs = {
+        "state.losscli": ["mse", preds, targets, "--save-state"],
+        "compare.losscli": [
+            "compare",
+            "mse",
+            targets,
+            preds,
+            preds,
+            "--name",
+            "A",
+            "--name",
+            "B",
+            "--save-state",
+        ],
+    }
+    for name, args in runs.items():
+        out = tmp_path / name
+        proc = subprocess.run(
+            [*LOSSCLI, *map(str, [*args, out])],
+            capture_output=True,
+            env=_env(),
+            preexec_fn=lambda: os.umask(umask),
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask, name
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_replacing_a_file_gives_the_new_file_mode(tmp_path) -> None:
     out = tmp_path / "losses.csv"
     out.write_text("old\n")

@@ -20,8 +20,6 @@ files' are.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import OutputError
+from ..atomic_file import write_atomically
 from ..state.evalstate import EvalState
 from ..state.plain import StateFileError
 from .group_clusters import GroupClusterSums, group_cluster_pairs, merged_sums
@@ -121,21 +119,7 @@ def save_compare(state: CompareState, path: str) -> None:
         "models": models,
     }
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "wb") as fh:
-            _write(fh, text, arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write the comparison state: {e.strerror or e}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda fh: _write(fh, text, arrays), f"{path}: cannot write the comparison state")
 
 
 def _write(fh: Any, text: bytes, arrays: dict[str, NDArray[Any]]) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import threading
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..atomic_file import write_atomically
+from ..errors import UsageError
 
 INSTALL = "pip install 'losscli[report]'"
 
@@ -56,21 +56,4 @@ def write_report(report: Any, path: str) -> None:
 
         text = render_page(report).encode("utf-8")
     target = os.path.realpath(path) if os.path.islink(path) else path
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as exc:
-        raise OutputError(f"--report {path}: cannot be written: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(target, lambda fh: fh.write(text), f"--report {path}: cannot be written")

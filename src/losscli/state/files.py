@@ -99,12 +99,10 @@ target, so a reader never sees half a state.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import IO, TYPE_CHECKING, Any
@@ -112,6 +110,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..atomic_file import write_atomically
 from ..errors import OutputError
 from .evalstate import FORMAT_VERSION, EvalState, saved_version
 from .plain import Arrays, StateFileError, control_character_at
@@ -158,24 +157,7 @@ def save_state(state: EvalState, path: str | PathLike[str]) -> None:
     doc = {"format": FORMAT_NAME, "format_version": version, **meta}
     text = json.dumps(doc, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "wb") as fh:
-            _write_zip(fh, text, arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, target)
-        tmp = None
-        _sync_directory(directory)
-    except OSError as e:
-        raise OutputError(f"{target}: cannot write the state: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    write_atomically(target, lambda fh: _write_zip(fh, text, arrays), f"{target}: cannot write the state")
 
 
 def _write_zip(fh: IO[bytes], text: bytes, arrays: Arrays) -> None:
@@ -189,26 +171,6 @@ def _write_zip(fh: IO[bytes], text: bytes, arrays: Arrays) -> None:
             member = zipfile.ZipInfo(f"{name}.npy", _FIXED_TIME)  # stored: see the module docstring
             with zf.open(member, "w", force_zip64=a.nbytes > 1 << 30) as out:
                 np.lib.format.write_array(out, np.ascontiguousarray(a), allow_pickle=False)
-
-
-def _default_mode() -> int:
-    """0666 less the umask, as ``open`` would have made the file (mkstemp makes it 0600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename itself durable where the platform allows it (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_state(path: str | PathLike[str]) -> EvalState:
